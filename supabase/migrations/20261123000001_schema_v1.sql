@@ -1,0 +1,925 @@
+-- Schema v1 of the WhatsApp assistant: tenancy, messaging, AI usage, tools, operations.
+--
+-- Access model (see shared DESIGN.md, "Data model" and "Security rules"):
+--   * every table has RLS enabled; every policy names its role (`to authenticated`);
+--   * members read their org's rows; owners/admins change settings and act; viewers only read;
+--   * anon has no policy anywhere, so it sees nothing;
+--   * service_role (bypassrls) does all system writes (webhook, cron, billing);
+--   * grants decide which commands and columns users may use at all (e.g. only orgs.name is
+--     updatable by users); RLS decides which rows.
+-- Runs unchanged on hosted Supabase: no roles, no superuser-only statements.
+
+-- =============================================================================================
+-- Shared: private schema, membership helpers, updated_at trigger
+-- =============================================================================================
+
+-- Not in PostgREST's exposed schemas: helpers used by policies and triggers.
+create schema if not exists private;
+revoke all on schema private from public;
+grant usage on schema private to authenticated, service_role;
+
+-- Helpers are plpgsql so that they may be declared before public.org_members exists.
+-- security definer: they read org_members without going through its own policies.
+create or replace function private.is_org_member(org uuid)
+returns boolean
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  return exists (
+    select 1
+    from public.org_members m
+    where m.org_id = org
+      and m.user_id = auth.uid()
+  );
+end;
+$$;
+
+create or replace function private.has_org_role(org uuid, roles text[])
+returns boolean
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  return exists (
+    select 1
+    from public.org_members m
+    where m.org_id = org
+      and m.user_id = auth.uid()
+      and m.role = any (roles)
+  );
+end;
+$$;
+
+comment on function private.is_org_member(uuid) is 'True when auth.uid() is a member of the org (any role).';
+comment on function private.has_org_role(uuid, text[]) is 'True when auth.uid() is a member of the org with one of the given roles.';
+
+revoke all on function private.is_org_member(uuid) from public, anon;
+revoke all on function private.has_org_role(uuid, text[]) from public, anon;
+grant execute on function private.is_org_member(uuid) to authenticated, service_role;
+grant execute on function private.has_org_role(uuid, text[]) to authenticated, service_role;
+
+-- Shared trigger function for every updated_at column.
+create or replace function public.set_updated_at()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  new.updated_at := now();
+  return new;
+end;
+$$;
+
+comment on function public.set_updated_at() is 'BEFORE UPDATE trigger: stamps updated_at with now().';
+revoke all on function public.set_updated_at() from public, anon, authenticated;
+
+-- =============================================================================================
+-- plans: catalogue of billing plans (reference data)
+-- =============================================================================================
+
+create table public.plans (
+  name                 text primary key check (name ~ '^[a-z0-9][a-z0-9_-]*$'),
+  stripe_price_id      text unique,
+  monthly_token_budget bigint not null check (monthly_token_budget >= 0),
+  limits               jsonb not null default '{}'::jsonb check (jsonb_typeof(limits) = 'object'),
+  created_at           timestamptz not null default now()
+);
+
+comment on table public.plans is 'Billing plans: Stripe price, monthly token budget and limits; written by service_role only.';
+
+alter table public.plans enable row level security;
+
+create policy plans_select_signed_in on public.plans
+  for select to authenticated
+  using (auth.uid() is not null);
+
+revoke insert, update, delete, truncate, references, trigger on public.plans from anon, authenticated;
+
+-- orgs.plan defaults to 'free', so that plan must exist on every database (hosted included).
+insert into public.plans (name, monthly_token_budget, limits)
+values ('free', 100000, '{"messages_per_minute": 10, "contact_daily_tokens": 20000}')
+on conflict (name) do nothing;
+
+-- =============================================================================================
+-- orgs: tenants
+-- =============================================================================================
+
+create table public.orgs (
+  id                     uuid primary key default gen_random_uuid(),
+  name                   text not null check (char_length(name) between 1 and 200 and btrim(name) <> ''),
+  plan                   text not null default 'free' references public.plans (name),
+  subscription_status    text not null default 'none' check (subscription_status in (
+                           'none', 'trialing', 'active', 'past_due', 'canceled', 'unpaid',
+                           'incomplete', 'incomplete_expired', 'paused')),
+  stripe_customer_id     text unique,
+  stripe_subscription_id text unique,
+  current_period_end     timestamptz,
+  cancel_at_period_end   boolean not null default false,
+  monthly_token_budget   bigint not null default 100000 check (monthly_token_budget >= 0),
+  billing_event_at       timestamptz,
+  created_at             timestamptz not null default now(),
+  updated_at             timestamptz not null default now()
+);
+
+comment on table public.orgs is 'Tenants: name, plan and Stripe billing state; users may only rename their org.';
+comment on column public.orgs.billing_event_at is 'Creation time of the last applied Stripe event; older events are ignored.';
+
+create index orgs_plan_idx on public.orgs (plan);
+
+create trigger orgs_set_updated_at before update on public.orgs
+  for each row execute function public.set_updated_at();
+
+alter table public.orgs enable row level security;
+
+create policy orgs_select_member on public.orgs
+  for select to authenticated
+  using (private.is_org_member(id));
+
+create policy orgs_update_admin on public.orgs
+  for update to authenticated
+  using (private.has_org_role(id, array['owner', 'admin']))
+  with check (private.has_org_role(id, array['owner', 'admin']));
+
+-- Billing columns are service_role only: users may update the name column and nothing else.
+revoke insert, update, delete, truncate, references, trigger on public.orgs from anon, authenticated;
+grant update (name) on public.orgs to authenticated;
+
+-- =============================================================================================
+-- org_members: who belongs to which org, with which role
+-- =============================================================================================
+
+create table public.org_members (
+  org_id     uuid not null references public.orgs (id) on delete cascade,
+  user_id    uuid not null references auth.users (id) on delete cascade,
+  role       text not null check (role in ('owner', 'admin', 'viewer')),
+  created_at timestamptz not null default now(),
+  primary key (org_id, user_id)
+);
+
+comment on table public.org_members is 'Membership of auth users in orgs with role owner, admin or viewer.';
+
+create index org_members_user_id_idx on public.org_members (user_id);
+
+alter table public.org_members enable row level security;
+
+create policy org_members_select_member on public.org_members
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+create policy org_members_insert_owner on public.org_members
+  for insert to authenticated
+  with check (private.has_org_role(org_id, array['owner']));
+
+create policy org_members_update_owner on public.org_members
+  for update to authenticated
+  using (private.has_org_role(org_id, array['owner']))
+  with check (private.has_org_role(org_id, array['owner']));
+
+create policy org_members_delete_owner on public.org_members
+  for delete to authenticated
+  using (private.has_org_role(org_id, array['owner']));
+
+revoke insert, update, delete, truncate, references, trigger on public.org_members from anon, authenticated;
+grant insert (org_id, user_id, role) on public.org_members to authenticated;
+grant update (role) on public.org_members to authenticated;
+grant delete on public.org_members to authenticated;
+
+-- Users cannot leave an org without an owner (service_role and cascades are not restricted).
+create or replace function private.keep_an_owner()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if coalesce(auth.role(), '') = 'authenticated'
+     and old.role = 'owner'
+     and (tg_op = 'DELETE' or new.role <> 'owner')
+     and not exists (
+       select 1 from public.org_members m
+       where m.org_id = old.org_id and m.role = 'owner' and m.user_id <> old.user_id
+     )
+  then
+    raise exception 'an org must keep at least one owner'
+      using errcode = 'check_violation';
+  end if;
+  if tg_op = 'DELETE' then
+    return old;
+  end if;
+  return new;
+end;
+$$;
+
+revoke all on function private.keep_an_owner() from public, anon, authenticated;
+
+create trigger org_members_keep_an_owner before update or delete on public.org_members
+  for each row execute function private.keep_an_owner();
+
+-- =============================================================================================
+-- whatsapp_numbers: WhatsApp Business numbers connected to an org
+-- =============================================================================================
+
+create table public.whatsapp_numbers (
+  id                   uuid primary key default gen_random_uuid(),
+  org_id               uuid not null references public.orgs (id) on delete cascade,
+  phone_number_id      text not null unique check (phone_number_id <> ''),
+  display_phone_number text not null,
+  waba_id              text,
+  created_at           timestamptz not null default now()
+);
+
+comment on table public.whatsapp_numbers is 'WhatsApp Cloud API numbers; inbound webhooks are routed to an org by phone_number_id.';
+
+create index whatsapp_numbers_org_id_idx on public.whatsapp_numbers (org_id);
+
+alter table public.whatsapp_numbers enable row level security;
+
+create policy whatsapp_numbers_select_member on public.whatsapp_numbers
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+create policy whatsapp_numbers_insert_admin on public.whatsapp_numbers
+  for insert to authenticated
+  with check (private.has_org_role(org_id, array['owner', 'admin']));
+
+create policy whatsapp_numbers_update_admin on public.whatsapp_numbers
+  for update to authenticated
+  using (private.has_org_role(org_id, array['owner', 'admin']))
+  with check (private.has_org_role(org_id, array['owner', 'admin']));
+
+create policy whatsapp_numbers_delete_admin on public.whatsapp_numbers
+  for delete to authenticated
+  using (private.has_org_role(org_id, array['owner', 'admin']));
+
+revoke insert, update, delete, truncate, references, trigger on public.whatsapp_numbers from anon, authenticated;
+grant insert (org_id, phone_number_id, display_phone_number, waba_id) on public.whatsapp_numbers to authenticated;
+grant update (phone_number_id, display_phone_number, waba_id) on public.whatsapp_numbers to authenticated;
+grant delete on public.whatsapp_numbers to authenticated;
+
+-- =============================================================================================
+-- assistant_settings: per-org assistant configuration
+-- =============================================================================================
+
+create table public.assistant_settings (
+  org_id                  uuid primary key references public.orgs (id) on delete cascade,
+  system_prompt           text not null default
+    'You are a helpful assistant on WhatsApp. Answer briefly and clearly, in the user''s language. '
+    'Use your tools to manage reminders, expenses and calendar events.',
+  model                   text not null default 'gpt-4o-mini',
+  fallback_model          text not null default 'claude-3-5-haiku-latest',
+  enabled_tools           text[] not null default array[
+                            'create_reminder', 'list_reminders', 'cancel_reminder', 'log_expense',
+                            'expense_summary', 'create_calendar_event', 'list_calendar_events'],
+  language                text not null default 'en',
+  timezone                text not null default 'UTC',
+  reply_template          text,
+  reminder_template       text,
+  template_language       text not null default 'en_US',
+  rate_limit_per_minute   int not null default 10 check (rate_limit_per_minute > 0),
+  contact_daily_token_cap bigint not null default 20000 check (contact_daily_token_cap >= 0),
+  updated_at              timestamptz not null default now()
+);
+
+comment on table public.assistant_settings is 'Per-org assistant configuration: prompt, models, tools, language, time zone, templates, limits.';
+comment on column public.assistant_settings.reply_template is 'Approved template name used to reply outside the 24 h customer-service window.';
+
+create trigger assistant_settings_set_updated_at before update on public.assistant_settings
+  for each row execute function public.set_updated_at();
+
+alter table public.assistant_settings enable row level security;
+
+create policy assistant_settings_select_member on public.assistant_settings
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+create policy assistant_settings_update_admin on public.assistant_settings
+  for update to authenticated
+  using (private.has_org_role(org_id, array['owner', 'admin']))
+  with check (private.has_org_role(org_id, array['owner', 'admin']));
+
+revoke insert, update, delete, truncate, references, trigger on public.assistant_settings from anon, authenticated;
+grant update (system_prompt, model, fallback_model, enabled_tools, language, timezone, reply_template,
+              reminder_template, template_language, rate_limit_per_minute, contact_daily_token_cap)
+  on public.assistant_settings to authenticated;
+
+-- =============================================================================================
+-- contacts: people who chat with an org's assistant
+-- =============================================================================================
+
+create table public.contacts (
+  id           uuid primary key default gen_random_uuid(),
+  org_id       uuid not null references public.orgs (id) on delete cascade,
+  wa_id        text not null check (wa_id ~ '^[0-9]+$'),
+  name         text,
+  locale       text,
+  timezone     text,
+  opted_out    boolean not null default false,
+  opted_out_at timestamptz,
+  created_at   timestamptz not null default now(),
+  updated_at   timestamptz not null default now(),
+  unique (org_id, wa_id)
+);
+
+comment on table public.contacts is 'WhatsApp users (wa_id, digits only) talking to an org, with locale and opt-out state.';
+
+create trigger contacts_set_updated_at before update on public.contacts
+  for each row execute function public.set_updated_at();
+
+alter table public.contacts enable row level security;
+
+create policy contacts_select_member on public.contacts
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+create policy contacts_update_admin on public.contacts
+  for update to authenticated
+  using (private.has_org_role(org_id, array['owner', 'admin']))
+  with check (private.has_org_role(org_id, array['owner', 'admin']));
+
+revoke insert, update, delete, truncate, references, trigger on public.contacts from anon, authenticated;
+grant update (name, locale, timezone, opted_out, opted_out_at) on public.contacts to authenticated;
+
+-- =============================================================================================
+-- conversations: one thread per (WhatsApp number, contact)
+-- =============================================================================================
+
+create table public.conversations (
+  id                 uuid primary key default gen_random_uuid(),
+  org_id             uuid not null references public.orgs (id) on delete cascade,
+  contact_id         uuid not null references public.contacts (id) on delete cascade,
+  whatsapp_number_id uuid not null references public.whatsapp_numbers (id),
+  mode               text not null default 'bot' check (mode in ('bot', 'human')),
+  last_inbound_at    timestamptz,
+  last_message_at    timestamptz,
+  created_at         timestamptz not null default now(),
+  updated_at         timestamptz not null default now(),
+  unique (whatsapp_number_id, contact_id)
+);
+
+comment on table public.conversations is 'A contact''s thread with one WhatsApp number: bot or human mode, last inbound time (24 h window).';
+
+create index conversations_org_id_last_message_at_idx on public.conversations (org_id, last_message_at desc);
+create index conversations_contact_id_idx on public.conversations (contact_id);
+
+create trigger conversations_set_updated_at before update on public.conversations
+  for each row execute function public.set_updated_at();
+
+alter table public.conversations enable row level security;
+
+create policy conversations_select_member on public.conversations
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+create policy conversations_update_admin on public.conversations
+  for update to authenticated
+  using (private.has_org_role(org_id, array['owner', 'admin']))
+  with check (private.has_org_role(org_id, array['owner', 'admin']));
+
+revoke insert, update, delete, truncate, references, trigger on public.conversations from anon, authenticated;
+grant update (mode) on public.conversations to authenticated;
+
+-- messaging_windows: WhatsApp's 24 h customer-service window per conversation.
+create view public.messaging_windows
+with (security_invoker = true)
+as
+select
+  c.id                                                        as conversation_id,
+  c.org_id,
+  c.contact_id,
+  c.last_inbound_at,
+  c.last_inbound_at + interval '24 hours'                     as expires_at,
+  coalesce(c.last_inbound_at > now() - interval '24 hours', false) as is_open,
+  c.whatsapp_number_id
+from public.conversations c;
+
+comment on view public.messaging_windows is 'Per conversation: when the 24 h window expires and whether freeform replies are allowed now.';
+
+revoke insert, update, delete, truncate, references, trigger on public.messaging_windows from anon, authenticated, service_role;
+
+-- =============================================================================================
+-- messages: every inbound and outbound WhatsApp message
+-- =============================================================================================
+
+create table public.messages (
+  id              uuid primary key default gen_random_uuid(),
+  org_id          uuid not null references public.orgs (id) on delete cascade,
+  conversation_id uuid not null references public.conversations (id) on delete cascade,
+  contact_id      uuid not null references public.contacts (id) on delete cascade,
+  direction       text not null check (direction in ('inbound', 'outbound')),
+  wa_message_id   text unique,
+  type            text not null,
+  body            text,
+  payload         jsonb not null default '{}'::jsonb,
+  status          text not null check (status in (
+                    'received', 'processing', 'processed', 'sent', 'delivered', 'read', 'failed',
+                    'simulated')),
+  error           jsonb,
+  attempts        int not null default 0 check (attempts >= 0),
+  lease_until     timestamptz,
+  status_at       timestamptz,
+  created_at      timestamptz not null default now(),
+  updated_at      timestamptz not null default now()
+);
+
+comment on table public.messages is 'Inbound and outbound WhatsApp messages, deduplicated on wa_message_id, with processing status and lease.';
+
+create index messages_conversation_id_created_at_idx on public.messages (conversation_id, created_at desc);
+create index messages_org_id_created_at_idx on public.messages (org_id, created_at desc);
+create index messages_contact_id_created_at_idx on public.messages (contact_id, created_at desc);
+create index messages_pending_created_at_idx on public.messages (created_at)
+  where status in ('received', 'processing');
+
+create trigger messages_set_updated_at before update on public.messages
+  for each row execute function public.set_updated_at();
+
+alter table public.messages enable row level security;
+
+create policy messages_select_member on public.messages
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+revoke insert, update, delete, truncate, references, trigger on public.messages from anon, authenticated;
+
+-- =============================================================================================
+-- webhooks: every received webhook delivery (WhatsApp, Stripe), deduplicated
+-- =============================================================================================
+
+create table public.webhooks (
+  id           uuid primary key default gen_random_uuid(),
+  source       text not null check (source in ('whatsapp', 'stripe')),
+  external_id  text not null,
+  org_id       uuid references public.orgs (id) on delete set null,
+  event_type   text,
+  status       text not null default 'received' check (status in ('received', 'processed', 'ignored', 'failed')),
+  attempts     int not null default 1 check (attempts >= 0),
+  error        text,
+  received_at  timestamptz not null default now(),
+  processed_at timestamptz,
+  unique (source, external_id)
+);
+
+comment on table public.webhooks is 'Webhook deliveries from WhatsApp and Stripe, unique per (source, external_id) for idempotency.';
+
+create index webhooks_received_at_idx on public.webhooks (received_at);
+create index webhooks_org_id_idx on public.webhooks (org_id) where org_id is not null;
+
+alter table public.webhooks enable row level security;
+
+create policy webhooks_select_member on public.webhooks
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+revoke insert, update, delete, truncate, references, trigger on public.webhooks from anon, authenticated;
+
+-- =============================================================================================
+-- ai_requests: one row per LLM call, for cost and latency accounting
+-- =============================================================================================
+
+create table public.ai_requests (
+  id              uuid primary key default gen_random_uuid(),
+  org_id          uuid not null references public.orgs (id) on delete cascade,
+  contact_id      uuid references public.contacts (id) on delete set null,
+  conversation_id uuid,  -- soft reference: usage records outlive their conversation
+  message_id      uuid,  -- soft reference: usage records outlive their message
+  provider        text not null,
+  model           text not null,
+  tokens_in       int not null default 0 check (tokens_in >= 0),
+  tokens_out      int not null default 0 check (tokens_out >= 0),
+  tokens_cached   int not null default 0 check (tokens_cached >= 0),
+  cost_usd        numeric(12, 6) not null default 0 check (cost_usd >= 0),
+  latency_ms      int check (latency_ms >= 0),
+  status          text not null check (status in ('success', 'error', 'timeout')),
+  error           text,
+  created_at      timestamptz not null default now()
+);
+
+comment on table public.ai_requests is 'LLM calls: provider, model, tokens in/out/cached, cost in USD, latency and outcome.';
+
+create index ai_requests_org_id_created_at_idx on public.ai_requests (org_id, created_at);
+create index ai_requests_contact_id_created_at_idx on public.ai_requests (contact_id, created_at);
+
+alter table public.ai_requests enable row level security;
+
+create policy ai_requests_select_member on public.ai_requests
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+revoke insert, update, delete, truncate, references, trigger on public.ai_requests from anon, authenticated;
+
+-- =============================================================================================
+-- tool_executions: tools called by the assistant
+-- =============================================================================================
+
+create table public.tool_executions (
+  id            uuid primary key default gen_random_uuid(),
+  org_id        uuid not null references public.orgs (id) on delete cascade,
+  ai_request_id uuid references public.ai_requests (id) on delete cascade,
+  contact_id    uuid references public.contacts (id) on delete set null,
+  tool          text not null,
+  input         jsonb not null default '{}'::jsonb,
+  output        jsonb,
+  status        text not null check (status in ('success', 'error')),
+  error         text,
+  latency_ms    int check (latency_ms >= 0),
+  created_at    timestamptz not null default now()
+);
+
+comment on table public.tool_executions is 'Tool calls made by the assistant, with input, output, outcome and latency.';
+
+create index tool_executions_org_id_created_at_idx on public.tool_executions (org_id, created_at desc);
+create index tool_executions_ai_request_id_idx on public.tool_executions (ai_request_id);
+create index tool_executions_contact_id_idx on public.tool_executions (contact_id);
+
+alter table public.tool_executions enable row level security;
+
+create policy tool_executions_select_member on public.tool_executions
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+revoke insert, update, delete, truncate, references, trigger on public.tool_executions from anon, authenticated;
+
+-- =============================================================================================
+-- reminders: reminders created by contacts, sent by cron
+-- =============================================================================================
+
+create table public.reminders (
+  id                 uuid primary key default gen_random_uuid(),
+  org_id             uuid not null references public.orgs (id) on delete cascade,
+  contact_id         uuid not null references public.contacts (id) on delete cascade,
+  text               text not null check (char_length(text) between 1 and 1000),
+  due_at             timestamptz not null,
+  recurrence         text not null default 'none' check (recurrence in ('none', 'daily', 'weekly', 'monthly')),
+  timezone           text not null default 'UTC',
+  status             text not null default 'pending' check (status in ('pending', 'sending', 'sent', 'failed', 'cancelled')),
+  attempts           int not null default 0 check (attempts >= 0),
+  lease_until        timestamptz,
+  sent_wa_message_id text,
+  last_error         text,
+  created_at         timestamptz not null default now(),
+  updated_at         timestamptz not null default now()
+);
+
+comment on table public.reminders is 'Contact reminders: due time, recurrence, delivery status and claim lease for cron.';
+
+create index reminders_pending_due_at_idx on public.reminders (due_at) where status = 'pending';
+create index reminders_org_id_due_at_idx on public.reminders (org_id, due_at);
+create index reminders_contact_id_due_at_idx on public.reminders (contact_id, due_at);
+
+create trigger reminders_set_updated_at before update on public.reminders
+  for each row execute function public.set_updated_at();
+
+alter table public.reminders enable row level security;
+
+create policy reminders_select_member on public.reminders
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+create policy reminders_update_admin on public.reminders
+  for update to authenticated
+  using (private.has_org_role(org_id, array['owner', 'admin']))
+  with check (private.has_org_role(org_id, array['owner', 'admin']));
+
+revoke insert, update, delete, truncate, references, trigger on public.reminders from anon, authenticated;
+grant update (text, due_at, recurrence, timezone, status) on public.reminders to authenticated;
+
+-- =============================================================================================
+-- expenses: expenses logged by contacts
+-- =============================================================================================
+
+create table public.expenses (
+  id         uuid primary key default gen_random_uuid(),
+  org_id     uuid not null references public.orgs (id) on delete cascade,
+  contact_id uuid not null references public.contacts (id) on delete cascade,
+  amount     numeric(12, 2) not null check (amount > 0),
+  currency   char(3) not null default 'USD' check (currency ~ '^[A-Z]{3}$'),
+  category   text not null default 'other',
+  note       text,
+  spent_at   timestamptz not null default now(),
+  created_at timestamptz not null default now()
+);
+
+comment on table public.expenses is 'Expenses logged by contacts through the assistant (amount, ISO currency, category).';
+
+create index expenses_org_id_contact_id_spent_at_idx on public.expenses (org_id, contact_id, spent_at);
+create index expenses_contact_id_spent_at_idx on public.expenses (contact_id, spent_at);
+
+alter table public.expenses enable row level security;
+
+create policy expenses_select_member on public.expenses
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+revoke insert, update, delete, truncate, references, trigger on public.expenses from anon, authenticated;
+
+-- =============================================================================================
+-- calendar_events: events created by contacts
+-- =============================================================================================
+
+create table public.calendar_events (
+  id          uuid primary key default gen_random_uuid(),
+  org_id      uuid not null references public.orgs (id) on delete cascade,
+  contact_id  uuid not null references public.contacts (id) on delete cascade,
+  title       text not null,
+  starts_at   timestamptz not null,
+  ends_at     timestamptz check (ends_at >= starts_at),
+  external_id text,
+  created_at  timestamptz not null default now()
+);
+
+comment on table public.calendar_events is 'Calendar events created by contacts through the assistant.';
+
+create index calendar_events_org_id_starts_at_idx on public.calendar_events (org_id, starts_at);
+create index calendar_events_contact_id_starts_at_idx on public.calendar_events (contact_id, starts_at);
+
+alter table public.calendar_events enable row level security;
+
+create policy calendar_events_select_member on public.calendar_events
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+revoke insert, update, delete, truncate, references, trigger on public.calendar_events from anon, authenticated;
+
+-- =============================================================================================
+-- rate_limits: fixed-window counters, hit atomically through rate_limit_hit()
+-- =============================================================================================
+
+create table public.rate_limits (
+  key          text not null,
+  window_start timestamptz not null,
+  count        int not null default 0 check (count >= 0),
+  org_id       uuid references public.orgs (id) on delete cascade,
+  primary key (key, window_start)
+);
+
+comment on table public.rate_limits is 'Fixed-window rate limit counters per key; old windows may be deleted at any time.';
+
+create index rate_limits_org_id_idx on public.rate_limits (org_id) where org_id is not null;
+create index rate_limits_window_start_idx on public.rate_limits (window_start);
+
+alter table public.rate_limits enable row level security;
+
+create policy rate_limits_select_member on public.rate_limits
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+revoke insert, update, delete, truncate, references, trigger on public.rate_limits from anon, authenticated;
+
+-- Counts one hit for p_key in the current window of p_window_seconds; allowed = hits <= p_limit.
+-- Windows are aligned to the epoch; give each window length its own key (e.g. 'msg:<org>:60').
+create or replace function public.rate_limit_hit(
+  p_key text,
+  p_window_seconds int,
+  p_limit int,
+  p_org_id uuid default null
+)
+returns table (hits int, allowed boolean)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  if p_key is null or p_window_seconds is null or p_window_seconds <= 0 or p_limit is null then
+    raise exception 'rate_limit_hit: p_key, p_window_seconds > 0 and p_limit are required'
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  insert into public.rate_limits as rl (key, window_start, count, org_id)
+  values (
+    p_key,
+    to_timestamp(floor(extract(epoch from now()) / p_window_seconds) * p_window_seconds),
+    1,
+    p_org_id
+  )
+  on conflict (key, window_start) do update set count = rl.count + 1
+  returning rl.count into hits;
+
+  allowed := hits <= p_limit;
+  return next;
+end;
+$$;
+
+comment on function public.rate_limit_hit(text, int, int, uuid) is 'Atomically counts one hit in the current fixed window; service_role only.';
+
+revoke all on function public.rate_limit_hit(text, int, int, uuid) from public, anon, authenticated;
+grant execute on function public.rate_limit_hit(text, int, int, uuid) to service_role;
+
+-- =============================================================================================
+-- dead_letter_queue: work that failed and is retried by cron
+-- =============================================================================================
+
+create table public.dead_letter_queue (
+  id              uuid primary key default gen_random_uuid(),
+  org_id          uuid references public.orgs (id) on delete cascade,
+  kind            text not null check (kind in ('inbound_message', 'outbound_message', 'reminder', 'billing_event')),
+  ref             text,
+  payload         jsonb not null default '{}'::jsonb,
+  error           text not null,
+  attempts        int not null default 1 check (attempts >= 0),
+  next_attempt_at timestamptz not null default now(),
+  lease_until     timestamptz,
+  status          text not null default 'pending' check (status in ('pending', 'retrying', 'resolved', 'discarded')),
+  created_at      timestamptz not null default now(),
+  updated_at      timestamptz not null default now(),
+  resolved_at     timestamptz
+);
+
+comment on table public.dead_letter_queue is 'Failed work items (messages, reminders, billing events) with retry schedule and lease.';
+
+create index dead_letter_queue_due_idx on public.dead_letter_queue (next_attempt_at)
+  where status in ('pending', 'retrying');
+create index dead_letter_queue_org_id_idx on public.dead_letter_queue (org_id, created_at desc);
+
+create trigger dead_letter_queue_set_updated_at before update on public.dead_letter_queue
+  for each row execute function public.set_updated_at();
+
+alter table public.dead_letter_queue enable row level security;
+
+create policy dead_letter_queue_select_member on public.dead_letter_queue
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+revoke insert, update, delete, truncate, references, trigger on public.dead_letter_queue from anon, authenticated;
+
+-- =============================================================================================
+-- alerts: operational alerts, acknowledged and resolved by admins
+-- =============================================================================================
+
+create table public.alerts (
+  id              uuid primary key default gen_random_uuid(),
+  org_id          uuid references public.orgs (id) on delete cascade,
+  kind            text not null,
+  severity        text not null default 'warning' check (severity in ('info', 'warning', 'critical')),
+  message         text not null,
+  status          text not null default 'open' check (status in ('open', 'acknowledged', 'resolved')),
+  acknowledged_by uuid references auth.users (id) on delete set null,
+  acknowledged_at timestamptz,
+  resolved_at     timestamptz,
+  created_at      timestamptz not null default now()
+);
+
+comment on table public.alerts is 'Operational alerts (org-wide or system-wide when org_id is null) and their acknowledgement.';
+
+create index alerts_org_id_status_idx on public.alerts (org_id, status);
+create index alerts_acknowledged_by_idx on public.alerts (acknowledged_by) where acknowledged_by is not null;
+
+-- A user acknowledging or resolving an alert is recorded as themselves, at the current time.
+create or replace function private.stamp_alert()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.status = 'acknowledged' and old.status <> 'acknowledged' then
+    new.acknowledged_at := coalesce(new.acknowledged_at, now());
+    new.acknowledged_by := coalesce(new.acknowledged_by, auth.uid());
+  elsif new.status = 'resolved' and old.status <> 'resolved' then
+    new.resolved_at := coalesce(new.resolved_at, now());
+  end if;
+  -- Users cannot attribute an acknowledgement to someone else.
+  if coalesce(auth.role(), '') = 'authenticated'
+     and new.acknowledged_by is distinct from old.acknowledged_by then
+    new.acknowledged_by := auth.uid();
+  end if;
+  return new;
+end;
+$$;
+
+revoke all on function private.stamp_alert() from public, anon, authenticated;
+
+create trigger alerts_stamp before update on public.alerts
+  for each row execute function private.stamp_alert();
+
+alter table public.alerts enable row level security;
+
+create policy alerts_select_member on public.alerts
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+create policy alerts_update_admin on public.alerts
+  for update to authenticated
+  using (private.has_org_role(org_id, array['owner', 'admin']))
+  with check (private.has_org_role(org_id, array['owner', 'admin']));
+
+revoke insert, update, delete, truncate, references, trigger on public.alerts from anon, authenticated;
+grant update (status, acknowledged_by, acknowledged_at, resolved_at) on public.alerts to authenticated;
+
+-- =============================================================================================
+-- audit_log_entries: append-only record of admin actions
+-- =============================================================================================
+
+create table public.audit_log_entries (
+  id         uuid primary key default gen_random_uuid(),
+  org_id     uuid not null references public.orgs (id) on delete cascade,
+  actor_id   uuid default auth.uid(),  -- no FK: the record outlives the user
+  action     text not null check (action <> ''),
+  target     text,
+  details    jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now()
+);
+
+comment on table public.audit_log_entries is 'Append-only audit log of admin actions; users may only add entries as themselves.';
+
+create index audit_log_entries_org_id_created_at_idx on public.audit_log_entries (org_id, created_at desc);
+
+alter table public.audit_log_entries enable row level security;
+
+create policy audit_log_entries_select_member on public.audit_log_entries
+  for select to authenticated
+  using (private.is_org_member(org_id));
+
+create policy audit_log_entries_insert_admin on public.audit_log_entries
+  for insert to authenticated
+  with check (
+    actor_id = auth.uid()
+    and private.has_org_role(org_id, array['owner', 'admin'])
+  );
+
+-- No update or delete for anyone but service_role; created_at is not settable by users.
+revoke insert, update, delete, truncate, references, trigger on public.audit_log_entries from anon, authenticated;
+grant insert (org_id, actor_id, action, target, details) on public.audit_log_entries to authenticated;
+
+-- =============================================================================================
+-- Operator views (security_invoker: the caller's RLS applies; service_role sees every org)
+-- =============================================================================================
+
+create view public.system_health_summary
+with (security_invoker = true)
+as
+select
+  o.id as org_id,
+  (select count(*) from public.messages m
+    where m.org_id = o.id and m.created_at > now() - interval '1 hour')              as messages_last_hour,
+  (select count(*) from public.messages m
+    where m.org_id = o.id and m.status in ('received', 'processing'))                 as inbound_pending,
+  (select count(*) from public.messages m
+    where m.org_id = o.id and m.status = 'failed'
+      and m.created_at > now() - interval '1 day')                                   as failed_last_day,
+  (select count(*) from public.dead_letter_queue d
+    where d.org_id = o.id and d.status in ('pending', 'retrying'))                    as dead_letters_pending,
+  (select count(*) from public.alerts a
+    where a.org_id = o.id and a.status = 'open')                                      as open_alerts,
+  (select max(c.last_inbound_at) from public.conversations c where c.org_id = o.id)  as last_inbound_at
+from public.orgs o;
+
+comment on view public.system_health_summary is 'One row per org: recent traffic, pending and failed messages, dead letters, open alerts.';
+
+-- Months are calendar months in UTC.
+create view public.ai_cost_per_contact_monthly
+with (security_invoker = true)
+as
+select
+  r.org_id,
+  r.contact_id,
+  date_trunc('month', r.created_at at time zone 'UTC')::date as month,
+  count(*)                                                   as requests,
+  sum(r.tokens_in)::bigint                                   as tokens_in,
+  sum(r.tokens_out)::bigint                                  as tokens_out,
+  sum(r.tokens_cached)::bigint                               as tokens_cached,
+  sum(r.cost_usd)                                            as cost_usd
+from public.ai_requests r
+group by r.org_id, r.contact_id, date_trunc('month', r.created_at at time zone 'UTC');
+
+comment on view public.ai_cost_per_contact_monthly is 'AI requests, tokens and cost per contact per calendar month (UTC).';
+
+create view public.ai_cost_per_org_monthly
+with (security_invoker = true)
+as
+select
+  r.org_id,
+  date_trunc('month', r.created_at at time zone 'UTC')::date as month,
+  count(*)                                                   as requests,
+  sum(r.tokens_in)::bigint                                   as tokens_in,
+  sum(r.tokens_out)::bigint                                  as tokens_out,
+  sum(r.cost_usd)                                            as cost_usd,
+  sum(r.tokens_cached)::bigint                               as tokens_cached
+from public.ai_requests r
+group by r.org_id, date_trunc('month', r.created_at at time zone 'UTC');
+
+comment on view public.ai_cost_per_org_monthly is 'AI requests, tokens and cost per org per calendar month (UTC).';
+
+revoke insert, update, delete, truncate, references, trigger
+  on public.system_health_summary, public.ai_cost_per_contact_monthly, public.ai_cost_per_org_monthly
+  from anon, authenticated, service_role;
+
+-- =============================================================================================
+-- db_ping: liveness probe for /api/health (service_role only)
+-- =============================================================================================
+
+create or replace function public.db_ping()
+returns timestamptz
+language sql
+stable
+set search_path = ''
+as $$
+  select now();
+$$;
+
+comment on function public.db_ping() is 'Health check: returns the database time; service_role only.';
+
+revoke all on function public.db_ping() from public, anon, authenticated;
+grant execute on function public.db_ping() to service_role;
