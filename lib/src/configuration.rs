@@ -1,0 +1,206 @@
+//! Process configuration, read once from environment variables (documented in `.env.example`).
+//!
+//! Optional settings fall back to safe defaults. A required variable that is missing does not
+//! stop the process: it is kept as [`Missing`] and reported by the routes that need it, so that
+//! `/api/health` still answers.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A secret value: never printed by `Debug`, only read through [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that sends or compares it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A required environment variable that is not set; names the variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("missing required environment variable {0}")]
+pub struct Missing(pub &'static str);
+
+/// Everything the routes read from the environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `APP_ENV`, else Vercel's `VERCEL_ENV`, else `development`.
+    pub environment: String,
+    /// Crate version, plus the short git commit on Vercel.
+    pub version: String,
+    /// `LOG_LEVEL`: error | warn | info | debug | trace.
+    pub log_level: String,
+    /// `MAX_BODY_BYTES`: larger request bodies get 413.
+    pub max_body_bytes: usize,
+    pub database: Result<DatabaseSettings, Missing>,
+    pub openai: Option<ProviderSettings>,
+    pub anthropic: Option<ProviderSettings>,
+    pub whatsapp: WhatsAppSettings,
+    pub health: HealthSettings,
+}
+
+/// How to reach PostgREST (hosted Supabase or a bare PostgREST).
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    /// `POSTGREST_URL`, else `SUPABASE_URL` + `/rest/v1`.
+    pub rest_url: String,
+    pub service_role_key: Secret,
+    pub anon_key: Option<Secret>,
+    pub timeout: Duration,
+}
+
+/// An LLM provider's endpoint and key.
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    pub base_url: String,
+    pub api_key: Secret,
+}
+
+/// The WhatsApp Cloud API (Meta Graph API).
+#[derive(Clone, Debug)]
+pub struct WhatsAppSettings {
+    pub graph_base_url: String,
+    pub graph_version: String,
+    pub access_token: Option<Secret>,
+}
+
+/// `/api/health` behaviour.
+#[derive(Clone, Debug)]
+pub struct HealthSettings {
+    pub cache_ttl: Duration,
+    pub check_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests). Empty values
+    /// count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let env = Env(lookup);
+        Self {
+            environment: env
+                .get("APP_ENV")
+                .or_else(|| env.get("VERCEL_ENV"))
+                .unwrap_or_else(|| "development".into()),
+            version: version(env.get("VERCEL_GIT_COMMIT_SHA")),
+            log_level: env.get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
+            max_body_bytes: env.number("MAX_BODY_BYTES", 1024 * 1024),
+            database: database_settings(&env),
+            openai: provider(
+                &env,
+                "OPENAI_API_KEY",
+                "OPENAI_BASE_URL",
+                "https://api.openai.com/v1",
+            ),
+            anthropic: provider(
+                &env,
+                "ANTHROPIC_API_KEY",
+                "ANTHROPIC_BASE_URL",
+                "https://api.anthropic.com",
+            ),
+            whatsapp: WhatsAppSettings {
+                graph_base_url: env
+                    .get("GRAPH_API_BASE_URL")
+                    .unwrap_or_else(|| "https://graph.facebook.com".into()),
+                graph_version: env
+                    .get("GRAPH_API_VERSION")
+                    .unwrap_or_else(|| "v23.0".into()),
+                access_token: env.get("WHATSAPP_ACCESS_TOKEN").map(Secret::new),
+            },
+            health: HealthSettings {
+                cache_ttl: Duration::from_millis(env.number("HEALTH_CACHE_MS", 2000) as u64),
+                check_timeout: Duration::from_millis(
+                    env.number("HEALTH_CHECK_TIMEOUT_MS", 2000) as u64
+                ),
+            },
+        }
+    }
+}
+
+/// Environment lookup that treats empty values as unset.
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, Missing> {
+        self.get(name).ok_or(Missing(name))
+    }
+
+    /// A non-negative number; an unparsable value falls back to the default with a warning
+    /// that names the variable (never its value).
+    fn number(&self, name: &str, default: usize) -> usize {
+        match self.get(name).map(|v| v.trim().parse::<usize>()) {
+            None => default,
+            Some(Ok(value)) => value,
+            Some(Err(_)) => {
+                tracing::warn!(
+                    variable = name,
+                    default,
+                    "invalid number, using the default"
+                );
+                default
+            }
+        }
+    }
+}
+
+fn version(commit: Option<String>) -> String {
+    let base = env!("CARGO_PKG_VERSION");
+    match commit {
+        Some(sha) => format!("{base}+{}", &sha[..sha.len().min(7)]),
+        None => base.to_string(),
+    }
+}
+
+fn database_settings(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+) -> Result<DatabaseSettings, Missing> {
+    let rest_url = match env.get("POSTGREST_URL") {
+        Some(url) => url,
+        None => format!(
+            "{}/rest/v1",
+            env.required("SUPABASE_URL")?.trim_end_matches('/')
+        ),
+    };
+    Ok(DatabaseSettings {
+        rest_url: rest_url.trim_end_matches('/').to_string(),
+        service_role_key: Secret::new(env.required("SUPABASE_SERVICE_ROLE_KEY")?),
+        anon_key: env.get("SUPABASE_ANON_KEY").map(Secret::new),
+        timeout: Duration::from_millis(env.number("DATABASE_TIMEOUT_MS", 5000) as u64),
+    })
+}
+
+fn provider(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+    key: &str,
+    url: &str,
+    default_url: &str,
+) -> Option<ProviderSettings> {
+    Some(ProviderSettings {
+        api_key: Secret::new(env.get(key)?),
+        base_url: env
+            .get(url)
+            .unwrap_or_else(|| default_url.into())
+            .trim_end_matches('/')
+            .to_string(),
+    })
+}

@@ -1,0 +1,26 @@
+//! The WhatsApp assistant backend: every route's handler, the clients it talks to, and the
+//! hosts (Vercel, AWS Lambda, the local dev server) that run them.
+//!
+//! A route is written once as an async function from `http::Request<Bytes>` to
+//! `http::Response<Bytes>` (see [`host::Route`]); `api/**/*.rs` only hands it to a host.
+
+pub mod configuration;
+pub mod error;
+pub mod host;
+pub mod routes;
+pub mod startup;
+pub mod supabase;
+pub mod telemetry;
+
+/// The `main` of a route binary: `assistant::serve!(assistant::routes::health::ROUTE);`.
+///
+/// It passes the binary's own source path so that the host refuses to start a route from a
+/// file other than the one it is declared for (the route table and `api/` cannot drift).
+#[macro_export]
+macro_rules! serve {
+    ($route:expr) => {
+        fn main() -> std::process::ExitCode {
+            $crate::host::serve(&$route, file!())
+        }
+    };
+}

@@ -1,0 +1,158 @@
+//! The dependency checks behind `/api/health`. None of them spends AI tokens: the providers
+//! are asked for their model list, Meta for the token's own id.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::{Check, HealthReport, Overall, ServiceStatus, Services};
+use crate::configuration::ProviderSettings;
+use crate::startup::AppState;
+use crate::supabase::Caller;
+
+/// Runs every check concurrently and sums them up.
+pub async fn run(state: &AppState) -> HealthReport {
+    let timeout = state.settings.health.check_timeout;
+    let (database, ai_primary, ai_fallback, whatsapp) = tokio::join!(
+        database(state, timeout),
+        provider(state, "openai", state.settings.openai.as_ref(), timeout),
+        provider(
+            state,
+            "anthropic",
+            state.settings.anthropic.as_ref(),
+            timeout
+        ),
+        whatsapp(state, timeout),
+    );
+    let services = Services {
+        database,
+        ai_primary,
+        ai_fallback,
+        whatsapp,
+    };
+    HealthReport {
+        status: overall(&services),
+        timestamp: Utc::now(),
+        version: state.settings.version.clone(),
+        environment: state.settings.environment.clone(),
+        services,
+    }
+}
+
+fn overall(services: &Services) -> Overall {
+    let optional = [
+        &services.ai_primary,
+        &services.ai_fallback,
+        &services.whatsapp,
+    ];
+    if services.database.status != ServiceStatus::Up {
+        Overall::Unhealthy
+    } else if optional.iter().any(|c| c.status == ServiceStatus::Down) {
+        Overall::Degraded
+    } else {
+        Overall::Healthy
+    }
+}
+
+/// Times `probe`; a probe that fails or outlasts `timeout` is `down`.
+async fn timed<F, E>(
+    service: &'static str,
+    provider: Option<&'static str>,
+    timeout: Duration,
+    probe: F,
+) -> Check
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let started = Instant::now();
+    let status = match tokio::time::timeout(timeout, probe).await {
+        Ok(Ok(())) => ServiceStatus::Up,
+        Ok(Err(error)) => {
+            tracing::warn!(service, error = %error, "health check failed");
+            ServiceStatus::Down
+        }
+        Err(_) => {
+            tracing::warn!(service, "health check timed out");
+            ServiceStatus::Down
+        }
+    };
+    Check {
+        status,
+        provider,
+        latency_ms: Some(started.elapsed().as_millis() as u64),
+    }
+}
+
+fn not_configured(provider: Option<&'static str>) -> Check {
+    Check {
+        status: ServiceStatus::NotConfigured,
+        provider,
+        latency_ms: None,
+    }
+}
+
+async fn database(state: &AppState, timeout: Duration) -> Check {
+    let Ok(db) = state.db() else {
+        return Check {
+            status: ServiceStatus::Down,
+            provider: None,
+            latency_ms: None,
+        };
+    };
+    timed("database", None, timeout, async {
+        db.rpc("db_ping", Caller::Service).execute().await.map(drop)
+    })
+    .await
+}
+
+async fn provider(
+    state: &AppState,
+    name: &'static str,
+    settings: Option<&ProviderSettings>,
+    timeout: Duration,
+) -> Check {
+    let Some(settings) = settings else {
+        return not_configured(Some(name));
+    };
+    let request = match name {
+        "anthropic" => state
+            .http
+            .get(format!("{}/v1/models", settings.base_url))
+            .header("x-api-key", settings.api_key.expose())
+            .header("anthropic-version", "2023-06-01"),
+        _ => state
+            .http
+            .get(format!("{}/models", settings.base_url))
+            .bearer_auth(settings.api_key.expose()),
+    };
+    timed(name, Some(name), timeout, ok_status(request)).await
+}
+
+async fn whatsapp(state: &AppState, timeout: Duration) -> Check {
+    let settings = &state.settings.whatsapp;
+    let Some(token) = &settings.access_token else {
+        return not_configured(None);
+    };
+    let request = state
+        .http
+        .get(format!(
+            "{}/{}/me",
+            settings.graph_base_url, settings.graph_version
+        ))
+        .query(&[("fields", "id")])
+        .bearer_auth(token.expose());
+    timed("whatsapp", None, timeout, ok_status(request)).await
+}
+
+async fn ok_status(request: reqwest::RequestBuilder) -> Result<(), String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    match response.status() {
+        status if status.is_success() => Ok(()),
+        status => Err(format!("answered {status}")),
+    }
+}

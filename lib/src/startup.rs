@@ -1,0 +1,65 @@
+//! Process-wide state, built once in `main` and shared by every concurrent request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::configuration::Settings;
+use crate::error::ApiError;
+use crate::routes::health::HealthCache;
+use crate::supabase::Postgrest;
+
+/// Everything a handler shares with the other requests of this process.
+pub struct AppState {
+    pub settings: Settings,
+    /// The one pooled HTTP client (rustls) for every outbound call.
+    pub http: reqwest::Client,
+    db: Option<Postgrest>,
+    pub health: HealthCache,
+}
+
+/// Why the process could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+}
+
+impl AppState {
+    /// Builds the shared state from `settings`.
+    pub fn new(settings: Settings) -> Result<Self, StartupError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(concat!("whatsapp-assistant/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let db = settings
+            .database
+            .as_ref()
+            .ok()
+            .map(|db| Postgrest::new(http.clone(), db));
+        let health = HealthCache::new(settings.health.cache_ttl);
+        Ok(Self {
+            settings,
+            http,
+            db,
+            health,
+        })
+    }
+
+    /// The PostgREST client, or the variable that is missing to build it.
+    pub fn db(&self) -> Result<&Postgrest, ApiError> {
+        match (&self.db, &self.settings.database) {
+            (Some(db), _) => Ok(db),
+            (None, Err(missing)) => Err(ApiError::NotConfigured(*missing)),
+            (None, Ok(_)) => Err(ApiError::Internal("database client missing".into())),
+        }
+    }
+}
+
+/// Reads the environment, starts logging and builds the shared state: what every `main` does.
+pub fn init() -> Result<Arc<AppState>, StartupError> {
+    let settings = Settings::from_env();
+    crate::telemetry::init(&settings.log_level);
+    Ok(Arc::new(AppState::new(settings)?))
+}

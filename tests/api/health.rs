@@ -1,0 +1,167 @@
+//! `/api/health`: database critical, optional services degrade, cached, HEAD works.
+
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+async fn health_json(app: &crate::helpers::TestApp) -> (u16, serde_json::Value) {
+    let response = app.get("/api/health").await;
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+#[tokio::test]
+async fn healthy_when_the_database_answers_and_nothing_optional_is_configured() {
+    let app = spawn_app().await;
+    let (status, body) = health_json(&app).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["environment"], "test");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["timestamp"].as_str().is_some_and(|t| t.contains('T')));
+    let services = &body["services"];
+    assert_eq!(services["database"]["status"], "up");
+    assert!(services["database"]["latency_ms"].is_u64());
+    assert_eq!(services["ai_primary"]["status"], "not_configured");
+    assert_eq!(services["ai_primary"]["provider"], "openai");
+    assert_eq!(services["ai_fallback"]["provider"], "anthropic");
+    assert_eq!(services["whatsapp"]["status"], "not_configured");
+}
+
+#[tokio::test]
+async fn unhealthy_503_when_postgrest_is_unreachable() {
+    let app = spawn_app_with(|env| {
+        env.insert("POSTGREST_URL".into(), "http://127.0.0.1:9".into());
+    })
+    .await;
+    let (status, body) = health_json(&app).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(body["services"]["database"]["status"], "down");
+}
+
+#[tokio::test]
+async fn health_still_answers_when_a_required_variable_is_missing() {
+    let app = spawn_app_with(|env| {
+        env.remove("SUPABASE_SERVICE_ROLE_KEY");
+    })
+    .await;
+    let (status, body) = health_json(&app).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["services"]["database"]["status"], "down");
+}
+
+#[tokio::test]
+async fn a_configured_provider_that_fails_degrades_without_spending_tokens() {
+    let openai = MockServer::start().await;
+    let anthropic = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("authorization", "Bearer sk-test-openai"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "object": "list",
+            "data": [{"id": "gpt-4o-mini", "object": "model", "created": 1686935002, "owned_by": "openai"}]
+        })))
+        .expect(1)
+        .mount(&openai)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("x-api-key", "sk-ant-test"))
+        .and(header("anthropic-version", "2023-06-01"))
+        .respond_with(ResponseTemplate::new(529).set_body_json(serde_json::json!({
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": "Overloaded"}
+        })))
+        .expect(1)
+        .mount(&anthropic)
+        .await;
+    let (openai_url, anthropic_url) = (format!("{}/v1", openai.uri()), anthropic.uri());
+    let app = spawn_app_with(|env| {
+        env.insert("OPENAI_API_KEY".into(), "sk-test-openai".into());
+        env.insert("OPENAI_BASE_URL".into(), openai_url);
+        env.insert("ANTHROPIC_API_KEY".into(), "sk-ant-test".into());
+        env.insert("ANTHROPIC_BASE_URL".into(), anthropic_url);
+    })
+    .await;
+
+    let (status, body) = health_json(&app).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["services"]["ai_primary"]["status"], "up");
+    assert_eq!(body["services"]["ai_fallback"]["status"], "down");
+    // Only the free model listings were called: `expect(1)` on each GET, and no other request.
+    for server in [&openai, &anthropic] {
+        let received = server.received_requests().await.expect("recorded");
+        assert!(received.iter().all(|r| r.method.as_str() == "GET"));
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_checks_within_the_cache_period_checks_once() {
+    let graph = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v23.0/me"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": "1234567890"})),
+        )
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let graph_url = graph.uri();
+    let app = spawn_app_with(|env| {
+        env.insert("HEALTH_CACHE_MS".into(), "60000".into());
+        env.insert("WHATSAPP_ACCESS_TOKEN".into(), "EAAtesttoken".into());
+        env.insert("GRAPH_API_BASE_URL".into(), graph_url);
+    })
+    .await;
+    let burst = (0..10).map(|_| health_json(&app));
+    for (status, body) in futures_util::future::join_all(burst).await {
+        assert_eq!(status, 200);
+        assert_eq!(body["services"]["whatsapp"]["status"], "up");
+    }
+    // MockServer verifies `expect(1)` when dropped.
+}
+
+#[tokio::test]
+async fn head_answers_without_a_body_and_other_methods_get_405() {
+    let app = spawn_app().await;
+    let head = app
+        .client
+        .head(app.url("/api/health"))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.status(), 200);
+    assert!(head.bytes().await.expect("body").is_empty());
+
+    let post = app
+        .client
+        .post(app.url("/api/health"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(post.status(), 405);
+    let body: serde_json::Value = post.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    assert!(body["error"]["message"].is_string());
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413() {
+    let app = spawn_app_with(|env| {
+        env.insert("MAX_BODY_BYTES".into(), "64".into());
+    })
+    .await;
+    let response = app
+        .client
+        .post(app.url("/api/health"))
+        .body(vec![b'x'; 65])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 413);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+}

@@ -1,0 +1,9 @@
+//! Integration tests against the real local stack (PostgreSQL + PostgREST), started by
+//! `scripts/test`. External HTTP APIs are faked with wiremock.
+
+mod helpers;
+
+mod health;
+mod postgrest;
+mod routes;
+mod telemetry;

@@ -1,0 +1,153 @@
+//! The redaction layer: no phone number, message text, email, token or key in a log line.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use assistant::host::{handle, Background};
+use assistant::routes::health;
+use bytes::Bytes;
+use tracing_subscriber_writer::Capture;
+
+use crate::helpers::spawn_app;
+
+mod tracing_subscriber_writer {
+    use super::*;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Capture {
+        pub fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+}
+
+fn captured(emit: impl FnOnce()) -> String {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = assistant::telemetry::subscriber("debug", move || writer.clone());
+    tracing::subscriber::with_default(subscriber, emit);
+    capture.text()
+}
+
+#[test]
+fn sensitive_fields_and_patterns_never_reach_a_log_line() {
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+    let output = captured(|| {
+        tracing::info!(
+            body = "remind me to call mom at 9",
+            phone = "15550001111",
+            "inbound message"
+        );
+        tracing::info!(
+            text = "I owe 12 dollars",
+            wa_id = "34600000000",
+            "text field"
+        );
+        tracing::warn!("send to +1 (555) 010-0001 failed for someone@example.com");
+        tracing::error!(header = %format!("Bearer {jwt}"), "rejected");
+        tracing::error!(
+            detail = "key sk-proj-abcdefghijklmnop and whsec_abc123 leaked",
+            "keys"
+        );
+    });
+    for secret in [
+        "call mom",
+        "15550001111",
+        "I owe 12",
+        "34600000000",
+        "555) 010-0001",
+        "someone@example.com",
+        jwt,
+        "sk-proj-abcdefghijklmnop",
+        "whsec_abc123",
+    ] {
+        assert!(!output.contains(secret), "{secret:?} leaked into: {output}");
+    }
+    assert!(output.contains("[redacted]"));
+    assert!(output.contains("[phone]"));
+    assert!(
+        output.contains("inbound message"),
+        "the message itself stays: {output}"
+    );
+    assert_eq!(output.lines().count(), 5, "one JSON line per event");
+    for line in output.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("each line stays JSON");
+    }
+}
+
+#[test]
+fn dates_ids_and_small_numbers_stay_readable() {
+    let output = captured(|| {
+        tracing::info!(
+            org = "11111111-1111-1111-1111-111111111111",
+            day = "2026-11-23",
+            attempts = 3,
+            "retry"
+        );
+    });
+    assert!(output.contains("2026-11-23"), "{output}");
+    assert!(
+        output.contains("11111111-1111-1111-1111-111111111111"),
+        "{output}"
+    );
+    assert!(output.contains("\"attempts\":3"), "{output}");
+}
+
+#[tokio::test]
+async fn each_request_is_one_line_with_its_id_route_status_and_latency() {
+    let app = spawn_app().await;
+    let request = http::Request::builder()
+        .uri("/api/health")
+        .header(
+            "x-vercel-id",
+            "fra1::iad1::abcde-1700000000000-0123456789ab",
+        )
+        .body(http_body_util::Full::new(Bytes::new()))
+        .expect("request");
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = assistant::telemetry::subscriber("info", move || writer.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let response = handle(
+        &health::ROUTE,
+        app.state.clone(),
+        request,
+        Background::spawned(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-request-id"],
+        "fra1::iad1::abcde-1700000000000-0123456789ab"
+    );
+
+    let lines: Vec<serde_json::Value> = capture
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .filter(|l: &serde_json::Value| l["message"] == "request")
+        .collect();
+    assert_eq!(lines.len(), 1, "one request line");
+    let line = &lines[0];
+    assert_eq!(
+        line["request_id"],
+        "fra1::iad1::abcde-1700000000000-0123456789ab"
+    );
+    assert_eq!(line["route"], "/api/health");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["status"], 200);
+    assert!(line["latency_ms"].is_f64());
+}
