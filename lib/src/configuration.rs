@@ -48,6 +48,7 @@ pub struct Settings {
     pub openai: Option<ProviderSettings>,
     pub anthropic: Option<ProviderSettings>,
     pub whatsapp: WhatsAppSettings,
+    pub stripe: StripeSettings,
     pub health: HealthSettings,
 }
 
@@ -68,12 +69,30 @@ pub struct ProviderSettings {
     pub api_key: Secret,
 }
 
-/// The WhatsApp Cloud API (Meta Graph API).
+/// The WhatsApp Cloud API (Meta Graph API) and its webhook.
 #[derive(Clone, Debug)]
 pub struct WhatsAppSettings {
     pub graph_base_url: String,
     pub graph_version: String,
+    /// `WHATSAPP_ACCESS_TOKEN`; without it outbound messages are recorded as simulated.
     pub access_token: Option<Secret>,
+    /// `WHATSAPP_APP_SECRET`: signs webhook deliveries (`X-Hub-Signature-256`).
+    pub app_secret: Result<Secret, Missing>,
+    /// `WHATSAPP_VERIFY_TOKEN`: answers Meta's subscription handshake.
+    pub verify_token: Result<Secret, Missing>,
+}
+
+/// Stripe billing webhook and API.
+#[derive(Clone, Debug)]
+pub struct StripeSettings {
+    /// `STRIPE_WEBHOOK_SECRETS`: comma-separated endpoint secrets (several during rotation).
+    pub webhook_secrets: Result<Vec<Secret>, Missing>,
+    /// `STRIPE_SECRET_KEY`: when set, subscription events are refetched from the API.
+    pub secret_key: Option<Secret>,
+    /// `STRIPE_API_BASE_URL`, default `https://api.stripe.com`.
+    pub api_base_url: String,
+    /// `STRIPE_WEBHOOK_TOLERANCE_SECONDS`: maximum age of a signed timestamp (default 300).
+    pub tolerance: Duration,
 }
 
 /// `/api/health` behaviour.
@@ -122,6 +141,26 @@ impl Settings {
                     .get("GRAPH_API_VERSION")
                     .unwrap_or_else(|| "v23.0".into()),
                 access_token: env.get("WHATSAPP_ACCESS_TOKEN").map(Secret::new),
+                app_secret: env.required("WHATSAPP_APP_SECRET").map(Secret::new),
+                verify_token: env.required("WHATSAPP_VERIFY_TOKEN").map(Secret::new),
+            },
+            stripe: StripeSettings {
+                webhook_secrets: env.required("STRIPE_WEBHOOK_SECRETS").map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(Secret::new)
+                        .collect()
+                }),
+                secret_key: env.get("STRIPE_SECRET_KEY").map(Secret::new),
+                api_base_url: env
+                    .get("STRIPE_API_BASE_URL")
+                    .unwrap_or_else(|| "https://api.stripe.com".into())
+                    .trim_end_matches('/')
+                    .to_string(),
+                tolerance: Duration::from_secs(
+                    env.number("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300) as u64,
+                ),
             },
             health: HealthSettings {
                 cache_ttl: Duration::from_millis(env.number("HEALTH_CACHE_MS", 2000) as u64),
