@@ -2,6 +2,7 @@
 //! a test checks it against `api/**/*.rs` and the `[[bin]]`s of Cargo.toml.
 
 pub mod health;
+pub mod webhook;
 
 use bytes::Bytes;
 use http::{header, Response, StatusCode};
@@ -10,7 +11,7 @@ use serde::Serialize;
 use crate::host::Route;
 
 /// Every route of the service.
-pub static ROUTES: &[&Route] = &[&health::ROUTE];
+pub static ROUTES: &[&Route] = &[&health::ROUTE, &webhook::ROUTE];
 
 /// A JSON response with `status`.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Bytes> {
