@@ -266,6 +266,8 @@ $$;
 -- =============================================================================================
 -- p_result: {outbound_id, outbound_status, wamid, wamids, type, body, error, opt_out, alert}
 -- (every key optional; alert = {kind, severity, message}).
+-- Rows are locked in the order whatsapp_ingest locks them (contact, conversation, messages),
+-- so a redelivery arriving meanwhile cannot deadlock with it.
 create or replace function public.whatsapp_finish_message(p_message_id uuid, p_result jsonb)
 returns void
 language plpgsql
@@ -274,13 +276,25 @@ as $$
 declare
   m public.messages;
 begin
-  update public.messages
-  set status = 'processed', lease_until = null, error = null
-  where id = p_message_id
-  returning * into m;
+  select * into m from public.messages where id = p_message_id;
   if not found then
     return;
   end if;
+
+  if p_result ? 'opt_out' then
+    update public.contacts
+    set opted_out = (p_result ->> 'opt_out')::boolean,
+        opted_out_at = case when (p_result ->> 'opt_out')::boolean then now() end
+    where id = m.contact_id;
+  end if;
+
+  if p_result ? 'outbound_id' then
+    update public.conversations set last_message_at = now() where id = m.conversation_id;
+  end if;
+
+  update public.messages
+  set status = 'processed', lease_until = null, error = null
+  where id = p_message_id;
 
   if p_result ? 'outbound_id' then
     update public.messages
@@ -292,14 +306,6 @@ begin
         error = p_result -> 'error',
         status_at = now()
     where id = (p_result ->> 'outbound_id')::uuid;
-    update public.conversations set last_message_at = now() where id = m.conversation_id;
-  end if;
-
-  if p_result ? 'opt_out' then
-    update public.contacts
-    set opted_out = (p_result ->> 'opt_out')::boolean,
-        opted_out_at = case when (p_result ->> 'opt_out')::boolean then now() end
-    where id = m.contact_id;
   end if;
 
   if p_result ? 'alert' then

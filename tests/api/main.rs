@@ -2,8 +2,10 @@
 //! `scripts/test`. External HTTP APIs are faked with wiremock.
 
 mod helpers;
+mod whatsapp;
 
 mod health;
 mod postgrest;
 mod routes;
 mod telemetry;
+mod webhook;

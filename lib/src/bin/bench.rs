@@ -111,11 +111,14 @@ fn load(url: &str, concurrency: usize, seconds: usize) -> Result<String, String>
                 let (mut latencies, mut errors) = (Vec::new(), 0usize);
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    match client.get(&url).send().await {
-                        Ok(r) if r.status().is_success() && r.bytes().await.is_ok() => {
-                            latencies.push(sent.elapsed())
-                        }
-                        _ => errors += 1,
+                    let ok = match client.get(&url).send().await {
+                        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                        _ => false,
+                    };
+                    if ok {
+                        latencies.push(sent.elapsed());
+                    } else {
+                        errors += 1;
                     }
                 }
                 (latencies, errors)

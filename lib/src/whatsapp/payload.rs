@@ -66,13 +66,13 @@ pub struct StatusUpdate {
 #[derive(Deserialize)]
 struct Payload {
     object: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     entry: Vec<Entry>,
 }
 
 #[derive(Deserialize)]
 struct Entry {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     changes: Vec<Change>,
 }
 
@@ -85,12 +85,21 @@ struct Change {
 #[derive(Deserialize)]
 struct ChangeValue {
     metadata: Option<Metadata>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     contacts: Vec<Contact>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     messages: Vec<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     statuses: Vec<Value>,
+}
+
+/// A list that may also be absent or `null`.
+fn list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Deserialize)]
