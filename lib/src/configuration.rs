@@ -56,9 +56,9 @@ pub struct Settings {
 /// Background processing of inbound messages.
 #[derive(Clone, Debug)]
 pub struct ProcessingSettings {
-    /// `WEBHOOK_MAX_BACKLOG`: messages waiting in this process; more stay stored for the cron.
+    /// `WEBHOOK_MAX_BACKLOG`: messages queued in this process; more stay stored for the cron.
     pub max_backlog: usize,
-    /// `WEBHOOK_CONCURRENCY`: messages processed at once in this process.
+    /// `WEBHOOK_CONCURRENCY`: messages processed at once in this process (its workers).
     pub concurrency: usize,
     /// `PROCESSING_LEASE_SECONDS`: how long a claim holds a message before others may take it.
     pub lease: Duration,
@@ -177,7 +177,7 @@ impl Settings {
                 ),
             },
             processing: ProcessingSettings {
-                max_backlog: env.number("WEBHOOK_MAX_BACKLOG", 256).max(1),
+                max_backlog: env.number("WEBHOOK_MAX_BACKLOG", 1024).max(1),
                 concurrency: env.number("WEBHOOK_CONCURRENCY", 8).max(1),
                 lease: Duration::from_secs(env.number("PROCESSING_LEASE_SECONDS", 120) as u64),
                 retry_base: Duration::from_millis(env.number("GRAPH_RETRY_BASE_MS", 1000) as u64),

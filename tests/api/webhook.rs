@@ -617,3 +617,59 @@ async fn unknown_numbers_are_recorded_and_ignored_and_bad_json_is_400() {
     let response = app.deliver(br#"{"object":"page","entry":[]}"#).await;
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test]
+async fn a_full_backlog_leaves_messages_stored_for_the_cron_without_slowing_acks() {
+    let graph = fake_graph_with_delay(FakeGraph::ok(), std::time::Duration::from_millis(500)).await;
+    let url = graph.uri();
+    let app = spawn_app_with(|env| {
+        env.insert("GRAPH_API_BASE_URL".into(), url);
+        env.insert(
+            "WHATSAPP_ACCESS_TOKEN".into(),
+            "EAAtesttoken000000000000".into(),
+        );
+        env.insert("WEBHOOK_MAX_BACKLOG".into(), "1".into());
+        env.insert("WEBHOOK_CONCURRENCY".into(), "1".into());
+    })
+    .await;
+    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let bodies: Vec<(Vec<u8>, String)> = (0..20)
+        .map(|n| text_delivery(&org, &new_wa_id(), &format!("m{n}")))
+        .collect();
+    let acks =
+        futures_util::future::join_all(bodies.iter().map(|(body, _)| app.deliver(body))).await;
+    assert!(
+        acks.iter().all(|r| r.status() == 200),
+        "every delivery acknowledged"
+    );
+
+    let db = app.state.db().expect("db");
+    let inbound = || async {
+        select(
+            db,
+            "messages",
+            &[
+                ("org_id", format!("eq.{}", org.id)),
+                ("direction", "eq.inbound".into()),
+            ],
+        )
+        .await
+    };
+    assert_eq!(inbound().await.len(), 20, "every message stored");
+    let left = |rows: &[Value]| rows.iter().filter(|m| m["status"] == "received").count();
+    assert!(
+        left(&inbound().await) >= 10,
+        "most wait in the database, not in memory"
+    );
+    // The worker finishes what it took; the rest stays stored for the retry cron.
+    let mut settled = inbound().await;
+    for _ in 0..100 {
+        if settled.iter().all(|m| m["status"] != "processing") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        settled = inbound().await;
+    }
+    assert!(settled.iter().all(|m| m["status"] != "processing"));
+    assert!(left(&settled) >= 10);
+}

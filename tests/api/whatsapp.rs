@@ -175,6 +175,15 @@ pub struct FakeGraph {
     pub error: Option<(u16, Value)>,
 }
 
+impl FakeGraph {
+    pub fn ok() -> Self {
+        Self {
+            text_error: None,
+            error: None,
+        }
+    }
+}
+
 impl Respond for FakeGraph {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
@@ -196,15 +205,28 @@ impl Respond for FakeGraph {
     }
 }
 
-/// Starts a fake Graph API; returns it with the env entries that point the app at it.
+/// Starts a fake Graph API.
 pub async fn fake_graph(graph: FakeGraph) -> MockServer {
+    fake_graph_with_delay(graph, Duration::ZERO).await
+}
+
+/// A fake Graph API that takes `delay` to answer each call.
+pub async fn fake_graph_with_delay(graph: FakeGraph, delay: Duration) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path_regex(r"^/v23\.0/[0-9]+/messages$"))
-        .respond_with(graph)
+        .respond_with(Slow(graph, delay))
         .mount(&server)
         .await;
     server
+}
+
+struct Slow(FakeGraph, Duration);
+
+impl Respond for Slow {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.respond(request).set_delay(self.1)
+    }
 }
 
 /// The requests the fake Graph API received whose body `type` is `kind` (sends, not reads).

@@ -11,16 +11,19 @@ pub mod process;
 pub use backlog::Backlog;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
+use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::host::{Ctx, HandlerResult, Route};
+use crate::startup::AppState;
 use crate::supabase::Caller;
 use crate::whatsapp::{signature, Delivery};
 
@@ -145,17 +148,33 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
     ))
 }
 
-/// Hands a stored message to the host's background work, if the backlog has room.
+/// Queues a stored message for processing and makes sure a worker drains the queue.
 fn schedule(ctx: &Ctx, message_id: Uuid) {
-    let Some(place) = ctx.state.backlog.admit() else {
+    if !ctx.state.backlog.push(message_id) {
         tracing::warn!(%message_id, "backlog full: message left stored for the retry cron");
+        return;
+    }
+    let Some(permit) = ctx.state.backlog.worker() else {
         return;
     };
     let state = ctx.state.clone();
-    ctx.background.run(async move {
-        let _place = place;
-        if let Some(_slot) = state.backlog.slot().await {
+    ctx.background.run(drain(state, permit));
+}
+
+/// Processes queued messages until the queue is empty. A message queued while this worker
+/// was giving up its permit is not stranded: the worker looks again after releasing it.
+async fn drain(state: Arc<AppState>, mut permit: OwnedSemaphorePermit) {
+    loop {
+        while let Some(message_id) = state.backlog.pop() {
             process::process(&state, message_id).await;
         }
-    });
+        drop(permit);
+        if state.backlog.is_empty() {
+            return;
+        }
+        match state.backlog.worker() {
+            Some(next) => permit = next,
+            None => return,
+        }
+    }
 }
