@@ -177,7 +177,7 @@ impl Settings {
                 ),
             },
             processing: ProcessingSettings {
-                max_backlog: env.number("WEBHOOK_MAX_BACKLOG", 1024).max(1),
+                max_backlog: env.number("WEBHOOK_MAX_BACKLOG", 10_000).max(1),
                 concurrency: env.number("WEBHOOK_CONCURRENCY", 8).max(1),
                 lease: Duration::from_secs(env.number("PROCESSING_LEASE_SECONDS", 120) as u64),
                 retry_base: Duration::from_millis(env.number("GRAPH_RETRY_BASE_MS", 1000) as u64),

@@ -1,7 +1,11 @@
 //! Measurement driver for `scripts/bench` (not a route). Prints one JSON object per run.
 //!
-//!   bench cold-start BINARY RUNS           process start -> first /api/health answer, idle RSS
-//!   bench load URL CONCURRENCY SECONDS     GET latency percentiles under concurrent load
+//!   bench cold-start BINARY RUNS               process start -> first /api/health, idle RSS
+//!   bench load URL CONCURRENCY SECONDS         GET latency percentiles under concurrent load
+//!   bench webhook URL CONCURRENCY SECONDS KIND signed deliveries (KIND: messages | statuses),
+//!                                              signed with $WHATSAPP_APP_SECRET, to the number
+//!                                              $BENCH_PHONE_NUMBER_ID
+//!   bench fake-graph PORT                      a Graph API stand-in answering every send
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,7 +22,11 @@ fn main() -> ExitCode {
     {
         ["cold-start", binary, runs] => cold_start(binary, parse(runs)),
         ["load", url, concurrency, seconds] => load(url, parse(concurrency), parse(seconds)),
-        _ => Err("usage: bench cold-start BINARY RUNS | bench load URL CONCURRENCY SECONDS".into()),
+        ["webhook", url, concurrency, seconds, kind] => {
+            webhook(url, parse(concurrency), parse(seconds), *kind == "statuses")
+        }
+        ["fake-graph", port] => fake_graph(port.parse().unwrap_or(0)),
+        _ => Err("usage: see the header of lib/src/bin/bench.rs".into()),
     };
     match result {
         Ok(report) => {
@@ -96,26 +104,31 @@ fn cold_start(binary: &str, runs: usize) -> Result<String, String> {
     .to_string())
 }
 
-/// `concurrency` clients send GETs to `url` for `seconds`.
-fn load(url: &str, concurrency: usize, seconds: usize) -> Result<String, String> {
+/// What a load run produced.
+struct Outcome {
+    latencies: Vec<Duration>,
+    errors: usize,
+}
+
+/// Runs `concurrency` workers for `seconds`; each calls `request(worker, n)` in a loop, which
+/// answers whether the request succeeded.
+fn run_load<F, Fut>(concurrency: usize, seconds: usize, request: F) -> Result<Outcome, String>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let request = std::sync::Arc::new(request);
     runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency)
-            .build()
-            .map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(seconds as u64);
-        let workers = (0..concurrency).map(|_| {
-            let (client, url) = (client.clone(), url.to_string());
+        let workers = (0..concurrency).map(|worker| {
+            let request = request.clone();
             tokio::spawn(async move {
-                let (mut latencies, mut errors) = (Vec::new(), 0usize);
+                let (mut latencies, mut errors, mut n) = (Vec::new(), 0usize, 0usize);
                 while Instant::now() < deadline {
+                    n += 1;
                     let sent = Instant::now();
-                    let ok = match client.get(&url).send().await {
-                        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                        _ => false,
-                    };
-                    if ok {
+                    if request(worker, n).await {
                         latencies.push(sent.elapsed());
                     } else {
                         errors += 1;
@@ -124,23 +137,137 @@ fn load(url: &str, concurrency: usize, seconds: usize) -> Result<String, String>
                 (latencies, errors)
             })
         });
-        let (mut latencies, mut errors) = (Vec::new(), 0);
+        let mut outcome = Outcome {
+            latencies: Vec::new(),
+            errors: 0,
+        };
         for worker in futures_util::future::join_all(workers).await {
-            let (l, e) = worker.map_err(|e| e.to_string())?;
-            latencies.extend(l);
-            errors += e;
+            let (latencies, errors) = worker.map_err(|e| e.to_string())?;
+            outcome.latencies.extend(latencies);
+            outcome.errors += errors;
         }
-        let requests = latencies.len();
-        Ok(serde_json::json!({
-            "concurrency": concurrency,
-            "seconds": seconds,
-            "requests": requests,
-            "errors": errors,
-            "requests_per_s": requests as f64 / seconds as f64,
-            "latency_ms": summary(&mut latencies),
-        })
-        .to_string())
+        Ok(outcome)
     })
+}
+
+fn report(concurrency: usize, seconds: usize, mut outcome: Outcome) -> serde_json::Value {
+    let requests = outcome.latencies.len();
+    serde_json::json!({
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "requests": requests,
+        "errors": outcome.errors,
+        "requests_per_s": requests as f64 / seconds as f64,
+        "latency_ms": summary(&mut outcome.latencies),
+    })
+}
+
+/// Signed WhatsApp deliveries: one new text message each, or one status each.
+fn webhook(
+    url: &str,
+    concurrency: usize,
+    seconds: usize,
+    statuses: bool,
+) -> Result<String, String> {
+    let secret =
+        std::env::var("WHATSAPP_APP_SECRET").map_err(|_| "WHATSAPP_APP_SECRET is not set")?;
+    let number =
+        std::env::var("BENCH_PHONE_NUMBER_ID").unwrap_or_else(|_| "100000000000001".into());
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = url.to_string();
+    let prefix = format!("wamid.bench.{run}.");
+    let outcome = run_load(concurrency, seconds, move |worker, n| {
+        let from = format!("1777{worker:08}");
+        let wamid = format!("{prefix}{worker}.{n}");
+        let now = chrono::Utc::now().timestamp();
+        let payload = if statuses {
+            status_delivery(&number, &from, &wamid, now)
+        } else {
+            assistant::whatsapp::sample::delivery(&assistant::whatsapp::sample::Sample {
+                kind: "text",
+                text: "bench message",
+                from: &from,
+                profile_name: "Bench",
+                phone_number_id: &number,
+                wamid: &wamid,
+                timestamp: now,
+            })
+        };
+        let body = payload.to_string().into_bytes();
+        let signature = assistant::whatsapp::signature::sign(secret.as_bytes(), &body);
+        let request = client
+            .post(&url)
+            .header("x-hub-signature-256", signature)
+            .body(body);
+        async move {
+            match request.send().await {
+                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        }
+    })?;
+    let mut report = report(concurrency, seconds, outcome);
+    report["wamid_prefix"] = format!("wamid.bench.{run}.").into();
+    Ok(report.to_string())
+}
+
+fn status_delivery(number: &str, recipient: &str, wamid: &str, now: i64) -> serde_json::Value {
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "200000000000001", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550100001", "phone_number_id": number},
+            "statuses": [{"id": wamid, "status": "delivered", "timestamp": now.to_string(), "recipient_id": recipient}],
+        }}]}],
+    })
+}
+
+/// Answers every Graph API call like a successful send, with a fresh wamid.
+fn fake_graph(port: u16) -> Result<String, String> {
+    use hyper_util::rt::TokioIo;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+        loop {
+            let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_request| async {
+                    let body = serde_json::json!({
+                        "messaging_product": "whatsapp",
+                        "contacts": [],
+                        "messages": [{"id": format!("wamid.fake.{}", uuid::Uuid::new_v4().simple())}],
+                    });
+                    let body = http_body_util::Full::new(bytes::Bytes::from(body.to_string()));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                });
+                let connection = hyper::server::conn::http1::Builder::new();
+                let _ = connection.serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    })
+}
+
+/// `concurrency` clients send GETs to `url` for `seconds`.
+fn load(url: &str, concurrency: usize, seconds: usize) -> Result<String, String> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = url.to_string();
+    let outcome = run_load(concurrency, seconds, move |_, _| {
+        let request = client.get(&url);
+        async move {
+            match request.send().await {
+                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        }
+    })?;
+    Ok(report(concurrency, seconds, outcome).to_string())
 }
 
 /// Median, p90, p99 and max in milliseconds.
