@@ -93,6 +93,8 @@ pub struct StripeSettings {
     pub api_base_url: String,
     /// `STRIPE_WEBHOOK_TOLERANCE_SECONDS`: maximum age of a signed timestamp (default 300).
     pub tolerance: Duration,
+    /// `STRIPE_API_TIMEOUT_MS`: timeout of one Stripe API call (default 5000).
+    pub api_timeout: Duration,
 }
 
 /// `/api/health` behaviour.
@@ -159,8 +161,9 @@ impl Settings {
                     .trim_end_matches('/')
                     .to_string(),
                 tolerance: Duration::from_secs(
-                    env.number("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300) as u64,
+                    env.number("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300) as u64
                 ),
+                api_timeout: Duration::from_millis(env.number("STRIPE_API_TIMEOUT_MS", 5000) as u64),
             },
             health: HealthSettings {
                 cache_ttl: Duration::from_millis(env.number("HEALTH_CACHE_MS", 2000) as u64),

@@ -1,6 +1,7 @@
 //! Every HTTP route, one module per area. [`ROUTES`] is the one list the dev server mounts;
 //! a test checks it against `api/**/*.rs` and the `[[bin]]`s of Cargo.toml.
 
+pub mod billing;
 pub mod health;
 
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use serde::Serialize;
 use crate::host::Route;
 
 /// Every route of the service.
-pub static ROUTES: &[&Route] = &[&health::ROUTE];
+pub static ROUTES: &[&Route] = &[&health::ROUTE, &billing::ROUTE];
 
 /// A JSON response with `status`.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Bytes> {
