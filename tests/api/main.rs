@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod billing;
 mod health;
 mod postgrest;
 mod routes;

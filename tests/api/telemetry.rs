@@ -10,7 +10,7 @@ use tracing_subscriber_writer::Capture;
 
 use crate::helpers::spawn_app;
 
-mod tracing_subscriber_writer {
+pub(crate) mod tracing_subscriber_writer {
     use super::*;
 
     /// Collects what the subscriber writes.
