@@ -201,11 +201,18 @@ async fn without_secrets_503_other_methods_405_big_bodies_413() {
 #[tokio::test]
 async fn a_signed_body_that_is_not_a_stripe_event_is_a_400() {
     let app = billing_app(|_| {}).await;
-    for body in [
-        &b"not json"[..],
+    let beyond_year_9999 = body_of(&event(
+        "customer.created",
+        1 << 40,
+        json!({"id": "cus_x", "object": "customer"}),
+    ));
+    let bodies: [&[u8]; 4] = [
+        b"not json",
         br#"{"id":"evt_1","type":"invoice.paid"}"#,
         b"[]",
-    ] {
+        &beyond_year_9999,
+    ];
+    for body in bodies {
         let (status, answer) = post(&app, body, Some(&signed(SECRET, body))).await;
         assert_eq!(status, 400, "{answer}");
         assert_eq!(answer["error"]["code"], "bad_request");

@@ -5,6 +5,9 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
+/// The latest `created` accepted: 9999-12-31T23:59:59Z, within PostgreSQL's timestamps.
+const LATEST_CREATED: i64 = 253_402_300_799;
+
 /// A Stripe subscription id: `sub_` then ASCII letters, digits or `_`, so it is safe in an
 /// API path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +27,8 @@ impl SubscriptionId {
     }
 }
 
-/// A Stripe event with an id, a type, a creation time and a `data.object`.
+/// A Stripe event with an id, a type, a creation time (which orders events, in the database)
+/// and a `data.object`.
 #[derive(Debug)]
 pub struct Event {
     pub id: String,
@@ -46,8 +50,8 @@ impl Event {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
         };
-        let (Some(id), Some(kind), Some(_created)) =
-            (text("id"), text("type"), json["created"].as_i64())
+        let created = json["created"].as_i64();
+        let (Some(id), Some(kind), Some(1..=LATEST_CREATED)) = (text("id"), text("type"), created)
         else {
             return Err(malformed());
         };

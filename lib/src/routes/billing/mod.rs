@@ -30,7 +30,7 @@ pub const ROUTE: Route = Route {
 
 /// What `apply_stripe_event` did with an event. Every outcome is answered 200: none of them
 /// gets better if Stripe delivers the event again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The org changed.
@@ -46,6 +46,20 @@ pub enum Outcome {
     /// The event cannot be applied (e.g. its customer belongs to another org); recorded as
     /// failed, alert raised.
     Rejected,
+}
+
+impl Outcome {
+    /// The name `apply_stripe_event` returns, for the answer and the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Duplicate => "duplicate",
+            Self::Stale => "stale",
+            Self::Ignored => "ignored",
+            Self::UnknownCustomer => "unknown_customer",
+            Self::Rejected => "rejected",
+        }
+    }
 }
 
 /// The arguments of `apply_stripe_event`.
@@ -64,15 +78,13 @@ async fn webhook(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
     let event = Event::parse(request.body())?;
     let subscription = refetch(&ctx, &event).await?;
     let outcome = apply(&ctx, &event, subscription).await?;
-    match outcome {
-        Outcome::UnknownCustomer | Outcome::Rejected => {
-            tracing::warn!(event_id = %event.id, event_type = %event.kind, ?outcome, "stripe event")
-        }
-        _ => {
-            tracing::info!(event_id = %event.id, event_type = %event.kind, ?outcome, "stripe event")
-        }
+    let (id, kind, name) = (&event.id, &event.kind, outcome.as_str());
+    if matches!(outcome, Outcome::UnknownCustomer | Outcome::Rejected) {
+        tracing::warn!(event_id = %id, event_type = %kind, outcome = name, "stripe event");
+    } else {
+        tracing::info!(event_id = %id, event_type = %kind, outcome = name, "stripe event");
     }
-    let body = serde_json::json!({ "received": true, "outcome": outcome });
+    let body = serde_json::json!({ "received": true, "outcome": name });
     Ok(super::json(StatusCode::OK, &body))
 }
 
