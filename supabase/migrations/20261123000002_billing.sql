@@ -7,41 +7,63 @@
 -- concurrent one, waits for the first and then changes nothing.
 --
 -- Order: an event applies only when it is at least as new as the last applied one
--- (orgs.billing_event_at against the event's `created`, whole seconds). Ties: Stripe emits
--- several events in one second (checkout.session.completed with customer.subscription.created,
--- created then updated, updated then deleted), so within one second the event type's lifecycle
--- rank decides (private.stripe_event_rank): an event ranked below the last applied one is stale,
--- an event of the same or a higher rank applies.
+-- (orgs.billing_event_at against the event's `created`, whole seconds); an older one is stale.
+-- Ties (same second) apply, because Stripe emits several events in one second (checkout with
+-- customer.subscription.created, invoice.paid with customer.subscription.updated, ...), with
+-- one exception: the events of one subscription follow its lifecycle, created < updated <
+-- deleted (private.stripe_event_rank), so a customer.subscription.* event of the org's current
+-- subscription that ranks below the last applied one of the same second is stale (an update
+-- cannot undo a deletion, a creation cannot undo an update).
 --
 -- Runs unchanged on hosted Supabase: no roles, no superuser-only statements.
 
 alter table public.orgs
   add column token_period_started_at timestamptz not null default now(),
-  add column billing_event_type text;
+  add column subscription_event_type text;
 
 comment on column public.orgs.token_period_started_at is
   'Start of the current monthly token budget period (usage counts from here); invoice.paid moves it to the start of the paid period.';
-comment on column public.orgs.billing_event_type is
-  'Type of the last applied Stripe event: breaks ties between events created in the same second.';
+comment on column public.orgs.subscription_event_type is
+  'Type of the last applied customer.subscription.* event of the current subscription: orders its events of one second.';
 
 -- =============================================================================================
 -- Helpers (private: not exposed by PostgREST)
 -- =============================================================================================
 
--- Within one second: checkout and subscription creation first, then updates and invoices, then
--- deletion. An org without an applied event has rank 0.
+-- A subscription's lifecycle: created, updated, deleted (0 for anything else).
 create or replace function private.stripe_event_rank(p_type text)
 returns int
 language sql
 immutable
 set search_path = ''
 as $$
-  select case
-    when p_type is null then 0
-    when p_type in ('checkout.session.completed', 'customer.subscription.created') then 1
-    when p_type = 'customer.subscription.deleted' then 3
-    else 2
+  select case p_type
+    when 'customer.subscription.created' then 1
+    when 'customer.subscription.updated' then 2
+    when 'customer.subscription.deleted' then 3
+    else 0
   end;
+$$;
+
+-- Whether an event comes too late to apply to the org (see "Order" above).
+create or replace function private.stripe_is_stale(
+  p_org public.orgs,
+  p_type text,
+  p_created timestamptz,
+  p_object jsonb
+)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(
+    p_org.billing_event_at > p_created
+    or (p_org.billing_event_at = p_created
+        and private.stripe_event_rank(p_type) > 0
+        and p_object ->> 'id' = p_org.stripe_subscription_id
+        and private.stripe_event_rank(p_type) < private.stripe_event_rank(p_org.subscription_event_type)),
+    false);
 $$;
 
 -- A Stripe reference: an id string, or the object itself when expanded; null otherwise.
@@ -154,8 +176,12 @@ declare
   v_org public.orgs;
 begin
   update public.orgs
-  set stripe_customer_id     = coalesce(private.stripe_id(p_session -> 'customer'), stripe_customer_id),
-      stripe_subscription_id = coalesce(private.stripe_id(p_session -> 'subscription'), stripe_subscription_id)
+  set stripe_customer_id      = coalesce(private.stripe_id(p_session -> 'customer'), stripe_customer_id),
+      stripe_subscription_id  = coalesce(private.stripe_id(p_session -> 'subscription'), stripe_subscription_id),
+      subscription_event_type = case
+                                  when coalesce(private.stripe_id(p_session -> 'subscription'), stripe_subscription_id)
+                                       is distinct from stripe_subscription_id
+                                  then null else subscription_event_type end
   where id = p_org.id
   returning * into v_org;
   if p_subscription is null then
@@ -302,9 +328,7 @@ begin
     return private.stripe_finish(v_webhook, null, 'ignored', 'unknown customer', 'unknown_customer');
   end if;
 
-  if v_org.billing_event_at > v_created
-     or (v_org.billing_event_at = v_created
-         and private.stripe_event_rank(v_org.billing_event_type) > private.stripe_event_rank(v_type)) then
+  if private.stripe_is_stale(v_org, v_type, v_created, v_object) then
     return private.stripe_finish(v_webhook, v_org.id, 'ignored', 'stale', 'stale');
   end if;
 
@@ -329,7 +353,10 @@ begin
   if v_skipped is not null then
     return private.stripe_finish(v_webhook, v_org.id, 'ignored', v_skipped, 'ignored');
   end if;
-  update public.orgs set billing_event_at = v_created, billing_event_type = v_type
+  update public.orgs
+  set billing_event_at        = v_created,
+      subscription_event_type = case when private.stripe_event_rank(v_type) > 0
+                                     then v_type else subscription_event_type end
   where id = v_org.id;
   return private.stripe_finish(v_webhook, v_org.id, 'processed', null, 'applied');
 end;
@@ -347,6 +374,7 @@ grant execute on function public.apply_stripe_event(jsonb, jsonb) to service_rol
 
 revoke all on function
   private.stripe_event_rank(text),
+  private.stripe_is_stale(public.orgs, text, timestamptz, jsonb),
   private.stripe_id(jsonb),
   private.stripe_lock_org(text, jsonb),
   private.stripe_apply_subscription(public.orgs, jsonb, boolean),
@@ -357,6 +385,7 @@ revoke all on function
 from public, anon, authenticated;
 grant execute on function
   private.stripe_event_rank(text),
+  private.stripe_is_stale(public.orgs, text, timestamptz, jsonb),
   private.stripe_id(jsonb),
   private.stripe_lock_org(text, jsonb),
   private.stripe_apply_subscription(public.orgs, jsonb, boolean),

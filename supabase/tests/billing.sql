@@ -1,7 +1,7 @@
 -- public.apply_stripe_event: dedupe, order (ties included), every event type, alerts, privileges.
 begin;
 create extension if not exists pgtap;
-select plan(41);
+select plan(45);
 
 -- Plans and orgs of its own, so the seed does not matter.
 insert into public.plans (name, monthly_token_budget) values ('free', 100000) on conflict (name) do nothing;
@@ -62,7 +62,7 @@ select is(pg_temp.apply(pg_temp.ev('evt_tap_01', 'customer.subscription.created'
   'customer.subscription.created applies');
 select results_eq(
   $$ select plan, subscription_status, monthly_token_budget, stripe_subscription_id,
-            current_period_end, cancel_at_period_end, billing_event_at, billing_event_type
+            current_period_end, cancel_at_period_end, billing_event_at, subscription_event_type
      from public.orgs where id = 'b0000000-0000-4000-8000-000000000001' $$,
   $$ values ('tap_basic', 'active', 500::bigint, 'sub_tap_1', to_timestamp(1769904000), false,
              to_timestamp(1767225600), 'customer.subscription.created') $$,
@@ -211,6 +211,20 @@ select results_eq(
   $$ select severity from public.alerts where kind = 'billing_event_failed' and message like '%evt_tap_14%' $$,
   $$ values ('critical') $$,
   'a rejected event raises a critical alert');
+
+-- Same second: an invoice does not make the subscription's own events stale; its lifecycle does.
+select is(pg_temp.apply(pg_temp.ev('evt_tap_18', 'invoice.paid', 1767227000, jsonb_build_object(
+  'id', 'in_tap_4', 'object', 'invoice', 'customer', 'cus_tap_3', 'subscription', 'sub_tap_3'))), 'applied',
+  'invoice.paid applies');
+select is(pg_temp.apply(pg_temp.ev('evt_tap_19', 'customer.subscription.created', 1767227000,
+  pg_temp.sub('sub_tap_3', 'cus_tap_3', 'active', 'price_tap_basic'))), 'applied',
+  'customer.subscription.created of the same second still applies after the invoice');
+select is(pg_temp.apply(pg_temp.ev('evt_tap_20', 'customer.subscription.updated', 1767227000,
+  pg_temp.sub('sub_tap_3', 'cus_tap_3', 'past_due', 'price_tap_basic'))), 'applied',
+  'customer.subscription.updated of the same second applies after its creation');
+select is(pg_temp.apply(pg_temp.ev('evt_tap_21', 'customer.subscription.created', 1767227000,
+  pg_temp.sub('sub_tap_3', 'cus_tap_3', 'incomplete', 'price_tap_basic'))), 'stale',
+  'customer.subscription.created of the same second after its update is stale');
 
 select is(pg_temp.apply(pg_temp.ev('evt_tap_15', 'customer.subscription.updated', 1767226700,
   pg_temp.sub('sub_tap_x', 'cus_tap_nobody', 'active', 'price_tap_plus'))), 'unknown_customer',

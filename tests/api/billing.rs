@@ -349,6 +349,22 @@ async fn events_of_the_same_second_apply_in_lifecycle_order() {
     let org = create_org(&app, "free", "none").await;
     let sub = format!("sub_{}", unique());
     let t = now() - 600;
+    // The first invoice, paid in the second the subscription was created, arrives first: the
+    // creation still applies.
+    let paid = event(
+        "invoice.paid",
+        t - 100,
+        invoice(&org.customer, &sub, "paid", 1),
+    );
+    let created = event(
+        "customer.subscription.created",
+        t - 100,
+        subscription(&sub, &org.customer, "active", PRO.1),
+    );
+    assert_eq!(outcome(&app, &paid).await, "applied");
+    assert_eq!(outcome(&app, &created).await, "applied");
+    assert_eq!(org_state(&app, &org.id).await.plan, PRO.0);
+
     // Created incomplete, then updated to active, in one second, delivered the other way round.
     let created = event(
         "customer.subscription.created",
