@@ -50,6 +50,20 @@ pub struct Settings {
     pub whatsapp: WhatsAppSettings,
     pub stripe: StripeSettings,
     pub health: HealthSettings,
+    pub processing: ProcessingSettings,
+}
+
+/// Background processing of inbound messages.
+#[derive(Clone, Debug)]
+pub struct ProcessingSettings {
+    /// `WEBHOOK_MAX_BACKLOG`: messages queued in this process; more stay stored for the cron.
+    pub max_backlog: usize,
+    /// `WEBHOOK_CONCURRENCY`: messages processed at once in this process (its workers).
+    pub concurrency: usize,
+    /// `PROCESSING_LEASE_SECONDS`: how long a claim holds a message before others may take it.
+    pub lease: Duration,
+    /// `GRAPH_RETRY_BASE_MS`: first backoff of a throttled Graph send (doubles, 3 tries).
+    pub retry_base: Duration,
 }
 
 /// How to reach PostgREST (hosted Supabase or a bare PostgREST).
@@ -164,6 +178,12 @@ impl Settings {
                     env.number("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300) as u64
                 ),
                 api_timeout: Duration::from_millis(env.number("STRIPE_API_TIMEOUT_MS", 5000) as u64),
+            },
+            processing: ProcessingSettings {
+                max_backlog: env.number("WEBHOOK_MAX_BACKLOG", 1024).max(1),
+                concurrency: env.number("WEBHOOK_CONCURRENCY", 8).max(1),
+                lease: Duration::from_secs(env.number("PROCESSING_LEASE_SECONDS", 120) as u64),
+                retry_base: Duration::from_millis(env.number("GRAPH_RETRY_BASE_MS", 1000) as u64),
             },
             health: HealthSettings {
                 cache_ttl: Duration::from_millis(env.number("HEALTH_CACHE_MS", 2000) as u64),

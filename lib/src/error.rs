@@ -18,6 +18,8 @@ pub enum ApiError {
     InvalidSignature,
     #[error("authentication required")]
     Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
     #[error("not found")]
     NotFound,
     #[error("no route for this path")]
@@ -42,6 +44,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) | Self::InvalidSignature => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -57,6 +60,7 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::InvalidSignature => "invalid_signature",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -4,13 +4,16 @@
 //! A route is written once as an async function from `http::Request<Bytes>` to
 //! `http::Response<Bytes>` (see [`host::Route`]); `api/**/*.rs` only hands it to a host.
 
+pub mod assistant;
 pub mod configuration;
+pub mod domain;
 pub mod error;
 pub mod host;
 pub mod routes;
 pub mod startup;
 pub mod supabase;
 pub mod telemetry;
+pub mod whatsapp;
 
 /// The `main` of a route binary: `assistant::serve!(assistant::routes::health::ROUTE);`.
 ///

@@ -3,10 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::assistant::Assistant;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::routes::health::HealthCache;
+use crate::routes::webhook::Backlog;
 use crate::supabase::Postgrest;
+use crate::whatsapp::WhatsApp;
 
 /// Everything a handler shares with the other requests of this process.
 pub struct AppState {
@@ -14,6 +17,10 @@ pub struct AppState {
     /// The one pooled HTTP client (rustls) for every outbound call.
     pub http: reqwest::Client,
     db: Option<Postgrest>,
+    pub whatsapp: WhatsApp,
+    pub assistant: Assistant,
+    /// Bounds the background processing of inbound messages.
+    pub backlog: Backlog,
     pub health: HealthCache,
 }
 
@@ -39,10 +46,16 @@ impl AppState {
             .ok()
             .map(|db| Postgrest::new(http.clone(), db));
         let health = HealthCache::new(settings.health.cache_ttl);
+        let whatsapp = WhatsApp::new(http.clone(), &settings.whatsapp);
+        let processing = &settings.processing;
+        let backlog = Backlog::new(processing.max_backlog, processing.concurrency);
         Ok(Self {
             settings,
             http,
             db,
+            whatsapp,
+            assistant: Assistant,
+            backlog,
             health,
         })
     }

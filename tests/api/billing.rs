@@ -3,7 +3,6 @@
 //! Stripe API is faked with wiremock; events are shaped as Stripe's API reference shows them.
 //! Every test uses orgs and customers of its own, so tests run concurrently and again.
 
-use assistant::host::{handle, Background};
 use assistant::supabase::{Caller, Count};
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::Mac;
@@ -13,7 +12,6 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{spawn_app_with, TestApp};
-use crate::telemetry::tracing_subscriber_writer::Capture;
 
 const SECRET: &str = "whsec_test_primary";
 const WEBHOOK: &str = "/api/billing/webhook";
@@ -222,33 +220,39 @@ async fn a_signed_body_that_is_not_a_stripe_event_is_a_400() {
 #[tokio::test]
 async fn a_rejected_signature_is_logged_as_a_security_event_without_the_payload() {
     let app = billing_app(|_| {}).await;
-    let body = br#"{"id":"evt_secret_payload","note":"confidential text"}"#;
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(WEBHOOK)
+    crate::telemetry::logs();
+    let request_id = format!("billing-log-{}", unique());
+    let (payload, wrong_secret) = (format!("confidential-{}", unique()), "whsec_wrongsecret");
+    let body = format!(r#"{{"id":"evt_{payload}","note":"{payload}"}}"#);
+    let t = now();
+    let response = app
+        .client
+        .post(app.url(WEBHOOK))
+        .header("x-vercel-id", &request_id)
         .header(
             "stripe-signature",
-            format!("t={},v1={}", now(), sign("whsec_wrong", now(), body)),
+            format!("t={t},v1={}", sign(wrong_secret, t, body.as_bytes())),
         )
-        .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
-        .expect("request");
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = assistant::telemetry::subscriber("info", move || writer.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let route = &assistant::routes::billing::ROUTE;
-    let response = handle(route, app.state.clone(), request, Background::spawned()).await;
+        .body(body)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(response.status(), 400);
 
-    let log = capture.text();
-    assert!(log.contains("stripe_signature_rejected"), "{log}");
+    let lines = crate::telemetry::lines_with(&request_id);
+    let security = lines
+        .iter()
+        .find(|line| line.contains("stripe_signature_rejected"))
+        .unwrap_or_else(|| panic!("no security event among {lines:?}"));
+    assert!(security.contains("no v1 signature matches"), "{security}");
     assert!(
-        log.contains("no v1 signature matches"),
-        "the reason is logged: {log}"
+        crate::telemetry::lines_with(&payload).is_empty(),
+        "the payload leaked"
     );
-    for leak in ["confidential", "evt_secret_payload", "whsec_wrong"] {
-        assert!(!log.contains(leak), "{leak} leaked: {log}");
-    }
+    assert!(
+        crate::telemetry::lines_with(wrong_secret).is_empty(),
+        "the secret leaked"
+    );
 }
 
 // =============================================================================================

@@ -43,6 +43,9 @@ pub fn stack_env() -> HashMap<String, String> {
     }
     env.insert("APP_ENV".into(), "test".into());
     env.insert("HEALTH_CACHE_MS".into(), "0".into());
+    env.insert("WHATSAPP_APP_SECRET".into(), APP_SECRET.into());
+    env.insert("WHATSAPP_VERIFY_TOKEN".into(), VERIFY_TOKEN.into());
+    env.insert("GRAPH_RETRY_BASE_MS".into(), "10".into());
     env
 }
 
@@ -71,6 +74,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)
         state,
     }
 }
+
+/// The WhatsApp secrets every test app is configured with.
+pub const APP_SECRET: &str = "test-app-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
 
 /// The seeded demo users (supabase/seed.sql).
 pub const ACME_ORG: &str = "11111111-1111-1111-1111-111111111111";

@@ -2,9 +2,11 @@
 //! `scripts/test`. External HTTP APIs are faked with wiremock.
 
 mod helpers;
+mod whatsapp;
 
 mod billing;
 mod health;
 mod postgrest;
 mod routes;
 mod telemetry;
+mod webhook;

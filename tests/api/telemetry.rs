@@ -1,64 +1,80 @@
 //! The redaction layer: no phone number, message text, email, token or key in a log line.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use assistant::host::{handle, Background};
 use assistant::routes::health;
 use bytes::Bytes;
-use tracing_subscriber_writer::Capture;
 
 use crate::helpers::spawn_app;
 
-pub(crate) mod tracing_subscriber_writer {
-    use super::*;
+/// Collects what the subscriber writes.
+#[derive(Clone, Default)]
+pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
 
-    /// Collects what the subscriber writes.
-    #[derive(Clone, Default)]
-    pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
     }
-
-    impl Capture {
-        pub fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
-fn captured(emit: impl FnOnce()) -> String {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = assistant::telemetry::subscriber("debug", move || writer.clone());
-    tracing::subscriber::with_default(subscriber, emit);
-    capture.text()
+/// Every log line of this test binary: one process-wide subscriber (per-thread subscribers
+/// race with tracing's callsite cache when tests run in parallel).
+pub(crate) fn logs() -> &'static Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = assistant::telemetry::subscriber("debug", move || writer.clone());
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        capture
+    })
+}
+
+/// The logged lines that contain `marker`.
+pub(crate) fn lines_with(marker: &str) -> Vec<String> {
+    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .filter(|l| l.contains(marker))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn captured(marker: &str, emit: impl FnOnce()) -> String {
+    logs();
+    emit();
+    lines_with(marker).join("\n")
 }
 
 #[test]
 fn sensitive_fields_and_patterns_never_reach_a_log_line() {
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
-    let output = captured(|| {
+    let m = "marker-redaction";
+    let output = captured(m, || {
         tracing::info!(
+            m,
             body = "remind me to call mom at 9",
             phone = "15550001111",
             "inbound message"
         );
         tracing::info!(
+            m,
             text = "I owe 12 dollars",
             wa_id = "34600000000",
             "text field"
         );
-        tracing::warn!("send to +1 (555) 010-0001 failed for someone@example.com");
-        tracing::error!(header = %format!("Bearer {jwt}"), "rejected");
+        tracing::warn!(
+            m,
+            "send to +1 (555) 010-0001 failed for someone@example.com"
+        );
+        tracing::error!(m, header = %format!("Bearer {jwt}"), "rejected");
         tracing::error!(
+            m,
             detail = "key sk-proj-abcdefghijklmnop and whsec_abc123 leaked",
             "keys"
         );
@@ -90,8 +106,10 @@ fn sensitive_fields_and_patterns_never_reach_a_log_line() {
 
 #[test]
 fn dates_ids_and_small_numbers_stay_readable() {
-    let output = captured(|| {
+    let m = "marker-readable";
+    let output = captured(m, || {
         tracing::info!(
+            m,
             org = "11111111-1111-1111-1111-111111111111",
             day = "2026-11-23",
             attempts = 3,
@@ -108,19 +126,14 @@ fn dates_ids_and_small_numbers_stay_readable() {
 
 #[tokio::test]
 async fn each_request_is_one_line_with_its_id_route_status_and_latency() {
+    logs();
     let app = spawn_app().await;
+    let request_id = format!("fra1::iad1::{}", uuid::Uuid::new_v4().simple());
     let request = http::Request::builder()
         .uri("/api/health")
-        .header(
-            "x-vercel-id",
-            "fra1::iad1::abcde-1700000000000-0123456789ab",
-        )
+        .header("x-vercel-id", &request_id)
         .body(http_body_util::Full::new(Bytes::new()))
         .expect("request");
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = assistant::telemetry::subscriber("info", move || writer.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
     let response = handle(
         &health::ROUTE,
         app.state.clone(),
@@ -129,23 +142,16 @@ async fn each_request_is_one_line_with_its_id_route_status_and_latency() {
     )
     .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-request-id"],
-        "fra1::iad1::abcde-1700000000000-0123456789ab"
-    );
+    assert_eq!(response.headers()["x-request-id"], request_id.as_str());
 
-    let lines: Vec<serde_json::Value> = capture
-        .text()
-        .lines()
+    let lines: Vec<serde_json::Value> = lines_with(&request_id)
+        .iter()
         .map(|l| serde_json::from_str(l).expect("json"))
         .filter(|l: &serde_json::Value| l["message"] == "request")
         .collect();
     assert_eq!(lines.len(), 1, "one request line");
     let line = &lines[0];
-    assert_eq!(
-        line["request_id"],
-        "fra1::iad1::abcde-1700000000000-0123456789ab"
-    );
+    assert_eq!(line["request_id"], request_id.as_str());
     assert_eq!(line["route"], "/api/health");
     assert_eq!(line["method"], "GET");
     assert_eq!(line["status"], 200);

@@ -3,6 +3,7 @@
 
 pub mod billing;
 pub mod health;
+pub mod webhook;
 
 use bytes::Bytes;
 use http::{header, Response, StatusCode};
@@ -11,7 +12,7 @@ use serde::Serialize;
 use crate::host::Route;
 
 /// Every route of the service.
-pub static ROUTES: &[&Route] = &[&health::ROUTE, &billing::ROUTE];
+pub static ROUTES: &[&Route] = &[&health::ROUTE, &webhook::ROUTE, &billing::ROUTE];
 
 /// A JSON response with `status`.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Bytes> {

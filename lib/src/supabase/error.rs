@@ -30,12 +30,17 @@ pub enum DbError {
 }
 
 impl DbError {
-    /// Whether the database (or PostgREST) is down rather than the request wrong: the caller
-    /// should answer 503 so that the sender retries.
+    /// Whether the database (or PostgREST) is down or the transaction lost a race (deadlock,
+    /// serialization) rather than the request being wrong: the caller should answer 503 so
+    /// that the sender retries.
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Transport(_) => true,
-            Self::Api(e) => matches!(e.status, 502..=504) || e.code.starts_with("PGRST00"),
+            Self::Api(e) => {
+                matches!(e.status, 502..=504)
+                    || e.code.starts_with("PGRST00")
+                    || matches!(e.code.as_str(), "40001" | "40P01")
+            }
             Self::Decode(_) => false,
         }
     }

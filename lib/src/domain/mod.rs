@@ -1,0 +1,5 @@
+//! Newtypes that make invalid values unrepresentable once parsed.
+
+mod whatsapp;
+
+pub use whatsapp::{PhoneNumberId, WaId, Wamid};

@@ -1,0 +1,80 @@
+//! Bounds the in-process background work so that processing never slows acknowledgements.
+//!
+//! New messages wait in a bounded queue drained by at most `concurrency` workers. A message
+//! that does not fit stays stored (`received`) and is picked up by the retry cron; the ones in
+//! the queue are processed while any worker of this instance runs.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+/// A bounded queue of stored message ids and the permits of the workers draining it.
+pub struct Backlog {
+    queue: Mutex<VecDeque<Uuid>>,
+    max_queued: usize,
+    workers: Arc<Semaphore>,
+}
+
+impl Backlog {
+    pub fn new(max_queued: usize, concurrency: usize) -> Self {
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            max_queued,
+            workers: Arc::new(Semaphore::new(concurrency)),
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Uuid>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a message; `false` when the queue is full (it stays stored for the cron).
+    pub fn push(&self, id: Uuid) -> bool {
+        let mut queue = self.queue();
+        if queue.len() >= self.max_queued {
+            return false;
+        }
+        queue.push_back(id);
+        true
+    }
+
+    /// The next queued message.
+    pub fn pop(&self) -> Option<Uuid> {
+        self.queue().pop_front()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue().is_empty()
+    }
+
+    /// A worker's permit, when fewer than `concurrency` workers run (never waits).
+    pub fn worker(&self) -> Option<OwnedSemaphorePermit> {
+        self.workers.clone().try_acquire_owned().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_and_the_workers_are_bounded() {
+        let backlog = Backlog::new(2, 1);
+        assert!(backlog.push(Uuid::new_v4()));
+        assert!(backlog.push(Uuid::new_v4()));
+        assert!(
+            !backlog.push(Uuid::new_v4()),
+            "a full queue turns messages away"
+        );
+        let worker = backlog.worker();
+        assert!(worker.is_some());
+        assert!(backlog.worker().is_none(), "one worker at most");
+        drop(worker);
+        assert!(backlog.worker().is_some());
+        assert!(backlog.pop().is_some() && backlog.pop().is_some() && backlog.is_empty());
+    }
+}

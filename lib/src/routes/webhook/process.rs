@@ -1,0 +1,467 @@
+//! Background processing of one stored inbound message, in at most three database round
+//! trips besides the assistant's tools:
+//!
+//! 1. `whatsapp_claim_message`: claim with a lease (no two workers ever process one message),
+//!    with the contact, conversation, settings, rate-limit count and budget;
+//! 2. `whatsapp_begin_reply`: record the reply before sending it, so a retry never sends twice;
+//! 3. `whatsapp_finish_message` (reply, opt-out, alert) or `whatsapp_fail_message` (dead letter
+//!    queue with backoff).
+//!
+//! In between: STOP/START, human mode, the per-contact rate limit, the org's token budget, mark
+//! as read with typing indicator, the assistant, and the send (freeform inside the 24 h window,
+//! the approved template outside it or when Meta answers 131047).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::assistant::Question;
+use crate::domain::{PhoneNumberId, WaId, Wamid};
+use crate::startup::AppState;
+use crate::supabase::{Caller, DbError, Postgrest};
+use crate::whatsapp::{GraphAction, GraphError, Outgoing, Sent};
+
+/// A claimed message with everything needed to answer it (`whatsapp_claim_message`).
+#[derive(Debug, Deserialize)]
+pub struct Claim {
+    pub message: ClaimedMessage,
+    pub contact: ClaimedContact,
+    pub conversation: ClaimedConversation,
+    pub phone_number_id: String,
+    pub settings: ClaimedSettings,
+    pub rate_limit: RateLimit,
+    pub budget: Budget,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClaimedMessage {
+    pub wamid: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClaimedContact {
+    pub wa_id: String,
+    pub name: Option<String>,
+    pub opted_out: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClaimedConversation {
+    pub mode: String,
+    pub window_open: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClaimedSettings {
+    pub language: String,
+    pub reply_template: Option<String>,
+    pub template_language: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RateLimit {
+    pub limit: i64,
+    pub hits: i64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Budget {
+    pub monthly_tokens: i64,
+    pub used_tokens: i64,
+}
+
+/// An org alert raised by processing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    pub kind: &'static str,
+    pub severity: &'static str,
+    pub message: &'static str,
+}
+
+/// What to do with a claimed message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub reply: Option<Reply>,
+    pub opt_out: Option<bool>,
+    pub alert: Option<Alert>,
+    /// Mark as read with the typing indicator before answering.
+    pub mark_read: bool,
+}
+
+/// Where the reply's text comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    Fixed(String),
+    Assistant,
+}
+
+const OPT_OUT_WORDS: &[&str] = &["stop", "unsubscribe", "baja"];
+const OPT_IN_WORDS: &[&str] = &["start", "subscribe", "alta"];
+
+/// Decides, from the claim alone, how to answer (no I/O).
+pub fn decide(claim: &Claim) -> Plan {
+    let spanish = claim.settings.language.starts_with("es");
+    let say = |en: &str, es: &str| Some(Reply::Fixed(if spanish { es } else { en }.to_string()));
+    let silent = Plan {
+        reply: None,
+        opt_out: None,
+        alert: None,
+        mark_read: false,
+    };
+    let keyword = claim
+        .message
+        .body
+        .as_deref()
+        .filter(|_| claim.message.kind == "text")
+        .map(|b| b.trim().to_lowercase())
+        .unwrap_or_default();
+
+    if claim.conversation.mode == "human" {
+        return silent;
+    }
+    if OPT_OUT_WORDS.contains(&keyword.as_str()) {
+        return Plan {
+            reply: say(
+                "You will not receive more messages from us. Reply START to subscribe again.",
+                "No recibirás más mensajes nuestros. Responde ALTA para volver a suscribirte.",
+            ),
+            opt_out: Some(true),
+            ..silent
+        };
+    }
+    if OPT_IN_WORDS.contains(&keyword.as_str()) {
+        return Plan {
+            reply: say(
+                "Welcome back! You are subscribed again.",
+                "¡Bienvenido de nuevo! Vuelves a estar suscrito.",
+            ),
+            opt_out: Some(false),
+            ..silent
+        };
+    }
+    if claim.contact.opted_out || claim.message.kind == "reaction" {
+        return silent;
+    }
+    if claim.rate_limit.hits > claim.rate_limit.limit {
+        // One notice when the limit is first passed, then silence until the window resets.
+        let first = claim.rate_limit.hits == claim.rate_limit.limit + 1;
+        return Plan {
+            reply: if first {
+                say(
+                    "You are sending messages very quickly. Please wait a minute and try again.",
+                    "Estás enviando mensajes muy rápido. Espera un minuto y vuelve a intentarlo.",
+                )
+            } else {
+                None
+            },
+            ..silent
+        };
+    }
+    if claim.budget.used_tokens >= claim.budget.monthly_tokens {
+        return Plan {
+            reply: say(
+                "Sorry, the assistant is unavailable right now. Please try again later.",
+                "Lo sentimos, el asistente no está disponible ahora. Inténtalo más tarde.",
+            ),
+            alert: Some(Alert {
+                kind: "budget_exhausted",
+                severity: "warning",
+                message: "The monthly AI token budget is exhausted; the assistant is paused.",
+            }),
+            ..silent
+        };
+    }
+    Plan {
+        reply: Some(Reply::Assistant),
+        mark_read: true,
+        ..silent
+    }
+}
+
+/// Why processing failed (the message goes to the dead letter queue).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("outside the 24 h window and no approved reply template is configured")]
+    NoTemplate,
+    #[error("the stored message has an invalid {0}")]
+    InvalidStored(&'static str),
+}
+
+/// The reply as sent, for `whatsapp_finish_message`.
+#[derive(Serialize)]
+struct Finished {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outbound_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outbound_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wamid: Option<Wamid>,
+    wamids: Vec<Wamid>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opt_out: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<Alert>,
+}
+
+#[derive(Deserialize)]
+struct Begun {
+    outbound_id: Uuid,
+    state: String,
+}
+
+/// Processes `message_id` if it can be claimed; every outcome is recorded, never lost.
+pub async fn process(state: &AppState, message_id: Uuid) {
+    let Ok(db) = state.db() else { return };
+    let claim = match claim(state, db, message_id).await {
+        Ok(Some(claim)) => claim,
+        Ok(None) => return,
+        Err(error) => {
+            // Not claimed: the message stays stored and the retry cron picks it up.
+            tracing::error!(%message_id, error = %error, "could not claim a message");
+            return;
+        }
+    };
+    let mut outbound = None;
+    let result = answer(state, db, message_id, &claim, &mut outbound).await;
+    let recorded = match result {
+        Ok(finished) => finish(db, message_id, &finished).await,
+        Err(failure) => {
+            tracing::warn!(%message_id, error = %failure, "processing failed; dead-lettered");
+            fail(db, message_id, &failure, outbound).await
+        }
+    };
+    if let Err(error) = recorded {
+        tracing::error!(%message_id, error = %error, "could not record the outcome; the lease will expire");
+    }
+}
+
+async fn claim(state: &AppState, db: &Postgrest, id: Uuid) -> Result<Option<Claim>, DbError> {
+    let lease = state.settings.processing.lease.as_secs();
+    Ok(db
+        .rpc("whatsapp_claim_message", Caller::Service)
+        .args(&json!({"p_message_id": id, "p_lease_seconds": lease}))
+        .fetch()
+        .await?
+        .data)
+}
+
+async fn answer(
+    state: &AppState,
+    db: &Postgrest,
+    message_id: Uuid,
+    claim: &Claim,
+    outbound: &mut Option<Uuid>,
+) -> Result<Finished, Failure> {
+    let plan = decide(claim);
+    let from =
+        PhoneNumberId::parse(&claim.phone_number_id).ok_or(Failure::InvalidStored("number"))?;
+    let to = WaId::parse(&claim.contact.wa_id).ok_or(Failure::InvalidStored("wa_id"))?;
+    let mut finished = Finished {
+        outbound_id: None,
+        outbound_status: None,
+        wamid: None,
+        wamids: Vec::new(),
+        kind: None,
+        opt_out: plan.opt_out,
+        alert: plan.alert.clone(),
+    };
+    let Some(reply) = plan.reply else {
+        return Ok(finished);
+    };
+    if plan.mark_read {
+        mark_read(state, &from, claim).await;
+    }
+    let text = match reply {
+        Reply::Fixed(text) => text,
+        Reply::Assistant => state.assistant.reply(&Question {
+            kind: &claim.message.kind,
+            text: claim.message.body.as_deref(),
+            contact_name: claim.contact.name.as_deref(),
+            language: &claim.settings.language,
+        }),
+    };
+    let begun: Begun = db
+        .rpc("whatsapp_begin_reply", Caller::Service)
+        .args(&json!({"p_message_id": message_id, "p_type": "text", "p_body": text}))
+        .fetch()
+        .await?
+        .data;
+    match begun.state.as_str() {
+        "new" => *outbound = Some(begun.outbound_id),
+        "sending" => {
+            // An earlier attempt may have sent it: never risk sending twice.
+            finished.alert = Some(Alert {
+                kind: "reply_outcome_unknown",
+                severity: "warning",
+                message: "A reply's send outcome is unknown; it was not sent again.",
+            });
+            return Ok(finished);
+        }
+        _ => return Ok(finished),
+    }
+    let (sent, kind) = deliver(state, claim, &from, &to, text).await?;
+    finished.outbound_id = Some(begun.outbound_id);
+    finished.outbound_status = Some(if sent.simulated { "simulated" } else { "sent" });
+    finished.wamid = sent.wamids.first().cloned();
+    finished.wamids = sent.wamids;
+    finished.kind = Some(kind);
+    Ok(finished)
+}
+
+async fn mark_read(state: &AppState, from: &PhoneNumberId, claim: &Claim) {
+    let Some(wamid) = claim.message.wamid.as_deref().and_then(Wamid::parse) else {
+        return;
+    };
+    if let Err(error) = state.whatsapp.mark_read(from, &wamid).await {
+        tracing::warn!(error = %error, "mark as read failed");
+    }
+}
+
+/// Sends `text`: freeform inside the window, else (or on 131047) the reply template.
+async fn deliver(
+    state: &AppState,
+    claim: &Claim,
+    from: &PhoneNumberId,
+    to: &WaId,
+    text: String,
+) -> Result<(Sent, &'static str), Failure> {
+    if claim.conversation.window_open {
+        match send(state, from, to, &Outgoing::Text(text.clone())).await {
+            Ok(sent) => return Ok((sent, "text")),
+            Err(error) if error.action() == GraphAction::TemplateFallback => {
+                tracing::info!("outside the 24 h window (131047): falling back to the template");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let template = reply_template(claim, text).ok_or(Failure::NoTemplate)?;
+    Ok((send(state, from, to, &template).await?, "template"))
+}
+
+/// The org's approved reply template with the reply as its body parameter.
+fn reply_template(claim: &Claim, text: String) -> Option<Outgoing> {
+    let name = claim.settings.reply_template.clone()?;
+    let parameter: String = text.chars().take(1024).collect();
+    Some(Outgoing::Template {
+        name,
+        language: claim.settings.template_language.clone(),
+        parameters: vec![parameter],
+    })
+}
+
+/// Sends with up to three tries when Meta throttles (130429, 131056, 4) or is unreachable.
+async fn send(
+    state: &AppState,
+    from: &PhoneNumberId,
+    to: &WaId,
+    message: &Outgoing,
+) -> Result<Sent, GraphError> {
+    let base = state.settings.processing.retry_base;
+    let mut attempt = 0;
+    loop {
+        match state.whatsapp.send(from, to, message).await {
+            Err(error) if error.action() == GraphAction::Retry && attempt < 2 => {
+                attempt += 1;
+                tokio::time::sleep(backoff(base, attempt)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// `base * 2^(attempt-1)`, with up to 50 % jitter.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let exact = base * 2u32.pow(attempt - 1);
+    exact + exact.mul_f64(f64::from(nanos % 500) / 1000.0)
+}
+
+async fn finish(db: &Postgrest, id: Uuid, finished: &Finished) -> Result<(), DbError> {
+    db.rpc("whatsapp_finish_message", Caller::Service)
+        .args(&json!({"p_message_id": id, "p_result": finished}))
+        .execute()
+        .await
+        .map(drop)
+}
+
+async fn fail(
+    db: &Postgrest,
+    id: Uuid,
+    failure: &Failure,
+    outbound: Option<Uuid>,
+) -> Result<(), DbError> {
+    let alert = matches!(failure, Failure::Graph(e) if e.action() == GraphAction::TokenExpired).then(|| Alert {
+        kind: "whatsapp_token_expired",
+        severity: "critical",
+        message: "The WhatsApp access token expired (Graph error 190): replace WHATSAPP_ACCESS_TOKEN.",
+    });
+    db.rpc("whatsapp_fail_message", Caller::Service)
+        .args(&json!({
+            "p_message_id": id,
+            "p_error": failure.to_string(),
+            "p_outbound_id": outbound,
+            "p_alert": alert,
+        }))
+        .execute()
+        .await
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(body: &str, hits: i64, used: i64) -> Claim {
+        serde_json::from_value(json!({
+            "message": {"wamid": "wamid.X", "type": "text", "body": body},
+            "contact": {"wa_id": "15550001111", "name": "Ana", "opted_out": false},
+            "conversation": {"mode": "bot", "window_open": true},
+            "phone_number_id": "100000000000001",
+            "settings": {"language": "en", "reply_template": null, "template_language": "en_US"},
+            "rate_limit": {"limit": 10, "hits": hits},
+            "budget": {"monthly_tokens": 1000, "used_tokens": used},
+        }))
+        .expect("claim")
+    }
+
+    #[test]
+    fn decisions_follow_the_rules_in_order() {
+        assert_eq!(decide(&claim("hello", 1, 0)).reply, Some(Reply::Assistant));
+        assert_eq!(decide(&claim(" STOP ", 1, 0)).opt_out, Some(true));
+        assert_eq!(decide(&claim("start", 1, 0)).opt_out, Some(false));
+        assert!(matches!(
+            decide(&claim("hello", 11, 0)).reply,
+            Some(Reply::Fixed(_))
+        ));
+        assert_eq!(decide(&claim("hello", 12, 0)).reply, None);
+        let budget = decide(&claim("hello", 1, 1000));
+        assert_eq!(budget.alert.map(|a| a.kind), Some("budget_exhausted"));
+        let mut human = claim("hello", 1, 0);
+        human.conversation.mode = "human".into();
+        assert_eq!(decide(&human).reply, None);
+        let mut opted_out = claim("hello", 1, 0);
+        opted_out.contact.opted_out = true;
+        assert_eq!(decide(&opted_out).reply, None);
+    }
+
+    #[test]
+    fn backoff_doubles_with_bounded_jitter() {
+        let base = Duration::from_millis(100);
+        let second = backoff(base, 2);
+        assert!(second >= Duration::from_millis(200) && second < Duration::from_millis(300));
+    }
+}

@@ -1,0 +1,407 @@
+//! Outbound WhatsApp: the Graph API client, or the outbox transport when no access token is
+//! configured (messages are recorded as `simulated`, so the whole flow runs locally).
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::configuration::{Secret, WhatsAppSettings};
+use crate::domain::{PhoneNumberId, WaId, Wamid};
+
+/// WhatsApp's limit for one text message.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// A message to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// Freeform text (only inside the 24 h window); split past 4096 characters.
+    Text(String),
+    /// An approved template with body parameters (allowed outside the window).
+    Template {
+        name: String,
+        language: String,
+        parameters: Vec<String>,
+    },
+    /// Up to three reply buttons: `(id, title)`.
+    Buttons {
+        body: String,
+        buttons: Vec<(String, String)>,
+    },
+    /// A list: the button label and its rows `(id, title, description)`.
+    List {
+        body: String,
+        button: String,
+        rows: Vec<(String, String, String)>,
+    },
+}
+
+impl Outgoing {
+    /// The `type` recorded for the outbound message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Text(_) => "text",
+            Self::Template { .. } => "template",
+            Self::Buttons { .. } | Self::List { .. } => "interactive",
+        }
+    }
+}
+
+/// What a send produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// One id per message sent (a long text is several messages).
+    pub wamids: Vec<Wamid>,
+    /// True when the outbox recorded it instead of sending.
+    pub simulated: bool,
+}
+
+/// What to do about a failed send, by Graph error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphAction {
+    /// 131047: outside the 24 h window; send the approved template instead.
+    TemplateFallback,
+    /// 130429, 131056, 4, 5xx, network: retry with backoff.
+    Retry,
+    /// 190: the access token expired; alert the operators.
+    TokenExpired,
+    /// Anything else: park the message in the dead letter queue.
+    DeadLetter,
+}
+
+/// A failed Graph API call.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("Graph API answered {status} with error {code}: {message}")]
+    Api {
+        status: u16,
+        code: i64,
+        message: String,
+    },
+    #[error("Graph API unreachable: {0}")]
+    Transport(#[source] reqwest::Error),
+    #[error("unexpected Graph API response: {0}")]
+    Decode(String),
+}
+
+impl GraphError {
+    pub fn action(&self) -> GraphAction {
+        match self {
+            Self::Api { code: 131047, .. } => GraphAction::TemplateFallback,
+            Self::Api {
+                code: 130429 | 131056 | 4,
+                ..
+            } => GraphAction::Retry,
+            Self::Api { code: 190, .. } => GraphAction::TokenExpired,
+            Self::Api { status, .. } if *status >= 500 => GraphAction::Retry,
+            Self::Api { .. } | Self::Decode(_) => GraphAction::DeadLetter,
+            Self::Transport(_) => GraphAction::Retry,
+        }
+    }
+}
+
+impl From<reqwest::Error> for GraphError {
+    fn from(error: reqwest::Error) -> Self {
+        Self::Transport(error.without_url())
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct SendResponse {
+    messages: Vec<SentId>,
+}
+
+#[derive(Deserialize)]
+struct SentId {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct MediaInfo {
+    url: String,
+    mime_type: Option<String>,
+}
+
+/// Downloaded media.
+#[derive(Debug)]
+pub struct Media {
+    pub bytes: Bytes,
+    pub mime_type: Option<String>,
+}
+
+/// The WhatsApp sender of this process.
+#[derive(Clone)]
+pub struct WhatsApp {
+    http: reqwest::Client,
+    /// `https://graph.facebook.com/v23.0`
+    base_url: String,
+    token: Option<Secret>,
+}
+
+impl WhatsApp {
+    pub fn new(http: reqwest::Client, settings: &WhatsAppSettings) -> Self {
+        Self {
+            http,
+            base_url: format!("{}/{}", settings.graph_base_url, settings.graph_version),
+            token: settings.access_token.clone(),
+        }
+    }
+
+    /// Whether messages are only recorded (no access token configured).
+    pub fn is_simulated(&self) -> bool {
+        self.token.is_none()
+    }
+
+    /// Sends `message` to `to` from the business number `from`.
+    pub async fn send(
+        &self,
+        from: &PhoneNumberId,
+        to: &WaId,
+        message: &Outgoing,
+    ) -> Result<Sent, GraphError> {
+        if self.is_simulated() {
+            tracing::info!(
+                kind = message.kind(),
+                "outbound message simulated (no access token)"
+            );
+            return Ok(Sent {
+                wamids: Vec::new(),
+                simulated: true,
+            });
+        }
+        let mut wamids = Vec::new();
+        for body in request_bodies(to, message) {
+            let answer: SendResponse = self.post(&format!("{from}/messages"), &body).await?;
+            let id = answer
+                .messages
+                .first()
+                .map(|m| m.id.as_str())
+                .unwrap_or_default();
+            wamids
+                .push(Wamid::parse(id).ok_or_else(|| GraphError::Decode("no message id".into()))?);
+        }
+        Ok(Sent {
+            wamids,
+            simulated: false,
+        })
+    }
+
+    /// Marks an inbound message as read and shows the typing indicator.
+    pub async fn mark_read(&self, from: &PhoneNumberId, wamid: &Wamid) -> Result<(), GraphError> {
+        if self.is_simulated() {
+            return Ok(());
+        }
+        let body = json!({
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": wamid.as_str(),
+            "typing_indicator": {"type": "text"},
+        });
+        self.post::<Value>(&format!("{from}/messages"), &body)
+            .await
+            .map(drop)
+    }
+
+    /// Media id -> short-lived URL -> bytes, both with the bearer token.
+    pub async fn download_media(&self, media_id: &str) -> Result<Media, GraphError> {
+        let Some(token) = &self.token else {
+            return Err(GraphError::Decode(
+                "media download needs WHATSAPP_ACCESS_TOKEN".into(),
+            ));
+        };
+        let info: MediaInfo = decode(
+            self.http
+                .get(format!("{}/{media_id}", self.base_url))
+                .bearer_auth(token.expose()),
+        )
+        .await?;
+        let response = self
+            .http
+            .get(&info.url)
+            .bearer_auth(token.expose())
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(api_error(response).await);
+        }
+        Ok(Media {
+            bytes: response.bytes().await?,
+            mime_type: info.mime_type,
+        })
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, GraphError> {
+        let token = self.token.as_ref().map(Secret::expose).unwrap_or_default();
+        decode(
+            self.http
+                .post(format!("{}/{path}", self.base_url))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, GraphError> {
+    let response = request.send().await?;
+    if !response.status().is_success() {
+        return Err(api_error(response).await);
+    }
+    let bytes = response.bytes().await?;
+    serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode(e.to_string()))
+}
+
+async fn api_error(response: reqwest::Response) -> GraphError {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap_or_default();
+    match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+        Ok(envelope) => GraphError::Api {
+            status,
+            code: envelope.error.code,
+            message: envelope.error.message,
+        },
+        Err(_) => GraphError::Api {
+            status,
+            code: 0,
+            message: format!("HTTP {status}"),
+        },
+    }
+}
+
+/// The JSON bodies of `POST /{phone-number-id}/messages` for `message` (several for a long text).
+pub fn request_bodies(to: &WaId, message: &Outgoing) -> Vec<Value> {
+    let envelope = |kind: &str, content: Value| {
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to.as_str(),
+            "type": kind,
+            kind: content,
+        })
+    };
+    match message {
+        Outgoing::Text(text) => split_text(text, MAX_TEXT_CHARS)
+            .into_iter()
+            .map(|part| envelope("text", json!({"preview_url": false, "body": part})))
+            .collect(),
+        Outgoing::Template {
+            name,
+            language,
+            parameters,
+        } => {
+            let mut template = json!({"name": name, "language": {"code": language}});
+            if !parameters.is_empty() {
+                let params: Vec<Value> = parameters
+                    .iter()
+                    .map(|p| json!({"type": "text", "text": p}))
+                    .collect();
+                template["components"] = json!([{"type": "body", "parameters": params}]);
+            }
+            vec![envelope("template", template)]
+        }
+        Outgoing::Buttons { body, buttons } => {
+            let buttons: Vec<Value> = buttons
+                .iter()
+                .map(|(id, title)| json!({"type": "reply", "reply": {"id": id, "title": title}}))
+                .collect();
+            vec![envelope(
+                "interactive",
+                json!({"type": "button", "body": {"text": body}, "action": {"buttons": buttons}}),
+            )]
+        }
+        Outgoing::List { body, button, rows } => {
+            let rows: Vec<Value> = rows
+                .iter()
+                .map(|(id, title, description)| {
+                    json!({"id": id, "title": title, "description": description})
+                })
+                .collect();
+            vec![envelope(
+                "interactive",
+                json!({
+                    "type": "list",
+                    "body": {"text": body},
+                    "action": {"button": button, "sections": [{"title": button, "rows": rows}]},
+                }),
+            )]
+        }
+    }
+}
+
+/// Splits `text` into parts of at most `max` characters, preferring line and word breaks.
+pub fn split_text(text: &str, max: usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut rest = text.trim();
+    while rest.chars().count() > max {
+        let cut = rest
+            .char_indices()
+            .nth(max)
+            .map(|(i, _)| i)
+            .unwrap_or(rest.len());
+        let window = &rest[..cut];
+        let at = window
+            .rfind('\n')
+            .or_else(|| window.rfind(' '))
+            .filter(|&i| i > 0)
+            .unwrap_or(cut);
+        parts.push(rest[..at].trim_end().to_string());
+        rest = rest[at..].trim_start();
+    }
+    if !rest.is_empty() || parts.is_empty() {
+        parts.push(rest.to_string());
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_split_at_breaks_within_the_limit() {
+        let text = format!("{} {}", "a".repeat(4000), "b".repeat(200));
+        let parts = split_text(&text, MAX_TEXT_CHARS);
+        assert_eq!(parts, vec!["a".repeat(4000), "b".repeat(200)]);
+        let unbroken = "é".repeat(9000);
+        let parts = split_text(&unbroken, MAX_TEXT_CHARS);
+        assert_eq!(
+            parts.iter().map(|p| p.chars().count()).collect::<Vec<_>>(),
+            [4096, 4096, 808]
+        );
+        assert_eq!(split_text("hi", MAX_TEXT_CHARS), vec!["hi"]);
+    }
+
+    #[test]
+    fn graph_error_codes_choose_the_action() {
+        let api = |status, code| GraphError::Api {
+            status,
+            code,
+            message: String::new(),
+        };
+        assert_eq!(api(400, 131047).action(), GraphAction::TemplateFallback);
+        assert_eq!(api(429, 130429).action(), GraphAction::Retry);
+        assert_eq!(api(400, 131056).action(), GraphAction::Retry);
+        assert_eq!(api(400, 4).action(), GraphAction::Retry);
+        assert_eq!(api(401, 190).action(), GraphAction::TokenExpired);
+        assert_eq!(api(400, 131026).action(), GraphAction::DeadLetter);
+        assert_eq!(api(503, 0).action(), GraphAction::Retry);
+    }
+}

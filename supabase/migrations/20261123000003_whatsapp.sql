@@ -1,0 +1,393 @@
+-- WhatsApp: the webhook's one-round-trip ingest, and the steps of background processing
+-- (claim with a lease, begin a reply, finish, fail to the dead letter queue).
+-- Every function here is for the service role only (the webhook and cron routes).
+
+-- =============================================================================================
+-- messages: a `sending` state and the link from a reply to the message it answers
+-- =============================================================================================
+
+alter table public.messages drop constraint messages_status_check;
+alter table public.messages add constraint messages_status_check check (status in (
+  'received', 'processing', 'processed', 'sending', 'sent', 'delivered', 'read', 'failed',
+  'simulated'));
+
+alter table public.messages
+  add column reply_to uuid references public.messages (id) on delete set null;
+comment on column public.messages.reply_to is
+  'For an outbound reply: the inbound message it answers. At most one reply per message, so a retry never sends twice.';
+create unique index messages_reply_to_key on public.messages (reply_to) where reply_to is not null;
+
+-- Outbound statuses only move forward: read never goes back to delivered.
+create or replace function private.outbound_status_rank(status text) returns int
+language sql immutable
+set search_path = ''
+as $$
+  select case status
+    when 'sending' then 0
+    when 'simulated' then 1
+    when 'sent' then 1
+    when 'failed' then 2
+    when 'delivered' then 3
+    when 'read' then 4
+    else -1
+  end
+$$;
+
+-- Opens an alert unless the org already has an open one of the same kind.
+create or replace function private.raise_alert(p_org_id uuid, p_kind text, p_severity text, p_message text)
+returns void
+language sql
+set search_path = ''
+as $$
+  insert into public.alerts (org_id, kind, severity, message)
+  select p_org_id, p_kind, p_severity, p_message
+  where not exists (
+    select 1 from public.alerts a
+    where a.org_id is not distinct from p_org_id and a.kind = p_kind and a.status = 'open'
+  )
+$$;
+
+-- =============================================================================================
+-- whatsapp_ingest: one webhook delivery, stored atomically
+-- =============================================================================================
+-- p_messages: [{ord, phone_number_id, wa_id, profile_name, wamid, type, body, payload, sent_at}]
+-- p_statuses: [{phone_number_id, wamid, status, at, errors}]
+-- Routes by phone_number_id (unknown numbers are recorded and ignored), upserts contacts and
+-- conversations (an inbound message opens the 24 h window at its own timestamp), inserts
+-- messages deduplicated on wamid (concurrent redeliveries cannot both insert), applies
+-- statuses without regressing, records the delivery in webhooks.
+-- Returns {new_message_ids: [uuid], unknown_numbers: int, statuses_applied: int}.
+create or replace function public.whatsapp_ingest(p_delivery_id text, p_messages jsonb, p_statuses jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_new uuid[];
+  v_unknown int;
+  v_applied int;
+  v_org uuid;
+begin
+  select n.org_id into v_org
+  from public.whatsapp_numbers n
+  where n.phone_number_id in (
+    select e ->> 'phone_number_id' from jsonb_array_elements(p_messages || p_statuses) e)
+  limit 1;
+
+  select count(*) into v_unknown
+  from (select distinct e ->> 'phone_number_id' as id
+        from jsonb_array_elements(p_messages || p_statuses) e) ids
+  where not exists (select 1 from public.whatsapp_numbers n where n.phone_number_id = ids.id);
+
+  insert into public.webhooks (source, external_id, org_id, event_type, status, error, processed_at)
+  values ('whatsapp', p_delivery_id, v_org, 'messages',
+          case when v_org is null then 'ignored' else 'processed' end,
+          case when v_unknown > 0 then 'unknown phone_number_id' end, now())
+  on conflict (source, external_id) do update
+    set attempts = public.webhooks.attempts + 1, processed_at = now();
+
+  with incoming as (
+    select m.*, n.id as number_id, n.org_id
+    from jsonb_to_recordset(p_messages) as m(
+      ord int, phone_number_id text, wa_id text, profile_name text, wamid text, type text,
+      body text, payload jsonb, sent_at timestamptz)
+    join public.whatsapp_numbers n on n.phone_number_id = m.phone_number_id
+  ),
+  contacts_up as (
+    insert into public.contacts as c (org_id, wa_id, name)
+    select distinct on (org_id, wa_id) org_id, wa_id, profile_name
+    from incoming
+    order by org_id, wa_id, ord desc
+    on conflict (org_id, wa_id) do update
+      set name = coalesce(excluded.name, c.name)
+    returning c.id, c.org_id, c.wa_id
+  ),
+  conversations_up as (
+    insert into public.conversations as v
+      (org_id, contact_id, whatsapp_number_id, last_inbound_at, last_message_at)
+    select i.org_id, c.id, i.number_id, max(least(i.sent_at, now())), max(least(i.sent_at, now()))
+    from incoming i
+    join contacts_up c on c.org_id = i.org_id and c.wa_id = i.wa_id
+    group by i.org_id, c.id, i.number_id
+    order by i.number_id, c.id
+    on conflict (whatsapp_number_id, contact_id) do update
+      set last_inbound_at = greatest(v.last_inbound_at, excluded.last_inbound_at),
+          last_message_at = greatest(v.last_message_at, excluded.last_message_at)
+    returning v.id, v.contact_id, v.whatsapp_number_id
+  ),
+  inserted as (
+    insert into public.messages
+      (org_id, conversation_id, contact_id, direction, wa_message_id, type, body, payload,
+       status, created_at)
+    select i.org_id, v.id, c.id, 'inbound', i.wamid, i.type, i.body, coalesce(i.payload, '{}'),
+           'received', clock_timestamp()
+    from incoming i
+    join contacts_up c on c.org_id = i.org_id and c.wa_id = i.wa_id
+    join conversations_up v on v.contact_id = c.id and v.whatsapp_number_id = i.number_id
+    order by i.ord
+    on conflict (wa_message_id) do nothing
+    returning id, created_at
+  )
+  select coalesce(array_agg(id order by created_at), '{}') into v_new from inserted;
+
+  with latest as (
+    select distinct on (s.wamid) s.wamid, s.status, s.at, s.errors
+    from jsonb_to_recordset(p_statuses) as s(wamid text, status text, at timestamptz, errors jsonb)
+    order by s.wamid, private.outbound_status_rank(s.status) desc
+  ),
+  applied as (
+    update public.messages m
+    set status = l.status,
+        status_at = l.at,
+        error = coalesce(l.errors, m.error)
+    from latest l
+    where m.wa_message_id = l.wamid
+      and m.direction = 'outbound'
+      and private.outbound_status_rank(l.status) > private.outbound_status_rank(m.status)
+    returning 1
+  )
+  select count(*) into v_applied from applied;
+
+  return jsonb_build_object(
+    'new_message_ids', to_jsonb(v_new),
+    'unknown_numbers', v_unknown,
+    'statuses_applied', v_applied);
+end;
+$$;
+
+-- =============================================================================================
+-- whatsapp_claim_message: take an inbound message for processing, with everything needed
+-- =============================================================================================
+-- Claimable: received, failed (re-driven by cron), or processing with an expired lease.
+-- Counts the contact's rate limit and reads the org's budget in the same round trip.
+-- Returns null when another worker holds the message (or it is done).
+create or replace function public.whatsapp_claim_message(p_message_id uuid, p_lease_seconds int default 120)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  m public.messages;
+  v_limit int;
+  v_hits int;
+  v_used bigint;
+begin
+  update public.messages
+  set status = 'processing',
+      attempts = attempts + 1,
+      lease_until = now() + make_interval(secs => p_lease_seconds)
+  where id = p_message_id
+    and direction = 'inbound'
+    and (status in ('received', 'failed') or (status = 'processing' and lease_until < now()))
+  returning * into m;
+  if not found then
+    return null;
+  end if;
+
+  select s.rate_limit_per_minute into v_limit
+  from public.assistant_settings s where s.org_id = m.org_id;
+  select r.hits into v_hits
+  from public.rate_limit_hit('contact:' || m.contact_id, 60, coalesce(v_limit, 10), m.org_id) r;
+  select coalesce(sum(a.tokens_in + a.tokens_out), 0) into v_used
+  from public.ai_requests a
+  where a.org_id = m.org_id and a.created_at >= date_trunc('month', now());
+
+  return (
+    select jsonb_build_object(
+      'message', jsonb_build_object(
+        'id', m.id, 'org_id', m.org_id, 'wamid', m.wa_message_id, 'type', m.type,
+        'body', m.body, 'payload', m.payload, 'attempts', m.attempts),
+      'contact', jsonb_build_object(
+        'id', c.id, 'wa_id', c.wa_id, 'name', c.name, 'locale', c.locale,
+        'timezone', coalesce(c.timezone, s.timezone, 'UTC'), 'opted_out', c.opted_out),
+      'conversation', jsonb_build_object(
+        'id', v.id, 'mode', v.mode,
+        'window_open', coalesce(v.last_inbound_at > now() - interval '24 hours', false)),
+      'phone_number_id', n.phone_number_id,
+      'settings', jsonb_build_object(
+        'system_prompt', s.system_prompt, 'model', s.model, 'language', coalesce(s.language, 'en'),
+        'reply_template', s.reply_template,
+        'template_language', coalesce(s.template_language, 'en_US')),
+      'rate_limit', jsonb_build_object(
+        'limit', coalesce(v_limit, 10), 'hits', v_hits),
+      'budget', jsonb_build_object(
+        'monthly_tokens', o.monthly_token_budget, 'used_tokens', v_used))
+    from public.contacts c
+    join public.conversations v on v.id = m.conversation_id
+    join public.whatsapp_numbers n on n.id = v.whatsapp_number_id
+    join public.orgs o on o.id = m.org_id
+    left join public.assistant_settings s on s.org_id = m.org_id
+    where c.id = m.contact_id
+  );
+end;
+$$;
+
+-- =============================================================================================
+-- whatsapp_begin_reply: record the reply before sending it (one reply per inbound message)
+-- =============================================================================================
+-- Returns {outbound_id, state}: `new` (send it), `sending` (an earlier attempt's outcome is
+-- unknown: do not send again), or the status of a reply already sent.
+create or replace function public.whatsapp_begin_reply(p_message_id uuid, p_type text, p_body text)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_id uuid;
+  v_status text;
+begin
+  insert into public.messages
+    (org_id, conversation_id, contact_id, direction, type, body, status, reply_to)
+  select m.org_id, m.conversation_id, m.contact_id, 'outbound', p_type, p_body, 'sending', m.id
+  from public.messages m
+  where m.id = p_message_id
+  on conflict (reply_to) where reply_to is not null do nothing
+  returning id into v_id;
+  if v_id is not null then
+    return jsonb_build_object('outbound_id', v_id, 'state', 'new');
+  end if;
+
+  -- A reply that failed for certain may be sent again; any other state may not.
+  update public.messages
+  set status = 'sending', type = p_type, body = p_body, error = null
+  where reply_to = p_message_id and status = 'failed'
+  returning id into v_id;
+  if v_id is not null then
+    return jsonb_build_object('outbound_id', v_id, 'state', 'new');
+  end if;
+
+  select id, status into v_id, v_status from public.messages where reply_to = p_message_id;
+  return jsonb_build_object('outbound_id', v_id, 'state', v_status);
+end;
+$$;
+
+-- =============================================================================================
+-- whatsapp_finish_message: the message is processed; record the reply and side effects
+-- =============================================================================================
+-- p_result: {outbound_id, outbound_status, wamid, wamids, type, body, error, opt_out, alert}
+-- (every key optional; alert = {kind, severity, message}).
+-- Rows are locked in the order whatsapp_ingest locks them (contact, conversation, messages),
+-- so a redelivery arriving meanwhile cannot deadlock with it.
+create or replace function public.whatsapp_finish_message(p_message_id uuid, p_result jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  m public.messages;
+begin
+  select * into m from public.messages where id = p_message_id;
+  if not found then
+    return;
+  end if;
+
+  if p_result ? 'opt_out' then
+    update public.contacts
+    set opted_out = (p_result ->> 'opt_out')::boolean,
+        opted_out_at = case when (p_result ->> 'opt_out')::boolean then now() end
+    where id = m.contact_id;
+  end if;
+
+  if p_result ? 'outbound_id' then
+    update public.conversations set last_message_at = now() where id = m.conversation_id;
+  end if;
+
+  update public.messages
+  set status = 'processed', lease_until = null, error = null
+  where id = p_message_id;
+
+  if p_result ? 'outbound_id' then
+    update public.messages
+    set status = p_result ->> 'outbound_status',
+        wa_message_id = p_result ->> 'wamid',
+        type = coalesce(p_result ->> 'type', type),
+        body = coalesce(p_result ->> 'body', body),
+        payload = payload || jsonb_build_object('wamids', coalesce(p_result -> 'wamids', '[]')),
+        error = p_result -> 'error',
+        status_at = now()
+    where id = (p_result ->> 'outbound_id')::uuid;
+  end if;
+
+  if p_result ? 'alert' then
+    perform private.raise_alert(m.org_id, p_result -> 'alert' ->> 'kind',
+      coalesce(p_result -> 'alert' ->> 'severity', 'warning'), p_result -> 'alert' ->> 'message');
+  end if;
+end;
+$$;
+
+-- =============================================================================================
+-- whatsapp_fail_message: processing failed; park it in the dead letter queue
+-- =============================================================================================
+-- One dead letter entry per message: attempts and exponential backoff (1, 2, 4 ... min, at most
+-- 6 h). Repeated failures (3 attempts of one message, or 5 pending entries in the org) raise
+-- an org alert, as does p_alert ({kind, severity, message}, e.g. an expired token). A reply
+-- that was being sent is marked failed (known not sent).
+create or replace function public.whatsapp_fail_message(
+  p_message_id uuid, p_error text, p_outbound_id uuid default null, p_alert jsonb default null)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  m public.messages;
+  v_pending int;
+begin
+  update public.messages
+  set status = 'failed', lease_until = null, error = jsonb_build_object('message', p_error)
+  where id = p_message_id
+  returning * into m;
+  if not found then
+    return;
+  end if;
+
+  if p_outbound_id is not null then
+    update public.messages
+    set status = 'failed', error = jsonb_build_object('message', p_error), status_at = now()
+    where id = p_outbound_id and status = 'sending';
+  end if;
+
+  update public.dead_letter_queue
+  set attempts = m.attempts, error = p_error, status = 'pending',
+      next_attempt_at = now() + least(interval '6 hours', interval '1 minute' * 2 ^ (m.attempts - 1))
+  where kind = 'inbound_message' and ref = m.id::text and status in ('pending', 'retrying');
+  if not found then
+    insert into public.dead_letter_queue (org_id, kind, ref, payload, error, attempts, next_attempt_at)
+    values (m.org_id, 'inbound_message', m.id::text,
+            jsonb_build_object('message_id', m.id, 'wamid', m.wa_message_id), p_error, m.attempts,
+            now() + least(interval '6 hours', interval '1 minute' * 2 ^ (m.attempts - 1)));
+  end if;
+
+  if p_alert is not null then
+    perform private.raise_alert(m.org_id, p_alert ->> 'kind',
+      coalesce(p_alert ->> 'severity', 'warning'), p_alert ->> 'message');
+  end if;
+
+  select count(*) into v_pending
+  from public.dead_letter_queue
+  where org_id = m.org_id and status in ('pending', 'retrying');
+  if m.attempts >= 3 or v_pending >= 5 then
+    perform private.raise_alert(m.org_id, 'processing_failures', 'critical',
+      'WhatsApp messages keep failing to process; see dead_letter_queue');
+  end if;
+end;
+$$;
+
+-- Service role only (the default privileges would let every role execute them).
+revoke execute on function
+  public.whatsapp_ingest(text, jsonb, jsonb),
+  public.whatsapp_claim_message(uuid, int),
+  public.whatsapp_begin_reply(uuid, text, text),
+  public.whatsapp_finish_message(uuid, jsonb),
+  public.whatsapp_fail_message(uuid, text, uuid, jsonb)
+from public, anon, authenticated;
+grant execute on function
+  public.whatsapp_ingest(text, jsonb, jsonb),
+  public.whatsapp_claim_message(uuid, int),
+  public.whatsapp_begin_reply(uuid, text, text),
+  public.whatsapp_finish_message(uuid, jsonb),
+  public.whatsapp_fail_message(uuid, text, uuid, jsonb)
+to service_role;
+revoke execute on function private.raise_alert(uuid, text, text, text) from public, anon, authenticated;
+revoke execute on function private.outbound_status_rank(text) from public, anon, authenticated;
+grant execute on function private.raise_alert(uuid, text, text, text), private.outbound_status_rank(text)
+  to service_role;

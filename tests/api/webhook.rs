@@ -1,0 +1,675 @@
+//! `/api/webhook`: handshake, signatures, every message type, durable deduplicated ingest, and
+//! background processing against the real database with the Graph API faked.
+
+use assistant::whatsapp::signature::escape_non_ascii;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, VERIFY_TOKEN};
+use crate::whatsapp::*;
+
+/// An app whose Graph API is `graph`, and a fresh org.
+async fn app_with_graph(graph: &wiremock::MockServer) -> (TestApp, TestOrg) {
+    let url = graph.uri();
+    let app = spawn_app_with(|env| {
+        env.insert("GRAPH_API_BASE_URL".into(), url);
+        env.insert(
+            "WHATSAPP_ACCESS_TOKEN".into(),
+            "EAAtesttoken000000000000".into(),
+        );
+    })
+    .await;
+    let org = TestOrg::create(app.state.db().expect("db")).await;
+    (app, org)
+}
+
+async fn ok_graph() -> wiremock::MockServer {
+    fake_graph(FakeGraph {
+        text_error: None,
+        error: None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_handshake_echoes_the_challenge_only_for_the_right_token() {
+    let app = spawn_app().await;
+    let url = |mode: &str, token: &str| {
+        app.url(&format!(
+            "/api/webhook?hub.mode={mode}&hub.verify_token={token}&hub.challenge=1158201444"
+        ))
+    };
+    let ok = app
+        .client
+        .get(url("subscribe", VERIFY_TOKEN))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["content-type"], "text/plain");
+    assert_eq!(ok.text().await.expect("text"), "1158201444");
+
+    for (mode, token) in [
+        ("subscribe", "wrong-token"),
+        ("unsubscribe", VERIFY_TOKEN),
+        ("subscribe", ""),
+    ] {
+        let refused = app.client.get(url(mode, token)).send().await.expect("get");
+        assert_eq!(refused.status(), 403, "{mode} {token}");
+    }
+}
+
+#[tokio::test]
+async fn signatures_missing_malformed_or_over_a_tampered_body_get_401() {
+    let app = spawn_app().await;
+    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
+    let post = |signature: Option<String>, body: Vec<u8>| {
+        let mut request = app.client.post(app.url("/api/webhook")).body(body);
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        request.send()
+    };
+    let mut tampered = body.clone();
+    let at = tampered.len() - 10;
+    tampered[at] ^= 1;
+    let cases = [
+        (None, body.clone()),
+        (Some("sha1=abc".to_string()), body.clone()),
+        (Some("sha256=nothex".to_string()), body.clone()),
+        (Some(signature(&body)), tampered),
+    ];
+    for (header, payload) in cases {
+        let response = post(header.clone(), payload).await.expect("post");
+        assert_eq!(response.status(), 401, "{header:?}");
+        let error: Value = response.json().await.expect("json");
+        assert_eq!(error["error"]["code"], "unauthorized");
+    }
+    let db = app.state.db().expect("db");
+    assert!(
+        select(db, "messages", &[("wa_message_id", format!("eq.{wamid}"))])
+            .await
+            .is_empty()
+    );
+
+    assert_eq!(
+        post(Some(signature(&body)), body)
+            .await
+            .expect("post")
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn non_ascii_bodies_verify_against_metas_escaped_signature() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    let (payload, wamids) = personalize(fixture("non_ascii_text.json"), &org, &new_wa_id(), 0);
+    let raw = serde_json::to_string(&payload).expect("json");
+    assert!(!raw.is_ascii());
+    // Meta signs the escaped form but sends the raw UTF-8 bytes.
+    let meta_signature = signature(escape_non_ascii(&raw).as_bytes());
+    let response = app
+        .client
+        .post(app.url("/api/webhook"))
+        .header("x-hub-signature-256", meta_signature)
+        .body(raw.clone())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    let stored = app.processed(&wamids[0]).await;
+    let text = payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"].as_str();
+    assert_eq!(stored["body"].as_str(), text, "stored as sent, not escaped");
+}
+
+#[tokio::test]
+async fn every_documented_message_type_is_stored_and_unknown_types_never_fail_a_batch() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    let cases = [
+        (
+            "text.json",
+            "text",
+            Some("Remind me to pay the electricity bill on Friday"),
+        ),
+        ("interactive_button_reply.json", "interactive", None),
+        ("interactive_list_reply.json", "interactive", None),
+        ("button.json", "button", None),
+        ("reaction.json", "reaction", None),
+        ("location.json", "location", None),
+        ("contacts.json", "contacts", None),
+        ("image.json", "image", None),
+        ("audio_voice.json", "audio", None),
+        ("video.json", "video", None),
+        ("document.json", "document", None),
+        ("sticker.json", "sticker", None),
+        ("unsupported.json", "unsupported", None),
+        ("unknown_type.json", "unsupported", None),
+    ];
+    for (file, kind, body) in cases {
+        let (payload, wamids) = personalize(fixture(file), &org, &new_wa_id(), 0);
+        let response = app
+            .deliver(&serde_json::to_vec(&payload).expect("json"))
+            .await;
+        assert_eq!(response.status(), 200, "{file}");
+        let stored = app.processed(&wamids[0]).await;
+        assert_eq!(stored["type"], kind, "{file}");
+        assert_eq!(stored["direction"], "inbound");
+        assert_eq!(
+            stored["payload"]["id"],
+            wamids[0].as_str(),
+            "{file}: raw message kept"
+        );
+        if let Some(body) = body {
+            assert_eq!(stored["body"], body);
+        }
+        if ["interactive", "button", "location", "contacts"].contains(&kind) {
+            assert!(
+                stored["body"].as_str().is_some_and(|b| !b.is_empty()),
+                "{file}: readable body"
+            );
+        }
+        assert_eq!(stored["status"], "processed", "{file}");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_three_messages_and_two_statuses_is_stored_whole() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    let db = app.state.db().expect("db");
+    let mut payload = fixture("batch_3_messages_2_statuses.json");
+    // Two senders: rewrite each contact's messages to a fresh wa_id of this test.
+    let (first, second) = (new_wa_id(), new_wa_id());
+    for entry in payload["entry"].as_array_mut().expect("entries") {
+        for change in entry["changes"].as_array_mut().expect("changes") {
+            let value = &mut change["value"];
+            value["metadata"]["phone_number_id"] = json!(org.phone_number_id);
+            for item in value["contacts"].as_array_mut().into_iter().flatten() {
+                let fresh = if item["wa_id"] == "15550001111" {
+                    &first
+                } else {
+                    &second
+                };
+                item["wa_id"] = json!(fresh);
+            }
+            for message in value["messages"].as_array_mut().into_iter().flatten() {
+                let fresh = if message["from"] == "15550001111" {
+                    &first
+                } else {
+                    &second
+                };
+                message["from"] = json!(fresh);
+                message["id"] = json!(format!("wamid.test.{}", uuid::Uuid::new_v4().simple()));
+                message["timestamp"] = json!(chrono::Utc::now().timestamp().to_string());
+            }
+        }
+    }
+    // The two statuses are for outbound messages this org sent earlier.
+    let statuses = payload["entry"][1]["changes"][1]["value"]["statuses"]
+        .as_array_mut()
+        .expect("statuses");
+    let mut outbound = Vec::new();
+    for status in statuses.iter_mut() {
+        let wamid = format!("wamid.out.{}", uuid::Uuid::new_v4().simple());
+        status["id"] = json!(wamid);
+        outbound.push((
+            wamid,
+            status["status"].as_str().expect("status").to_string(),
+        ));
+    }
+    let (seed, _) = personalize(fixture("text.json"), &org, &first, 0);
+    app.deliver(&serde_json::to_vec(&seed).expect("json")).await;
+    let contact = &select(
+        db,
+        "contacts",
+        &[
+            ("org_id", format!("eq.{}", org.id)),
+            ("wa_id", format!("eq.{first}")),
+        ],
+    )
+    .await[0];
+    let conversation = &select(
+        db,
+        "conversations",
+        &[(
+            "contact_id",
+            format!("eq.{}", contact["id"].as_str().unwrap()),
+        )],
+    )
+    .await[0];
+    for (wamid, _) in &outbound {
+        insert(db, "messages", json!({
+            "org_id": org.id, "conversation_id": conversation["id"], "contact_id": contact["id"],
+            "direction": "outbound", "wa_message_id": wamid, "type": "text", "status": "sent",
+        }))
+        .await;
+    }
+
+    let response = app
+        .deliver(&serde_json::to_vec(&payload).expect("json"))
+        .await;
+    let status = response.status();
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["received"], 3);
+    assert_eq!(answer["new"], 3);
+    assert_eq!(answer["statuses_applied"], 2);
+    for (wamid, status) in &outbound {
+        let row = &select(db, "messages", &[("wa_message_id", format!("eq.{wamid}"))]).await[0];
+        assert_eq!(row["status"].as_str(), Some(status.as_str()));
+    }
+    let stored = select(
+        db,
+        "messages",
+        &[
+            ("org_id", format!("eq.{}", org.id)),
+            ("direction", "eq.inbound".into()),
+        ],
+    )
+    .await;
+    assert_eq!(stored.len(), 4, "the seed message and the batch's three");
+}
+
+#[tokio::test]
+async fn statuses_never_regress_and_failures_keep_their_error() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
+    app.deliver(&body).await;
+    let reply = app.reply_to(&wamid).await.expect("reply");
+    let reply_wamid = reply["wa_message_id"]
+        .as_str()
+        .expect("sent wamid")
+        .to_string();
+
+    let status = |file: &str| {
+        let mut payload = fixture(file);
+        let value = &mut payload["entry"][0]["changes"][0]["value"];
+        value["metadata"]["phone_number_id"] = json!(org.phone_number_id);
+        value["statuses"][0]["id"] = json!(reply_wamid);
+        serde_json::to_vec(&payload).expect("json")
+    };
+    let db = app.state.db().expect("db");
+    let current = || async {
+        select(
+            db,
+            "messages",
+            &[("wa_message_id", format!("eq.{reply_wamid}"))],
+        )
+        .await[0]
+            .clone()
+    };
+    app.deliver(&status("status_read.json")).await;
+    assert_eq!(current().await["status"], "read");
+    app.deliver(&status("status_delivered.json")).await;
+    assert_eq!(
+        current().await["status"],
+        "read",
+        "read never goes back to delivered"
+    );
+    app.deliver(&status("status_failed.json")).await;
+    assert_eq!(current().await["status"], "read");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_identical_deliveries_store_one_message_and_send_one_reply() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello once");
+    let deliveries = (0..50).map(|_| app.deliver(&body));
+    for response in futures_util::future::join_all(deliveries).await {
+        let status = response.status();
+        assert_eq!(status, 200, "{}", response.text().await.unwrap_or_default());
+    }
+    app.processed(&wamid).await;
+    let db = app.state.db().expect("db");
+    let stored = select(db, "messages", &[("wa_message_id", format!("eq.{wamid}"))]).await;
+    assert_eq!(stored.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let texts = sends(&graph, "text").await;
+    assert_eq!(texts.len(), 1, "exactly one reply sent");
+    let replies = select(
+        db,
+        "messages",
+        &[
+            ("org_id", format!("eq.{}", org.id)),
+            ("direction", "eq.outbound".into()),
+        ],
+    )
+    .await;
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["status"], "sent");
+    let webhooks = select(db, "webhooks", &[("org_id", format!("eq.{}", org.id))]).await;
+    assert_eq!(webhooks.len(), 1, "one delivery row");
+    assert_eq!(webhooks[0]["attempts"], 50);
+}
+
+#[tokio::test]
+async fn database_down_answers_503_and_the_redelivery_is_stored_and_answered_once() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "are you there?");
+    let graph_url = graph.uri();
+    let down = spawn_app_with(|env| {
+        env.insert("POSTGREST_URL".into(), "http://127.0.0.1:9".into());
+        env.insert("GRAPH_API_BASE_URL".into(), graph_url);
+        env.insert(
+            "WHATSAPP_ACCESS_TOKEN".into(),
+            "EAAtesttoken000000000000".into(),
+        );
+    })
+    .await;
+    let response = down.deliver(&body).await;
+    assert_eq!(response.status(), 503, "Meta must redeliver");
+
+    for _ in 0..2 {
+        assert_eq!(app.deliver(&body).await.status(), 200);
+    }
+    let reply = app.reply_to(&wamid).await.expect("answered");
+    assert_eq!(reply["status"], "sent");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sends(&graph, "text").await.len(), 1, "answered once");
+}
+
+#[tokio::test]
+async fn outside_the_window_the_reply_is_the_approved_template() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    let (payload, wamids) = personalize(fixture("text.json"), &org, &new_wa_id(), 25 * 3600);
+    app.deliver(&serde_json::to_vec(&payload).expect("json"))
+        .await;
+    let reply = app.reply_to(&wamids[0]).await.expect("reply");
+    assert_eq!(reply["type"], "template");
+    assert!(
+        sends(&graph, "text").await.is_empty(),
+        "no freeform outside the window"
+    );
+    let templates = sends(&graph, "template").await;
+    assert_eq!(templates.len(), 1);
+    assert_eq!(templates[0]["template"]["name"], "assistant_reply");
+    assert_eq!(templates[0]["template"]["language"]["code"], "en_US");
+    assert!(templates[0]["template"]["components"][0]["parameters"][0]["text"].is_string());
+}
+
+#[tokio::test]
+async fn graph_error_131047_falls_back_to_the_template() {
+    let graph = fake_graph(FakeGraph {
+        text_error: Some(graph_error("error_131047")),
+        error: None,
+    })
+    .await;
+    let (app, org) = app_with_graph(&graph).await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
+    app.deliver(&body).await;
+    let reply = app.reply_to(&wamid).await.expect("reply");
+    assert_eq!(reply["type"], "template");
+    assert_eq!(reply["status"], "sent");
+    assert_eq!(sends(&graph, "text").await.len(), 1);
+    assert_eq!(sends(&graph, "template").await.len(), 1);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_an_expired_token_raises_an_alert() {
+    let graph = fake_graph(FakeGraph {
+        text_error: None,
+        error: Some((400, graph_error("error_190"))),
+    })
+    .await;
+    let (app, org) = app_with_graph(&graph).await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
+    app.deliver(&body).await;
+    assert_eq!(app.processed(&wamid).await["status"], "failed");
+    let db = app.state.db().expect("db");
+    let alerts = select(db, "alerts", &[("org_id", format!("eq.{}", org.id))]).await;
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "whatsapp_token_expired"),
+        "{alerts:?}"
+    );
+
+    let throttled = fake_graph(FakeGraph {
+        text_error: None,
+        error: Some((429, graph_error("error_130429"))),
+    })
+    .await;
+    let (app, org) = app_with_graph(&throttled).await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
+    app.deliver(&body).await;
+    assert_eq!(app.processed(&wamid).await["status"], "failed");
+    assert_eq!(
+        sends(&throttled, "text").await.len(),
+        3,
+        "three tries with backoff"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_parks_the_message_in_the_dead_letter_queue() {
+    let graph = fake_graph(FakeGraph {
+        text_error: None,
+        error: Some((400, graph_error("error_131026"))),
+    })
+    .await;
+    let (app, org) = app_with_graph(&graph).await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
+    app.deliver(&body).await;
+    let message = app.processed(&wamid).await;
+    assert_eq!(message["status"], "failed");
+    assert!(message["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("131026")));
+    let db = app.state.db().expect("db");
+    let id = message["id"].as_str().expect("id").to_string();
+    let dead = select(db, "dead_letter_queue", &[("ref", format!("eq.{id}"))]).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["kind"], "inbound_message");
+    assert_eq!(dead[0]["status"], "pending");
+    assert_eq!(dead[0]["attempts"], 1);
+    let next: chrono::DateTime<chrono::Utc> = dead[0]["next_attempt_at"]
+        .as_str()
+        .expect("time")
+        .parse()
+        .expect("timestamp");
+    assert!(next > chrono::Utc::now(), "retried later, with backoff");
+    let reply = app.reply_to(&wamid).await.expect("reply row");
+    assert_eq!(
+        reply["status"], "failed",
+        "known not sent, so a retry may send it"
+    );
+}
+
+#[tokio::test]
+async fn past_the_rate_limit_one_notice_then_silence() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    org.update(
+        app.state.db().expect("db"),
+        "assistant_settings",
+        json!({"rate_limit_per_minute": 2}),
+    )
+    .await;
+    let contact = new_wa_id();
+    let mut replies = Vec::new();
+    for n in 0..4 {
+        let (body, wamid) = text_delivery(&org, &contact, &format!("message {n}"));
+        app.deliver(&body).await;
+        replies.push(app.reply_to(&wamid).await);
+    }
+    assert!(replies[0].is_some() && replies[1].is_some());
+    let notice = replies[2]
+        .as_ref()
+        .expect("a notice at the first message over the limit");
+    assert!(notice["body"]
+        .as_str()
+        .is_some_and(|b| b.contains("quickly")));
+    assert!(replies[3].is_none(), "no notice per message");
+}
+
+#[tokio::test]
+async fn stop_and_start_are_honoured() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    let db = app.state.db().expect("db");
+    let contact = new_wa_id();
+    let opted_out = || async {
+        select(
+            db,
+            "contacts",
+            &[
+                ("org_id", format!("eq.{}", org.id)),
+                ("wa_id", format!("eq.{contact}")),
+            ],
+        )
+        .await[0]["opted_out"]
+            .clone()
+    };
+    let (body, wamid) = text_delivery(&org, &contact, "STOP");
+    app.deliver(&body).await;
+    assert!(app.reply_to(&wamid).await.is_some(), "one confirmation");
+    assert_eq!(opted_out().await, true);
+
+    let (body, wamid) = text_delivery(&org, &contact, "hello?");
+    app.deliver(&body).await;
+    assert!(
+        app.reply_to(&wamid).await.is_none(),
+        "no messages after STOP"
+    );
+
+    let (body, wamid) = text_delivery(&org, &contact, "start");
+    app.deliver(&body).await;
+    assert!(app.reply_to(&wamid).await.is_some());
+    assert_eq!(opted_out().await, false);
+}
+
+#[tokio::test]
+async fn human_mode_conversations_are_not_answered() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    let contact = new_wa_id();
+    let (body, wamid) = text_delivery(&org, &contact, "hi");
+    app.deliver(&body).await;
+    app.processed(&wamid).await;
+    org.update(
+        app.state.db().expect("db"),
+        "conversations",
+        json!({"mode": "human"}),
+    )
+    .await;
+    let (body, wamid) = text_delivery(&org, &contact, "I want a person");
+    app.deliver(&body).await;
+    assert!(app.reply_to(&wamid).await.is_none());
+}
+
+#[tokio::test]
+async fn an_exhausted_budget_gets_a_notice_and_an_alert() {
+    let graph = ok_graph().await;
+    let (app, org) = app_with_graph(&graph).await;
+    let db = app.state.db().expect("db");
+    org.update(db, "orgs", json!({"monthly_token_budget": 0}))
+        .await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
+    app.deliver(&body).await;
+    let reply = app.reply_to(&wamid).await.expect("notice");
+    assert!(reply["body"]
+        .as_str()
+        .is_some_and(|b| b.contains("unavailable")));
+    let alerts = select(db, "alerts", &[("org_id", format!("eq.{}", org.id))]).await;
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a["kind"] == "budget_exhausted")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn without_an_access_token_replies_are_recorded_as_simulated() {
+    let app = spawn_app().await;
+    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
+    assert_eq!(app.deliver(&body).await.status(), 200);
+    let reply = app.reply_to(&wamid).await.expect("reply");
+    assert_eq!(reply["status"], "simulated");
+    assert!(reply["body"].as_str().is_some_and(|b| b.contains("hello")));
+}
+
+#[tokio::test]
+async fn unknown_numbers_are_recorded_and_ignored_and_bad_json_is_400() {
+    let app = spawn_app().await;
+    let ghost = TestOrg {
+        id: String::new(),
+        phone_number_id: "123456789".into(),
+    };
+    let (body, wamid) = text_delivery(&ghost, &new_wa_id(), "hello");
+    assert_eq!(app.deliver(&body).await.status(), 200);
+    let db = app.state.db().expect("db");
+    assert!(
+        select(db, "messages", &[("wa_message_id", format!("eq.{wamid}"))])
+            .await
+            .is_empty()
+    );
+
+    let response = app.deliver(b"{not json").await;
+    assert_eq!(response.status(), 400);
+    let response = app.deliver(br#"{"object":"page","entry":[]}"#).await;
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn a_full_backlog_leaves_messages_stored_for_the_cron_without_slowing_acks() {
+    let graph = fake_graph_with_delay(FakeGraph::ok(), std::time::Duration::from_millis(500)).await;
+    let url = graph.uri();
+    let app = spawn_app_with(|env| {
+        env.insert("GRAPH_API_BASE_URL".into(), url);
+        env.insert(
+            "WHATSAPP_ACCESS_TOKEN".into(),
+            "EAAtesttoken000000000000".into(),
+        );
+        env.insert("WEBHOOK_MAX_BACKLOG".into(), "1".into());
+        env.insert("WEBHOOK_CONCURRENCY".into(), "1".into());
+    })
+    .await;
+    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let bodies: Vec<(Vec<u8>, String)> = (0..20)
+        .map(|n| text_delivery(&org, &new_wa_id(), &format!("m{n}")))
+        .collect();
+    let acks =
+        futures_util::future::join_all(bodies.iter().map(|(body, _)| app.deliver(body))).await;
+    assert!(
+        acks.iter().all(|r| r.status() == 200),
+        "every delivery acknowledged"
+    );
+
+    let db = app.state.db().expect("db");
+    let inbound = || async {
+        select(
+            db,
+            "messages",
+            &[
+                ("org_id", format!("eq.{}", org.id)),
+                ("direction", "eq.inbound".into()),
+            ],
+        )
+        .await
+    };
+    assert_eq!(inbound().await.len(), 20, "every message stored");
+    let left = |rows: &[Value]| rows.iter().filter(|m| m["status"] == "received").count();
+    assert!(
+        left(&inbound().await) >= 10,
+        "most wait in the database, not in memory"
+    );
+    // The worker finishes what it took; the rest stays stored for the retry cron.
+    let mut settled = inbound().await;
+    for _ in 0..100 {
+        if settled.iter().all(|m| m["status"] != "processing") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        settled = inbound().await;
+    }
+    assert!(settled.iter().all(|m| m["status"] != "processing"));
+    assert!(left(&settled) >= 10);
+}
