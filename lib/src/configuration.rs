@@ -107,6 +107,8 @@ pub struct StripeSettings {
     pub api_base_url: String,
     /// `STRIPE_WEBHOOK_TOLERANCE_SECONDS`: maximum age of a signed timestamp (default 300).
     pub tolerance: Duration,
+    /// `STRIPE_API_TIMEOUT_MS`: timeout of one Stripe API call (default 5000).
+    pub api_timeout: Duration,
 }
 
 /// `/api/health` behaviour.
@@ -175,6 +177,7 @@ impl Settings {
                 tolerance: Duration::from_secs(
                     env.number("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300) as u64
                 ),
+                api_timeout: Duration::from_millis(env.number("STRIPE_API_TIMEOUT_MS", 5000) as u64),
             },
             processing: ProcessingSettings {
                 max_backlog: env.number("WEBHOOK_MAX_BACKLOG", 10_000).max(1),

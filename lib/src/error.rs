@@ -13,6 +13,9 @@ use crate::supabase::DbError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// A webhook whose signature does not verify; one message whatever the reason.
+    #[error("invalid signature")]
+    InvalidSignature,
     #[error("authentication required")]
     Unauthorized,
     #[error("forbidden")]
@@ -29,6 +32,9 @@ pub enum ApiError {
     NotConfigured(#[from] Missing),
     #[error("database error: {0}")]
     Database(#[from] DbError),
+    /// Another dependency failed in a way a retry may fix (5xx, timeout): 503.
+    #[error("dependency unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -36,13 +42,13 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::InvalidSignature => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotConfigured(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -52,6 +58,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => "bad_request",
+            Self::InvalidSignature => "invalid_signature",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
@@ -60,6 +67,7 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::NotConfigured(_) => "not_configured",
             Self::Database(e) if e.is_unavailable() => "unavailable",
+            Self::Unavailable(_) => "unavailable",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
     }
@@ -70,6 +78,7 @@ impl ApiError {
             Self::Database(e) if e.is_unavailable() => {
                 "a dependency is unavailable; try again later".into()
             }
+            Self::Unavailable(_) => "a dependency is unavailable; try again later".into(),
             Self::Database(_) | Self::Internal(_) => "internal error".into(),
             other => other.to_string(),
         }

@@ -4,6 +4,7 @@
 mod helpers;
 mod whatsapp;
 
+mod billing;
 mod health;
 mod postgrest;
 mod routes;

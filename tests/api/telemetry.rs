@@ -11,7 +11,7 @@ use crate::helpers::spawn_app;
 
 /// Collects what the subscriber writes.
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -25,7 +25,7 @@ impl Write for Capture {
 
 /// Every log line of this test binary: one process-wide subscriber (per-thread subscribers
 /// race with tracing's callsite cache when tests run in parallel).
-fn logs() -> &'static Capture {
+pub(crate) fn logs() -> &'static Capture {
     static CAPTURE: OnceLock<Capture> = OnceLock::new();
     CAPTURE.get_or_init(|| {
         let capture = Capture::default();
@@ -37,7 +37,7 @@ fn logs() -> &'static Capture {
 }
 
 /// The logged lines that contain `marker`.
-fn lines_with(marker: &str) -> Vec<String> {
+pub(crate) fn lines_with(marker: &str) -> Vec<String> {
     let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
     text.lines()
         .filter(|l| l.contains(marker))

@@ -1,6 +1,7 @@
 //! Every HTTP route, one module per area. [`ROUTES`] is the one list the dev server mounts;
 //! a test checks it against `api/**/*.rs` and the `[[bin]]`s of Cargo.toml.
 
+pub mod billing;
 pub mod health;
 pub mod webhook;
 
@@ -11,7 +12,7 @@ use serde::Serialize;
 use crate::host::Route;
 
 /// Every route of the service.
-pub static ROUTES: &[&Route] = &[&health::ROUTE, &webhook::ROUTE];
+pub static ROUTES: &[&Route] = &[&health::ROUTE, &webhook::ROUTE, &billing::ROUTE];
 
 /// A JSON response with `status`.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Bytes> {
