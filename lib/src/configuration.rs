@@ -47,6 +47,9 @@ pub struct Settings {
     pub database: Result<DatabaseSettings, Missing>,
     pub openai: Option<ProviderSettings>,
     pub anthropic: Option<ProviderSettings>,
+    pub ai: AiSettings,
+    /// Google Calendar for orgs that connected one; `None` without an OAuth client.
+    pub google: Option<GoogleSettings>,
     pub whatsapp: WhatsAppSettings,
     pub stripe: StripeSettings,
     pub health: HealthSettings,
@@ -81,6 +84,43 @@ pub struct DatabaseSettings {
 pub struct ProviderSettings {
     pub base_url: String,
     pub api_key: Secret,
+}
+
+/// How the assistant uses the AI providers.
+#[derive(Clone, Debug)]
+pub struct AiSettings {
+    /// `AI_REQUEST_TIMEOUT_MS`: one provider call (default 20000).
+    pub request_timeout: Duration,
+    /// `AI_TURN_DEADLINE_MS`: every call, retry and fallback of one message together (default
+    /// 35000), so that a turn fits in the function's 60 s with the rest of the pipeline.
+    pub turn_deadline: Duration,
+    /// `AI_MAX_RETRIES`: retries of one provider on 429, 5xx and 529 (default 2).
+    pub max_retries: u32,
+    /// `AI_RETRY_BASE_MS`: first backoff of a retry without `retry-after` (default 500, doubles).
+    pub retry_base: Duration,
+    /// `AI_MAX_TOOL_ROUNDS`: rounds of tool calls per message (default 4).
+    pub max_tool_rounds: usize,
+    /// `AI_HISTORY_MESSAGES`: recent messages read with the claim (default 20).
+    pub history_messages: usize,
+    /// `AI_HISTORY_TOKENS`: estimated tokens of history sent to the model (default 2000).
+    pub history_tokens: usize,
+    /// `AI_MAX_OUTPUT_TOKENS`: the longest answer asked for (default 600).
+    pub max_output_tokens: u32,
+    /// `AI_MODELS`: JSON prices and image support per model, over the defaults in code.
+    pub models: Option<String>,
+    /// `OPENAI_TRANSCRIBE_MODEL`: voice notes (default `gpt-4o-mini-transcribe`).
+    pub transcribe_model: String,
+}
+
+/// Google OAuth client and API endpoints for calendar connections.
+#[derive(Clone, Debug)]
+pub struct GoogleSettings {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// `GOOGLE_OAUTH_TOKEN_URL`, default `https://oauth2.googleapis.com/token`.
+    pub token_url: String,
+    /// `GOOGLE_CALENDAR_BASE_URL`, default `https://www.googleapis.com/calendar/v3`.
+    pub calendar_base_url: String,
 }
 
 /// The WhatsApp Cloud API (Meta Graph API) and its webhook.
@@ -149,6 +189,8 @@ impl Settings {
                 "ANTHROPIC_BASE_URL",
                 "https://api.anthropic.com",
             ),
+            ai: ai_settings(&env),
+            google: google_settings(&env),
             whatsapp: WhatsAppSettings {
                 graph_base_url: env
                     .get("GRAPH_API_BASE_URL")
@@ -248,6 +290,39 @@ fn database_settings(
         service_role_key: Secret::new(env.required("SUPABASE_SERVICE_ROLE_KEY")?),
         anon_key: env.get("SUPABASE_ANON_KEY").map(Secret::new),
         timeout: Duration::from_millis(env.number("DATABASE_TIMEOUT_MS", 5000) as u64),
+    })
+}
+
+fn ai_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> AiSettings {
+    let millis = |name, default| Duration::from_millis(env.number(name, default) as u64);
+    AiSettings {
+        request_timeout: millis("AI_REQUEST_TIMEOUT_MS", 20_000),
+        turn_deadline: millis("AI_TURN_DEADLINE_MS", 35_000),
+        max_retries: env.number("AI_MAX_RETRIES", 2) as u32,
+        retry_base: millis("AI_RETRY_BASE_MS", 500),
+        max_tool_rounds: env.number("AI_MAX_TOOL_ROUNDS", 4),
+        history_messages: env.number("AI_HISTORY_MESSAGES", 20),
+        history_tokens: env.number("AI_HISTORY_TOKENS", 2000),
+        max_output_tokens: env.number("AI_MAX_OUTPUT_TOKENS", 600) as u32,
+        models: env.get("AI_MODELS"),
+        transcribe_model: env
+            .get("OPENAI_TRANSCRIBE_MODEL")
+            .unwrap_or_else(|| "gpt-4o-mini-transcribe".into()),
+    }
+}
+
+fn google_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> Option<GoogleSettings> {
+    Some(GoogleSettings {
+        client_id: env.get("GOOGLE_CLIENT_ID")?,
+        client_secret: Secret::new(env.get("GOOGLE_CLIENT_SECRET")?),
+        token_url: env
+            .get("GOOGLE_OAUTH_TOKEN_URL")
+            .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+        calendar_base_url: env
+            .get("GOOGLE_CALENDAR_BASE_URL")
+            .unwrap_or_else(|| "https://www.googleapis.com/calendar/v3".into())
+            .trim_end_matches('/')
+            .to_string(),
     })
 }
 

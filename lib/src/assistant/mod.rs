@@ -1,6 +1,9 @@
 //! The assistant that answers a contact. Until the LLM providers and tools exist, a simple
 //! built-in responder stands behind this interface.
 
+pub mod parser;
+pub mod time;
+
 /// What the assistant is asked to answer.
 pub struct Question<'a> {
     /// The message type (`text`, `image`, …).

@@ -1,0 +1,196 @@
+//! Wall-clock times in a contact's time zone, resolved to instants DST-correctly.
+
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
+    TimeZone, Utc, Weekday,
+};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// A time zone by its IANA name; UTC when the name is unknown.
+pub fn zone(name: &str) -> Tz {
+    name.parse().unwrap_or(Tz::UTC)
+}
+
+/// The instant at which the wall clock in `tz` shows `local`. A time that occurs twice (the
+/// autumn change) is its first occurrence; a time that does not occur (skipped by the spring
+/// change) is read with the offset in force before the change, i.e. shifted past the gap
+/// (02:30 on a day that jumps from 02:00 to 03:00 is 03:30).
+pub fn resolve(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
+        LocalResult::None => {
+            let before = tz
+                .from_utc_datetime(&(local - Duration::hours(6)))
+                .offset()
+                .fix();
+            (local - Duration::seconds(i64::from(before.local_minus_utc()))).and_utc()
+        }
+    }
+}
+
+/// What the wall clock in `tz` shows at `now`.
+pub fn local(tz: Tz, now: DateTime<Utc>) -> NaiveDateTime {
+    now.with_timezone(&tz).naive_local()
+}
+
+/// Midnight of `date` in `tz`.
+pub fn day_start(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    resolve(tz, date.and_time(NaiveTime::MIN))
+}
+
+/// The next `weekday` on or after `from`.
+pub fn next_weekday(from: NaiveDate, weekday: Weekday) -> NaiveDate {
+    let ahead = (7 + weekday.num_days_from_monday() - from.weekday().num_days_from_monday()) % 7;
+    from + Duration::days(i64::from(ahead))
+}
+
+/// A due time given by a tool call: RFC 3339 with an offset (an instant), or a local
+/// `YYYY-MM-DDTHH:MM[:SS]` (or with a space) read in `tz`, or a date alone (09:00 local).
+pub fn parse_local_or_instant(tz: Tz, value: &str) -> Option<DateTime<Utc>> {
+    let value = value.trim();
+    if let Ok(instant) = DateTime::parse_from_rfc3339(value) {
+        return Some(instant.with_timezone(&Utc));
+    }
+    let value = value.replacen(' ', "T", 1);
+    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(&value, format).ok())
+        .or_else(|| {
+            NaiveDate::parse_from_str(&value, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(9, 0, 0))
+        })
+        .map(|local| resolve(tz, local))
+}
+
+/// A named span of days for summaries, in the contact's calendar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Today,
+    Yesterday,
+    ThisWeek,
+    LastWeek,
+    ThisMonth,
+    LastMonth,
+    ThisYear,
+}
+
+impl Period {
+    pub const ALL: [Period; 7] = [
+        Period::Today,
+        Period::Yesterday,
+        Period::ThisWeek,
+        Period::LastWeek,
+        Period::ThisMonth,
+        Period::LastMonth,
+        Period::ThisYear,
+    ];
+
+    /// The snake_case name used in tool calls.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Today => "today",
+            Self::Yesterday => "yesterday",
+            Self::ThisWeek => "this_week",
+            Self::LastWeek => "last_week",
+            Self::ThisMonth => "this_month",
+            Self::LastMonth => "last_month",
+            Self::ThisYear => "this_year",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// `[from, to)` in `tz` around `now` (weeks start on Monday).
+    pub fn range(self, tz: Tz, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let today = local(tz, now).date();
+        let month_start = today.with_day(1).unwrap_or(today);
+        let week_start = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        let (from, to) = match self {
+            Self::Today => (today, today + Duration::days(1)),
+            Self::Yesterday => (today - Duration::days(1), today),
+            Self::ThisWeek => (week_start, week_start + Duration::days(7)),
+            Self::LastWeek => (week_start - Duration::days(7), week_start),
+            Self::ThisMonth => (month_start, add_months(month_start, 1)),
+            Self::LastMonth => (add_months(month_start, -1), month_start),
+            Self::ThisYear => {
+                let start = NaiveDate::from_ymd_opt(today.year(), 1, 1).unwrap_or(today);
+                (start, add_months(start, 12))
+            }
+        };
+        (day_start(tz, from), day_start(tz, to))
+    }
+}
+
+/// `date` moved by `months`, on the same day or the month's last one.
+pub fn add_months(date: NaiveDate, months: i32) -> NaiveDate {
+    let total = date.year() * 12 + date.month0() as i32 + months;
+    let (year, month) = (total.div_euclid(12), total.rem_euclid(12) as u32 + 1);
+    (1..=date.day())
+        .rev()
+        .find_map(|day| NaiveDate::from_ymd_opt(year, month, day))
+        .unwrap_or(date)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("time")
+    }
+
+    #[test]
+    fn local_times_resolve_across_daylight_saving_changes() {
+        let ny: Tz = "America/New_York".parse().expect("tz");
+        // Before and after the 2026-03-08 spring change: 09:00 is 14:00Z, then 13:00Z.
+        assert_eq!(
+            resolve(ny, at("2026-03-07 09:00")).to_rfc3339(),
+            "2026-03-07T14:00:00+00:00"
+        );
+        assert_eq!(
+            resolve(ny, at("2026-03-08 09:00")).to_rfc3339(),
+            "2026-03-08T13:00:00+00:00"
+        );
+        // 02:30 does not exist that day: shifted past the gap to 03:30 EDT.
+        assert_eq!(
+            resolve(ny, at("2026-03-08 02:30")).to_rfc3339(),
+            "2026-03-08T07:30:00+00:00"
+        );
+        // 01:30 happens twice on 2026-11-01: the first one (EDT).
+        assert_eq!(
+            resolve(ny, at("2026-11-01 01:30")).to_rfc3339(),
+            "2026-11-01T05:30:00+00:00"
+        );
+    }
+
+    #[test]
+    fn periods_follow_the_local_calendar() {
+        let madrid: Tz = "Europe/Madrid".parse().expect("tz");
+        let now = "2026-03-31T22:30:00Z".parse().expect("now"); // 1 April, 00:30 in Madrid
+        let (from, to) = Period::ThisMonth.range(madrid, now);
+        assert_eq!(from.to_rfc3339(), "2026-03-31T22:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2026-04-30T22:00:00+00:00");
+        let (from, _) = Period::LastMonth.range(madrid, now);
+        assert_eq!(from.to_rfc3339(), "2026-02-28T23:00:00+00:00");
+        assert_eq!(
+            add_months(NaiveDate::from_ymd_opt(2026, 1, 31).expect("d"), 1),
+            NaiveDate::from_ymd_opt(2026, 2, 28).expect("d")
+        );
+    }
+
+    #[test]
+    fn tool_times_are_local_unless_they_carry_an_offset() {
+        let madrid: Tz = "Europe/Madrid".parse().expect("tz");
+        let local = parse_local_or_instant(madrid, "2026-07-01T09:00").expect("local");
+        assert_eq!(local.to_rfc3339(), "2026-07-01T07:00:00+00:00");
+        let instant = parse_local_or_instant(madrid, "2026-07-01T09:00:00Z").expect("utc");
+        assert_eq!(instant.to_rfc3339(), "2026-07-01T09:00:00+00:00");
+        assert!(parse_local_or_instant(madrid, "next friday").is_none());
+    }
+}
