@@ -47,6 +47,7 @@ impl AppState {
             .map(|db| Postgrest::new(http.clone(), db));
         let health = HealthCache::new(settings.health.cache_ttl);
         let whatsapp = WhatsApp::new(http.clone(), &settings.whatsapp);
+        let assistant = Assistant::new(http.clone(), &settings, whatsapp.clone());
         let processing = &settings.processing;
         let backlog = Backlog::new(processing.max_backlog, processing.concurrency);
         Ok(Self {
@@ -54,7 +55,7 @@ impl AppState {
             http,
             db,
             whatsapp,
-            assistant: Assistant,
+            assistant,
             backlog,
             health,
         })

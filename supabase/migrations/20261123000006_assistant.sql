@@ -44,7 +44,8 @@ as $$
 $$;
 
 -- Writes a turn's ledger for message m: p_ledger = {ai_requests: [...], tool_executions: [...]}.
--- Rows carry their own ids, so writing the same ledger twice adds nothing.
+-- Rows carry their own ids (and start times, for created_at), so writing the same ledger twice
+-- adds nothing.
 create or replace function private.record_ledger(m public.messages, p_ledger jsonb)
 returns void
 language plpgsql
@@ -56,22 +57,23 @@ begin
   end if;
   insert into public.ai_requests
     (id, org_id, contact_id, conversation_id, message_id, provider, model, tokens_in, tokens_out,
-     tokens_cached, cost_usd, latency_ms, status, error)
+     tokens_cached, cost_usd, latency_ms, status, error, created_at)
   select r.id, m.org_id, m.contact_id, m.conversation_id, m.id, r.provider, r.model,
          coalesce(r.tokens_in, 0), coalesce(r.tokens_out, 0), coalesce(r.tokens_cached, 0),
-         coalesce(r.cost_usd, 0), r.latency_ms, r.status, r.error
+         coalesce(r.cost_usd, 0), r.latency_ms, r.status, r.error, least(coalesce(r.at, now()), now())
   from jsonb_to_recordset(coalesce(p_ledger -> 'ai_requests', '[]')) as r(
     id uuid, provider text, model text, tokens_in int, tokens_out int, tokens_cached int,
-    cost_usd numeric, latency_ms int, status text, error text)
+    cost_usd numeric, latency_ms int, status text, error text, at timestamptz)
   on conflict (id) do nothing;
 
   insert into public.tool_executions
-    (id, org_id, ai_request_id, contact_id, tool, input, output, status, error, latency_ms)
+    (id, org_id, ai_request_id, contact_id, tool, input, output, status, error, latency_ms,
+     created_at)
   select t.id, m.org_id, t.ai_request_id, m.contact_id, t.tool, coalesce(t.input, '{}'),
-         t.output, t.status, t.error, t.latency_ms
+         t.output, t.status, t.error, t.latency_ms, least(coalesce(t.at, now()), now())
   from jsonb_to_recordset(coalesce(p_ledger -> 'tool_executions', '[]')) as t(
     id uuid, ai_request_id uuid, tool text, input jsonb, output jsonb, status text, error text,
-    latency_ms int)
+    latency_ms int, at timestamptz)
   on conflict (id) do nothing;
 end;
 $$;
@@ -81,6 +83,11 @@ revoke execute on function
   private.token_period_start(timestamptz),
   private.record_ledger(public.messages, jsonb)
 from public, anon, authenticated;
+grant execute on function
+  private.local_day_start(text),
+  private.token_period_start(timestamptz),
+  private.record_ledger(public.messages, jsonb)
+to service_role;
 
 -- =============================================================================================
 -- whatsapp_claim_message: the claim, with everything the assistant needs

@@ -1,9 +1,11 @@
 //! Integration tests against the real local stack (PostgreSQL + PostgREST), started by
 //! `scripts/test`. External HTTP APIs are faked with wiremock.
 
+mod ai;
 mod helpers;
 mod whatsapp;
 
+mod assistant;
 mod billing;
 mod health;
 mod postgrest;

@@ -1,41 +1,485 @@
-//! The assistant that answers a contact. Until the LLM providers and tools exist, a simple
-//! built-in responder stands behind this interface.
+//! The assistant that answers a contact.
+//!
+//! 1. The message becomes text: a voice note is transcribed (OpenAI, when a key is set), an
+//!    image is passed to models that accept images, other media get a polite answer.
+//! 2. The built-in command parser answers every command it understands with certainty, with
+//!    the same tools the model uses (no tokens spent). Without AI (no key, or the budget or
+//!    the contact's daily cap spent) it answers everything: what a command lacks, or help.
+//! 3. Otherwise the model answers, calling tools for at most `AI_MAX_TOOL_ROUNDS` rounds, the
+//!    primary provider first and the fallback when it fails, within the turn's deadline and
+//!    budget. Every attempt and tool run is written to the turn's [`Ledger`].
 
+pub mod context;
+pub mod ledger;
+pub mod models;
 pub mod parser;
+pub mod providers;
+pub mod replies;
 pub mod time;
+pub mod tools;
+pub mod turn;
 
-/// What the assistant is asked to answer.
-pub struct Question<'a> {
-    /// The message type (`text`, `image`, …).
-    pub kind: &'a str,
-    /// The readable content, when there is one.
-    pub text: Option<&'a str>,
-    pub contact_name: Option<&'a str>,
-    /// The org's language (`en`, `es`, …).
-    pub language: &'a str,
+use std::time::Instant;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::configuration::{AiSettings, Settings};
+use crate::domain::Currency;
+use crate::supabase::{DbError, Postgrest};
+use crate::whatsapp::WhatsApp;
+use ledger::Ledger;
+use models::Models;
+use parser::{Command, Lang, Parsed};
+use providers::{
+    Candidate, ChatMessage, ChatRequest, Image, Policy, Provider, ProviderError, ProviderKind,
+    ToolResult,
+};
+use tools::{GoogleCalendar, Scope, ToolError};
+pub use turn::Turn;
+
+/// Tool calls run per round; more are answered with an error.
+const MAX_CALLS_PER_ROUND: usize = 5;
+/// Larger images are not sent to the model.
+const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+const DEFAULT_MODEL: &str = "gpt-4o-mini";
+const DEFAULT_FALLBACK_MODEL: &str = "claude-3-5-haiku-latest";
+
+/// The assistant of this process: providers, model table and Google client, built once.
+pub struct Assistant {
+    openai: Option<Provider>,
+    anthropic: Option<Provider>,
+    models: Models,
+    settings: AiSettings,
+    google: Option<GoogleCalendar>,
+    whatsapp: WhatsApp,
 }
 
-/// Answers questions.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Assistant;
+/// The reply, and a voice note's transcript (stored as the inbound message's text).
+#[derive(Debug)]
+pub struct Answer {
+    pub text: String,
+    pub transcript: Option<String>,
+}
+
+/// Why no reply could be made (the message is dead-lettered and retried).
+#[derive(Debug, thiserror::Error)]
+pub enum AssistantError {
+    #[error("no AI provider answered: {0}")]
+    Providers(#[from] ProviderError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+/// What the message says, once read.
+enum Input {
+    Text {
+        text: String,
+        image: Option<Image>,
+        transcript: Option<String>,
+    },
+    /// Nothing to think about: this is the answer.
+    Reply(String),
+}
 
 impl Assistant {
-    /// The reply to `question`.
-    pub fn reply(&self, question: &Question<'_>) -> String {
-        let spanish = question.language.starts_with("es");
-        let name = question
-            .contact_name
-            .map(|n| format!(" {n}"))
-            .unwrap_or_default();
-        match (question.kind, question.text) {
-            ("text" | "interactive" | "button", Some(text)) if spanish => {
-                format!("Hola{name}, recibí tu mensaje: «{text}». El asistente con IA aún no está conectado.")
-            }
-            ("text" | "interactive" | "button", Some(text)) => {
-                format!("Hi{name}, I got your message: “{text}”. The AI assistant is not connected yet.")
-            }
-            _ if spanish => "Por ahora solo puedo leer mensajes de texto.".to_string(),
-            _ => "For now I can only read text messages.".to_string(),
+    pub fn new(http: reqwest::Client, settings: &Settings, whatsapp: WhatsApp) -> Self {
+        let provider = |kind, config: &Option<_>| {
+            config
+                .as_ref()
+                .map(|config| Provider::new(kind, http.clone(), config))
+        };
+        Self {
+            openai: provider(ProviderKind::OpenAi, &settings.openai),
+            anthropic: provider(ProviderKind::Anthropic, &settings.anthropic),
+            models: Models::new(settings.ai.models.as_deref()),
+            settings: settings.ai.clone(),
+            google: settings
+                .google
+                .clone()
+                .map(|google| GoogleCalendar::new(http.clone(), google)),
+            whatsapp,
         }
     }
+
+    /// Whether any AI provider is configured.
+    pub fn has_ai(&self) -> bool {
+        self.openai.is_some() || self.anthropic.is_some()
+    }
+
+    /// How many earlier messages to read with a claim.
+    pub fn history_messages(&self) -> usize {
+        self.settings.history_messages
+    }
+
+    /// The reply to `turn`. Everything spent and done is added to `ledger`, also on failure.
+    pub async fn answer(
+        &self,
+        db: &Postgrest,
+        turn: &Turn<'_>,
+        ledger: &mut Ledger,
+    ) -> Result<Answer, AssistantError> {
+        let now = Utc::now();
+        let tz = time::zone(&turn.contact.timezone);
+        let deadline = Instant::now() + self.settings.turn_deadline;
+        let ai = turn.ai_allowed && self.has_ai();
+        let enabled = turn.settings.enabled_tools.clone().unwrap_or_else(|| {
+            tools::all_specs()
+                .iter()
+                .map(|t| t.name.to_string())
+                .collect()
+        });
+        let scope = Scope {
+            db,
+            google: self.google.as_ref(),
+            org_id: turn.org_id,
+            contact_id: turn.contact.id,
+            tz,
+            now,
+            currency: Currency::for_locale(turn.contact.locale.as_deref()),
+            enabled: &enabled,
+        };
+        let (text, image, transcript) = match self.read(turn, ai, ledger, deadline).await {
+            Input::Reply(text) => {
+                return Ok(Answer {
+                    text,
+                    transcript: None,
+                })
+            }
+            Input::Text {
+                text,
+                image,
+                transcript,
+            } => (text, image, transcript),
+        };
+        let answer = |text| Answer {
+            text,
+            transcript: transcript.clone(),
+        };
+        let mut lang = turn.lang();
+        if image.is_none() {
+            let context = parser::Context {
+                now,
+                tz,
+                currency: scope.currency.clone(),
+            };
+            let parsed = parser::parse(&text, &context);
+            lang = parsed.lang.unwrap_or(lang);
+            match parsed.parsed {
+                Parsed::Command(command) => {
+                    return Ok(answer(
+                        self.run_command(&scope, command, lang, ledger).await?,
+                    ))
+                }
+                Parsed::Unclear(what) if !ai => return Ok(answer(replies::unclear(lang, what))),
+                Parsed::NotACommand if !ai => {
+                    return Ok(answer(replies::not_understood(lang, !turn.ai_allowed)))
+                }
+                _ => {}
+            }
+        }
+        let reply = self
+            .converse(&scope, turn, lang, (text, image), ledger, deadline)
+            .await?;
+        Ok(answer(reply))
+    }
+
+    /// The message as text (a voice note transcribed, an image attached), or the answer when
+    /// there is nothing the assistant can read.
+    async fn read(
+        &self,
+        turn: &Turn<'_>,
+        ai: bool,
+        ledger: &mut Ledger,
+        deadline: Instant,
+    ) -> Input {
+        let lang = turn.lang();
+        let body = turn.message.body.clone().filter(|b| !b.trim().is_empty());
+        let text = |text| Input::Text {
+            text,
+            image: None,
+            transcript: None,
+        };
+        match (turn.message.kind.as_str(), body) {
+            ("text" | "interactive" | "button", Some(body)) => text(body),
+            ("audio", _) => self.transcribe(turn, ai, ledger, deadline).await,
+            ("image", caption) if ai => match self.image(turn).await {
+                Some(image) => Input::Text {
+                    text: caption.unwrap_or_else(|| "(image)".into()),
+                    image: Some(image),
+                    transcript: None,
+                },
+                None => caption
+                    .map(text)
+                    .unwrap_or(Input::Reply(replies::media_unsupported(lang))),
+            },
+            (_, Some(body)) if ai || turn.message.kind == "image" => text(body),
+            _ => Input::Reply(replies::media_unsupported(lang)),
+        }
+    }
+
+    /// A voice note, transcribed by OpenAI (when configured and the budget allows).
+    async fn transcribe(
+        &self,
+        turn: &Turn<'_>,
+        ai: bool,
+        ledger: &mut Ledger,
+        deadline: Instant,
+    ) -> Input {
+        let lang = turn.lang();
+        let Some(openai) = self.openai.as_ref().filter(|_| ai) else {
+            return Input::Reply(replies::audio_unsupported(lang));
+        };
+        let audio = &turn.message.payload["audio"];
+        let Some(media_id) = audio["id"].as_str() else {
+            return Input::Reply(replies::audio_failed(lang));
+        };
+        let media = match self.whatsapp.download_media(media_id).await {
+            Ok(media) => media,
+            Err(error) => {
+                tracing::warn!(error = %error, "voice note download failed");
+                return Input::Reply(replies::audio_failed(lang));
+            }
+        };
+        let mime = media
+            .mime_type
+            .or_else(|| audio["mime_type"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "audio/ogg".into());
+        let model = self.settings.transcribe_model.as_str();
+        let timeout = self
+            .settings
+            .request_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let started = Instant::now();
+        let result = openai.transcribe(model, media.bytes, &mime, timeout).await;
+        let usage = result.as_ref().map(|t| t.usage);
+        providers::record(
+            ledger,
+            (openai.kind, model),
+            &self.models,
+            usage,
+            started.elapsed(),
+        );
+        match result {
+            Ok(transcript) if !transcript.text.trim().is_empty() => Input::Text {
+                text: transcript.text.clone(),
+                image: None,
+                transcript: Some(transcript.text),
+            },
+            Ok(_) => Input::Reply(replies::audio_failed(lang)),
+            Err(error) => {
+                tracing::warn!(error = %error, "transcription failed");
+                Input::Reply(replies::audio_failed(lang))
+            }
+        }
+    }
+
+    /// The message's image, when a candidate model accepts images and it can be downloaded.
+    async fn image(&self, turn: &Turn<'_>) -> Option<Image> {
+        let candidates = self.candidates(turn);
+        if !candidates
+            .iter()
+            .any(|c| self.models.accepts_images(c.model))
+        {
+            return None;
+        }
+        let media_id = turn.message.payload["image"]["id"].as_str()?;
+        let media = match self.whatsapp.download_media(media_id).await {
+            Ok(media) if media.bytes.len() <= MAX_IMAGE_BYTES => media,
+            Ok(_) => return None,
+            Err(error) => {
+                tracing::warn!(error = %error, "image download failed");
+                return None;
+            }
+        };
+        Some(Image {
+            mime_type: media.mime_type.unwrap_or_else(|| "image/jpeg".into()),
+            base64: base64::engine::general_purpose::STANDARD.encode(&media.bytes),
+        })
+    }
+
+    /// Runs a parsed command with its tool and tells the outcome.
+    async fn run_command(
+        &self,
+        scope: &Scope<'_>,
+        command: Command,
+        lang: Lang,
+        ledger: &mut Ledger,
+    ) -> Result<String, AssistantError> {
+        let Some((tool, input)) = tool_call(command) else {
+            return Ok(replies::help(lang));
+        };
+        match tools::execute(scope, ledger, None, tool, &input).await {
+            Ok(output) => Ok(replies::confirm(lang, tool, &output)),
+            Err(ToolError::Database(error)) => Err(error.into()),
+            Err(error) => Ok(replies::tool_failed(lang, &error)),
+        }
+    }
+
+    /// The model's answer, with tool rounds.
+    async fn converse(
+        &self,
+        scope: &Scope<'_>,
+        turn: &Turn<'_>,
+        lang: Lang,
+        (text, image): (String, Option<Image>),
+        ledger: &mut Ledger,
+        deadline: Instant,
+    ) -> Result<String, AssistantError> {
+        let mut messages = context::history(turn, self.settings.history_tokens);
+        messages.push(ChatMessage::User { text, image });
+        let mut request = ChatRequest {
+            system: context::system_prompt(turn, scope.now, scope.tz, lang),
+            messages,
+            tools: tools::specs(scope.enabled),
+            max_output_tokens: self.settings.max_output_tokens,
+        };
+        let candidates = self.candidates(turn);
+        let policy = Policy {
+            request_timeout: self.settings.request_timeout,
+            max_retries: self.settings.max_retries,
+            retry_base: self.settings.retry_base,
+            deadline,
+        };
+        let allowed = |spent: u64| turn.budget.allows(spent);
+        for round in 0..=self.settings.max_tool_rounds {
+            let answered = match providers::complete(
+                &candidates,
+                &request,
+                &policy,
+                &self.models,
+                ledger,
+                &allowed,
+            )
+            .await
+            {
+                Ok(answered) => answered,
+                Err(error) => return self.without_model(lang, ledger, error),
+            };
+            let completion = answered.completion;
+            if completion.tool_calls.is_empty() || round == self.settings.max_tool_rounds {
+                if !completion.tool_calls.is_empty() {
+                    tracing::warn!(
+                        rounds = round,
+                        "tool rounds exhausted; answering with what was done"
+                    );
+                }
+                return Ok(completion
+                    .text
+                    .filter(|_| completion.tool_calls.is_empty())
+                    .or_else(|| replies::summary(lang, ledger))
+                    .unwrap_or_else(|| replies::sorry(lang)));
+            }
+            let mut results = Vec::new();
+            for (i, call) in completion.tool_calls.iter().enumerate() {
+                let outcome = if i < MAX_CALLS_PER_ROUND {
+                    tools::execute(
+                        scope,
+                        ledger,
+                        Some(answered.request_id),
+                        &call.name,
+                        &call.arguments,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+                } else {
+                    Err("too many tool calls in one round".to_string())
+                };
+                results.push(ToolResult {
+                    call_id: call.id.clone(),
+                    is_error: outcome.is_err(),
+                    content: match outcome {
+                        Ok(output) => output.to_string(),
+                        Err(error) => json!({"error": error}).to_string(),
+                    },
+                });
+            }
+            request.messages.push(ChatMessage::Assistant {
+                text: completion.text,
+                tool_calls: completion.tool_calls,
+            });
+            request.messages.push(ChatMessage::ToolResults(results));
+        }
+        Ok(replies::sorry(lang))
+    }
+
+    /// When no model answered: what the tools already did, the parser's help when the budget
+    /// ran out, or the failure (the message is retried later).
+    fn without_model(
+        &self,
+        lang: Lang,
+        ledger: &Ledger,
+        error: ProviderError,
+    ) -> Result<String, AssistantError> {
+        if let Some(summary) = replies::summary(lang, ledger) {
+            return Ok(summary);
+        }
+        match error {
+            ProviderError::Budget => Ok(replies::not_understood(lang, true)),
+            error => Err(error.into()),
+        }
+    }
+
+    /// The org's model then fallback model, each on the provider its name belongs to
+    /// (`claude-*` on Anthropic, anything else on OpenAI), skipping unconfigured providers.
+    fn candidates<'a>(&'a self, turn: &'a Turn<'_>) -> Vec<Candidate<'a>> {
+        let settings = turn.settings;
+        [
+            settings.model.as_deref().unwrap_or(DEFAULT_MODEL),
+            settings
+                .fallback_model
+                .as_deref()
+                .unwrap_or(DEFAULT_FALLBACK_MODEL),
+        ]
+        .into_iter()
+        .filter_map(|model| {
+            let provider = if model.starts_with("claude") {
+                self.anthropic.as_ref()
+            } else {
+                self.openai.as_ref()
+            };
+            Some(Candidate {
+                provider: provider?,
+                model,
+            })
+        })
+        .collect()
+    }
+}
+
+/// The tool and input that carry out a parsed command (`None` for help).
+fn tool_call(command: Command) -> Option<(&'static str, Value)> {
+    Some(match command {
+        Command::CreateReminder {
+            text,
+            due,
+            recurrence,
+        } => (
+            "create_reminder",
+            json!({"text": text, "due": rfc3339(due), "recurrence": recurrence}),
+        ),
+        Command::ListReminders => ("list_reminders", json!({})),
+        Command::CancelReminder { number } => ("cancel_reminder", json!({"number": number})),
+        Command::LogExpense {
+            amount,
+            currency,
+            category,
+            note,
+        } => {
+            let mut input = json!({
+                "amount": amount.as_f64(), "currency": currency, "category": category,
+            });
+            if let Some(note) = note {
+                input["note"] = json!(note.chars().take(200).collect::<String>());
+            }
+            ("log_expense", input)
+        }
+        Command::ExpenseSummary { period } => ("expense_summary", json!({"period": period.name()})),
+        Command::Help => return None,
+    })
+}
+
+fn rfc3339(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -2,22 +2,24 @@
 //! trips besides the assistant's tools:
 //!
 //! 1. `whatsapp_claim_message`: claim with a lease (no two workers ever process one message),
-//!    with the contact, conversation, settings, rate-limit count and budget;
+//!    with the contact, conversation, settings, rate-limit count, token use and the recent
+//!    conversation;
 //! 2. `whatsapp_begin_reply`: record the reply before sending it, so a retry never sends twice;
-//! 3. `whatsapp_finish_message` (reply, opt-out, alert) or `whatsapp_fail_message` (dead letter
-//!    queue with backoff).
+//! 3. `whatsapp_finish_message` (reply, opt-out, alert, the assistant's ledger) or
+//!    `whatsapp_fail_message` (dead letter queue with backoff, and the ledger too).
 //!
-//! In between: STOP/START, human mode, the per-contact rate limit, the org's token budget, mark
-//! as read with typing indicator, the assistant, and the send (freeform inside the 24 h window,
-//! the approved template outside it or when Meta answers 131047).
-
-use std::time::Duration;
+//! In between: STOP/START, human mode, the per-contact rate limit, the org's token budget and
+//! the contact's daily cap (spent: the command parser answers alone), mark as read with typing
+//! indicator, the assistant, and the send (freeform inside the 24 h window, the approved
+//! template outside it or when Meta answers 131047).
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::assistant::Question;
+use crate::assistant::ledger::Ledger;
+use crate::assistant::turn::{Budget, Contact, HistoryItem, InboundMessage, OrgSettings};
+use crate::assistant::{AssistantError, Turn};
 use crate::domain::{PhoneNumberId, WaId, Wamid};
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
@@ -27,27 +29,22 @@ use crate::whatsapp::{GraphAction, GraphError, Outgoing, Sent};
 #[derive(Debug, Deserialize)]
 pub struct Claim {
     pub message: ClaimedMessage,
-    pub contact: ClaimedContact,
+    pub contact: Contact,
     pub conversation: ClaimedConversation,
     pub phone_number_id: String,
-    pub settings: ClaimedSettings,
+    pub settings: OrgSettings,
     pub rate_limit: RateLimit,
     pub budget: Budget,
+    #[serde(default)]
+    pub history: Vec<HistoryItem>,
 }
 
+/// The claimed message: what the assistant reads, and the org it belongs to.
 #[derive(Debug, Deserialize)]
 pub struct ClaimedMessage {
-    pub wamid: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub body: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ClaimedContact {
-    pub wa_id: String,
-    pub name: Option<String>,
-    pub opted_out: bool,
+    pub org_id: Uuid,
+    #[serde(flatten)]
+    pub inbound: InboundMessage,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,22 +54,9 @@ pub struct ClaimedConversation {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ClaimedSettings {
-    pub language: String,
-    pub reply_template: Option<String>,
-    pub template_language: String,
-}
-
-#[derive(Debug, Deserialize)]
 pub struct RateLimit {
     pub limit: i64,
     pub hits: i64,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Budget {
-    pub monthly_tokens: i64,
-    pub used_tokens: i64,
 }
 
 /// An org alert raised by processing.
@@ -97,7 +81,11 @@ pub struct Plan {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reply {
     Fixed(String),
-    Assistant,
+    /// The assistant; `ai: false` when the budget or the contact's cap is spent (the command
+    /// parser answers alone).
+    Assistant {
+        ai: bool,
+    },
 }
 
 const OPT_OUT_WORDS: &[&str] = &["stop", "unsubscribe", "baja"];
@@ -113,11 +101,11 @@ pub fn decide(claim: &Claim) -> Plan {
         alert: None,
         mark_read: false,
     };
-    let keyword = claim
-        .message
+    let message = &claim.message.inbound;
+    let keyword = message
         .body
         .as_deref()
-        .filter(|_| claim.message.kind == "text")
+        .filter(|_| message.kind == "text")
         .map(|b| b.trim().to_lowercase())
         .unwrap_or_default();
 
@@ -144,7 +132,7 @@ pub fn decide(claim: &Claim) -> Plan {
             ..silent
         };
     }
-    if claim.contact.opted_out || claim.message.kind == "reaction" {
+    if claim.contact.opted_out || message.kind == "reaction" {
         return silent;
     }
     if claim.rate_limit.hits > claim.rate_limit.limit {
@@ -162,22 +150,16 @@ pub fn decide(claim: &Claim) -> Plan {
             ..silent
         };
     }
-    if claim.budget.used_tokens >= claim.budget.monthly_tokens {
-        return Plan {
-            reply: say(
-                "Sorry, the assistant is unavailable right now. Please try again later.",
-                "Lo sentimos, el asistente no está disponible ahora. Inténtalo más tarde.",
-            ),
-            alert: Some(Alert {
-                kind: "budget_exhausted",
-                severity: "warning",
-                message: "The monthly AI token budget is exhausted; the assistant is paused.",
-            }),
-            ..silent
-        };
-    }
+    // A spent budget or daily cap leaves the command parser: commands are still served.
+    let alert = claim.budget.org_exhausted().then_some(Alert {
+        kind: "budget_exhausted",
+        severity: "warning",
+        message: "The monthly AI token budget is exhausted; only built-in commands are answered.",
+    });
+    let ai = !claim.budget.org_exhausted() && !claim.budget.contact_exhausted();
     Plan {
-        reply: Some(Reply::Assistant),
+        reply: Some(Reply::Assistant { ai }),
+        alert,
         mark_read: true,
         ..silent
     }
@@ -194,6 +176,8 @@ enum Failure {
     NoTemplate,
     #[error("the stored message has an invalid {0}")]
     InvalidStored(&'static str),
+    #[error(transparent)]
+    Assistant(#[from] AssistantError),
 }
 
 /// The reply as sent, for `whatsapp_finish_message`.
@@ -212,6 +196,19 @@ struct Finished {
     opt_out: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     alert: Option<Alert>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transcript: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ledger: Option<Ledger>,
+}
+
+/// What processing did before it finished or failed: recorded either way.
+#[derive(Default)]
+struct Progress {
+    /// The reply recorded by `whatsapp_begin_reply`, if any.
+    outbound: Option<Uuid>,
+    /// The assistant's provider attempts and tool runs.
+    ledger: Ledger,
 }
 
 #[derive(Deserialize)]
@@ -232,13 +229,14 @@ pub async fn process(state: &AppState, message_id: Uuid) {
             return;
         }
     };
-    let mut outbound = None;
-    let result = answer(state, db, message_id, &claim, &mut outbound).await;
+    let mut progress = Progress::default();
+    let result = answer(state, db, message_id, &claim, &mut progress).await;
+    let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
     let recorded = match result {
-        Ok(finished) => finish(db, message_id, &finished).await,
+        Ok(finished) => finish(db, message_id, &Finished { ledger, ..finished }).await,
         Err(failure) => {
             tracing::warn!(%message_id, error = %failure, "processing failed; dead-lettered");
-            fail(db, message_id, &failure, outbound).await
+            fail(db, message_id, &failure, progress.outbound, ledger).await
         }
     };
     if let Err(error) = recorded {
@@ -248,9 +246,10 @@ pub async fn process(state: &AppState, message_id: Uuid) {
 
 async fn claim(state: &AppState, db: &Postgrest, id: Uuid) -> Result<Option<Claim>, DbError> {
     let lease = state.settings.processing.lease.as_secs();
+    let history = state.assistant.history_messages();
     Ok(db
         .rpc("whatsapp_claim_message", Caller::Service)
-        .args(&json!({"p_message_id": id, "p_lease_seconds": lease}))
+        .args(&json!({"p_message_id": id, "p_lease_seconds": lease, "p_history": history}))
         .fetch()
         .await?
         .data)
@@ -261,7 +260,7 @@ async fn answer(
     db: &Postgrest,
     message_id: Uuid,
     claim: &Claim,
-    outbound: &mut Option<Uuid>,
+    progress: &mut Progress,
 ) -> Result<Finished, Failure> {
     let plan = decide(claim);
     let from =
@@ -275,6 +274,8 @@ async fn answer(
         kind: None,
         opt_out: plan.opt_out,
         alert: plan.alert.clone(),
+        transcript: None,
+        ledger: None,
     };
     let Some(reply) = plan.reply else {
         return Ok(finished);
@@ -284,12 +285,23 @@ async fn answer(
     }
     let text = match reply {
         Reply::Fixed(text) => text,
-        Reply::Assistant => state.assistant.reply(&Question {
-            kind: &claim.message.kind,
-            text: claim.message.body.as_deref(),
-            contact_name: claim.contact.name.as_deref(),
-            language: &claim.settings.language,
-        }),
+        Reply::Assistant { ai } => {
+            let turn = Turn {
+                org_id: claim.message.org_id,
+                message: &claim.message.inbound,
+                contact: &claim.contact,
+                settings: &claim.settings,
+                budget: &claim.budget,
+                history: &claim.history,
+                ai_allowed: ai,
+            };
+            let answer = state
+                .assistant
+                .answer(db, &turn, &mut progress.ledger)
+                .await?;
+            finished.transcript = answer.transcript;
+            answer.text
+        }
     };
     let begun: Begun = db
         .rpc("whatsapp_begin_reply", Caller::Service)
@@ -298,7 +310,7 @@ async fn answer(
         .await?
         .data;
     match begun.state.as_str() {
-        "new" => *outbound = Some(begun.outbound_id),
+        "new" => progress.outbound = Some(begun.outbound_id),
         "sending" => {
             // An earlier attempt may have sent it: never risk sending twice.
             finished.alert = Some(Alert {
@@ -320,7 +332,13 @@ async fn answer(
 }
 
 async fn mark_read(state: &AppState, from: &PhoneNumberId, claim: &Claim) {
-    let Some(wamid) = claim.message.wamid.as_deref().and_then(Wamid::parse) else {
+    let Some(wamid) = claim
+        .message
+        .inbound
+        .wamid
+        .as_deref()
+        .and_then(Wamid::parse)
+    else {
         return;
     };
     if let Err(error) = state.whatsapp.mark_read(from, &wamid).await {
@@ -373,21 +391,11 @@ async fn send(
         match state.whatsapp.send(from, to, message).await {
             Err(error) if error.action() == GraphAction::Retry && attempt < 2 => {
                 attempt += 1;
-                tokio::time::sleep(backoff(base, attempt)).await;
+                tokio::time::sleep(crate::backoff::backoff(base, attempt)).await;
             }
             result => return result,
         }
     }
-}
-
-/// `base * 2^(attempt-1)`, with up to 50 % jitter.
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let exact = base * 2u32.pow(attempt - 1);
-    exact + exact.mul_f64(f64::from(nanos % 500) / 1000.0)
 }
 
 async fn finish(db: &Postgrest, id: Uuid, finished: &Finished) -> Result<(), DbError> {
@@ -403,6 +411,7 @@ async fn fail(
     id: Uuid,
     failure: &Failure,
     outbound: Option<Uuid>,
+    ledger: Option<Ledger>,
 ) -> Result<(), DbError> {
     let alert = matches!(failure, Failure::Graph(e) if e.action() == GraphAction::TokenExpired).then(|| Alert {
         kind: "whatsapp_token_expired",
@@ -415,6 +424,7 @@ async fn fail(
             "p_error": failure.to_string(),
             "p_outbound_id": outbound,
             "p_alert": alert,
+            "p_ledger": ledger,
         }))
         .execute()
         .await
@@ -427,20 +437,27 @@ mod tests {
 
     fn claim(body: &str, hits: i64, used: i64) -> Claim {
         serde_json::from_value(json!({
-            "message": {"wamid": "wamid.X", "type": "text", "body": body},
-            "contact": {"wa_id": "15550001111", "name": "Ana", "opted_out": false},
+            "message": {"org_id": uuid::Uuid::nil(), "wamid": "wamid.X", "type": "text", "body": body},
+            "contact": {"id": uuid::Uuid::nil(), "wa_id": "15550001111", "name": "Ana",
+                        "locale": null, "timezone": "UTC", "opted_out": false},
             "conversation": {"mode": "bot", "window_open": true},
             "phone_number_id": "100000000000001",
-            "settings": {"language": "en", "reply_template": null, "template_language": "en_US"},
+            "settings": {"system_prompt": null, "model": null, "fallback_model": null,
+                         "enabled_tools": null, "language": "en", "reply_template": null,
+                         "template_language": "en_US"},
             "rate_limit": {"limit": 10, "hits": hits},
-            "budget": {"monthly_tokens": 1000, "used_tokens": used},
+            "budget": {"monthly_tokens": 1000, "used_tokens": used,
+                       "contact_daily_cap": 500, "contact_used_today": 0},
         }))
         .expect("claim")
     }
 
     #[test]
     fn decisions_follow_the_rules_in_order() {
-        assert_eq!(decide(&claim("hello", 1, 0)).reply, Some(Reply::Assistant));
+        assert_eq!(
+            decide(&claim("hello", 1, 0)).reply,
+            Some(Reply::Assistant { ai: true })
+        );
         assert_eq!(decide(&claim(" STOP ", 1, 0)).opt_out, Some(true));
         assert_eq!(decide(&claim("start", 1, 0)).opt_out, Some(false));
         assert!(matches!(
@@ -449,19 +466,18 @@ mod tests {
         ));
         assert_eq!(decide(&claim("hello", 12, 0)).reply, None);
         let budget = decide(&claim("hello", 1, 1000));
+        assert_eq!(budget.reply, Some(Reply::Assistant { ai: false }));
         assert_eq!(budget.alert.map(|a| a.kind), Some("budget_exhausted"));
+        let mut capped = claim("hello", 1, 0);
+        capped.budget.contact_used_today = 500;
+        let capped = decide(&capped);
+        assert_eq!(capped.reply, Some(Reply::Assistant { ai: false }));
+        assert_eq!(capped.alert, None, "a contact's cap is not an org alert");
         let mut human = claim("hello", 1, 0);
         human.conversation.mode = "human".into();
         assert_eq!(decide(&human).reply, None);
         let mut opted_out = claim("hello", 1, 0);
         opted_out.contact.opted_out = true;
         assert_eq!(decide(&opted_out).reply, None);
-    }
-
-    #[test]
-    fn backoff_doubles_with_bounded_jitter() {
-        let base = Duration::from_millis(100);
-        let second = backoff(base, 2);
-        assert!(second >= Duration::from_millis(200) && second < Duration::from_millis(300));
     }
 }

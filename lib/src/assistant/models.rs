@@ -1,0 +1,146 @@
+//! The model table: price per million tokens (input, cached input, output) and whether the
+//! model accepts images. Defaults are in code; `AI_MODELS` (JSON) adds or overrides entries:
+//! `{"gpt-4o-mini": {"input": 0.15, "cached_input": 0.075, "output": 0.6, "images": true}}`.
+//! A model is looked up by its longest listed prefix (`gpt-4o-mini-2024-07-18` is
+//! `gpt-4o-mini`); an unknown model costs 0 and is logged.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::providers::Usage;
+
+/// What a model costs and can read.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+pub struct ModelInfo {
+    /// USD per million input tokens.
+    pub input: f64,
+    /// USD per million cached input tokens (the input price when absent).
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+    /// USD per million output tokens.
+    pub output: f64,
+    /// Whether images may be sent to it.
+    #[serde(default)]
+    pub images: bool,
+}
+
+/// Every model the service knows.
+#[derive(Clone, Debug)]
+pub struct Models(HashMap<String, ModelInfo>);
+
+/// List prices (USD per million tokens) when this was written; override with `AI_MODELS`.
+const DEFAULTS: &[(&str, f64, f64, f64, bool)] = &[
+    ("gpt-4o-mini", 0.15, 0.075, 0.60, true),
+    ("gpt-4o", 2.50, 1.25, 10.00, true),
+    ("gpt-4.1", 2.00, 0.50, 8.00, true),
+    ("gpt-4.1-mini", 0.40, 0.10, 1.60, true),
+    ("gpt-4.1-nano", 0.10, 0.025, 0.40, true),
+    ("gpt-5", 1.25, 0.125, 10.00, true),
+    ("gpt-5-mini", 0.25, 0.025, 2.00, true),
+    ("gpt-5-nano", 0.05, 0.005, 0.40, true),
+    ("gpt-4o-mini-transcribe", 1.25, 1.25, 5.00, false),
+    ("gpt-4o-transcribe", 2.50, 2.50, 10.00, false),
+    ("claude-3-5-haiku", 0.80, 0.08, 4.00, false),
+    ("claude-haiku-4-5", 1.00, 0.10, 5.00, true),
+    ("claude-3-7-sonnet", 3.00, 0.30, 15.00, true),
+    ("claude-sonnet-4", 3.00, 0.30, 15.00, true),
+    ("claude-opus-4", 15.00, 1.50, 75.00, true),
+];
+
+impl Models {
+    /// The defaults, with `overrides` (the `AI_MODELS` JSON) on top. Invalid JSON is logged
+    /// and ignored.
+    pub fn new(overrides: Option<&str>) -> Self {
+        let mut table: HashMap<String, ModelInfo> = DEFAULTS
+            .iter()
+            .map(|&(name, input, cached, output, images)| {
+                let info = ModelInfo {
+                    input,
+                    cached_input: Some(cached),
+                    output,
+                    images,
+                };
+                (name.to_string(), info)
+            })
+            .collect();
+        if let Some(json) = overrides {
+            match serde_json::from_str::<HashMap<String, ModelInfo>>(json) {
+                Ok(extra) => table.extend(extra),
+                Err(error) => {
+                    tracing::warn!(error = %error, "AI_MODELS is not valid; using the defaults")
+                }
+            }
+        }
+        Self(table)
+    }
+
+    /// The entry for `model`: exact, else the longest listed prefix.
+    pub fn get(&self, model: &str) -> Option<&ModelInfo> {
+        self.0.get(model).or_else(|| {
+            self.0
+                .iter()
+                .filter(|(name, _)| model.starts_with(name.as_str()))
+                .max_by_key(|(name, _)| name.len())
+                .map(|(_, info)| info)
+        })
+    }
+
+    /// USD for `usage` of `model`: uncached input, cached input and output at their prices.
+    pub fn cost(&self, model: &str, usage: &Usage) -> f64 {
+        let Some(info) = self.get(model) else {
+            tracing::warn!(
+                model,
+                "no price for this model in AI_MODELS; cost recorded as 0"
+            );
+            return 0.0;
+        };
+        let cached = usage.cached.min(usage.input);
+        let uncached = usage.input - cached;
+        let cost = (uncached as f64 * info.input
+            + cached as f64 * info.cached_input.unwrap_or(info.input)
+            + usage.output as f64 * info.output)
+            / 1_000_000.0;
+        (cost * 1e6).round() / 1e6
+    }
+
+    pub fn accepts_images(&self, model: &str) -> bool {
+        self.get(model).is_some_and(|info| info.images)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costs_use_the_longest_prefix_and_cached_prices() {
+        let models = Models::new(None);
+        let usage = Usage {
+            input: 1_000_000,
+            output: 100_000,
+            cached: 400_000,
+        };
+        // 600k at 0.15 + 400k at 0.075 + 100k at 0.60 = 0.09 + 0.03 + 0.06
+        assert_eq!(models.cost("gpt-4o-mini-2024-07-18", &usage), 0.18);
+        assert_eq!(models.cost("unknown-model", &usage), 0.0);
+        assert!(models.accepts_images("gpt-4o"));
+        assert!(!models.accepts_images("claude-3-5-haiku-latest"));
+    }
+
+    #[test]
+    fn overrides_replace_and_add_models() {
+        let models = Models::new(Some(
+            r#"{"my-model": {"input": 1, "output": 2, "images": true}}"#,
+        ));
+        let usage = Usage {
+            input: 1000,
+            output: 1000,
+            cached: 0,
+        };
+        assert_eq!(models.cost("my-model", &usage), 0.003);
+        assert!(models.accepts_images("my-model"));
+        let broken = Models::new(Some("not json"));
+        assert!(broken.get("gpt-4o").is_some());
+    }
+}

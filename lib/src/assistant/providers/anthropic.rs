@@ -1,0 +1,250 @@
+//! Anthropic Messages (`POST {base}/v1/messages`, `anthropic-version: 2023-06-01`) with
+//! `tool_use` / `tool_result` blocks.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{post, ChatMessage, ChatRequest, Completion, Provider, ProviderError, ToolCall, Usage};
+
+const VERSION: &str = "2023-06-01";
+
+pub(super) async fn complete(
+    provider: &Provider,
+    model: &str,
+    request: &ChatRequest,
+    timeout: Duration,
+) -> Result<Completion, ProviderError> {
+    let http = provider
+        .http
+        .post(format!("{}/v1/messages", provider.base_url))
+        .header("x-api-key", provider.api_key.expose())
+        .header("anthropic-version", VERSION)
+        .json(&body(model, request));
+    let bytes = post(http, timeout, classify).await?;
+    parse(&bytes)
+}
+
+/// The request body. Messages alternate user / assistant (consecutive ones of a role are
+/// merged) and start with the user, as the API requires.
+pub(super) fn body(model: &str, request: &ChatRequest) -> Value {
+    let mut messages: Vec<(&str, Vec<Value>)> = Vec::new();
+    for message in &request.messages {
+        let (role, blocks) = match message {
+            ChatMessage::User { text, image } => {
+                let mut blocks = vec![json!({"type": "text", "text": text})];
+                if let Some(image) = image {
+                    blocks.push(json!({"type": "image", "source": {
+                        "type": "base64", "media_type": image.mime_type, "data": image.base64}}));
+                }
+                ("user", blocks)
+            }
+            ChatMessage::Assistant { text, tool_calls } => {
+                let mut blocks: Vec<Value> = text
+                    .iter()
+                    .map(|t| json!({"type": "text", "text": t}))
+                    .collect();
+                blocks.extend(tool_calls.iter().map(|call| {
+                    let input = match &call.arguments {
+                        Value::Object(_) => call.arguments.clone(),
+                        _ => json!({}),
+                    };
+                    json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input})
+                }));
+                ("assistant", blocks)
+            }
+            ChatMessage::ToolResults(results) => {
+                let blocks = results
+                    .iter()
+                    .map(|result| {
+                        json!({"type": "tool_result", "tool_use_id": result.call_id,
+                               "content": result.content, "is_error": result.is_error})
+                    })
+                    .collect();
+                ("user", blocks)
+            }
+        };
+        match messages.last_mut() {
+            Some((last, existing)) if *last == role => existing.extend(blocks),
+            None if role == "assistant" => {}
+            _ => messages.push((role, blocks)),
+        }
+    }
+    let messages: Vec<Value> = messages
+        .into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect();
+    let mut body = json!({
+        "model": model,
+        "max_tokens": request.max_output_tokens,
+        "system": request.system,
+        "messages": messages,
+    });
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                json!({"name": tool.name, "description": tool.description,
+                       "input_schema": tool.parameters})
+            })
+            .collect();
+        body["tools"] = Value::from(tools);
+    }
+    body
+}
+
+#[derive(Deserialize)]
+struct Response {
+    content: Vec<Block>,
+    #[serde(default)]
+    usage: Option<ResponseUsage>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block {
+    Text {
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct ResponseUsage {
+    input_tokens: u64,
+    output_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+/// Anthropic's `input_tokens` exclude cache reads and writes: they are added back so that
+/// `Usage::input` counts every input token, as with OpenAI.
+pub(super) fn parse(bytes: &[u8]) -> Result<Completion, ProviderError> {
+    let response: Response =
+        serde_json::from_slice(bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
+    let mut texts = Vec::new();
+    let mut tool_calls = Vec::new();
+    for block in response.content {
+        match block {
+            Block::Text { text } => texts.push(text),
+            Block::ToolUse { id, name, input } => tool_calls.push(ToolCall {
+                id,
+                name,
+                arguments: input,
+            }),
+            Block::Other => {}
+        }
+    }
+    let usage = response
+        .usage
+        .map(|u| {
+            let cached = u.cache_read_input_tokens.unwrap_or(0);
+            Usage {
+                input: u.input_tokens + cached + u.cache_creation_input_tokens.unwrap_or(0),
+                output: u.output_tokens,
+                cached,
+            }
+        })
+        .unwrap_or_default();
+    let text = texts.join("\n");
+    Ok(Completion {
+        text: (!text.trim().is_empty()).then_some(text),
+        tool_calls,
+        usage,
+    })
+}
+
+/// The error's message, and whether it is about billing or the spend limit (402,
+/// `billing_error`, `enforced_spend_limit_reached`, a credit balance too low).
+fn classify(status: u16, body: &[u8]) -> (String, bool) {
+    let error: Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = &error["error"];
+    let message = error["message"].as_str().unwrap_or_default().to_string();
+    let quota = status == 402
+        || error["type"] == "billing_error"
+        || error["details"]["error_code"] == "enforced_spend_limit_reached"
+        || message.to_lowercase().contains("credit balance");
+    let kind = error["type"].as_str().unwrap_or("error");
+    (format!("{kind}: {message}"), quota)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assistant::providers::ToolResult;
+
+    #[test]
+    fn roles_alternate_and_start_with_the_user() {
+        let request = ChatRequest {
+            system: "s".into(),
+            messages: vec![
+                ChatMessage::Assistant {
+                    text: Some("an old greeting".into()),
+                    tool_calls: vec![],
+                },
+                ChatMessage::User {
+                    text: "one".into(),
+                    image: None,
+                },
+                ChatMessage::User {
+                    text: "two".into(),
+                    image: None,
+                },
+                ChatMessage::Assistant {
+                    text: None,
+                    tool_calls: vec![ToolCall {
+                        id: "toolu_1".into(),
+                        name: "list_reminders".into(),
+                        arguments: json!({}),
+                    }],
+                },
+                ChatMessage::ToolResults(vec![ToolResult {
+                    call_id: "toolu_1".into(),
+                    content: "{}".into(),
+                    is_error: false,
+                }]),
+            ],
+            tools: vec![],
+            max_output_tokens: 100,
+        };
+        let body = body("claude-3-5-haiku-latest", &request);
+        let roles: Vec<&str> = body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["role"].as_str().expect("role"))
+            .collect();
+        assert_eq!(roles, ["user", "assistant", "user"]);
+        assert_eq!(
+            body["messages"][0]["content"].as_array().map(Vec::len),
+            Some(2)
+        );
+        assert_eq!(body["messages"][2]["content"][0]["type"], "tool_result");
+        assert!(body.get("tools").is_none());
+    }
+
+    #[test]
+    fn spend_limits_and_billing_are_quota_errors() {
+        let spend = br#"{"type":"error","error":{"type":"rate_limit_error","message":"spend limit","details":{"error_code":"enforced_spend_limit_reached"}}}"#;
+        assert!(classify(429, spend).1);
+        let rate = br#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#;
+        assert!(!classify(429, rate).1);
+        let overloaded =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(
+            classify(529, overloaded),
+            ("overloaded_error: Overloaded".into(), false)
+        );
+        assert!(classify(402, b"{}").1);
+    }
+}

@@ -1,0 +1,414 @@
+//! Chat models with tools behind one interface: OpenAI Chat Completions (primary) and
+//! Anthropic Messages (fallback). [`complete`] tries the candidates in order, retrying one on
+//! 429, 5xx and 529 with jittered backoff that honours `retry-after` (never on quota or billing
+//! errors), falls back to the next on any failure or timeout, stays inside the turn's deadline,
+//! and records every attempt in the ledger.
+
+mod anthropic;
+mod openai;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::ledger::{AiRequest, AttemptStatus, Ledger};
+use super::models::Models;
+use super::tools::ToolSpec;
+use crate::configuration::{ProviderSettings, Secret};
+
+pub use openai::Transcript;
+
+/// A conversation to continue.
+#[derive(Clone, Debug)]
+pub struct ChatRequest {
+    pub system: String,
+    pub messages: Vec<ChatMessage>,
+    pub tools: Vec<ToolSpec>,
+    pub max_output_tokens: u32,
+}
+
+impl ChatRequest {
+    /// The same conversation with every image left out (for models that cannot read them).
+    pub fn without_images(&self) -> Self {
+        let mut request = self.clone();
+        for message in &mut request.messages {
+            if let ChatMessage::User { text, image } = message {
+                if image.take().is_some() {
+                    text.push_str("\n[The user attached an image this model cannot see.]");
+                }
+            }
+        }
+        request
+    }
+}
+
+/// One message of the conversation.
+#[derive(Clone, Debug)]
+pub enum ChatMessage {
+    User {
+        text: String,
+        image: Option<Image>,
+    },
+    Assistant {
+        text: Option<String>,
+        tool_calls: Vec<ToolCall>,
+    },
+    ToolResults(Vec<ToolResult>),
+}
+
+/// An image sent to a model that accepts images.
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub mime_type: String,
+    pub base64: String,
+}
+
+/// A tool the model asked to call.
+#[derive(Clone, Debug)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as JSON (a string when the model sent text that is not JSON).
+    pub arguments: Value,
+}
+
+/// A tool's answer to a call.
+#[derive(Clone, Debug)]
+pub struct ToolResult {
+    pub call_id: String,
+    pub content: String,
+    pub is_error: bool,
+}
+
+/// Tokens of one call. `input` counts every input token, cached ones included.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cached: u64,
+}
+
+/// A model's answer.
+#[derive(Clone, Debug)]
+pub struct Completion {
+    pub text: Option<String>,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: Usage,
+}
+
+/// Why one call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("HTTP {status}: {message}")]
+    Status {
+        status: u16,
+        message: String,
+        /// Quota or billing: retrying cannot help.
+        quota: bool,
+        retry_after: Option<Duration>,
+    },
+    #[error("timed out")]
+    Timeout,
+    #[error("unreachable: {0}")]
+    Transport(String),
+    #[error("unexpected response: {0}")]
+    Decode(String),
+    #[error("no time left in the turn")]
+    Deadline,
+    #[error("the token budget is exhausted")]
+    Budget,
+}
+
+impl ProviderError {
+    /// 429 (not quota), 5xx and 529 and lost connections may succeed when tried again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Status { status, quota, .. } => !quota && (*status == 429 || *status >= 500),
+            Self::Transport(_) => true,
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn from_reqwest(error: reqwest::Error) -> Self {
+        if error.is_timeout() {
+            Self::Timeout
+        } else {
+            Self::Transport(error.without_url().to_string())
+        }
+    }
+}
+
+/// Which API a provider speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+    Anthropic,
+}
+
+impl ProviderKind {
+    /// The name recorded in `ai_requests.provider`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// A configured provider.
+pub struct Provider {
+    pub kind: ProviderKind,
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Secret,
+}
+
+impl Provider {
+    pub fn new(kind: ProviderKind, http: reqwest::Client, settings: &ProviderSettings) -> Self {
+        Self {
+            kind,
+            http,
+            base_url: settings.base_url.clone(),
+            api_key: settings.api_key.clone(),
+        }
+    }
+
+    /// One call, without retries.
+    pub async fn complete(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+        timeout: Duration,
+    ) -> Result<Completion, ProviderError> {
+        match self.kind {
+            ProviderKind::OpenAi => openai::complete(self, model, request, timeout).await,
+            ProviderKind::Anthropic => anthropic::complete(self, model, request, timeout).await,
+        }
+    }
+
+    /// Transcribes audio (OpenAI only).
+    pub async fn transcribe(
+        &self,
+        model: &str,
+        audio: bytes::Bytes,
+        mime_type: &str,
+        timeout: Duration,
+    ) -> Result<Transcript, ProviderError> {
+        openai::transcribe(self, model, audio, mime_type, timeout).await
+    }
+}
+
+/// A provider and the model to ask it for.
+pub struct Candidate<'a> {
+    pub provider: &'a Provider,
+    pub model: &'a str,
+}
+
+/// Timeouts and retries of one turn.
+pub struct Policy {
+    pub request_timeout: Duration,
+    pub max_retries: u32,
+    pub retry_base: Duration,
+    /// When the turn must be over.
+    pub deadline: Instant,
+}
+
+/// A completion and the ledger id of the attempt that produced it.
+pub struct Answered {
+    pub completion: Completion,
+    pub request_id: Uuid,
+}
+
+/// Asks the candidates in order until one answers; every attempt goes to `ledger`. `allowed`
+/// says whether the budget permits another call after the tokens spent so far.
+pub async fn complete(
+    candidates: &[Candidate<'_>],
+    request: &ChatRequest,
+    policy: &Policy,
+    models: &Models,
+    ledger: &mut Ledger,
+    allowed: &(dyn Fn(u64) -> bool + Sync),
+) -> Result<Answered, ProviderError> {
+    let mut last = ProviderError::Deadline;
+    for candidate in candidates {
+        let mut attempt = 0;
+        loop {
+            if !allowed(ledger.tokens()) {
+                return Err(ProviderError::Budget);
+            }
+            let Some(remaining) = policy.deadline.checked_duration_since(Instant::now()) else {
+                return Err(last);
+            };
+            let timeout = policy.request_timeout.min(remaining);
+            let started = Instant::now();
+            let result = match models.accepts_images(candidate.model) {
+                true => {
+                    candidate
+                        .provider
+                        .complete(candidate.model, request, timeout)
+                        .await
+                }
+                false => {
+                    let request = request.without_images();
+                    candidate
+                        .provider
+                        .complete(candidate.model, &request, timeout)
+                        .await
+                }
+            };
+            let usage = result.as_ref().map(|c| c.usage);
+            let attempt_of = (candidate.provider.kind, candidate.model);
+            let id = record(ledger, attempt_of, models, usage, started.elapsed());
+            let error = match result {
+                Ok(completion) => {
+                    return Ok(Answered {
+                        completion,
+                        request_id: id,
+                    })
+                }
+                Err(error) => error,
+            };
+            tracing::warn!(
+                provider = candidate.provider.kind.name(),
+                model = candidate.model,
+                error = %error,
+                "AI provider call failed"
+            );
+            attempt += 1;
+            let wait = error
+                .retry_after()
+                .unwrap_or_else(|| crate::backoff::backoff(policy.retry_base, attempt));
+            let time_left = policy
+                .deadline
+                .checked_duration_since(Instant::now() + wait)
+                .is_some_and(|left| left >= Duration::from_secs(1));
+            let retry = error.is_retryable() && attempt <= policy.max_retries && time_left;
+            last = error;
+            if !retry {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+    Err(last)
+}
+
+/// Writes one attempt's ledger row (`provider`, `model`, what it used or why it failed);
+/// returns its id.
+pub fn record(
+    ledger: &mut Ledger,
+    (provider, model): (ProviderKind, &str),
+    models: &Models,
+    usage: Result<Usage, &ProviderError>,
+    latency: Duration,
+) -> Uuid {
+    let id = Uuid::new_v4();
+    let status = match usage {
+        Ok(_) => AttemptStatus::Success,
+        Err(ProviderError::Timeout) => AttemptStatus::Timeout,
+        Err(_) => AttemptStatus::Error,
+    };
+    let error = usage
+        .as_ref()
+        .err()
+        .map(|e| e.to_string().chars().take(300).collect());
+    let usage = usage.unwrap_or_default();
+    ledger.ai_requests.push(AiRequest {
+        id,
+        provider: provider.name(),
+        model: model.to_string(),
+        tokens_in: usage.input,
+        tokens_out: usage.output,
+        tokens_cached: usage.cached,
+        cost_usd: models.cost(model, &usage),
+        latency_ms: latency.as_millis() as u64,
+        status,
+        error,
+        at: chrono::Utc::now() - latency,
+    });
+    id
+}
+
+/// `retry-after-ms` (milliseconds) or `retry-after` (seconds) of an answer.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+    header("retry-after-ms")
+        .map(|ms| ms / 1000.0)
+        .or_else(|| header("retry-after"))
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// Posts `body` as JSON; returns the answer's bytes, or the provider's error.
+async fn post(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    classify: fn(u16, &[u8]) -> (String, bool),
+) -> Result<bytes::Bytes, ProviderError> {
+    let response = request
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(ProviderError::from_reqwest)?;
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers());
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(ProviderError::from_reqwest)?;
+    if (200..300).contains(&status) {
+        return Ok(bytes);
+    }
+    let (message, quota) = classify(status, &bytes);
+    Err(ProviderError::Status {
+        status,
+        message: message.chars().take(200).collect(),
+        quota,
+        retry_after,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        let status = |status, quota| ProviderError::Status {
+            status,
+            message: String::new(),
+            quota,
+            retry_after: None,
+        };
+        assert!(status(429, false).is_retryable());
+        assert!(status(500, false).is_retryable());
+        assert!(status(529, false).is_retryable());
+        assert!(!status(429, true).is_retryable(), "quota");
+        assert!(!status(400, false).is_retryable());
+        assert!(!status(401, false).is_retryable());
+        assert!(!ProviderError::Timeout.is_retryable(), "timeouts fall back");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_milliseconds() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", "2".parse().expect("header"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert("retry-after-ms", "150".parse().expect("header"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(150)));
+        headers.clear();
+        headers.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("header"),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! `create_calendar_event` and `list_calendar_events`: in the org's Google Calendar when it
+//! connected one (and the service has a Google OAuth client), always in `calendar_events`.
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::google::{Connection, GoogleCalendar};
+use super::{local_iso, object_schema, text, Scope, ToolError, ToolSpec};
+use crate::assistant::time;
+use crate::supabase::{Caller, Prefer, Return};
+
+pub fn create_spec() -> ToolSpec {
+    ToolSpec {
+        name: "create_calendar_event",
+        description: "Add an event to the user's calendar.",
+        parameters: object_schema(
+            json!({
+                "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                "start": {"type": "string", "minLength": 10, "maxLength": 40,
+                          "description": "Local date-time YYYY-MM-DDTHH:MM in the user's time zone."},
+                "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 1440},
+            }),
+            &["title", "start"],
+        ),
+    }
+}
+
+pub fn list_spec() -> ToolSpec {
+    ToolSpec {
+        name: "list_calendar_events",
+        description: "List the user's calendar events from now on.",
+        parameters: object_schema(
+            json!({"days": {"type": "integer", "minimum": 1, "maximum": 31,
+                            "description": "How many days ahead (default 7)."}}),
+            &[],
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct Row {
+    title: String,
+    starts_at: DateTime<Utc>,
+    ends_at: Option<DateTime<Utc>>,
+}
+
+/// The org's Google Calendar, when both the service and the org are set up for it.
+async fn google<'a>(
+    scope: &Scope<'a>,
+) -> Result<Option<(&'a GoogleCalendar, Connection)>, ToolError> {
+    let Some(google) = scope.google else {
+        return Ok(None);
+    };
+    let connections: Vec<Connection> = scope
+        .db
+        .from("calendar_connections", Caller::Service)
+        .select("calendar_id,refresh_token")
+        .eq("org_id", scope.org_id)
+        .fetch()
+        .await?
+        .data;
+    Ok(connections.into_iter().next().map(|c| (google, c)))
+}
+
+pub async fn create(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
+    let title = text(input, "title").ok_or(ToolError::Invalid("title is empty".into()))?;
+    let start = text(input, "start")
+        .and_then(|s| time::parse_local_or_instant(scope.tz, s))
+        .ok_or_else(|| {
+            ToolError::Invalid("start must be a local date-time YYYY-MM-DDTHH:MM".into())
+        })?;
+    if start < scope.now - Duration::minutes(1) {
+        return Err(ToolError::Invalid("start is in the past".into()));
+    }
+    let end = start + Duration::minutes(input["duration_minutes"].as_i64().unwrap_or(60));
+    let external_id = match google(scope).await? {
+        Some((google, connection)) => {
+            let token = google.access_token(&connection).await?;
+            let span = (start, end);
+            let tz = scope.tz.name();
+            Some(
+                google
+                    .insert(&token, &connection.calendar_id, title, span, tz)
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    scope
+        .db
+        .from("calendar_events", Caller::Service)
+        .insert(&json!({
+            "org_id": scope.org_id,
+            "contact_id": scope.contact_id,
+            "title": title,
+            "starts_at": start,
+            "ends_at": end,
+            "external_id": external_id,
+        }))
+        .prefer(Prefer {
+            returning: Some(Return::Minimal),
+            ..Prefer::default()
+        })
+        .execute()
+        .await?;
+    Ok(json!({"event": {
+        "title": title,
+        "start_local": local_iso(scope.tz, start),
+        "end_local": local_iso(scope.tz, end),
+        "google_calendar": external_id.is_some(),
+    }}))
+}
+
+pub async fn list(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
+    let days = input["days"].as_i64().unwrap_or(7);
+    let span = (scope.now, scope.now + Duration::days(days));
+    let (events, source) = match google(scope).await? {
+        Some((google, connection)) => {
+            let token = google.access_token(&connection).await?;
+            let listed = google.list(&token, &connection.calendar_id, span).await?;
+            let events: Vec<Value> = listed
+                .into_iter()
+                .map(|event| match (event.start, event.day) {
+                    (Some(start), _) => json!({
+                        "title": event.title,
+                        "start_local": local_iso(scope.tz, start),
+                        "end_local": event.end.map(|end| local_iso(scope.tz, end)),
+                    }),
+                    (None, day) => json!({"title": event.title, "all_day": day, "id": event.id}),
+                })
+                .collect();
+            (events, "google_calendar")
+        }
+        None => (stored(scope, span).await?, "stored"),
+    };
+    Ok(json!({"events": events, "source": source, "days": days}))
+}
+
+async fn stored(
+    scope: &Scope<'_>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<Value>, ToolError> {
+    let rows: Vec<Row> = scope
+        .db
+        .from("calendar_events", Caller::Service)
+        .select("title,starts_at,ends_at")
+        .eq("org_id", scope.org_id)
+        .eq("contact_id", scope.contact_id)
+        .filter(
+            "starts_at",
+            "gte",
+            from.to_rfc3339_opts(SecondsFormat::Secs, true),
+        )
+        .filter(
+            "starts_at",
+            "lt",
+            to.to_rfc3339_opts(SecondsFormat::Secs, true),
+        )
+        .order("starts_at", true)
+        .limit(50)
+        .fetch()
+        .await?
+        .data;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            json!({
+                "title": row.title,
+                "start_local": local_iso(scope.tz, row.starts_at),
+                "end_local": row.ends_at.map(|end| local_iso(scope.tz, end)),
+            })
+        })
+        .collect())
+}

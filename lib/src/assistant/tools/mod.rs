@@ -1,0 +1,208 @@
+//! The assistant's tools: reminders, expenses and calendar events, scoped to one org and one
+//! contact. The model calls them by name with JSON input; the command parser calls the same
+//! ones. Every input is checked against the tool's JSON Schema first, and every run is
+//! recorded in the turn's [`Ledger`].
+
+mod calendar;
+mod expenses;
+pub mod google;
+mod reminders;
+pub mod schema;
+
+use std::time::Instant;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::ledger::{Ledger, ToolExecution};
+use crate::domain::Currency;
+use crate::supabase::{DbError, Postgrest};
+
+pub use google::{CalendarError, GoogleCalendar};
+
+/// A tool as the model sees it.
+#[derive(Clone, Debug)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// JSON Schema of the input.
+    pub parameters: Value,
+}
+
+/// Whom a tool acts for, and where and when they are.
+pub struct Scope<'a> {
+    pub db: &'a Postgrest,
+    pub google: Option<&'a GoogleCalendar>,
+    pub org_id: Uuid,
+    pub contact_id: Uuid,
+    pub tz: Tz,
+    pub now: DateTime<Utc>,
+    /// The currency of amounts given without one.
+    pub currency: Currency,
+    /// The org's `assistant_settings.enabled_tools`.
+    pub enabled: &'a [String],
+}
+
+/// Why a tool did not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("unknown tool {0}")]
+    Unknown(String),
+    #[error("the tool {0} is not enabled for this organisation")]
+    Disabled(String),
+    /// The input breaks the schema or names something impossible (a past time).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// Valid, but there is nothing to act on (no reminder with that number).
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Calendar(#[from] CalendarError),
+}
+
+/// Every tool, enabled or not.
+pub fn all_specs() -> Vec<ToolSpec> {
+    vec![
+        reminders::create_spec(),
+        reminders::list_spec(),
+        reminders::cancel_spec(),
+        expenses::log_spec(),
+        expenses::summary_spec(),
+        calendar::create_spec(),
+        calendar::list_spec(),
+    ]
+}
+
+/// The tools the org enabled.
+pub fn specs(enabled: &[String]) -> Vec<ToolSpec> {
+    all_specs()
+        .into_iter()
+        .filter(|spec| enabled.iter().any(|name| name == spec.name))
+        .collect()
+}
+
+/// Runs tool `name` with `input` and records it in `ledger` (linked to the provider attempt
+/// that asked for it, if any).
+pub async fn execute(
+    scope: &Scope<'_>,
+    ledger: &mut Ledger,
+    ai_request_id: Option<Uuid>,
+    name: &str,
+    input: &Value,
+) -> Result<Value, ToolError> {
+    let (at, started) = (Utc::now(), Instant::now());
+    let result = run(scope, name, input).await;
+    if let Err(error) = &result {
+        tracing::info!(tool = name, error = %error, "tool call failed");
+    }
+    ledger.tool_executions.push(ToolExecution {
+        id: Uuid::new_v4(),
+        ai_request_id,
+        tool: name.chars().take(100).collect(),
+        input: input.clone(),
+        output: result.as_ref().ok().cloned(),
+        status: if result.is_ok() { "success" } else { "error" },
+        error: result.as_ref().err().map(ToString::to_string),
+        latency_ms: started.elapsed().as_millis() as u64,
+        at,
+    });
+    result
+}
+
+async fn run(scope: &Scope<'_>, name: &str, input: &Value) -> Result<Value, ToolError> {
+    let spec = all_specs()
+        .into_iter()
+        .find(|spec| spec.name == name)
+        .ok_or_else(|| ToolError::Unknown(name.chars().take(100).collect()))?;
+    if !scope.enabled.iter().any(|enabled| enabled == name) {
+        return Err(ToolError::Disabled(name.to_string()));
+    }
+    schema::validate(&spec.parameters, input).map_err(ToolError::Invalid)?;
+    match name {
+        "create_reminder" => reminders::create(scope, input).await,
+        "list_reminders" => reminders::list(scope).await,
+        "cancel_reminder" => reminders::cancel(scope, input).await,
+        "log_expense" => expenses::log(scope, input).await,
+        "expense_summary" => expenses::summary(scope, input).await,
+        "create_calendar_event" => calendar::create(scope, input).await,
+        "list_calendar_events" => calendar::list(scope, input).await,
+        other => Err(ToolError::Unknown(other.to_string())),
+    }
+}
+
+/// How an instant reads on the contact's wall clock, for tool outputs: `2026-03-07T09:00`.
+pub fn local_iso(tz: Tz, instant: DateTime<Utc>) -> String {
+    super::time::local(tz, instant)
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
+/// Reads back what [`local_iso`] wrote.
+pub fn parse_local_iso(value: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M").ok()
+}
+
+/// A string field of a validated input.
+fn text<'v>(input: &'v Value, field: &str) -> Option<&'v str> {
+    input[field]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// The schema of an object whose fields are `properties`, of which `required` are required.
+fn object_schema(properties: Value, required: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_uses_only_what_the_validator_checks() {
+        const KNOWN: &[&str] = &[
+            "type",
+            "properties",
+            "required",
+            "additionalProperties",
+            "enum",
+            "minLength",
+            "maxLength",
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "description",
+        ];
+        fn keys(schema: &Value, out: &mut Vec<String>) {
+            if let Some(object) = schema.as_object() {
+                for (key, value) in object {
+                    out.push(key.clone());
+                    if key == "properties" {
+                        for field in value.as_object().into_iter().flat_map(|o| o.values()) {
+                            keys(field, out);
+                        }
+                    }
+                }
+            }
+        }
+        for spec in all_specs() {
+            let mut used = Vec::new();
+            keys(&spec.parameters, &mut used);
+            for key in used {
+                assert!(KNOWN.contains(&key.as_str()), "{}: {key}", spec.name);
+            }
+            assert_eq!(spec.parameters["type"], "object", "{}", spec.name);
+        }
+        assert_eq!(all_specs().len(), 7);
+    }
+}

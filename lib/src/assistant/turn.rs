@@ -1,0 +1,115 @@
+//! What the assistant is asked to answer: the claimed message with its contact, the org's
+//! settings, the budget and the recent conversation (all from `whatsapp_claim_message`).
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::parser::Lang;
+
+/// The inbound message.
+#[derive(Debug, Deserialize)]
+pub struct InboundMessage {
+    pub wamid: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The readable content (text, caption, button title…).
+    pub body: Option<String>,
+    /// The message as Meta sent it (media ids live here).
+    #[serde(default)]
+    pub payload: Value,
+}
+
+/// Who wrote it.
+#[derive(Debug, Deserialize)]
+pub struct Contact {
+    pub id: Uuid,
+    pub wa_id: String,
+    pub name: Option<String>,
+    pub locale: Option<String>,
+    /// The contact's IANA zone, else the org's, else UTC.
+    pub timezone: String,
+    pub opted_out: bool,
+}
+
+/// The org's `assistant_settings` (defaults when the org has none).
+#[derive(Debug, Deserialize)]
+pub struct OrgSettings {
+    pub system_prompt: Option<String>,
+    pub model: Option<String>,
+    pub fallback_model: Option<String>,
+    pub enabled_tools: Option<Vec<String>>,
+    pub language: String,
+    pub reply_template: Option<String>,
+    pub template_language: String,
+}
+
+/// Token use against the org's budget and the contact's daily cap.
+#[derive(Debug, Deserialize)]
+pub struct Budget {
+    pub monthly_tokens: i64,
+    /// Tokens used in the org's current budget period.
+    pub used_tokens: i64,
+    #[serde(default)]
+    pub contact_daily_cap: i64,
+    #[serde(default)]
+    pub contact_used_today: i64,
+}
+
+impl Budget {
+    pub fn org_exhausted(&self) -> bool {
+        self.used_tokens >= self.monthly_tokens
+    }
+
+    pub fn contact_exhausted(&self) -> bool {
+        self.contact_used_today >= self.contact_daily_cap
+    }
+
+    /// Whether another AI call may be made after `spent` tokens in this turn.
+    pub fn allows(&self, spent: u64) -> bool {
+        let spent = i64::try_from(spent).unwrap_or(i64::MAX);
+        self.used_tokens.saturating_add(spent) < self.monthly_tokens
+            && self.contact_used_today.saturating_add(spent) < self.contact_daily_cap
+    }
+}
+
+/// An earlier message of the conversation.
+#[derive(Debug, Deserialize)]
+pub struct HistoryItem {
+    /// `inbound` (the contact) or `outbound` (the assistant or staff).
+    pub direction: String,
+    pub body: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One question for the assistant.
+pub struct Turn<'a> {
+    pub org_id: Uuid,
+    pub message: &'a InboundMessage,
+    pub contact: &'a Contact,
+    pub settings: &'a OrgSettings,
+    pub budget: &'a Budget,
+    pub history: &'a [HistoryItem],
+    /// False when processing decided the AI must not be used (budget or cap exhausted): the
+    /// command parser answers alone.
+    pub ai_allowed: bool,
+}
+
+impl Turn<'_> {
+    /// The contact's language: their locale, else the org's language.
+    pub fn lang(&self) -> Lang {
+        let spanish = |l: &str| l.to_ascii_lowercase().starts_with("es");
+        match self.contact.locale.as_deref() {
+            Some(locale) if !locale.is_empty() => {
+                if spanish(locale) {
+                    Lang::Es
+                } else {
+                    Lang::En
+                }
+            }
+            _ if spanish(&self.settings.language) => Lang::Es,
+            _ => Lang::En,
+        }
+    }
+}

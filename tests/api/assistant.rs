@@ -1,0 +1,561 @@
+//! The assistant end to end: WhatsApp message in, reply recorded, against the real database
+//! with OpenAI, Anthropic (and Graph, Google) faked. Covers the command parser without keys,
+//! tool-call round trips on both providers, retries and fallback, the ledger, the budget and
+//! the bound on tool rounds.
+
+use std::time::Duration;
+
+use chrono::{Duration as Days, Utc};
+use serde_json::{json, Value};
+
+use crate::ai::*;
+use crate::helpers::spawn_app;
+use crate::whatsapp::*;
+
+fn body(reply: &Option<Value>) -> String {
+    reply
+        .as_ref()
+        .and_then(|r| r["body"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Sends `text` from `contact` and returns the recorded reply's text.
+async fn say(app: &crate::helpers::TestApp, org: &TestOrg, contact: &str, text: &str) -> String {
+    let (delivery, wamid) = text_delivery(org, contact, text);
+    assert_eq!(app.deliver(&delivery).await.status(), 200);
+    body(&app.reply_to(&wamid).await)
+}
+
+fn number(value: &Value) -> f64 {
+    value
+        .as_f64()
+        .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+        .expect("number")
+}
+
+#[tokio::test]
+async fn without_an_ai_key_the_command_parser_serves_commands() {
+    let app = spawn_app().await;
+    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let contact = new_wa_id();
+
+    let reply = say(&app, &org, &contact, "remind me to stretch in 10 minutes").await;
+    assert!(reply.contains("Reminder set: “stretch”"), "{reply}");
+    let reminders = rows(&app, "reminders", &org).await;
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(reminders[0]["text"], "stretch");
+    assert_eq!(reminders[0]["recurrence"], "none");
+    assert_eq!(reminders[0]["status"], "pending");
+    let due: chrono::DateTime<Utc> = reminders[0]["due_at"]
+        .as_str()
+        .expect("due")
+        .parse()
+        .expect("time");
+    let minutes = (due - Utc::now()).num_seconds();
+    assert!(
+        (500..=600).contains(&minutes),
+        "due in ~10 minutes, got {minutes}s"
+    );
+
+    let reply = say(&app, &org, &contact, "my reminders").await;
+    assert!(reply.contains("1. stretch"), "{reply}");
+    let reply = say(&app, &org, &contact, "cancel reminder 1").await;
+    assert!(reply.contains("Cancelled reminder 1"), "{reply}");
+    assert_eq!(
+        rows(&app, "reminders", &org).await[0]["status"],
+        "cancelled"
+    );
+    let reply = say(&app, &org, &contact, "cancel reminder 7").await;
+    assert!(reply.contains("couldn't find that reminder"), "{reply}");
+
+    let reply = say(&app, &org, &contact, "spent 12.50 on lunch").await;
+    assert!(reply.contains("Logged 12.50 USD (food)"), "{reply}");
+    let reply = say(&app, &org, &contact, "gasté 20 en taxi").await;
+    assert!(
+        reply.contains("Gasto anotado: 20.00 USD (transporte)"),
+        "{reply}"
+    );
+    let expenses = rows(&app, "expenses", &org).await;
+    assert_eq!(expenses.len(), 2);
+    assert_eq!(number(&expenses[0]["amount"]), 12.5);
+    assert_eq!(expenses[0]["category"], "food");
+    let reply = say(&app, &org, &contact, "expenses this month").await;
+    assert!(
+        reply.contains("32.50 USD (transport 20.00, food 12.50)"),
+        "{reply}"
+    );
+
+    let reply = say(&app, &org, &contact, "remind me to call mom").await;
+    assert!(
+        reply.contains("When should I remind you?"),
+        "refused, not guessed: {reply}"
+    );
+    let reply = say(&app, &org, &contact, "what's the weather?").await;
+    assert!(reply.contains("I can help with"), "{reply}");
+
+    let executions = rows(&app, "tool_executions", &org).await;
+    let tools: Vec<&str> = executions
+        .iter()
+        .map(|t| t["tool"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            "create_reminder",
+            "list_reminders",
+            "cancel_reminder",
+            "cancel_reminder",
+            "log_expense",
+            "log_expense",
+            "expense_summary"
+        ]
+    );
+    assert!(executions.iter().all(|t| t["ai_request_id"].is_null()));
+    assert_eq!(executions[3]["status"], "error");
+    assert!(
+        rows(&app, "ai_requests", &org).await.is_empty(),
+        "no AI was called"
+    );
+}
+
+#[tokio::test]
+async fn an_openai_tool_call_round_trip_is_recorded_in_the_ledger() {
+    let tomorrow = (Utc::now() + Days::days(1)).format("%Y-%m-%d").to_string();
+    let script = Script::new(vec![
+        openai_tool_call(
+            "call_12345xyz",
+            "create_reminder",
+            json!({"text": "call mom", "due": format!("{tomorrow}T09:00")}),
+            (250, 30, 100),
+        ),
+        openai_text("Done! I'll remind you tomorrow at 9.", 300, 12, 0),
+    ]);
+    let openai = fake_openai(&script).await;
+    let (app, org) = app_with_ai(Some(&openai), None, &[]).await;
+
+    let reply = say(
+        &app,
+        &org,
+        &new_wa_id(),
+        "could you make sure I call my mom tomorrow morning?",
+    )
+    .await;
+    assert_eq!(reply, "Done! I'll remind you tomorrow at 9.");
+
+    let reminders = rows(&app, "reminders", &org).await;
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(reminders[0]["text"], "call mom");
+    assert!(reminders[0]["due_at"]
+        .as_str()
+        .is_some_and(|d| d.starts_with(&format!("{tomorrow}T09:00"))));
+
+    let requests = wait_for_rows(&app, "ai_requests", &org, 2).await;
+    assert_eq!(requests.len(), 2);
+    for (row, (tokens_in, tokens_out, cached, cost)) in requests
+        .iter()
+        .zip([(250, 30, 100, 0.000048), (300, 12, 0, 0.000052)])
+    {
+        assert_eq!(row["provider"], "openai");
+        assert_eq!(row["model"], "gpt-4o-mini");
+        assert_eq!(row["status"], "success");
+        assert_eq!(row["tokens_in"], tokens_in);
+        assert_eq!(row["tokens_out"], tokens_out);
+        assert_eq!(row["tokens_cached"], cached);
+        assert_eq!(number(&row["cost_usd"]), cost, "{row}");
+        assert!(row["message_id"].is_string() && row["contact_id"].is_string());
+    }
+    let executions = rows(&app, "tool_executions", &org).await;
+    assert_eq!(executions.len(), 1);
+    assert_eq!(executions[0]["tool"], "create_reminder");
+    assert_eq!(executions[0]["status"], "success");
+    assert_eq!(
+        executions[0]["ai_request_id"], requests[0]["id"],
+        "linked to the attempt that asked"
+    );
+
+    let sent = bodies(&openai).await;
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0]["model"], "gpt-4o-mini");
+    assert_eq!(sent[0]["tools"].as_array().map(Vec::len), Some(7));
+    assert_eq!(sent[0]["messages"][0]["role"], "system");
+    assert!(sent[0]["messages"][0]["content"]
+        .as_str()
+        .is_some_and(|s| s.contains("time zone UTC")));
+    let last = sent[1]["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .expect("tool message");
+    assert_eq!(last["role"], "tool");
+    assert_eq!(last["tool_call_id"], "call_12345xyz");
+    assert!(last["content"]
+        .as_str()
+        .is_some_and(|c| c.contains("call mom")));
+    let auth = &openai.received_requests().await.expect("requests")[0].headers["authorization"];
+    assert_eq!(auth, "Bearer sk-test-openai-000000000000");
+}
+
+#[tokio::test]
+async fn an_anthropic_tool_use_round_trip_is_recorded_in_the_ledger() {
+    let script = Script::new(vec![
+        anthropic_message(
+            json!([
+                {"type": "text", "text": "Let me log that."},
+                {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "log_expense",
+                 "input": {"amount": 8.5, "currency": "EUR", "category": "food", "note": "pizza"}},
+            ]),
+            "tool_use",
+            (400, 50, 200),
+        ),
+        anthropic_text("Logged €8.50 for pizza.", (500, 20, 0)),
+    ]);
+    let anthropic = fake_anthropic(&script).await;
+    let (app, org) = app_with_ai(None, Some(&anthropic), &[]).await;
+
+    let reply = say(
+        &app,
+        &org,
+        &new_wa_id(),
+        "I just paid for a pizza, 8.50 euros",
+    )
+    .await;
+    assert_eq!(reply, "Logged €8.50 for pizza.");
+    let expenses = rows(&app, "expenses", &org).await;
+    assert_eq!(expenses.len(), 1);
+    assert_eq!(number(&expenses[0]["amount"]), 8.5);
+    assert_eq!(expenses[0]["currency"], "EUR");
+    assert_eq!(expenses[0]["note"], "pizza");
+
+    let requests = wait_for_rows(&app, "ai_requests", &org, 2).await;
+    assert_eq!(requests[0]["provider"], "anthropic");
+    assert_eq!(requests[0]["model"], "claude-3-5-haiku-latest");
+    assert_eq!(
+        requests[0]["tokens_in"], 600,
+        "input_tokens plus cache reads"
+    );
+    assert_eq!(requests[0]["tokens_cached"], 200);
+    assert_eq!(requests[0]["tokens_out"], 50);
+    // 400 uncached at 0.80, 200 cached at 0.08, 50 out at 4.00 per million.
+    assert_eq!(number(&requests[0]["cost_usd"]), 0.000536);
+    let executions = rows(&app, "tool_executions", &org).await;
+    assert_eq!(executions[0]["ai_request_id"], requests[0]["id"]);
+
+    let received = anthropic.received_requests().await.expect("requests");
+    assert_eq!(received[0].headers["x-api-key"], "sk-ant-test-000000000000");
+    assert_eq!(received[0].headers["anthropic-version"], "2023-06-01");
+    let sent = bodies(&anthropic).await;
+    assert_eq!(sent[0]["tools"][0]["input_schema"]["type"], "object");
+    let result = &sent[1]["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .expect("last")["content"][0];
+    assert_eq!(result["type"], "tool_result");
+    assert_eq!(result["tool_use_id"], "toolu_01A09q90qw90lq917835lq9");
+}
+
+#[tokio::test]
+async fn a_500_is_retried_then_the_fallback_answers() {
+    let failing = Script::new(vec![openai_error(
+        500,
+        "server_error",
+        "server_error",
+        "The server had an error while processing your request.",
+    )]);
+    let openai = fake_openai(&failing).await;
+    let fallback = Script::new(vec![anthropic_text("Hi from the fallback.", (20, 5, 0))]);
+    let anthropic = fake_anthropic(&fallback).await;
+    let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[("AI_MAX_RETRIES", "1")]).await;
+
+    let reply = say(&app, &org, &new_wa_id(), "hi there, how are you?").await;
+    assert_eq!(reply, "Hi from the fallback.");
+    assert_eq!(failing.times().len(), 2, "one retry");
+    let requests = wait_for_rows(&app, "ai_requests", &org, 3).await;
+    let summary: Vec<(String, String)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r["provider"].as_str().unwrap_or_default().into(),
+                r["status"].as_str().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("openai".into(), "error".into()),
+            ("openai".into(), "error".into()),
+            ("anthropic".into(), "success".into())
+        ]
+    );
+    assert!(requests[0]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("HTTP 500")));
+    assert_eq!(requests[0]["tokens_in"], 0);
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_retry_after_then_falls_back() {
+    let limited = Script::new(vec![openai_error(
+        429,
+        "requests",
+        "rate_limit_exceeded",
+        "Rate limit reached for gpt-4o-mini.",
+    )
+    .insert_header("retry-after", "1")]);
+    let openai = fake_openai(&limited).await;
+    let fallback = Script::new(vec![anthropic_text("Fallback answer.", (20, 5, 0))]);
+    let anthropic = fake_anthropic(&fallback).await;
+    let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[("AI_MAX_RETRIES", "1")]).await;
+
+    let reply = say(&app, &org, &new_wa_id(), "what should I cook tonight?").await;
+    assert_eq!(reply, "Fallback answer.");
+    let times = limited.times();
+    assert_eq!(times.len(), 2);
+    assert!(
+        times[1] - times[0] >= Duration::from_secs(1),
+        "retry-after honoured"
+    );
+    assert_eq!(fallback.times().len(), 1);
+
+    // A retry-after beyond the turn's deadline is not waited for: straight to the fallback.
+    let slow = Script::new(vec![openai_error(
+        429,
+        "requests",
+        "rate_limit_exceeded",
+        "Rate limit reached.",
+    )
+    .insert_header("retry-after", "120")]);
+    let openai = fake_openai(&slow).await;
+    let fallback = Script::new(vec![anthropic_text("Fallback again.", (20, 5, 0))]);
+    let anthropic = fake_anthropic(&fallback).await;
+    let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[("AI_MAX_RETRIES", "2")]).await;
+    let reply = say(&app, &org, &new_wa_id(), "what should I cook tonight?").await;
+    assert_eq!(reply, "Fallback again.");
+    assert_eq!(slow.times().len(), 1);
+}
+
+#[tokio::test]
+async fn a_timeout_falls_back_and_is_recorded_as_a_timeout() {
+    let slow = Script::new(vec![
+        openai_text("too late", 10, 2, 0).set_delay(Duration::from_secs(3))
+    ]);
+    let openai = fake_openai(&slow).await;
+    let fallback = Script::new(vec![anthropic_text("On time.", (20, 5, 0))]);
+    let anthropic = fake_anthropic(&fallback).await;
+    let (app, org) = app_with_ai(
+        Some(&openai),
+        Some(&anthropic),
+        &[("AI_REQUEST_TIMEOUT_MS", "300")],
+    )
+    .await;
+
+    let reply = say(&app, &org, &new_wa_id(), "tell me something nice").await;
+    assert_eq!(reply, "On time.");
+    assert_eq!(
+        slow.times().len(),
+        1,
+        "a timeout is not retried on the same provider"
+    );
+    let requests = wait_for_rows(&app, "ai_requests", &org, 2).await;
+    assert_eq!(requests[0]["provider"], "openai");
+    assert_eq!(requests[0]["status"], "timeout");
+    assert!(number(&requests[0]["latency_ms"]) >= 300.0);
+    assert_eq!(requests[1]["status"], "success");
+}
+
+#[tokio::test]
+async fn a_quota_error_is_never_retried() {
+    let quota = Script::new(vec![openai_error(
+        429,
+        "insufficient_quota",
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan and billing details.",
+    )]);
+    let openai = fake_openai(&quota).await;
+    let fallback = Script::new(vec![anthropic_text("Served by the fallback.", (20, 5, 0))]);
+    let anthropic = fake_anthropic(&fallback).await;
+    let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[("AI_MAX_RETRIES", "3")]).await;
+
+    let reply = say(&app, &org, &new_wa_id(), "hello assistant").await;
+    assert_eq!(reply, "Served by the fallback.");
+    assert_eq!(quota.times().len(), 1, "no retry on insufficient_quota");
+    let requests = wait_for_rows(&app, "ai_requests", &org, 2).await;
+    assert!(requests[0]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("exceeded your current quota")));
+}
+
+#[tokio::test]
+async fn when_every_provider_fails_the_message_is_dead_lettered_with_its_ledger() {
+    let down = Script::new(vec![openai_error(
+        503,
+        "server_error",
+        "server_error",
+        "The engine is currently overloaded.",
+    )]);
+    let openai = fake_openai(&down).await;
+    let overloaded = Script::new(vec![anthropic_error(529, "overloaded_error", "Overloaded")]);
+    let anthropic = fake_anthropic(&overloaded).await;
+    let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[("AI_MAX_RETRIES", "1")]).await;
+
+    let (delivery, wamid) = text_delivery(&org, &new_wa_id(), "are you there?");
+    app.deliver(&delivery).await;
+    let message = app.processed(&wamid).await;
+    assert_eq!(message["status"], "failed");
+    assert!(app.reply_to(&wamid).await.is_none(), "nothing sent");
+    let dead = rows(&app, "dead_letter_queue", &org).await;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]["error"].as_str().is_some_and(|e| e.contains("529")));
+    let requests = rows(&app, "ai_requests", &org).await;
+    assert_eq!(
+        requests.len(),
+        4,
+        "two tries on each provider, all recorded"
+    );
+    assert!(requests.iter().all(|r| r["status"] == "error"));
+    assert_eq!(overloaded.times().len(), 2, "529 is retried");
+}
+
+#[tokio::test]
+async fn with_the_budget_spent_the_parser_serves_commands_and_no_provider_is_called() {
+    let openai_script = Script::new(vec![openai_text("should not be called", 1, 1, 0)]);
+    let openai = fake_openai(&openai_script).await;
+    let anthropic_script = Script::new(vec![anthropic_text("should not be called", (1, 1, 0))]);
+    let anthropic = fake_anthropic(&anthropic_script).await;
+    let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[]).await;
+    let db = app.state.db().expect("db");
+    org.update(db, "orgs", json!({"monthly_token_budget": 0}))
+        .await;
+    let contact = new_wa_id();
+
+    let reply = say(&app, &org, &contact, "remind me to stretch in 10 minutes").await;
+    assert!(reply.contains("Reminder set"), "{reply}");
+    assert_eq!(rows(&app, "reminders", &org).await.len(), 1);
+    let reply = say(&app, &org, &contact, "write me a poem about the sea").await;
+    assert!(reply.contains("only handle simple commands"), "{reply}");
+    let alerts = rows(&app, "alerts", &org).await;
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a["kind"] == "budget_exhausted")
+            .count(),
+        1
+    );
+
+    // A contact past the daily cap: the same, without an org alert.
+    let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[]).await;
+    org.update(
+        app.state.db().expect("db"),
+        "assistant_settings",
+        json!({"contact_daily_token_cap": 0}),
+    )
+    .await;
+    let reply = say(&app, &org, &new_wa_id(), "spent 3 on coffee").await;
+    assert!(reply.contains("Logged 3.00 USD (food)"), "{reply}");
+    assert!(rows(&app, "alerts", &org).await.is_empty());
+
+    assert!(
+        openai_script.times().is_empty() && anthropic_script.times().is_empty(),
+        "no provider called"
+    );
+}
+
+#[tokio::test]
+async fn tool_rounds_are_bounded() {
+    let looping = Script::new(vec![openai_tool_call(
+        "call_loop",
+        "list_reminders",
+        json!({}),
+        (100, 10, 0),
+    )]);
+    let openai = fake_openai(&looping).await;
+    let (app, org) = app_with_ai(Some(&openai), None, &[("AI_MAX_TOOL_ROUNDS", "2")]).await;
+
+    let reply = say(&app, &org, &new_wa_id(), "what do I have coming up?").await;
+    assert_eq!(
+        looping.times().len(),
+        3,
+        "two tool rounds, then one last answer"
+    );
+    assert!(
+        reply.contains("no pending reminders"),
+        "answered with what was done: {reply}"
+    );
+    let executions = wait_for_rows(&app, "tool_executions", &org, 2).await;
+    assert_eq!(executions.len(), 2, "the last round's calls are not run");
+    assert_eq!(wait_for_rows(&app, "ai_requests", &org, 3).await.len(), 3);
+}
+
+#[tokio::test]
+async fn invalid_tool_input_is_refused_and_the_model_is_told_why() {
+    let script = Script::new(vec![
+        openai_tool_call(
+            "call_bad",
+            "create_reminder",
+            json!({"text": "call mom", "due": "sometime next week"}),
+            (100, 10, 0),
+        ),
+        openai_tool_call("call_unknown", "delete_everything", json!({}), (100, 10, 0)),
+        openai_text("When exactly should I remind you?", 120, 8, 0),
+    ]);
+    let openai = fake_openai(&script).await;
+    let (app, org) = app_with_ai(Some(&openai), None, &[]).await;
+
+    let reply = say(&app, &org, &new_wa_id(), "make sure I call mom").await;
+    assert_eq!(reply, "When exactly should I remind you?");
+    assert!(rows(&app, "reminders", &org).await.is_empty());
+    let executions = wait_for_rows(&app, "tool_executions", &org, 2).await;
+    assert_eq!(executions[0]["status"], "error");
+    assert!(executions[0]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("invalid input")));
+    assert!(executions[1]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("unknown tool")));
+    let sent = bodies(&openai).await;
+    let told = sent[1]["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .expect("tool message");
+    assert!(
+        told["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("due must be")),
+        "{told}"
+    );
+}
+
+#[tokio::test]
+async fn the_model_sees_the_recent_conversation() {
+    let script = Script::new(vec![
+        openai_text("Nice to meet you, Ana!", 50, 5, 0),
+        openai_text("Your name is Ana.", 80, 5, 0),
+    ]);
+    let openai = fake_openai(&script).await;
+    let (app, org) = app_with_ai(Some(&openai), None, &[]).await;
+    let contact = new_wa_id();
+    say(&app, &org, &contact, "Hi, my name is Ana").await;
+    let reply = say(&app, &org, &contact, "What is my name?").await;
+    assert_eq!(reply, "Your name is Ana.");
+    let sent = bodies(&openai).await;
+    let roles: Vec<(&str, &str)> = sent[1]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .skip(1)
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or_default(),
+                m["content"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("user", "Hi, my name is Ana"),
+            ("assistant", "Nice to meet you, Ana!"),
+            ("user", "What is my name?")
+        ]
+    );
+}
