@@ -416,7 +416,9 @@ create policy calendar_connections_delete_admin on public.calendar_connections
   using (private.has_org_role(org_id, array['owner', 'admin']));
 
 revoke all on public.calendar_connections from anon, authenticated;
-grant select (org_id, provider, calendar_id, created_at, updated_at) on public.calendar_connections to authenticated;
+-- Like every table, anon may select (RLS shows it nothing); no role but service_role reads the token.
+grant select (org_id, provider, calendar_id, created_at, updated_at) on public.calendar_connections
+  to anon, authenticated;
 grant insert (org_id, calendar_id, refresh_token) on public.calendar_connections to authenticated;
 grant update (calendar_id, refresh_token) on public.calendar_connections to authenticated;
 grant delete on public.calendar_connections to authenticated;

@@ -76,7 +76,7 @@ end;
 $$;
 
 -- 4 identities x every relation, plus the fixed tests below.
-select plan(4 * (select count(*)::int from tap_helpers.relations()) + 58);
+select plan(4 * (select count(*)::int from tap_helpers.relations()) + 62);
 
 -- ---------------------------------------------------------------------------------------------
 -- Fixtures (as superuser): a row in every tenant table for org A and org B
@@ -185,6 +185,11 @@ insert into public.alerts (id, org_id, kind, message) values
   ('a0000000-0000-4000-8000-00000000000b', '11111111-1111-1111-1111-111111111111', 'test', 'alert A'),
   ('b0000000-0000-4000-8000-00000000000b', '22222222-2222-2222-2222-222222222222', 'test', 'alert B'),
   ('c0000000-0000-4000-8000-00000000000b', null, 'test', 'system alert');
+
+insert into public.calendar_connections (org_id, calendar_id, refresh_token) values
+  ('11111111-1111-1111-1111-111111111111', 'primary', 'refresh-token-a'),
+  ('22222222-2222-2222-2222-222222222222', 'primary', 'refresh-token-b')
+on conflict (org_id) do nothing;
 
 insert into public.audit_log_entries (org_id, actor_id, action) values
   ('11111111-1111-1111-1111-111111111111', 'aaaaaaaa-0000-0000-0000-000000000001', 'test.a'),
@@ -480,6 +485,28 @@ select is((select allowed from public.rate_limit_hit('test:service', 60, 10)), t
 select ok((select count(distinct org_id) from public.system_health_summary) >= 2,
   'service_role sees every org in system_health_summary');
 reset role;
+
+-- ---------------------------------------------------------------------------------------------
+-- calendar_connections: the refresh token is write-only for users
+-- ---------------------------------------------------------------------------------------------
+set local role authenticated;
+set local request.jwt.claims to '{"sub":"aaaaaaaa-0000-0000-0000-000000000001","role":"authenticated"}';
+select throws_ok(
+  $$ select refresh_token from public.calendar_connections $$,
+  '42501', null, 'owner A cannot read a calendar refresh token back');
+select lives_ok(
+  $$ update public.calendar_connections set refresh_token = 'rotated-a'
+     where org_id = '11111111-1111-1111-1111-111111111111' $$,
+  'owner A can replace the org''s calendar token');
+reset role;
+set local role authenticated;
+set local request.jwt.claims to '{"sub":"aaaaaaaa-0000-0000-0000-000000000002","role":"authenticated"}';
+with u as (update public.calendar_connections set refresh_token = 'viewer' returning 1)
+select is(count(*)::int, 0, 'viewer A cannot change the calendar connection') from u;
+reset role;
+select is(
+  (select refresh_token from public.calendar_connections where org_id = '11111111-1111-1111-1111-111111111111'),
+  'rotated-a', 'org A''s token is the owner''s, not the viewer''s');
 
 -- ---------------------------------------------------------------------------------------------
 -- Nothing the refused attempts tried has landed (as superuser)
