@@ -223,3 +223,75 @@ pub async fn wait_for_rows(app: &TestApp, table: &str, org: &TestOrg, n: usize) 
     }
     rows(app, table, org).await
 }
+
+/// A fake Graph API that also serves media `id` (documented URL lookup, then the bytes).
+pub async fn graph_with_media(id: &str, mime_type: &str, bytes: &[u8]) -> MockServer {
+    let server = crate::whatsapp::fake_graph(crate::whatsapp::FakeGraph::ok()).await;
+    let mut info = crate::whatsapp::fixture("graph_responses.json")["media_url_ok"].clone();
+    info["url"] = json!(format!("{}/lookaside/{id}", server.uri()));
+    info["id"] = json!(id);
+    info["mime_type"] = json!(mime_type);
+    Mock::given(method("GET"))
+        .and(path(format!("/v23.0/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(info))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/lookaside/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(bytes.to_vec(), mime_type))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Mounts OpenAI's transcription endpoint on `server`, answering `text` with token usage.
+pub async fn mount_transcription(server: &MockServer, text: &str) {
+    Mock::given(method("POST"))
+        .and(path("/v1/audio/transcriptions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "text": text,
+            "usage": {"type": "tokens", "input_tokens": 40,
+                      "input_token_details": {"text_tokens": 0, "audio_tokens": 40},
+                      "output_tokens": 9, "total_tokens": 49},
+        })))
+        .mount(server)
+        .await;
+}
+
+/// A fake Google: OAuth token endpoint and Calendar v3 events of calendar `primary`.
+pub async fn fake_google(listed: Value) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "ya29.a0AfH6SMBtest-access-token",
+            "expires_in": 3599,
+            "scope": "https://www.googleapis.com/auth/calendar.events",
+            "token_type": "Bearer",
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/calendar/v3/calendars/primary/events"))
+        .respond_with(|request: &Request| {
+            let mut event: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+            event["kind"] = json!("calendar#event");
+            event["id"] = json!("evt0123456789abcdef");
+            event["status"] = json!("confirmed");
+            event["htmlLink"] = json!("https://www.google.com/calendar/event?eid=ZXZ0MDEyMw");
+            ResponseTemplate::new(200).set_body_json(event)
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/calendar/v3/calendars/primary/events"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "kind": "calendar#events",
+            "summary": "primary",
+            "timeZone": "UTC",
+            "items": listed,
+        })))
+        .mount(&server)
+        .await;
+    server
+}

@@ -559,3 +559,260 @@ async fn the_model_sees_the_recent_conversation() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_voice_note_is_transcribed_then_handled_as_text() {
+    let graph = graph_with_media("1908647269898587", "audio/ogg", b"OggS-voice-note").await;
+    let chat = Script::new(vec![openai_text("should not be needed", 1, 1, 0)]);
+    let openai = fake_openai(&chat).await;
+    mount_transcription(&openai, "Remind me to stretch in 10 minutes.").await;
+    let graph_url = graph.uri();
+    let (app, org) = app_with_ai(
+        Some(&openai),
+        None,
+        &[
+            ("GRAPH_API_BASE_URL", &graph_url),
+            ("WHATSAPP_ACCESS_TOKEN", "EAAtesttoken000000000000"),
+        ],
+    )
+    .await;
+    let (payload, wamids) = personalize(fixture("audio_voice.json"), &org, &new_wa_id(), 0);
+    app.deliver(&serde_json::to_vec(&payload).expect("json"))
+        .await;
+    let reply = body(&app.reply_to(&wamids[0]).await);
+    assert!(reply.contains("Reminder set: “stretch”"), "{reply}");
+    assert!(
+        chat.times().is_empty(),
+        "a certain command needs no chat model"
+    );
+    let inbound = app.processed(&wamids[0]).await;
+    assert_eq!(
+        inbound["body"], "Remind me to stretch in 10 minutes.",
+        "the transcript is kept"
+    );
+    let requests = rows(&app, "ai_requests", &org).await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0]["model"], "gpt-4o-mini-transcribe");
+    assert_eq!(
+        (
+            requests[0]["tokens_in"].clone(),
+            requests[0]["tokens_out"].clone()
+        ),
+        (json!(40), json!(9))
+    );
+    let upload = openai
+        .received_requests()
+        .await
+        .expect("requests")
+        .into_iter()
+        .find(|r| r.url.path() == "/v1/audio/transcriptions")
+        .expect("transcription request");
+    let form = String::from_utf8_lossy(&upload.body);
+    assert!(form.contains("gpt-4o-mini-transcribe") && form.contains("OggS-voice-note"));
+
+    // Without an OpenAI key a voice note gets a polite answer.
+    let app = spawn_app().await;
+    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let (payload, wamids) = personalize(fixture("audio_voice.json"), &org, &new_wa_id(), 0);
+    app.deliver(&serde_json::to_vec(&payload).expect("json"))
+        .await;
+    let reply = body(&app.reply_to(&wamids[0]).await);
+    assert!(reply.contains("can't listen to voice notes"), "{reply}");
+}
+
+#[tokio::test]
+async fn an_image_is_shown_to_a_model_that_accepts_images() {
+    let graph = graph_with_media("1003383421387256", "image/jpeg", b"\xff\xd8\xff-jpeg").await;
+    let chat = Script::new(vec![openai_text(
+        "That is an electricity bill for 42 EUR.",
+        900,
+        20,
+        0,
+    )]);
+    let openai = fake_openai(&chat).await;
+    let graph_url = graph.uri();
+    let (app, org) = app_with_ai(
+        Some(&openai),
+        None,
+        &[
+            ("GRAPH_API_BASE_URL", &graph_url),
+            ("WHATSAPP_ACCESS_TOKEN", "EAAtesttoken000000000000"),
+        ],
+    )
+    .await;
+    let (payload, wamids) = personalize(fixture("image.json"), &org, &new_wa_id(), 0);
+    app.deliver(&serde_json::to_vec(&payload).expect("json"))
+        .await;
+    let reply = body(&app.reply_to(&wamids[0]).await);
+    assert_eq!(reply, "That is an electricity bill for 42 EUR.");
+    let sent = bodies(&openai).await;
+    let content = &sent[0]["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .expect("user")["content"];
+    assert_eq!(content[0]["text"], "Electricity bill", "the caption");
+    assert!(content[1]["image_url"]["url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("data:image/jpeg;base64,")));
+}
+
+#[tokio::test]
+async fn calendar_events_go_to_google_when_the_org_connected_it() {
+    let start = (Utc::now() + Days::days(1))
+        .format("%Y-%m-%dT10:00")
+        .to_string();
+    let google = fake_google(json!([{
+        "kind": "calendar#event", "id": "evt0123456789abcdef", "status": "confirmed",
+        "summary": "Dentist", "start": {"dateTime": format!("{start}:00Z"), "timeZone": "UTC"},
+        "end": {"dateTime": format!("{start}:00Z"), "timeZone": "UTC"},
+    }, {
+        "kind": "calendar#event", "id": "evtallday", "status": "confirmed",
+        "summary": "Holiday", "start": {"date": "2030-01-01"}, "end": {"date": "2030-01-02"},
+    }]))
+    .await;
+    let chat = Script::new(vec![
+        openai_tool_call(
+            "call_cal1",
+            "create_calendar_event",
+            json!({"title": "Dentist", "start": start, "duration_minutes": 30}),
+            (200, 20, 0),
+        ),
+        openai_text("Added to your calendar.", 250, 8, 0),
+        openai_tool_call(
+            "call_cal2",
+            "list_calendar_events",
+            json!({"days": 7}),
+            (200, 20, 0),
+        ),
+        openai_text("You have the dentist tomorrow.", 260, 8, 0),
+    ]);
+    let openai = fake_openai(&chat).await;
+    let token_url = format!("{}/token", google.uri());
+    let calendar_url = format!("{}/calendar/v3", google.uri());
+    let (app, org) = app_with_ai(
+        Some(&openai),
+        None,
+        &[
+            ("GOOGLE_CLIENT_ID", "test-client.apps.googleusercontent.com"),
+            ("GOOGLE_CLIENT_SECRET", "test-google-client-secret"),
+            ("GOOGLE_OAUTH_TOKEN_URL", &token_url),
+            ("GOOGLE_CALENDAR_BASE_URL", &calendar_url),
+        ],
+    )
+    .await;
+    let db = app.state.db().expect("db");
+    insert(
+        db,
+        "calendar_connections",
+        json!({"org_id": org.id, "refresh_token": "1//test-refresh-token"}),
+    )
+    .await;
+    let contact = new_wa_id();
+
+    assert_eq!(
+        say(
+            &app,
+            &org,
+            &contact,
+            "put the dentist in my calendar tomorrow at 10"
+        )
+        .await,
+        "Added to your calendar."
+    );
+    let events = rows(&app, "calendar_events", &org).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["external_id"], "evt0123456789abcdef");
+    let (starts, ends): (chrono::DateTime<Utc>, chrono::DateTime<Utc>) = (
+        events[0]["starts_at"]
+            .as_str()
+            .expect("start")
+            .parse()
+            .expect("time"),
+        events[0]["ends_at"]
+            .as_str()
+            .expect("end")
+            .parse()
+            .expect("time"),
+    );
+    assert_eq!(ends - starts, Days::minutes(30));
+
+    assert_eq!(
+        say(&app, &org, &contact, "what's on my calendar?").await,
+        "You have the dentist tomorrow."
+    );
+    let received = google.received_requests().await.expect("requests");
+    let token = String::from_utf8_lossy(&received[0].body).to_string();
+    assert!(
+        token.contains("grant_type=refresh_token")
+            && token.contains("refresh_token=1%2F%2Ftest-refresh-token"),
+        "{token}"
+    );
+    let insert_request = received
+        .iter()
+        .find(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/events"))
+        .expect("insert");
+    assert_eq!(
+        insert_request.headers["authorization"],
+        "Bearer ya29.a0AfH6SMBtest-access-token"
+    );
+    let inserted: Value = serde_json::from_slice(&insert_request.body).expect("json");
+    assert_eq!(inserted["summary"], "Dentist");
+    let listing = received
+        .iter()
+        .find(|r| r.method.as_str() == "GET")
+        .expect("list");
+    assert!(listing
+        .url
+        .query()
+        .is_some_and(|q| q.contains("singleEvents=true") && q.contains("timeMin=")));
+    let told = &bodies(&openai).await[3]["messages"];
+    let result = told.as_array().and_then(|m| m.last()).expect("tool result")["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        result.contains("google_calendar")
+            && result.contains("Dentist")
+            && result.contains("Holiday"),
+        "{result}"
+    );
+}
+
+#[tokio::test]
+async fn without_google_calendar_events_are_stored_and_listed_from_the_database() {
+    let start = (Utc::now() + Days::days(2))
+        .format("%Y-%m-%dT18:30")
+        .to_string();
+    let chat = Script::new(vec![
+        openai_tool_call(
+            "call_a",
+            "create_calendar_event",
+            json!({"title": "Spinning class", "start": start}),
+            (100, 10, 0),
+        ),
+        openai_tool_call("call_b", "list_calendar_events", json!({}), (100, 10, 0)),
+        openai_text("Booked: spinning class.", 120, 6, 0),
+    ]);
+    let openai = fake_openai(&chat).await;
+    let (app, org) = app_with_ai(Some(&openai), None, &[]).await;
+    let reply = say(
+        &app,
+        &org,
+        &new_wa_id(),
+        "book me the spinning class in two days at half past six pm",
+    )
+    .await;
+    assert_eq!(reply, "Booked: spinning class.");
+    let events = rows(&app, "calendar_events", &org).await;
+    assert_eq!(events.len(), 1);
+    assert!(events[0]["external_id"].is_null());
+    let told = &bodies(&openai).await[2]["messages"];
+    let result = told.as_array().and_then(|m| m.last()).expect("tool result")["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        result.contains(r#""source":"stored""#) && result.contains("Spinning class"),
+        "{result}"
+    );
+}
