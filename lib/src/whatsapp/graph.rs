@@ -97,6 +97,16 @@ impl GraphError {
             Self::Transport(_) => GraphAction::Retry,
         }
     }
+
+    /// Whether Meta may have taken the message although the call failed: no answer after the
+    /// request went out, or a success answer that could not be read. Never send it again.
+    pub fn maybe_sent(&self) -> bool {
+        match self {
+            Self::Transport(error) => !error.is_connect(),
+            Self::Decode(_) => true,
+            Self::Api { .. } => false,
+        }
+    }
 }
 
 impl From<reqwest::Error> for GraphError {
@@ -403,5 +413,22 @@ mod tests {
         assert_eq!(api(401, 190).action(), GraphAction::TokenExpired);
         assert_eq!(api(400, 131026).action(), GraphAction::DeadLetter);
         assert_eq!(api(503, 0).action(), GraphAction::Retry);
+    }
+
+    #[tokio::test]
+    async fn only_failures_after_the_request_left_may_have_sent() {
+        let refused = reqwest::Client::new()
+            .post("http://127.0.0.1:9/v23.0/1/messages")
+            .send()
+            .await
+            .expect_err("nothing listens on port 9");
+        assert!(!GraphError::from(refused).maybe_sent(), "never connected");
+        assert!(GraphError::Decode("no message id".into()).maybe_sent());
+        let answered = GraphError::Api {
+            status: 429,
+            code: 130429,
+            message: String::new(),
+        };
+        assert!(!answered.maybe_sent(), "Meta answered with an error");
     }
 }
