@@ -384,12 +384,15 @@ begin
       last_error = p_error
   where id = r.id;
 
-  v_attempts := greatest(r.attempts, 1);
+  -- The entry counts the attempts of the work: the reminder's sends, and at least one per
+  -- re-drive (a failure before the send, e.g. no template, counts too).
   update public.dead_letter_queue
-  set attempts = v_attempts, error = p_error, status = 'pending', lease_until = null,
-      next_attempt_at = now() + private.cron_backoff(v_attempts, p_backoff_seconds)
+  set attempts = greatest(attempts + 1, r.attempts), error = p_error, status = 'pending',
+      lease_until = null,
+      next_attempt_at = now() + private.cron_backoff(greatest(attempts + 1, r.attempts), p_backoff_seconds)
   where kind = 'reminder' and ref = r.id::text and status in ('pending', 'retrying');
   if not found then
+    v_attempts := greatest(r.attempts, 1);
     insert into public.dead_letter_queue (org_id, kind, ref, payload, error, attempts, next_attempt_at)
     values (r.org_id, 'reminder', r.id::text,
             jsonb_build_object('reminder_id', r.id, 'due_at', r.due_at), p_error, v_attempts,

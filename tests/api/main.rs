@@ -5,6 +5,7 @@ mod helpers;
 mod whatsapp;
 
 mod billing;
+mod cron;
 mod health;
 mod postgrest;
 mod routes;

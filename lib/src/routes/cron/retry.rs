@@ -114,6 +114,8 @@ async fn redrive_stuck_messages(
     Ok(seen.len() as u64)
 }
 
+/// Claims due entries batch after batch and re-drives each at most once per run (an entry due
+/// again at once, with no backoff configured, is left for the next run).
 async fn redrive_dead_letters(
     state: &AppState,
     db: &Postgrest,
@@ -121,6 +123,7 @@ async fn redrive_dead_letters(
     summary: &mut Summary,
 ) -> Result<(), DbError> {
     let cron = &state.settings.cron;
+    let mut seen = HashSet::new();
     while !budget.spent() {
         let claimed: ClaimedEntries = db
             .rpc("cron_claim_dead_letters", Caller::Service)
@@ -133,16 +136,25 @@ async fn redrive_dead_letters(
             .await?
             .data;
         summary.discarded += claimed.discarded;
-        if claimed.entries.is_empty() {
+        let (fresh, again): (Vec<Entry>, Vec<Entry>) = claimed
+            .entries
+            .into_iter()
+            .partition(|entry| seen.insert(entry.id));
+        for entry in again {
+            settle(state, db, entry.id).await?;
+        }
+        if fresh.is_empty() {
             break;
         }
-        summary.claimed += claimed.entries.len() as u64;
-        let settled: Vec<Result<Option<String>, DbError>> =
-            futures_util::stream::iter(claimed.entries)
-                .map(|entry| redrive(state, db, entry))
-                .buffer_unordered(cron.concurrency)
-                .collect()
-                .await;
+        summary.claimed += fresh.len() as u64;
+        let settled: Vec<Result<Option<String>, DbError>> = futures_util::stream::iter(fresh)
+            .map(|entry| async move {
+                redrive(state, db, &entry).await?;
+                settle(state, db, entry.id).await
+            })
+            .buffer_unordered(cron.concurrency)
+            .collect()
+            .await;
         for status in settled {
             match status?.as_deref() {
                 Some("resolved") => summary.resolved += 1,
@@ -154,12 +166,8 @@ async fn redrive_dead_letters(
     Ok(())
 }
 
-/// Tries an entry's work once more, then settles the entry; returns its status.
-async fn redrive(
-    state: &AppState,
-    db: &Postgrest,
-    entry: Entry,
-) -> Result<Option<String>, DbError> {
+/// Tries an entry's work once more: processes the inbound message, or sends the reminder.
+async fn redrive(state: &AppState, db: &Postgrest, entry: &Entry) -> Result<(), DbError> {
     let target = entry
         .reference
         .as_deref()
@@ -183,10 +191,15 @@ async fn redrive(
         // Work that cannot be found: settling discards the entry.
         _ => {}
     }
+    Ok(())
+}
+
+/// Records an entry's outcome after a re-drive (or releases it); returns its status.
+async fn settle(state: &AppState, db: &Postgrest, entry: Uuid) -> Result<Option<String>, DbError> {
     Ok(db
         .rpc("cron_settle_dead_letter", Caller::Service)
         .args(&json!({
-            "p_id": entry.id,
+            "p_id": entry,
             "p_max_attempts": DEAD_LETTER_ATTEMPTS,
             "p_backoff_seconds": state.settings.cron.retry_base.as_secs(),
         }))
