@@ -113,6 +113,8 @@ pub struct WhatsAppSettings {
     pub graph_version: String,
     /// `WHATSAPP_ACCESS_TOKEN`; without it outbound messages are recorded as simulated.
     pub access_token: Option<Secret>,
+    /// `GRAPH_TIMEOUT_MS`: how long one Graph API call may take (default 15 s).
+    pub timeout: Duration,
     /// `WHATSAPP_APP_SECRET`: signs webhook deliveries (`X-Hub-Signature-256`).
     pub app_secret: Result<Secret, Missing>,
     /// `WHATSAPP_VERIFY_TOKEN`: answers Meta's subscription handshake.
@@ -180,6 +182,7 @@ impl Settings {
                     .get("GRAPH_API_VERSION")
                     .unwrap_or_else(|| "v23.0".into()),
                 access_token: env.get("WHATSAPP_ACCESS_TOKEN").map(Secret::new),
+                timeout: Duration::from_millis(env.number("GRAPH_TIMEOUT_MS", 15_000) as u64),
                 app_secret: env.required("WHATSAPP_APP_SECRET").map(Secret::new),
                 verify_token: env.required("WHATSAPP_VERIFY_TOKEN").map(Secret::new),
             },

@@ -1,6 +1,8 @@
 //! Outbound WhatsApp: the Graph API client, or the outbox transport when no access token is
 //! configured (messages are recorded as `simulated`, so the whole flow runs locally).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -158,6 +160,8 @@ pub struct WhatsApp {
     /// `https://graph.facebook.com/v23.0`
     base_url: String,
     token: Option<Secret>,
+    /// Per call: a send that outlasts it has an unknown outcome and is never retried.
+    timeout: Duration,
 }
 
 impl WhatsApp {
@@ -166,6 +170,7 @@ impl WhatsApp {
             http,
             base_url: format!("{}/{}", settings.graph_base_url, settings.graph_version),
             token: settings.access_token.clone(),
+            timeout: settings.timeout,
         }
     }
 
@@ -234,12 +239,14 @@ impl WhatsApp {
         let info: MediaInfo = decode(
             self.http
                 .get(format!("{}/{media_id}", self.base_url))
+                .timeout(self.timeout)
                 .bearer_auth(token.expose()),
         )
         .await?;
         let response = self
             .http
             .get(&info.url)
+            .timeout(self.timeout)
             .bearer_auth(token.expose())
             .send()
             .await?;
@@ -261,6 +268,7 @@ impl WhatsApp {
         decode(
             self.http
                 .post(format!("{}/{path}", self.base_url))
+                .timeout(self.timeout)
                 .bearer_auth(token)
                 .json(body),
         )

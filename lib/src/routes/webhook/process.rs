@@ -369,6 +369,9 @@ async fn fail(
         severity: "critical",
         message: "The WhatsApp access token expired (Graph error 190): replace WHATSAPP_ACCESS_TOKEN.",
     });
+    // A send that may have reached Meta leaves its reply `sending`: a retry then refuses to
+    // send it again (and raises `reply_outcome_unknown`) instead of risking a double send.
+    let outbound = outbound.filter(|_| !matches!(failure, Failure::Graph(e) if e.maybe_sent()));
     db.rpc("whatsapp_fail_message", Caller::Service)
         .args(&json!({
             "p_message_id": id,
