@@ -7,6 +7,7 @@ mod whatsapp;
 
 mod assistant;
 mod billing;
+mod cron;
 mod health;
 mod postgrest;
 mod routes;

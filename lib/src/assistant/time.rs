@@ -1,9 +1,6 @@
 //! Wall-clock times in a contact's time zone, resolved to instants DST-correctly.
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
-    TimeZone, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -12,23 +9,9 @@ pub fn zone(name: &str) -> Tz {
     name.parse().unwrap_or(Tz::UTC)
 }
 
-/// The instant at which the wall clock in `tz` shows `local`. A time that occurs twice (the
-/// autumn change) is its first occurrence; a time that does not occur (skipped by the spring
-/// change) is read with the offset in force before the change, i.e. shifted past the gap
-/// (02:30 on a day that jumps from 02:00 to 03:00 is 03:30).
-pub fn resolve(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
-    match tz.from_local_datetime(&local) {
-        LocalResult::Single(t) => t.with_timezone(&Utc),
-        LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
-        LocalResult::None => {
-            let before = tz
-                .from_utc_datetime(&(local - Duration::hours(6)))
-                .offset()
-                .fix();
-            (local - Duration::seconds(i64::from(before.local_minus_utc()))).and_utc()
-        }
-    }
-}
+/// The instant at which the wall clock in a zone shows a local time, DST-correct (shared with
+/// reminder recurrence).
+pub use crate::domain::resolve_local as resolve;
 
 /// What the wall clock in `tz` shows at `now`.
 pub fn local(tz: Tz, now: DateTime<Utc>) -> NaiveDateTime {

@@ -1,8 +1,8 @@
-//! Values the assistant's tools store: amounts of money, currencies, recurrences.
+//! Values the assistant's tools store: amounts of money and currencies.
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// A positive amount of money with at most two decimals, in cents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -97,29 +97,6 @@ impl Currency {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-/// How a reminder repeats (the `reminders.recurrence` column).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Recurrence {
-    #[default]
-    None,
-    Daily,
-    Weekly,
-    Monthly,
-}
-
-impl Recurrence {
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "none" => Some(Self::None),
-            "daily" => Some(Self::Daily),
-            "weekly" => Some(Self::Weekly),
-            "monthly" => Some(Self::Monthly),
-            _ => None,
-        }
     }
 }
 

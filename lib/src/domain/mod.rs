@@ -1,7 +1,9 @@
 //! Newtypes that make invalid values unrepresentable once parsed.
 
 mod assistant;
+mod reminder;
 mod whatsapp;
 
-pub use assistant::{Amount, Currency, Recurrence};
+pub use assistant::{Amount, Currency};
+pub use reminder::{resolve_local, Recurrence};
 pub use whatsapp::{PhoneNumberId, WaId, Wamid};

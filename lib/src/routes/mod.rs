@@ -2,6 +2,7 @@
 //! a test checks it against `api/**/*.rs` and the `[[bin]]`s of Cargo.toml.
 
 pub mod billing;
+pub mod cron;
 pub mod health;
 pub mod webhook;
 
@@ -12,7 +13,13 @@ use serde::Serialize;
 use crate::host::Route;
 
 /// Every route of the service.
-pub static ROUTES: &[&Route] = &[&health::ROUTE, &webhook::ROUTE, &billing::ROUTE];
+pub static ROUTES: &[&Route] = &[
+    &health::ROUTE,
+    &webhook::ROUTE,
+    &billing::ROUTE,
+    &cron::CHECK_REMINDERS,
+    &cron::RETRY_FAILED,
+];
 
 /// A JSON response with `status`.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Bytes> {

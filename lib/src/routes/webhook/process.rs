@@ -23,7 +23,7 @@ use crate::assistant::{AssistantError, Turn};
 use crate::domain::{PhoneNumberId, WaId, Wamid};
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
-use crate::whatsapp::{GraphAction, GraphError, Outgoing, Sent};
+use crate::whatsapp::{DeliveryError, GraphAction, GraphError, Template};
 
 /// A claimed message with everything needed to answer it (`whatsapp_claim_message`).
 #[derive(Debug, Deserialize)]
@@ -180,6 +180,15 @@ enum Failure {
     Assistant(#[from] AssistantError),
 }
 
+impl From<DeliveryError> for Failure {
+    fn from(error: DeliveryError) -> Self {
+        match error {
+            DeliveryError::Graph(error) => Self::Graph(error),
+            DeliveryError::NoTemplate => Self::NoTemplate,
+        }
+    }
+}
+
 /// The reply as sent, for `whatsapp_finish_message`.
 #[derive(Serialize)]
 struct Finished {
@@ -322,7 +331,22 @@ async fn answer(
         }
         _ => return Ok(finished),
     }
-    let (sent, kind) = deliver(state, claim, &from, &to, text).await?;
+    let template = claim.settings.reply_template.clone().map(|name| Template {
+        name,
+        language: claim.settings.template_language.clone(),
+    });
+    let retry_base = state.settings.processing.retry_base;
+    let (sent, kind) = state
+        .whatsapp
+        .deliver(
+            &from,
+            &to,
+            text,
+            claim.conversation.window_open,
+            template,
+            retry_base,
+        )
+        .await?;
     finished.outbound_id = Some(begun.outbound_id);
     finished.outbound_status = Some(if sent.simulated { "simulated" } else { "sent" });
     finished.wamid = sent.wamids.first().cloned();
@@ -346,58 +370,6 @@ async fn mark_read(state: &AppState, from: &PhoneNumberId, claim: &Claim) {
     }
 }
 
-/// Sends `text`: freeform inside the window, else (or on 131047) the reply template.
-async fn deliver(
-    state: &AppState,
-    claim: &Claim,
-    from: &PhoneNumberId,
-    to: &WaId,
-    text: String,
-) -> Result<(Sent, &'static str), Failure> {
-    if claim.conversation.window_open {
-        match send(state, from, to, &Outgoing::Text(text.clone())).await {
-            Ok(sent) => return Ok((sent, "text")),
-            Err(error) if error.action() == GraphAction::TemplateFallback => {
-                tracing::info!("outside the 24 h window (131047): falling back to the template");
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-    let template = reply_template(claim, text).ok_or(Failure::NoTemplate)?;
-    Ok((send(state, from, to, &template).await?, "template"))
-}
-
-/// The org's approved reply template with the reply as its body parameter.
-fn reply_template(claim: &Claim, text: String) -> Option<Outgoing> {
-    let name = claim.settings.reply_template.clone()?;
-    let parameter: String = text.chars().take(1024).collect();
-    Some(Outgoing::Template {
-        name,
-        language: claim.settings.template_language.clone(),
-        parameters: vec![parameter],
-    })
-}
-
-/// Sends with up to three tries when Meta throttles (130429, 131056, 4) or is unreachable.
-async fn send(
-    state: &AppState,
-    from: &PhoneNumberId,
-    to: &WaId,
-    message: &Outgoing,
-) -> Result<Sent, GraphError> {
-    let base = state.settings.processing.retry_base;
-    let mut attempt = 0;
-    loop {
-        match state.whatsapp.send(from, to, message).await {
-            Err(error) if error.action() == GraphAction::Retry && attempt < 2 => {
-                attempt += 1;
-                tokio::time::sleep(crate::backoff::backoff(base, attempt)).await;
-            }
-            result => return result,
-        }
-    }
-}
-
 async fn finish(db: &Postgrest, id: Uuid, finished: &Finished) -> Result<(), DbError> {
     db.rpc("whatsapp_finish_message", Caller::Service)
         .args(&json!({"p_message_id": id, "p_result": finished}))
@@ -418,6 +390,9 @@ async fn fail(
         severity: "critical",
         message: "The WhatsApp access token expired (Graph error 190): replace WHATSAPP_ACCESS_TOKEN.",
     });
+    // A send that may have reached Meta leaves its reply `sending`: a retry then refuses to
+    // send it again (and raises `reply_outcome_unknown`) instead of risking a double send.
+    let outbound = outbound.filter(|_| !matches!(failure, Failure::Graph(e) if e.maybe_sent()));
     db.rpc("whatsapp_fail_message", Caller::Service)
         .args(&json!({
             "p_message_id": id,
