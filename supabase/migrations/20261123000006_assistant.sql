@@ -98,7 +98,9 @@ to service_role;
 --            oldest first ({direction, type, body, at});
 --   budget:  used_tokens since the org's budget period start (private.token_period_start),
 --            contact_daily_cap and contact_used_today (since midnight in the contact's zone);
---   settings: fallback_model, enabled_tools, timezone, contact_daily_token_cap.
+--   settings: fallback_model, enabled_tools, timezone, contact_daily_token_cap;
+--   previous_reply: the text of a reply composed by an earlier attempt whose send failed, so a
+--            retry sends it again instead of asking the assistant (and running its tools) twice.
 drop function if exists public.whatsapp_claim_message(uuid, int);
 
 create or replace function public.whatsapp_claim_message(
@@ -167,6 +169,7 @@ begin
         'template_language', coalesce(s.template_language, 'en_US')),
       'rate_limit', jsonb_build_object(
         'limit', coalesce(v_limit, 10), 'hits', v_hits),
+      'previous_reply', (select r.body from public.messages r where r.reply_to = m.id),
       'budget', jsonb_build_object(
         'monthly_tokens', o.monthly_token_budget, 'used_tokens', v_used,
         'contact_daily_cap', coalesce(s.contact_daily_token_cap, 20000),

@@ -620,7 +620,8 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
     let db = broken.state.db().expect("db");
     let org = TestOrg::create(db).await;
     let run = uuid::Uuid::new_v4().simple().to_string();
-    let said = |what: &str| format!("{what} {run}");
+    // A command whose reply names it: each reply is recognisable, and its tool must run once.
+    let said = |what: &str| format!("remind me to {what} {run} in 10 minutes");
     let (first, first_wamid) = text_delivery(&org, &new_wa_id(), &said("first"));
     let (second, second_wamid) = text_delivery(&org, &new_wa_id(), &said("second"));
     broken.deliver(&first).await;
@@ -704,6 +705,12 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
         replies.len(),
         2,
         "first and stuck answered once each: {replies:?}"
+    );
+    let first_reminders = select(db, "reminders", &[("text", format!("eq.first {run}"))]).await;
+    assert_eq!(
+        first_reminders.len(),
+        1,
+        "a re-driven message sends its first reply again; its tools ran once"
     );
 }
 

@@ -298,7 +298,7 @@ fn local(lang: Lang, value: &Value) -> String {
     pretty(lang, time)
 }
 
-pub fn pretty(lang: Lang, time: NaiveDateTime) -> String {
+fn pretty(lang: Lang, time: NaiveDateTime) -> String {
     const DAYS_EN: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     const DAYS_ES: [&str; 7] = ["lun", "mar", "mié", "jue", "vie", "sáb", "dom"];
     const MONTHS_EN: [&str; 12] = [

@@ -1,7 +1,6 @@
 //! What the assistant is asked to answer: the claimed message with its contact, the org's
 //! settings, the budget and the recent conversation (all from `whatsapp_claim_message`).
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -80,7 +79,6 @@ pub struct HistoryItem {
     /// `inbound` (the contact) or `outbound` (the assistant or staff).
     pub direction: String,
     pub body: String,
-    pub at: DateTime<Utc>,
 }
 
 /// One question for the assistant.

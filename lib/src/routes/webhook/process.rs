@@ -37,6 +37,10 @@ pub struct Claim {
     pub budget: Budget,
     #[serde(default)]
     pub history: Vec<HistoryItem>,
+    /// The reply an earlier attempt composed but could not send: sent again as it is, so a
+    /// retry never runs the assistant's tools twice.
+    #[serde(default)]
+    pub previous_reply: Option<String>,
 }
 
 /// The claimed message: what the assistant reads, and the org it belongs to.
@@ -292,9 +296,10 @@ async fn answer(
     if plan.mark_read {
         mark_read(state, &from, claim).await;
     }
-    let text = match reply {
-        Reply::Fixed(text) => text,
-        Reply::Assistant { ai } => {
+    let text = match (reply, claim.previous_reply.clone()) {
+        (Reply::Fixed(text), _) => text,
+        (Reply::Assistant { .. }, Some(previous)) => previous,
+        (Reply::Assistant { ai }, None) => {
             let turn = Turn {
                 org_id: claim.message.org_id,
                 message: &claim.message.inbound,
