@@ -183,6 +183,22 @@ pub fn decide(claim: &Claim) -> Plan {
     }
 }
 
+/// Why a text could not be delivered to a contact.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("outside the 24 h window and no approved reply template is configured")]
+    NoTemplate,
+}
+
+/// How a text may reach a contact: freeform inside the 24 h window, else the org's approved
+/// reply template (`name`, `language`).
+pub struct Channel<'a> {
+    pub window_open: bool,
+    pub template: Option<(&'a str, &'a str)>,
+}
+
 /// Why processing failed (the message goes to the dead letter queue).
 #[derive(Debug, thiserror::Error)]
 enum Failure {
@@ -194,6 +210,15 @@ enum Failure {
     NoTemplate,
     #[error("the stored message has an invalid {0}")]
     InvalidStored(&'static str),
+}
+
+impl From<DeliveryError> for Failure {
+    fn from(error: DeliveryError) -> Self {
+        match error {
+            DeliveryError::Graph(error) => Self::Graph(error),
+            DeliveryError::NoTemplate => Self::NoTemplate,
+        }
+    }
 }
 
 /// The reply as sent, for `whatsapp_finish_message`.
@@ -310,7 +335,15 @@ async fn answer(
         }
         _ => return Ok(finished),
     }
-    let (sent, kind) = deliver(state, claim, &from, &to, text).await?;
+    let channel = Channel {
+        window_open: claim.conversation.window_open,
+        template: claim
+            .settings
+            .reply_template
+            .as_deref()
+            .map(|name| (name, claim.settings.template_language.as_str())),
+    };
+    let (sent, kind) = deliver(state, &channel, &from, &to, text).await?;
     finished.outbound_id = Some(begun.outbound_id);
     finished.outbound_status = Some(if sent.simulated { "simulated" } else { "sent" });
     finished.wamid = sent.wamids.first().cloned();
@@ -328,15 +361,16 @@ async fn mark_read(state: &AppState, from: &PhoneNumberId, claim: &Claim) {
     }
 }
 
-/// Sends `text`: freeform inside the window, else (or on 131047) the reply template.
-async fn deliver(
+/// Sends `text`: freeform inside the window, else (or on 131047) the reply template; returns
+/// what was sent and its `type` (`text` or `template`).
+pub async fn deliver(
     state: &AppState,
-    claim: &Claim,
+    channel: &Channel<'_>,
     from: &PhoneNumberId,
     to: &WaId,
     text: String,
-) -> Result<(Sent, &'static str), Failure> {
-    if claim.conversation.window_open {
+) -> Result<(Sent, &'static str), DeliveryError> {
+    if channel.window_open {
         match send(state, from, to, &Outgoing::Text(text.clone())).await {
             Ok(sent) => return Ok((sent, "text")),
             Err(error) if error.action() == GraphAction::TemplateFallback => {
@@ -345,19 +379,13 @@ async fn deliver(
             Err(error) => return Err(error.into()),
         }
     }
-    let template = reply_template(claim, text).ok_or(Failure::NoTemplate)?;
+    let (name, language) = channel.template.ok_or(DeliveryError::NoTemplate)?;
+    let template = Outgoing::Template {
+        name: name.to_string(),
+        language: language.to_string(),
+        parameters: vec![text.chars().take(1024).collect()],
+    };
     Ok((send(state, from, to, &template).await?, "template"))
-}
-
-/// The org's approved reply template with the reply as its body parameter.
-fn reply_template(claim: &Claim, text: String) -> Option<Outgoing> {
-    let name = claim.settings.reply_template.clone()?;
-    let parameter: String = text.chars().take(1024).collect();
-    Some(Outgoing::Template {
-        name,
-        language: claim.settings.template_language.clone(),
-        parameters: vec![parameter],
-    })
 }
 
 /// Sends with up to three tries when Meta throttles (130429, 131056, 4) or is unreachable.

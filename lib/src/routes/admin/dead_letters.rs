@@ -1,0 +1,90 @@
+//! Dead letters: work that failed and waits for a retry.
+//!
+//! - `GET /api/admin/dead-letters?org_id=&status=&kind=&limit=&cursor=`: newest first, under
+//!   RLS. Any member.
+//! - `POST /api/admin/dead-letters/[id]/replay`: owners and admins. `admin_replay_dead_letter`
+//!   marks it `retrying` now (audited `dead_letter.replay`); an inbound message is then
+//!   processed again in the background (as the webhook does), which resolves the entry when it
+//!   succeeds and reschedules it when it fails; other kinds are picked up by the retry cron.
+//! - `POST /api/admin/dead-letters/[id]/discard`: owners and admins; never retried again
+//!   (audited `dead_letter.discard`).
+//!
+//! Resolved or discarded entries cannot be replayed or discarded: 409.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{ok, rows, serve, Admin, Page};
+use crate::host::{HandlerResult, Route};
+use crate::routes::webhook::process::process;
+
+pub const LIST: Route = Route {
+    source: "api/admin/dead-letters.rs",
+    handler: |request, ctx| Box::pin(serve(request, ctx, &["GET"], |a| Box::pin(list(a)))),
+};
+
+pub const REPLAY: Route = Route {
+    source: "api/admin/dead-letters/[id]/replay.rs",
+    handler: |request, ctx| Box::pin(serve(request, ctx, &["POST"], |a| Box::pin(replay(a)))),
+};
+
+pub const DISCARD: Route = Route {
+    source: "api/admin/dead-letters/[id]/discard.rs",
+    handler: |request, ctx| Box::pin(serve(request, ctx, &["POST"], |a| Box::pin(discard(a)))),
+};
+
+const COLUMNS: &str =
+    "id,org_id,kind,ref,payload,error,attempts,next_attempt_at,status,created_at,updated_at,resolved_at";
+
+async fn list(admin: Admin) -> HandlerResult {
+    let params = admin.params();
+    let page = Page::from_params(&params)?;
+    let mut query = admin.from("dead_letter_queue")?.select(COLUMNS);
+    if let Some(org) = params.optional_id("org_id")? {
+        query = query.eq("org_id", org);
+    }
+    let statuses = ["pending", "retrying", "resolved", "discarded"];
+    if let Some(status) = params.one_of("status", &statuses)? {
+        query = query.eq("status", status);
+    }
+    let kinds = [
+        "inbound_message",
+        "outbound_message",
+        "reminder",
+        "billing_event",
+    ];
+    if let Some(kind) = params.one_of("kind", &kinds)? {
+        query = query.eq("kind", kind);
+    }
+    let found = rows(page.apply(query, "created_at")).await?;
+    ok(&page.listing(found, "created_at"))
+}
+
+async fn replay(admin: Admin) -> HandlerResult {
+    let id = admin.params().id("id")?;
+    let entry: Value = admin
+        .rpc("admin_replay_dead_letter", &json!({"p_dead_letter_id": id}))
+        .await?;
+    let message = entry["message_id"]
+        .as_str()
+        .and_then(|m| Uuid::try_parse(m).ok());
+    if let Some(message) = message {
+        let state = admin.ctx.state.clone();
+        admin
+            .ctx
+            .background
+            .run(async move { process(&state, message).await });
+    }
+    ok(&entry)
+}
+
+async fn discard(admin: Admin) -> HandlerResult {
+    let id = admin.params().id("id")?;
+    let entry: Value = admin
+        .rpc(
+            "admin_discard_dead_letter",
+            &json!({"p_dead_letter_id": id}),
+        )
+        .await?;
+    ok(&entry)
+}
