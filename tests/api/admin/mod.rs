@@ -5,7 +5,10 @@
 
 mod cors;
 mod flows;
+mod jwt;
 mod matrix;
+mod openapi;
+mod postgrest;
 
 use std::collections::HashMap;
 
