@@ -648,7 +648,11 @@ begin
   if v_message.status <> 'failed' then
     update public.conversations set last_message_at = now() where id = v_message.conversation_id;
   end if;
-  return to_jsonb(v_message);
+  return jsonb_build_object(
+    'id', v_message.id, 'conversation_id', v_message.conversation_id,
+    'direction', v_message.direction, 'type', v_message.type, 'body', v_message.body,
+    'status', v_message.status, 'wa_message_id', v_message.wa_message_id,
+    'error', v_message.error, 'created_at', v_message.created_at, 'status_at', v_message.status_at);
 end;
 $$;
 

@@ -38,7 +38,7 @@ use crate::error::ApiError;
 use crate::host::{Ctx, HandlerResult};
 use crate::supabase::{Caller, DbError, Postgrest, Query};
 
-pub use page::{Listing, Page};
+pub use page::Page;
 
 /// An authenticated request to an admin route.
 pub struct Admin {
