@@ -51,10 +51,14 @@ async fn other_origins_get_no_cors_headers() {
         .send()
         .await
         .expect("preflight");
-    assert!(preflight
-        .headers()
-        .get("access-control-allow-origin")
-        .is_none());
+    assert_eq!(preflight.status(), 204);
+    for header in [
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+    ] {
+        assert!(preflight.headers().get(header).is_none(), "{header}");
+    }
 
     let token = w.token(w.viewer_a);
     let answer = w

@@ -45,19 +45,23 @@ pub fn decorate(response: &mut Response<Bytes>, origin: Option<&HeaderValue>) {
     }
 }
 
-/// The answer to `OPTIONS`: 204 with the route's methods (the origin is added by [`decorate`]).
-pub fn preflight(methods: &[&str]) -> Response<Bytes> {
+/// The answer to `OPTIONS`: 204 with `Allow`; for an allowed origin, the preflight's headers
+/// (the route's methods, the request headers it accepts, how long to cache the answer).
+pub fn preflight(methods: &[&str], origin: Option<&HeaderValue>) -> Response<Bytes> {
     let mut response = Response::new(Bytes::new());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let allow = allow_header(methods);
-    let headers = response.headers_mut();
-    headers.insert(ALLOW, allow.clone());
-    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, allow);
-    headers.insert(
-        ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(ALLOWED_HEADERS),
-    );
-    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
+    response.headers_mut().insert(ALLOW, allow.clone());
+    if origin.is_some() {
+        let headers = response.headers_mut();
+        headers.insert(ACCESS_CONTROL_ALLOW_METHODS, allow);
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(ALLOWED_HEADERS),
+        );
+        headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
+    }
+    decorate(&mut response, origin);
     response
 }
 

@@ -59,7 +59,10 @@ pub async fn serve(
     handler: AdminHandler,
 ) -> HandlerResult {
     let origin = cors::allowed_origin(request.headers(), &ctx.state.settings.admin);
-    let mut response = match other_method(&request, methods) {
+    if request.method() == Method::OPTIONS {
+        return Ok(cors::preflight(methods, origin.as_ref()));
+    }
+    let mut response = match refuse_method(&request, methods) {
         Some(response) => response,
         None => match authenticate(&request, &ctx).await {
             Ok(user) => {
@@ -81,7 +84,10 @@ pub async fn serve_public(
     handler: fn(Request<Bytes>) -> HandlerResult,
 ) -> HandlerResult {
     let origin = cors::allowed_origin(request.headers(), &ctx.state.settings.admin);
-    let mut response = match other_method(&request, methods) {
+    if request.method() == Method::OPTIONS {
+        return Ok(cors::preflight(methods, origin.as_ref()));
+    }
+    let mut response = match refuse_method(&request, methods) {
         Some(response) => response,
         None => handler(request).unwrap_or_else(ApiError::into_response),
     };
@@ -89,14 +95,11 @@ pub async fn serve_public(
     Ok(response)
 }
 
-/// The answer to a method other than `methods`: a preflight for `OPTIONS`, else 405.
-fn other_method(
+/// 405 with `Allow` for a method other than `methods`.
+fn refuse_method(
     request: &Request<Bytes>,
     methods: &'static [&'static str],
 ) -> Option<Response<Bytes>> {
-    if request.method() == Method::OPTIONS {
-        return Some(cors::preflight(methods));
-    }
     if methods.contains(&request.method().as_str()) {
         return None;
     }
