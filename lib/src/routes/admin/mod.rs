@@ -58,22 +58,11 @@ pub async fn serve(
     methods: &'static [&'static str],
     handler: AdminHandler,
 ) -> HandlerResult {
-    let origin = cors::allowed_origin(request.headers(), &ctx.state.settings.admin);
-    if request.method() == Method::OPTIONS {
-        return Ok(cors::preflight(methods, origin.as_ref()));
-    }
-    let mut response = match refuse_method(&request, methods) {
-        Some(response) => response,
-        None => match authenticate(&request, &ctx).await {
-            Ok(user) => {
-                let admin = Admin { request, ctx, user };
-                handler(admin).await.unwrap_or_else(ApiError::into_response)
-            }
-            Err(error) => error.into_response(),
-        },
-    };
-    cors::decorate(&mut response, origin.as_ref());
-    Ok(response)
+    guarded(request, ctx, methods, |request, ctx| async move {
+        let user = authenticate(&request, &ctx).await?;
+        handler(Admin { request, ctx, user }).await
+    })
+    .await
 }
 
 /// Runs a public route of the admin API (no token), with the same CORS and method handling.
@@ -83,13 +72,33 @@ pub async fn serve_public(
     methods: &'static [&'static str],
     handler: fn(Request<Bytes>) -> HandlerResult,
 ) -> HandlerResult {
+    guarded(request, ctx, methods, |request, _| async move {
+        handler(request)
+    })
+    .await
+}
+
+/// CORS and the method check around `run`; its errors become responses here so that they
+/// carry the CORS headers too.
+async fn guarded<F, Fut>(
+    request: Request<Bytes>,
+    ctx: Ctx,
+    methods: &'static [&'static str],
+    run: F,
+) -> HandlerResult
+where
+    F: FnOnce(Request<Bytes>, Ctx) -> Fut,
+    Fut: std::future::Future<Output = HandlerResult>,
+{
     let origin = cors::allowed_origin(request.headers(), &ctx.state.settings.admin);
     if request.method() == Method::OPTIONS {
         return Ok(cors::preflight(methods, origin.as_ref()));
     }
     let mut response = match refuse_method(&request, methods) {
         Some(response) => response,
-        None => handler(request).unwrap_or_else(ApiError::into_response),
+        None => run(request, ctx)
+            .await
+            .unwrap_or_else(ApiError::into_response),
     };
     cors::decorate(&mut response, origin.as_ref());
     Ok(response)
