@@ -9,8 +9,8 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::{
-    admin_app, claims, create_users, es256, fake_jwks, hs256, hs256_with, test_jwks, JWKS_PATH,
-    TEST_KID,
+    admin_app, claims, create_users, es256, fake_jwks, hs256, hs256_with, rs256, test_jwks,
+    JWKS_PATH, TEST_KID,
 };
 use crate::helpers::TestApp;
 
@@ -41,6 +41,25 @@ async fn es256_keys_are_fetched_once_and_cached() {
         assert_eq!(body["user"]["id"], user.to_string());
     }
     assert_eq!(fetches(&jwks).await, 1);
+}
+
+#[tokio::test]
+async fn rs256_tokens_verify_with_the_rsa_key_of_the_set() {
+    let jwks = fake_jwks().await;
+    let app = admin_app(&jwks, |_| {}).await;
+    let user = create_users(1).await[0];
+    let (status, body) = me(&app, &rs256(&claims(user))).await;
+    assert_eq!(status, 200, "{body}");
+    let mut as_es256 = rs256(&claims(user));
+    as_es256.replace_range(
+        ..as_es256.find('.').unwrap_or(0),
+        &URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"test-only-rs256"}"#),
+    );
+    assert_eq!(
+        me(&app, &as_es256).await.0,
+        401,
+        "an RSA key never verifies ES256"
+    );
 }
 
 #[tokio::test]

@@ -26,6 +26,9 @@ use crate::whatsapp::{insert, new_wa_id, TestOrg};
 /// The `kid` of the test-only ES256 key.
 pub const TEST_KID: &str = "test-only-es256";
 
+/// The `kid` of the test-only RS256 key.
+pub const RSA_KID: &str = "test-only-rs256";
+
 /// The JWKS path of a Supabase project.
 pub const JWKS_PATH: &str = "/auth/v1/.well-known/jwks.json";
 
@@ -38,7 +41,7 @@ fn fixture(name: &str) -> String {
 
 /// The public test key set, as `/auth/v1/.well-known/jwks.json` serves it.
 pub fn test_jwks() -> Value {
-    serde_json::from_str(&fixture("test-only-es256-jwks.json")).expect("JWKS JSON")
+    serde_json::from_str(&fixture("test-only-jwks.json")).expect("JWKS JSON")
 }
 
 fn now() -> i64 {
@@ -77,6 +80,15 @@ pub fn es256(claims: &Value, kid: &str) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid.to_string());
     jsonwebtoken::encode(&header, claims, &key).expect("sign ES256")
+}
+
+/// `claims` signed RS256 with the test-only RSA key.
+pub fn rs256(claims: &Value) -> String {
+    let key = EncodingKey::from_rsa_pem(fixture("test-only-rs256-private.pem").as_bytes())
+        .expect("test key");
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(RSA_KID.to_string());
+    jsonwebtoken::encode(&header, claims, &key).expect("sign RS256")
 }
 
 /// A wiremock Supabase Auth serving the test key set.
