@@ -51,7 +51,30 @@ pub struct Settings {
     pub stripe: StripeSettings,
     pub health: HealthSettings,
     pub processing: ProcessingSettings,
+    pub cron: CronSettings,
     pub admin: AdminSettings,
+}
+
+/// The cron routes (`/api/cron/*`).
+#[derive(Clone, Debug)]
+pub struct CronSettings {
+    /// `CRON_SECRET`: the bearer token Vercel Cron sends; without it the routes answer 503.
+    pub secret: Result<Secret, Missing>,
+    /// `CRON_TIME_BUDGET_MS`: a run stops claiming work after this long (default 50000, under
+    /// the functions' `maxDuration` of 60 s).
+    pub time_budget: Duration,
+    /// `CRON_BATCH_SIZE`: reminders or dead letter entries claimed per round trip (default 50).
+    pub batch_size: usize,
+    /// `CRON_CONCURRENCY`: items a run works on at once (default 10).
+    pub concurrency: usize,
+    /// `CRON_LEASE_SECONDS`: how long a claim holds a reminder or dead letter entry before
+    /// another run may take it (default 120).
+    pub lease: Duration,
+    /// `CRON_RETRY_BASE_SECONDS`: the wait after a first failed attempt; doubles with each
+    /// attempt, at most 6 h (default 60).
+    pub retry_base: Duration,
+    /// `WEBHOOK_RETENTION_DAYS`: `webhooks` rows older than this are deleted (default 30).
+    pub webhook_retention_days: usize,
 }
 
 /// The admin API: how Supabase access tokens are verified, and which browsers may call it.
@@ -107,6 +130,8 @@ pub struct WhatsAppSettings {
     pub graph_version: String,
     /// `WHATSAPP_ACCESS_TOKEN`; without it outbound messages are recorded as simulated.
     pub access_token: Option<Secret>,
+    /// `GRAPH_TIMEOUT_MS`: how long one Graph API call may take (default 15 s).
+    pub timeout: Duration,
     /// `WHATSAPP_APP_SECRET`: signs webhook deliveries (`X-Hub-Signature-256`).
     pub app_secret: Result<Secret, Missing>,
     /// `WHATSAPP_VERIFY_TOKEN`: answers Meta's subscription handshake.
@@ -174,6 +199,7 @@ impl Settings {
                     .get("GRAPH_API_VERSION")
                     .unwrap_or_else(|| "v23.0".into()),
                 access_token: env.get("WHATSAPP_ACCESS_TOKEN").map(Secret::new),
+                timeout: Duration::from_millis(env.number("GRAPH_TIMEOUT_MS", 15_000) as u64),
                 app_secret: env.required("WHATSAPP_APP_SECRET").map(Secret::new),
                 verify_token: env.required("WHATSAPP_VERIFY_TOKEN").map(Secret::new),
             },
@@ -201,6 +227,15 @@ impl Settings {
                 concurrency: env.number("WEBHOOK_CONCURRENCY", 8).max(1),
                 lease: Duration::from_secs(env.number("PROCESSING_LEASE_SECONDS", 120) as u64),
                 retry_base: Duration::from_millis(env.number("GRAPH_RETRY_BASE_MS", 1000) as u64),
+            },
+            cron: CronSettings {
+                secret: env.required("CRON_SECRET").map(Secret::new),
+                time_budget: Duration::from_millis(env.number("CRON_TIME_BUDGET_MS", 50_000) as u64),
+                batch_size: env.number("CRON_BATCH_SIZE", 50).max(1),
+                concurrency: env.number("CRON_CONCURRENCY", 10).max(1),
+                lease: Duration::from_secs(env.number("CRON_LEASE_SECONDS", 120).max(1) as u64),
+                retry_base: Duration::from_secs(env.number("CRON_RETRY_BASE_SECONDS", 60) as u64),
+                webhook_retention_days: env.number("WEBHOOK_RETENTION_DAYS", 30).max(1),
             },
             admin: admin_settings(&env),
             health: HealthSettings {

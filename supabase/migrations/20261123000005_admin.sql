@@ -12,6 +12,9 @@
 --     by email). They check the caller's membership and role themselves (private.require_role)
 --     before touching anything.
 --
+-- A replayed dead letter is re-driven and settled by the retry cron's own functions
+-- (20261123000004_cron.sql), called by the admin route as the service role.
+--
 -- Errors, as the admin API maps them: P0002 = not visible to the caller (404), 42501 = visible
 -- but the caller's role may not do this (403), 55000 = the current state forbids it (409),
 -- 22023 = a bad argument (400).
@@ -463,9 +466,11 @@ $$;
 comment on function public.admin_add_member(uuid, text, text) is
   'Owners: add a signed-up user to the org by email with a role, audited.';
 
--- Marks a dead letter for another attempt now. For an inbound message the caller then
--- processes the message again (the function returns its id); other kinds wait for the cron.
-create or replace function public.admin_replay_dead_letter(p_dead_letter_id uuid)
+-- Claims a dead letter for a retry now, as the retry cron claims one (status `retrying` with a
+-- lease of p_lease_seconds): the caller then re-drives and settles it as the cron does
+-- (cron_settle_dead_letter); if the caller dies, the cron takes it over when the lease ends.
+-- Only the kinds the cron re-drives (inbound messages, reminders); not one being retried now.
+create or replace function public.admin_replay_dead_letter(p_dead_letter_id uuid, p_lease_seconds int)
 returns jsonb
 language plpgsql
 security definer
@@ -473,7 +478,6 @@ set search_path = ''
 as $$
 declare
   v_entry public.dead_letter_queue;
-  v_message uuid;
 begin
   select * into v_entry from public.dead_letter_queue d where d.id = p_dead_letter_id for update;
   if not found then
@@ -484,24 +488,28 @@ begin
     raise exception 'the dead letter is already %', v_entry.status
       using errcode = 'object_not_in_prerequisite_state';
   end if;
+  if v_entry.kind not in ('inbound_message', 'reminder') then
+    raise exception 'only inbound messages and reminders are retried'
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if v_entry.status = 'retrying' and v_entry.lease_until > now() then
+    raise exception 'the dead letter is being retried now'
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
 
   update public.dead_letter_queue
-  set status = 'retrying', next_attempt_at = now(), lease_until = null
+  set status = 'retrying',
+      lease_until = now() + make_interval(secs => least(greatest(coalesce(p_lease_seconds, 120), 1), 3600))
   where id = p_dead_letter_id
   returning * into v_entry;
-  if v_entry.kind = 'inbound_message'
-     and v_entry.ref ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-    select m.id into v_message from public.messages m
-    where m.id = v_entry.ref::uuid and m.org_id = v_entry.org_id and m.direction = 'inbound';
-  end if;
   perform private.audit(v_entry.org_id, 'dead_letter.replay', p_dead_letter_id::text,
     jsonb_build_object('kind', v_entry.kind, 'ref', v_entry.ref));
-  return to_jsonb(v_entry) || jsonb_build_object('message_id', v_message);
+  return to_jsonb(v_entry);
 end;
 $$;
 
-comment on function public.admin_replay_dead_letter(uuid) is
-  'Owners/admins: retry a pending dead letter now, audited; returns the inbound message to process.';
+comment on function public.admin_replay_dead_letter(uuid, int) is
+  'Owners/admins: claim a dead letter (inbound message or reminder) for a retry now, audited.';
 
 create or replace function public.admin_discard_dead_letter(p_dead_letter_id uuid)
 returns jsonb
@@ -660,37 +668,6 @@ comment on function public.admin_finish_staff_message(uuid, jsonb) is
   'Service role: record the Graph API outcome of a staff reply begun by admin_begin_staff_message.';
 
 -- =============================================================================================
--- A replayed inbound message that is processed resolves its dead letter
--- =============================================================================================
-
-create or replace function private.resolve_dead_letter()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  update public.dead_letter_queue
-  set status = 'resolved', resolved_at = now(), lease_until = null
-  where kind = 'inbound_message' and ref = new.id::text and status in ('pending', 'retrying');
-  return null;
-end;
-$$;
-
-comment on function private.resolve_dead_letter() is
-  'AFTER UPDATE trigger on messages: a retried inbound message that is processed resolves its dead letter.';
-
-revoke all on function private.resolve_dead_letter() from public, anon, authenticated;
-
--- Only messages processed after more than one attempt can have a dead letter.
-create trigger messages_resolve_dead_letter
-  after update of status on public.messages
-  for each row
-  when (new.status = 'processed' and old.status <> 'processed'
-        and new.direction = 'inbound' and new.attempts > 1)
-  execute function private.resolve_dead_letter();
-
--- =============================================================================================
 -- Privileges: users' functions for authenticated only; the system's for service_role only
 -- =============================================================================================
 
@@ -704,7 +681,7 @@ revoke execute on function
   public.admin_remove_member(uuid, uuid),
   public.admin_list_members(uuid),
   public.admin_add_member(uuid, text, text),
-  public.admin_replay_dead_letter(uuid),
+  public.admin_replay_dead_letter(uuid, int),
   public.admin_discard_dead_letter(uuid),
   public.admin_reset_rate_limits(uuid, uuid),
   public.admin_begin_staff_message(uuid, text),
@@ -723,7 +700,7 @@ grant execute on function
   public.admin_remove_member(uuid, uuid),
   public.admin_list_members(uuid),
   public.admin_add_member(uuid, text, text),
-  public.admin_replay_dead_letter(uuid),
+  public.admin_replay_dead_letter(uuid, int),
   public.admin_discard_dead_letter(uuid),
   public.admin_reset_rate_limits(uuid, uuid),
   public.admin_begin_staff_message(uuid, text)

@@ -84,7 +84,7 @@ select throws_ok(
   $$ select public.admin_update_settings('a1000000-0000-4000-8000-000000000001', '{"language": "es"}') $$,
   '42501', null, 'viewer A cannot change settings');
 select throws_ok(
-  $$ select public.admin_replay_dead_letter('a1000000-0000-4000-8000-000000000006') $$,
+  $$ select public.admin_replay_dead_letter('a1000000-0000-4000-8000-000000000006', 120) $$,
   '42501', null, 'viewer A cannot replay a dead letter');
 select throws_ok(
   $$ select public.admin_begin_staff_message('a1000000-0000-4000-8000-000000000004', 'hi') $$,
@@ -110,8 +110,11 @@ select throws_ok(
   $$ select public.admin_update_settings('a1000000-0000-4000-8000-000000000001', '{"plan": "pro"}') $$,
   '22023', null, 'unknown settings are refused');
 select is(
-  public.admin_replay_dead_letter('a1000000-0000-4000-8000-000000000006') ->> 'message_id',
-  'a1000000-0000-4000-8000-000000000005', 'admin A replays the dead letter of an inbound message');
+  public.admin_replay_dead_letter('a1000000-0000-4000-8000-000000000006', 120) ->> 'status',
+  'retrying', 'admin A claims the dead letter of an inbound message for a retry');
+select throws_ok(
+  $$ select public.admin_replay_dead_letter('a1000000-0000-4000-8000-000000000006', 120) $$,
+  '55000', 'the dead letter is being retried now', 'a claimed dead letter is not claimed twice');
 reset role;
 
 -- ---------------------------------------------------------------------------------------------
@@ -131,13 +134,8 @@ select throws_ok(
 reset role;
 
 -- ---------------------------------------------------------------------------------------------
--- A retried inbound message that is processed resolves its dead letter (as the system)
+-- Nothing the refused attempts tried has landed (as superuser)
 -- ---------------------------------------------------------------------------------------------
-update public.messages set status = 'processed', attempts = 2
-where id = 'a1000000-0000-4000-8000-000000000005';
-select is(
-  (select status from public.dead_letter_queue where id = 'a1000000-0000-4000-8000-000000000006'),
-  'resolved', 'processing the replayed message resolves its dead letter');
 select is(
   (select mode from public.conversations where id = 'a1000000-0000-4000-8000-000000000004'),
   'human', 'the refused attempts changed nothing');

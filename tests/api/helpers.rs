@@ -47,6 +47,7 @@ pub fn stack_env() -> HashMap<String, String> {
     env.insert("WHATSAPP_APP_SECRET".into(), APP_SECRET.into());
     env.insert("WHATSAPP_VERIFY_TOKEN".into(), VERIFY_TOKEN.into());
     env.insert("GRAPH_RETRY_BASE_MS".into(), "10".into());
+    env.insert("CRON_SECRET".into(), CRON_SECRET.into());
     env
 }
 
@@ -79,6 +80,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)
 /// The WhatsApp secrets every test app is configured with.
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
+/// The bearer secret of the cron routes in every test app.
+pub const CRON_SECRET: &str = "test-cron-secret";
 
 /// The seeded demo users (supabase/seed.sql).
 pub const ACME_ORG: &str = "11111111-1111-1111-1111-111111111111";

@@ -6,6 +6,7 @@ mod whatsapp;
 
 mod admin;
 mod billing;
+mod cron;
 mod health;
 mod postgrest;
 mod routes;

@@ -673,3 +673,42 @@ async fn a_full_backlog_leaves_messages_stored_for_the_cron_without_slowing_acks
     assert!(settled.iter().all(|m| m["status"] != "processing"));
     assert!(left(&settled) >= 10);
 }
+
+#[tokio::test]
+async fn a_reply_that_may_have_reached_meta_is_never_sent_again() {
+    let graph =
+        fake_graph_with_delay(FakeGraph::ok(), std::time::Duration::from_millis(1500)).await;
+    let url = graph.uri();
+    let app = spawn_app_with(|env| {
+        env.insert("GRAPH_API_BASE_URL".into(), url);
+        env.insert(
+            "WHATSAPP_ACCESS_TOKEN".into(),
+            "EAAtesttoken000000000000".into(),
+        );
+        env.insert("GRAPH_TIMEOUT_MS".into(), "200".into());
+    })
+    .await;
+    let db = app.state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
+    app.deliver(&body).await;
+    let message = app.processed(&wamid).await;
+    assert_eq!(message["status"], "failed", "the send timed out");
+    let reply = app.reply_to(&wamid).await.expect("reply row");
+    assert_eq!(
+        reply["status"], "sending",
+        "outcome unknown: not marked as known-not-sent"
+    );
+
+    // The retry cron re-drives the dead letter: the reply must not go out a second time.
+    let id: uuid::Uuid = message["id"].as_str().expect("id").parse().expect("uuid");
+    assistant::routes::webhook::process::process(&app.state, id).await;
+    assert_eq!(app.processed(&wamid).await["status"], "processed");
+    let alerts = select(db, "alerts", &[("org_id", format!("eq.{}", org.id))]).await;
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "reply_outcome_unknown"),
+        "{alerts:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    assert_eq!(sends(&graph, "text").await.len(), 1, "sent at most once");
+}

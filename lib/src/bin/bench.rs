@@ -6,6 +6,8 @@
 //!                                              signed with $WHATSAPP_APP_SECRET, to the number
 //!                                              $BENCH_PHONE_NUMBER_ID
 //!   bench fake-graph PORT                      a Graph API stand-in answering every send
+//!   bench reminders URL                        one check-reminders run (bearer $CRON_SECRET):
+//!                                              its summary and reminders sent per second
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
             webhook(url, parse(concurrency), parse(seconds), *kind == "statuses")
         }
         ["fake-graph", port] => fake_graph(port.parse().unwrap_or(0)),
+        ["reminders", url] => reminders(url),
         _ => Err("usage: see the header of lib/src/bin/bench.rs".into()),
     };
     match result {
@@ -248,6 +251,33 @@ fn fake_graph(port: u16) -> Result<String, String> {
                 let _ = connection.serve_connection(TokioIo::new(stream), service).await;
             });
         }
+    })
+}
+
+/// One cron run of `/api/cron/check-reminders` at `url`: its JSON summary, the wall time and
+/// the reminders sent per second.
+fn reminders(url: &str) -> Result<String, String> {
+    let secret = std::env::var("CRON_SECRET").map_err(|_| "CRON_SECRET is not set")?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let started = Instant::now();
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(secret)
+            .timeout(Duration::from_secs(300))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let mut summary: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+        let wall = started.elapsed();
+        if !status.is_success() {
+            return Err(format!("check-reminders answered {status}: {summary}"));
+        }
+        let sent = summary["sent"].as_u64().unwrap_or_default();
+        summary["wall_ms"] = (wall.as_secs_f64() * 1000.0).round().into();
+        summary["reminders_per_s"] = (sent as f64 / wall.as_secs_f64()).round().into();
+        Ok(summary.to_string())
     })
 }
 

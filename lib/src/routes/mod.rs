@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod billing;
+pub mod cron;
 pub mod health;
 pub mod webhook;
 
@@ -17,6 +18,8 @@ pub static ROUTES: &[&Route] = &[
     &health::ROUTE,
     &webhook::ROUTE,
     &billing::ROUTE,
+    &cron::CHECK_REMINDERS,
+    &cron::RETRY_FAILED,
     &admin::me::ROUTE,
     &admin::overview::ROUTE,
     &admin::conversations::LIST,

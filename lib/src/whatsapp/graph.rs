@@ -1,6 +1,8 @@
 //! Outbound WhatsApp: the Graph API client, or the outbox transport when no access token is
 //! configured (messages are recorded as `simulated`, so the whole flow runs locally).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -97,6 +99,16 @@ impl GraphError {
             Self::Transport(_) => GraphAction::Retry,
         }
     }
+
+    /// Whether Meta may have taken the message although the call failed: no answer after the
+    /// request went out, or a success answer that could not be read. Never send it again.
+    pub fn maybe_sent(&self) -> bool {
+        match self {
+            Self::Transport(error) => !error.is_connect(),
+            Self::Decode(_) => true,
+            Self::Api { .. } => false,
+        }
+    }
 }
 
 impl From<reqwest::Error> for GraphError {
@@ -148,6 +160,8 @@ pub struct WhatsApp {
     /// `https://graph.facebook.com/v23.0`
     base_url: String,
     token: Option<Secret>,
+    /// Per call: a send that outlasts it has an unknown outcome and is never retried.
+    timeout: Duration,
 }
 
 impl WhatsApp {
@@ -156,6 +170,7 @@ impl WhatsApp {
             http,
             base_url: format!("{}/{}", settings.graph_base_url, settings.graph_version),
             token: settings.access_token.clone(),
+            timeout: settings.timeout,
         }
     }
 
@@ -224,12 +239,14 @@ impl WhatsApp {
         let info: MediaInfo = decode(
             self.http
                 .get(format!("{}/{media_id}", self.base_url))
+                .timeout(self.timeout)
                 .bearer_auth(token.expose()),
         )
         .await?;
         let response = self
             .http
             .get(&info.url)
+            .timeout(self.timeout)
             .bearer_auth(token.expose())
             .send()
             .await?;
@@ -251,6 +268,7 @@ impl WhatsApp {
         decode(
             self.http
                 .post(format!("{}/{path}", self.base_url))
+                .timeout(self.timeout)
                 .bearer_auth(token)
                 .json(body),
         )
@@ -403,5 +421,22 @@ mod tests {
         assert_eq!(api(401, 190).action(), GraphAction::TokenExpired);
         assert_eq!(api(400, 131026).action(), GraphAction::DeadLetter);
         assert_eq!(api(503, 0).action(), GraphAction::Retry);
+    }
+
+    #[tokio::test]
+    async fn only_failures_after_the_request_left_may_have_sent() {
+        let refused = reqwest::Client::new()
+            .post("http://127.0.0.1:9/v23.0/1/messages")
+            .send()
+            .await
+            .expect_err("nothing listens on port 9");
+        assert!(!GraphError::from(refused).maybe_sent(), "never connected");
+        assert!(GraphError::Decode("no message id".into()).maybe_sent());
+        let answered = GraphError::Api {
+            status: 429,
+            code: 130429,
+            message: String::new(),
+        };
+        assert!(!answered.maybe_sent(), "Meta answered with an error");
     }
 }

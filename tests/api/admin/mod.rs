@@ -204,8 +204,8 @@ impl Seeded {
         insert(db, "dead_letter_queue", json!([
             {"id": dead1, "org_id": org_id, "kind": "inbound_message", "ref": inbound,
              "payload": {"message_id": inbound}, "error": "Graph API answered 400 with error 131026"},
-            {"id": dead2, "org_id": org_id, "kind": "reminder", "ref": Uuid::new_v4(),
-             "payload": {}, "error": "boom"},
+            {"id": dead2, "org_id": org_id, "kind": "outbound_message", "ref": outbound,
+             "payload": {}, "error": "Graph API answered 400 with error 131026"},
         ]))
         .await;
         insert(

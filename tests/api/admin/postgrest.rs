@@ -113,7 +113,7 @@ async fn org_b_cannot_write_or_call_its_way_into_org_a() {
         code(
             call(
                 "admin_replay_dead_letter",
-                json!({"p_dead_letter_id": w.a.dead_letters[0]})
+                json!({"p_dead_letter_id": w.a.dead_letters[0], "p_lease_seconds": 60})
             )
             .await
         )

@@ -3,20 +3,22 @@
 //! - `GET /api/admin/dead-letters?org_id=&status=&kind=&limit=&cursor=`: newest first, under
 //!   RLS. Any member.
 //! - `POST /api/admin/dead-letters/[id]/replay`: owners and admins. `admin_replay_dead_letter`
-//!   marks it `retrying` now (audited `dead_letter.replay`); an inbound message is then
-//!   processed again in the background (as the webhook does), which resolves the entry when it
-//!   succeeds and reschedules it when it fails; other kinds are picked up by the retry cron.
+//!   claims the entry as the retry cron does (`retrying`, with the cron's lease; audited
+//!   `dead_letter.replay`), then, in the background, the cron's own re-drive runs once: the
+//!   inbound message is processed again or the reminder sent again, and the entry is settled
+//!   (resolved, pending with a backoff, or discarded past the last attempt). Only inbound
+//!   messages and reminders; one being retried right now: 409.
 //! - `POST /api/admin/dead-letters/[id]/discard`: owners and admins; never retried again
 //!   (audited `dead_letter.discard`).
 //!
-//! Resolved or discarded entries cannot be replayed or discarded: 409.
+//! Resolved or discarded entries cannot be replayed or discarded again: 409.
 
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use super::{ok, rows, serve, Admin, Page};
+use crate::error::ApiError;
 use crate::host::{HandlerResult, Route};
-use crate::routes::webhook::process::process;
+use crate::routes::cron::retry::{redrive_and_settle, Entry};
 
 pub const LIST: Route = Route {
     source: "api/admin/dead-letters.rs",
@@ -62,20 +64,24 @@ async fn list(admin: Admin) -> HandlerResult {
 
 async fn replay(admin: Admin) -> HandlerResult {
     let id = admin.params().id("id")?;
-    let entry: Value = admin
-        .rpc("admin_replay_dead_letter", &json!({"p_dead_letter_id": id}))
+    let lease = admin.ctx.state.settings.cron.lease.as_secs();
+    let claimed: Value = admin
+        .rpc(
+            "admin_replay_dead_letter",
+            &json!({"p_dead_letter_id": id, "p_lease_seconds": lease}),
+        )
         .await?;
-    let message = entry["message_id"]
-        .as_str()
-        .and_then(|m| Uuid::try_parse(m).ok());
-    if let Some(message) = message {
-        let state = admin.ctx.state.clone();
-        admin
-            .ctx
-            .background
-            .run(async move { process(&state, message).await });
-    }
-    ok(&entry)
+    let entry: Entry = serde_json::from_value(claimed.clone())
+        .map_err(|e| ApiError::Internal(format!("unexpected dead letter: {e}")))?;
+    let state = admin.ctx.state.clone();
+    admin.ctx.background.run(async move {
+        let Ok(db) = state.db() else { return };
+        if let Err(error) = redrive_and_settle(&state, db, &entry).await {
+            // The lease runs out and the retry cron takes the entry over.
+            tracing::error!(dead_letter = %entry.id, error = %error, "replay failed");
+        }
+    });
+    ok(&claimed)
 }
 
 async fn discard(admin: Admin) -> HandlerResult {

@@ -11,8 +11,6 @@
 //! as read with typing indicator, the assistant, and the send (freeform inside the 24 h window,
 //! the approved template outside it or when Meta answers 131047).
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -21,7 +19,7 @@ use crate::assistant::Question;
 use crate::domain::{PhoneNumberId, WaId, Wamid};
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
-use crate::whatsapp::{GraphAction, GraphError, Outgoing, Sent};
+use crate::whatsapp::{DeliveryError, GraphAction, GraphError, Template};
 
 /// A claimed message with everything needed to answer it (`whatsapp_claim_message`).
 #[derive(Debug, Deserialize)]
@@ -183,22 +181,6 @@ pub fn decide(claim: &Claim) -> Plan {
     }
 }
 
-/// Why a text could not be delivered to a contact.
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    #[error("outside the 24 h window and no approved reply template is configured")]
-    NoTemplate,
-}
-
-/// How a text may reach a contact: freeform inside the 24 h window, else the org's approved
-/// reply template (`name`, `language`).
-pub struct Channel<'a> {
-    pub window_open: bool,
-    pub template: Option<(&'a str, &'a str)>,
-}
-
 /// Why processing failed (the message goes to the dead letter queue).
 #[derive(Debug, thiserror::Error)]
 enum Failure {
@@ -335,15 +317,22 @@ async fn answer(
         }
         _ => return Ok(finished),
     }
-    let channel = Channel {
-        window_open: claim.conversation.window_open,
-        template: claim
-            .settings
-            .reply_template
-            .as_deref()
-            .map(|name| (name, claim.settings.template_language.as_str())),
-    };
-    let (sent, kind) = deliver(state, &channel, &from, &to, text).await?;
+    let template = claim.settings.reply_template.clone().map(|name| Template {
+        name,
+        language: claim.settings.template_language.clone(),
+    });
+    let retry_base = state.settings.processing.retry_base;
+    let (sent, kind) = state
+        .whatsapp
+        .deliver(
+            &from,
+            &to,
+            text,
+            claim.conversation.window_open,
+            template,
+            retry_base,
+        )
+        .await?;
     finished.outbound_id = Some(begun.outbound_id);
     finished.outbound_status = Some(if sent.simulated { "simulated" } else { "sent" });
     finished.wamid = sent.wamids.first().cloned();
@@ -359,63 +348,6 @@ async fn mark_read(state: &AppState, from: &PhoneNumberId, claim: &Claim) {
     if let Err(error) = state.whatsapp.mark_read(from, &wamid).await {
         tracing::warn!(error = %error, "mark as read failed");
     }
-}
-
-/// Sends `text`: freeform inside the window, else (or on 131047) the reply template; returns
-/// what was sent and its `type` (`text` or `template`).
-pub async fn deliver(
-    state: &AppState,
-    channel: &Channel<'_>,
-    from: &PhoneNumberId,
-    to: &WaId,
-    text: String,
-) -> Result<(Sent, &'static str), DeliveryError> {
-    if channel.window_open {
-        match send(state, from, to, &Outgoing::Text(text.clone())).await {
-            Ok(sent) => return Ok((sent, "text")),
-            Err(error) if error.action() == GraphAction::TemplateFallback => {
-                tracing::info!("outside the 24 h window (131047): falling back to the template");
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-    let (name, language) = channel.template.ok_or(DeliveryError::NoTemplate)?;
-    let template = Outgoing::Template {
-        name: name.to_string(),
-        language: language.to_string(),
-        parameters: vec![text.chars().take(1024).collect()],
-    };
-    Ok((send(state, from, to, &template).await?, "template"))
-}
-
-/// Sends with up to three tries when Meta throttles (130429, 131056, 4) or is unreachable.
-async fn send(
-    state: &AppState,
-    from: &PhoneNumberId,
-    to: &WaId,
-    message: &Outgoing,
-) -> Result<Sent, GraphError> {
-    let base = state.settings.processing.retry_base;
-    let mut attempt = 0;
-    loop {
-        match state.whatsapp.send(from, to, message).await {
-            Err(error) if error.action() == GraphAction::Retry && attempt < 2 => {
-                attempt += 1;
-                tokio::time::sleep(backoff(base, attempt)).await;
-            }
-            result => return result,
-        }
-    }
-}
-
-/// `base * 2^(attempt-1)`, with up to 50 % jitter.
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let exact = base * 2u32.pow(attempt - 1);
-    exact + exact.mul_f64(f64::from(nanos % 500) / 1000.0)
 }
 
 async fn finish(db: &Postgrest, id: Uuid, finished: &Finished) -> Result<(), DbError> {
@@ -437,6 +369,9 @@ async fn fail(
         severity: "critical",
         message: "The WhatsApp access token expired (Graph error 190): replace WHATSAPP_ACCESS_TOKEN.",
     });
+    // A send that may have reached Meta leaves its reply `sending`: a retry then refuses to
+    // send it again (and raises `reply_outcome_unknown`) instead of risking a double send.
+    let outbound = outbound.filter(|_| !matches!(failure, Failure::Graph(e) if e.maybe_sent()));
     db.rpc("whatsapp_fail_message", Caller::Service)
         .args(&json!({
             "p_message_id": id,
@@ -484,12 +419,5 @@ mod tests {
         let mut opted_out = claim("hello", 1, 0);
         opted_out.contact.opted_out = true;
         assert_eq!(decide(&opted_out).reply, None);
-    }
-
-    #[test]
-    fn backoff_doubles_with_bounded_jitter() {
-        let base = Duration::from_millis(100);
-        let second = backoff(base, 2);
-        assert!(second >= Duration::from_millis(200) && second < Duration::from_millis(300));
     }
 }

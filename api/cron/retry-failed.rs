@@ -1,0 +1,2 @@
+//! `GET /api/cron/retry-failed`: re-drives dead letters and stuck messages; webhooks retention.
+assistant::serve!(assistant::routes::cron::RETRY_FAILED);

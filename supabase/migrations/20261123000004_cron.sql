@@ -1,0 +1,594 @@
+-- Cron: reminders sent by /api/cron/check-reminders; dead letters and stuck inbound messages
+-- re-driven by /api/cron/retry-failed; webhooks retention.
+--
+-- Reminders are sent exactly once, whatever runs overlap or crash:
+--   * cron_claim_reminders takes due reminders in batches (FOR UPDATE SKIP LOCKED) with a
+--     lease and a fresh lease_token; a lease that runs out (a crashed run) makes them
+--     claimable again;
+--   * cron_begin_reminder moves a reminder from pending to `sending` (only the holder of the
+--     token can) and records the outbound message before the Graph API call;
+--   * cron_finish_reminder records the send (and the next occurrence of a recurring one);
+--     cron_fail_reminder records a failure: retried with backoff, or failed for good with a
+--     dead letter entry and an alert;
+--   * a reminder still `sending` after its lease has an unknown outcome: it is marked failed
+--     with an alert and never sent again.
+-- Every function here is for the service role only (the cron routes).
+-- Runs unchanged on hosted Supabase: no roles, no superuser-only statements.
+
+-- =============================================================================================
+-- Columns and indexes
+-- =============================================================================================
+
+alter table public.reminders
+  add column retry_at timestamptz,
+  add column lease_token uuid;
+
+comment on column public.reminders.retry_at is
+  'After a failed send: the reminder is not tried again before this time (backoff).';
+comment on column public.reminders.lease_token is
+  'The claim holding the reminder: only its holder may send it (see cron_begin_reminder).';
+
+create index reminders_sending_lease_idx on public.reminders (lease_until) where status = 'sending';
+
+alter table public.messages
+  add column reminder_id uuid references public.reminders (id) on delete set null;
+
+comment on column public.messages.reminder_id is
+  'For an outbound reminder: the reminder it delivers (one message per occurrence sent).';
+
+create index messages_reminder_id_idx on public.messages (reminder_id) where reminder_id is not null;
+
+create index dead_letter_queue_kind_ref_idx on public.dead_letter_queue (kind, ref)
+  where status in ('pending', 'retrying');
+
+-- =============================================================================================
+-- Helpers (private: not exposed by PostgREST)
+-- =============================================================================================
+
+-- The wait before the next attempt: base * 2^(attempts-1), at most 6 hours.
+create or replace function private.cron_backoff(p_attempts int, p_base_seconds int)
+returns interval
+language sql
+immutable
+set search_path = ''
+as $$
+  select least(interval '6 hours',
+               make_interval(secs => greatest(p_base_seconds, 0)
+                                     * power(2, least(greatest(p_attempts - 1, 0), 20))));
+$$;
+
+-- A uuid from text, or null when the text is not one (dead letter refs are free text).
+create or replace function private.try_uuid(p_text text)
+returns uuid
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when p_text ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+              then p_text::uuid end;
+$$;
+
+-- Everything needed to send one claimed reminder: the contact, the contact's most recent
+-- conversation with one of the org's numbers (and whether its 24 h window is open), the
+-- org's reminder template.
+create or replace function private.cron_reminder_claim(p_reminder_id uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', r.id, 'token', r.lease_token, 'text', r.text, 'due_at', r.due_at,
+    'recurrence', r.recurrence, 'timezone', r.timezone, 'attempts', r.attempts,
+    'wa_id', c.wa_id, 'conversation_id', v.id, 'phone_number_id', v.phone_number_id,
+    'window_open', coalesce(v.last_inbound_at > now() - interval '24 hours', false),
+    'reminder_template', s.reminder_template,
+    'template_language', coalesce(s.template_language, 'en_US'))
+  from public.reminders r
+  join public.contacts c on c.id = r.contact_id
+  left join lateral (
+    select cv.id, cv.last_inbound_at, n.phone_number_id
+    from public.conversations cv
+    join public.whatsapp_numbers n on n.id = cv.whatsapp_number_id
+    where cv.contact_id = r.contact_id and cv.org_id = r.org_id
+    order by cv.last_inbound_at desc nulls last, cv.created_at desc
+    limit 1
+  ) v on true
+  left join public.assistant_settings s on s.org_id = r.org_id
+  where r.id = p_reminder_id;
+$$;
+
+-- Reminders whose send may have happened: failed, their outbound message failed, their open
+-- dead letter entry discarded (a re-drive must never send them again), an alert per org.
+-- The lease token is kept, so that a late cron_finish_reminder can still record a success.
+create or replace function private.cron_mark_unknown(p_ids uuid[], p_reason text)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_error text := 'send outcome unknown (' || p_reason || '); not sent again';
+  v_orgs uuid[];
+  v_org uuid;
+  v_count int;
+begin
+  with marked as (
+    update public.reminders r
+    set status = 'failed', lease_until = null, retry_at = null, last_error = v_error
+    where r.id = any (p_ids)
+    returning r.id, r.org_id
+  ),
+  outbound as (
+    update public.messages m
+    set status = 'failed', status_at = now(), error = jsonb_build_object('message', v_error)
+    from marked
+    where m.reminder_id = marked.id and m.status = 'sending'
+  ),
+  entries as (
+    update public.dead_letter_queue d
+    set status = 'discarded', lease_until = null, resolved_at = now(), error = v_error
+    from marked
+    where d.kind = 'reminder' and d.ref = marked.id::text and d.status in ('pending', 'retrying')
+  )
+  select count(*), array_agg(distinct org_id) into v_count, v_orgs from marked;
+  foreach v_org in array coalesce(v_orgs, '{}') loop
+    perform private.raise_alert(v_org, 'reminder_outcome_unknown', 'warning',
+      'A reminder''s send outcome is unknown; it was not sent again (see reminders.last_error).');
+  end loop;
+  return v_count;
+end;
+$$;
+
+-- Discards dead letter entries past the last attempt (one of them, or every due one), with
+-- a critical alert per org. Returns how many were discarded.
+create or replace function private.cron_discard_exhausted(p_max_attempts int, p_only uuid default null)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_orgs uuid[];
+  v_count int;
+  v_org uuid;
+begin
+  with discarded as (
+    update public.dead_letter_queue d
+    set status = 'discarded', lease_until = null, resolved_at = now()
+    where d.attempts >= p_max_attempts
+      and d.kind in ('inbound_message', 'reminder')
+      and case when p_only is null
+               then d.next_attempt_at <= now()
+                    and (d.status = 'pending' or (d.status = 'retrying' and d.lease_until < now()))
+               else d.id = p_only and d.status in ('pending', 'retrying') end
+    returning d.org_id
+  )
+  select count(*), array_agg(distinct org_id) into v_count, v_orgs from discarded;
+  foreach v_org in array coalesce(v_orgs, '{}') loop
+    perform private.raise_alert(v_org, 'dead_letter_discarded', 'critical',
+      format('Work failed %s times and was discarded; see dead_letter_queue (status discarded).',
+             p_max_attempts));
+  end loop;
+  return v_count;
+end;
+$$;
+
+-- =============================================================================================
+-- check-reminders
+-- =============================================================================================
+
+-- Claims up to p_limit due reminders for p_lease_seconds. Reminders of opted-out contacts are
+-- cancelled instead; sends whose lease ran out (outcome unknown) are marked failed.
+-- Returns {reminders: [claim], skipped: int, unknown: int}.
+create or replace function public.cron_claim_reminders(p_limit int, p_lease_seconds int)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_stale uuid[];
+  v_ids uuid[];
+  v_unknown int;
+  v_skipped int;
+begin
+  -- Sends whose run stopped before recording the outcome: never sent again.
+  select coalesce(array_agg(s.id), '{}') into v_stale
+  from (
+    select r.id from public.reminders r
+    where r.status = 'sending' and r.lease_until < now()
+    order by r.lease_until
+    limit p_limit
+    for update skip locked
+  ) s;
+  v_unknown := private.cron_mark_unknown(v_stale, 'the run sending it stopped');
+
+  select coalesce(array_agg(d.id), '{}') into v_ids
+  from (
+    select r.id
+    from public.reminders r
+    where r.status = 'pending'
+      and r.due_at <= now()
+      and (r.retry_at is null or r.retry_at <= now())
+      and (r.lease_until is null or r.lease_until < now())
+    order by r.due_at
+    limit p_limit
+    for update skip locked
+  ) d;
+
+  with cancelled as (
+    update public.reminders r
+    set status = 'cancelled', lease_until = null, lease_token = null,
+        last_error = 'not sent: the contact opted out'
+    from public.contacts c
+    where r.id = any (v_ids) and c.id = r.contact_id and c.opted_out
+    returning r.id
+  )
+  select count(*) into v_skipped from cancelled;
+
+  update public.reminders
+  set lease_until = now() + make_interval(secs => p_lease_seconds),
+      lease_token = gen_random_uuid()
+  where id = any (v_ids) and status = 'pending';
+
+  return jsonb_build_object(
+    'reminders', coalesce((
+      select jsonb_agg(private.cron_reminder_claim(r.id) order by r.due_at)
+      from public.reminders r
+      where r.id = any (v_ids) and r.status = 'pending'), '[]'),
+    'skipped', v_skipped,
+    'unknown', v_unknown);
+end;
+$$;
+
+-- Moves a claimed reminder to `sending` and records its outbound message (status sending) on
+-- the conversation; renews the lease. Returns the message id, or null when the claim is no
+-- longer this caller's (another run took it over, or it was cancelled): do not send then.
+create or replace function public.cron_begin_reminder(
+  p_reminder_id uuid, p_token uuid, p_conversation_id uuid, p_type text, p_body text,
+  p_lease_seconds int)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  r public.reminders;
+  v_id uuid;
+begin
+  update public.reminders
+  set status = 'sending', attempts = attempts + 1,
+      lease_until = now() + make_interval(secs => p_lease_seconds)
+  where id = p_reminder_id and lease_token = p_token and status = 'pending'
+  returning * into r;
+  if not found then
+    return null;
+  end if;
+
+  insert into public.messages
+    (org_id, conversation_id, contact_id, direction, type, body, status, reminder_id)
+  select r.org_id, v.id, r.contact_id, 'outbound', p_type, p_body, 'sending', r.id
+  from public.conversations v
+  where v.id = p_conversation_id and v.contact_id = r.contact_id
+  returning id into v_id;
+  if v_id is null then
+    raise exception 'cron_begin_reminder: conversation % is not the reminder''s contact''s', p_conversation_id
+      using errcode = 'invalid_parameter_value';
+  end if;
+  return v_id;
+end;
+$$;
+
+-- The reminder was sent. p_result: {status: sent|simulated, wamid, wamids, type, next_due_at}.
+-- With next_due_at (a recurring reminder) it is pending again at that time; otherwise sent.
+-- An open dead letter entry of the reminder is resolved. Also accepted after the lease ran
+-- out and the reminder was marked failed (outcome unknown): the outcome is known now.
+-- Returns false when the token does not hold the reminder.
+create or replace function public.cron_finish_reminder(
+  p_reminder_id uuid, p_token uuid, p_message_id uuid, p_result jsonb)
+returns boolean
+language plpgsql
+set search_path = ''
+as $$
+declare
+  r public.reminders;
+  v_next timestamptz := (p_result ->> 'next_due_at')::timestamptz;
+begin
+  update public.reminders
+  set status = case when v_next is null then 'sent' else 'pending' end,
+      due_at = coalesce(v_next, due_at),
+      attempts = case when v_next is null then attempts else 0 end,
+      retry_at = null, lease_until = null, lease_token = null, last_error = null,
+      sent_wa_message_id = p_result ->> 'wamid'
+  where id = p_reminder_id and lease_token = p_token and status in ('sending', 'failed')
+  returning * into r;
+  if not found then
+    return false;
+  end if;
+
+  -- Conversation before message: the order whatsapp_ingest locks them in.
+  update public.conversations v
+  set last_message_at = now()
+  from public.messages m
+  where m.id = p_message_id and v.id = m.conversation_id;
+
+  update public.messages
+  set status = p_result ->> 'status',
+      wa_message_id = p_result ->> 'wamid',
+      type = coalesce(p_result ->> 'type', type),
+      payload = payload || jsonb_build_object('wamids', coalesce(p_result -> 'wamids', '[]')),
+      error = null,
+      status_at = now()
+  where id = p_message_id and reminder_id = r.id;
+
+  update public.dead_letter_queue
+  set status = 'resolved', resolved_at = now(), lease_until = null
+  where kind = 'reminder' and ref = r.id::text and status in ('pending', 'retrying');
+  return true;
+end;
+$$;
+
+-- The send failed. p_mode: `retry` (known not sent: try again after a backoff, until
+-- p_max_attempts), `final` (no point retrying now, e.g. no template), `unknown` (it may have
+-- been sent: never again). A reminder that fails for good (or again while it has an open dead
+-- letter entry) is failed, with its dead letter entry (attempts and backoff) and an alert.
+-- p_alert ({kind, severity, message}) is raised too. Returns retrying | failed | unknown, or
+-- null when the token does not hold the reminder.
+create or replace function public.cron_fail_reminder(
+  p_reminder_id uuid, p_token uuid, p_message_id uuid, p_error text, p_mode text,
+  p_max_attempts int, p_backoff_seconds int, p_alert jsonb default null)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  r public.reminders;
+  v_attempts int;
+begin
+  if p_mode not in ('retry', 'final', 'unknown') then
+    raise exception 'cron_fail_reminder: p_mode must be retry, final or unknown'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select * into r from public.reminders
+  where id = p_reminder_id and lease_token = p_token and status in ('pending', 'sending')
+  for update;
+  if not found then
+    return null;
+  end if;
+
+  if p_message_id is not null then
+    update public.messages
+    set status = 'failed', status_at = now(), error = jsonb_build_object('message', p_error)
+    where id = p_message_id and reminder_id = r.id and status = 'sending';
+  end if;
+  if p_alert is not null then
+    perform private.raise_alert(r.org_id, p_alert ->> 'kind',
+      coalesce(p_alert ->> 'severity', 'warning'), p_alert ->> 'message');
+  end if;
+
+  if p_mode = 'unknown' then
+    perform private.cron_mark_unknown(array[r.id], p_error);
+    return 'unknown';
+  end if;
+
+  if p_mode = 'retry' and r.attempts < p_max_attempts
+     and not exists (select 1 from public.dead_letter_queue
+                     where kind = 'reminder' and ref = r.id::text
+                       and status in ('pending', 'retrying')) then
+    update public.reminders
+    set status = 'pending', lease_until = null, lease_token = null, last_error = p_error,
+        retry_at = now() + private.cron_backoff(r.attempts, p_backoff_seconds)
+    where id = r.id;
+    return 'retrying';
+  end if;
+
+  update public.reminders
+  set status = 'failed', lease_until = null, lease_token = null, retry_at = null,
+      last_error = p_error
+  where id = r.id;
+
+  -- The entry counts the attempts of the work: the reminder's sends, and at least one per
+  -- re-drive (a failure before the send, e.g. no template, counts too).
+  update public.dead_letter_queue
+  set attempts = greatest(attempts + 1, r.attempts), error = p_error, status = 'pending',
+      lease_until = null,
+      next_attempt_at = now() + private.cron_backoff(greatest(attempts + 1, r.attempts), p_backoff_seconds)
+  where kind = 'reminder' and ref = r.id::text and status in ('pending', 'retrying');
+  if not found then
+    v_attempts := greatest(r.attempts, 1);
+    insert into public.dead_letter_queue (org_id, kind, ref, payload, error, attempts, next_attempt_at)
+    values (r.org_id, 'reminder', r.id::text,
+            jsonb_build_object('reminder_id', r.id, 'due_at', r.due_at), p_error, v_attempts,
+            now() + private.cron_backoff(v_attempts, p_backoff_seconds));
+  end if;
+  perform private.raise_alert(r.org_id, 'reminder_failed', 'warning',
+    'A reminder could not be sent; see dead_letter_queue (kind reminder) and reminders.last_error.');
+  return 'failed';
+end;
+$$;
+
+-- =============================================================================================
+-- retry-failed
+-- =============================================================================================
+
+-- Discards due entries past the last attempt, then claims up to p_limit due dead letter
+-- entries (inbound messages and reminders) for p_lease_seconds.
+-- Returns {entries: [{id, kind, ref}], discarded: int}.
+create or replace function public.cron_claim_dead_letters(
+  p_limit int, p_lease_seconds int, p_max_attempts int)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_discarded int := private.cron_discard_exhausted(p_max_attempts);
+  v_entries jsonb;
+begin
+  with due as (
+    select d.id
+    from public.dead_letter_queue d
+    where d.kind in ('inbound_message', 'reminder')
+      and d.next_attempt_at <= now()
+      and (d.status = 'pending' or (d.status = 'retrying' and d.lease_until < now()))
+    order by d.next_attempt_at
+    limit p_limit
+    for update skip locked
+  ),
+  claimed as (
+    update public.dead_letter_queue d
+    set status = 'retrying', lease_until = now() + make_interval(secs => p_lease_seconds)
+    from due
+    where d.id = due.id
+    returning d.id, d.kind, d.ref, d.next_attempt_at
+  )
+  select coalesce(jsonb_agg(jsonb_build_object('id', id, 'kind', kind, 'ref', ref)
+                            order by next_attempt_at), '[]')
+  into v_entries from claimed;
+  return jsonb_build_object('entries', v_entries, 'discarded', v_discarded);
+end;
+$$;
+
+-- Takes a failed reminder back for one more attempt (claimed, as by cron_claim_reminders).
+-- Returns its claim, or null when it is not failed any more (sent, cancelled, deleted...).
+create or replace function public.cron_redrive_reminder(p_reminder_id uuid, p_lease_seconds int)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+begin
+  update public.reminders
+  set status = 'pending', retry_at = null,
+      lease_until = now() + make_interval(secs => p_lease_seconds),
+      lease_token = gen_random_uuid()
+  where id = p_reminder_id and status = 'failed';
+  if not found then
+    return null;
+  end if;
+  return private.cron_reminder_claim(p_reminder_id);
+end;
+$$;
+
+-- After one re-drive of a claimed entry: records the outcome the work's own functions did not
+-- (a processed message resolves it; work that is gone or cancelled discards it; anything else
+-- waits for its next attempt), then discards it if it is past the last attempt.
+-- Returns the entry's status: resolved | pending | discarded.
+create or replace function public.cron_settle_dead_letter(
+  p_id uuid, p_max_attempts int, p_backoff_seconds int)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  e public.dead_letter_queue;
+  v_state text;
+begin
+  select * into e from public.dead_letter_queue where id = p_id for update;
+  if not found then
+    return null;
+  end if;
+
+  if e.status = 'retrying' then
+    if e.kind = 'inbound_message' then
+      select case status when 'processed' then 'resolved' else 'pending' end into v_state
+      from public.messages where id = private.try_uuid(e.ref);
+    else
+      select case status when 'failed' then 'pending' when 'cancelled' then 'discarded'
+                         else 'resolved' end into v_state
+      from public.reminders where id = private.try_uuid(e.ref);
+    end if;
+    v_state := coalesce(v_state, 'discarded');
+    update public.dead_letter_queue
+    set status = v_state, lease_until = null,
+        resolved_at = case when v_state = 'pending' then null else now() end,
+        next_attempt_at = case when v_state = 'pending'
+                               then now() + private.cron_backoff(e.attempts, p_backoff_seconds)
+                               else next_attempt_at end
+    where id = p_id;
+  end if;
+
+  if private.cron_discard_exhausted(p_max_attempts, p_id) > 0 then
+    return 'discarded';
+  end if;
+  return (select status from public.dead_letter_queue where id = p_id);
+end;
+$$;
+
+-- Inbound messages stored but never processed: `received` for longer than p_min_age_seconds
+-- (a full in-process backlog leaves them there) or `processing` with an expired lease.
+-- Returns up to p_limit message ids, oldest first.
+create or replace function public.cron_stuck_messages(p_limit int, p_min_age_seconds int)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(jsonb_agg(s.id order by s.created_at), '[]')
+  from (
+    select m.id, m.created_at
+    from public.messages m
+    where m.status in ('received', 'processing')
+      and m.direction = 'inbound'
+      and case m.status
+            when 'received' then m.created_at < now() - make_interval(secs => p_min_age_seconds)
+            else m.lease_until < now() end
+    order by m.created_at
+    limit p_limit
+  ) s;
+$$;
+
+-- Deletes up to p_limit webhooks rows received more than p_retention_days ago; returns how many.
+create or replace function public.cron_purge_webhooks(p_retention_days int, p_limit int)
+returns int
+language sql
+set search_path = ''
+as $$
+  with gone as (
+    delete from public.webhooks
+    where id in (
+      select w.id from public.webhooks w
+      where w.received_at < now() - make_interval(days => p_retention_days)
+      order by w.received_at
+      limit p_limit)
+    returning 1
+  )
+  select count(*)::int from gone;
+$$;
+
+-- =============================================================================================
+-- Privileges: service role only (the default privileges would let every role execute them)
+-- =============================================================================================
+
+revoke execute on function
+  public.cron_claim_reminders(int, int),
+  public.cron_begin_reminder(uuid, uuid, uuid, text, text, int),
+  public.cron_finish_reminder(uuid, uuid, uuid, jsonb),
+  public.cron_fail_reminder(uuid, uuid, uuid, text, text, int, int, jsonb),
+  public.cron_claim_dead_letters(int, int, int),
+  public.cron_redrive_reminder(uuid, int),
+  public.cron_settle_dead_letter(uuid, int, int),
+  public.cron_stuck_messages(int, int),
+  public.cron_purge_webhooks(int, int)
+from public, anon, authenticated;
+grant execute on function
+  public.cron_claim_reminders(int, int),
+  public.cron_begin_reminder(uuid, uuid, uuid, text, text, int),
+  public.cron_finish_reminder(uuid, uuid, uuid, jsonb),
+  public.cron_fail_reminder(uuid, uuid, uuid, text, text, int, int, jsonb),
+  public.cron_claim_dead_letters(int, int, int),
+  public.cron_redrive_reminder(uuid, int),
+  public.cron_settle_dead_letter(uuid, int, int),
+  public.cron_stuck_messages(int, int),
+  public.cron_purge_webhooks(int, int)
+to service_role;
+
+revoke execute on function
+  private.cron_backoff(int, int),
+  private.try_uuid(text),
+  private.cron_reminder_claim(uuid),
+  private.cron_mark_unknown(uuid[], text),
+  private.cron_discard_exhausted(int, uuid)
+from public, anon, authenticated;
+grant execute on function
+  private.cron_backoff(int, int),
+  private.try_uuid(text),
+  private.cron_reminder_claim(uuid),
+  private.cron_mark_unknown(uuid[], text),
+  private.cron_discard_exhausted(int, uuid)
+to service_role;

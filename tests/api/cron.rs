@@ -1,0 +1,740 @@
+//! `/api/cron/check-reminders` and `/api/cron/retry-failed` on the real database, with the Graph
+//! API faked: authentication, exactly-once sends under concurrent and crashed runs, the 24 h
+//! window, recurrence across DST, retries, dead letters, stuck messages and retention.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde_json::{json, Value};
+use wiremock::MockServer;
+
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, CRON_SECRET};
+use crate::whatsapp::*;
+use assistant::supabase::{Caller, Postgrest};
+
+/// A cron run claims every due row of the database, not only its test's: the tests that run
+/// the cron routes take turns, so that one test's failing Graph API never gets another's work.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const CHECK: &str = "/api/cron/check-reminders";
+const RETRY: &str = "/api/cron/retry-failed";
+
+/// An app sending through `graph`, retrying at once (no backoff), with `extra` settings.
+async fn cron_app(graph: &MockServer, extra: &[(&str, &str)]) -> TestApp {
+    let url = graph.uri();
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    spawn_app_with(move |env| {
+        env.insert("GRAPH_API_BASE_URL".into(), url);
+        env.insert(
+            "WHATSAPP_ACCESS_TOKEN".into(),
+            "EAAtesttoken000000000000".into(),
+        );
+        env.insert("CRON_RETRY_BASE_SECONDS".into(), "0".into());
+        env.extend(extra);
+    })
+    .await
+}
+
+impl TestApp {
+    /// Runs a cron route with the right secret; its JSON summary.
+    async fn run_cron(&self, path: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(CRON_SECRET)
+            .send()
+            .await
+            .expect("cron request");
+        let status = response.status();
+        let body: Value = response.json().await.expect("json summary");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+/// A contact of `org` with a conversation whose last inbound message was `hours_ago`.
+struct Contact {
+    id: String,
+    wa_id: String,
+    conversation_id: String,
+}
+
+async fn contact(db: &Postgrest, org: &TestOrg, hours_ago: i64) -> Contact {
+    let number = &select(
+        db,
+        "whatsapp_numbers",
+        &[("org_id", format!("eq.{}", org.id))],
+    )
+    .await[0];
+    let id = uuid::Uuid::new_v4().to_string();
+    let conversation_id = uuid::Uuid::new_v4().to_string();
+    let wa_id = new_wa_id();
+    insert(
+        db,
+        "contacts",
+        json!({
+            "id": id, "org_id": org.id, "wa_id": wa_id, "timezone": "America/New_York",
+        }),
+    )
+    .await;
+    let last_inbound = Utc::now() - chrono::TimeDelta::hours(hours_ago);
+    insert(
+        db,
+        "conversations",
+        json!({
+            "id": conversation_id, "org_id": org.id, "contact_id": id,
+            "whatsapp_number_id": number["id"], "last_inbound_at": last_inbound,
+        }),
+    )
+    .await;
+    Contact {
+        id,
+        wa_id,
+        conversation_id,
+    }
+}
+
+/// Inserts reminders (one per text) for `contact`, due `due_at`; returns their ids.
+async fn reminders(
+    db: &Postgrest,
+    org: &TestOrg,
+    contact: &Contact,
+    texts: &[String],
+    due_at: DateTime<Utc>,
+    recurrence: &str,
+) -> Vec<String> {
+    let ids: Vec<String> = texts
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let rows: Vec<Value> = ids
+        .iter()
+        .zip(texts)
+        .map(|(id, text)| {
+            json!({
+                "id": id, "org_id": org.id, "contact_id": contact.id, "text": text,
+                "due_at": due_at, "recurrence": recurrence, "timezone": "America/New_York",
+            })
+        })
+        .collect();
+    db.from("reminders", Caller::Service)
+        .insert(&rows)
+        .execute()
+        .await
+        .expect("insert reminders");
+    ids
+}
+
+async fn reminder(db: &Postgrest, id: &str) -> Value {
+    select(db, "reminders", &[("id", format!("eq.{id}"))]).await[0].clone()
+}
+
+/// Texts of a test's own, so that counts ignore anything else a run may send.
+fn texts(n: usize) -> Vec<String> {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    (0..n).map(|i| format!("reminder {run} #{i}")).collect()
+}
+
+/// How many times the fake Graph API received each text or template parameter.
+async fn sent_counts(graph: &MockServer) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for body in sends(graph, "text")
+        .await
+        .into_iter()
+        .chain(sends(graph, "template").await)
+    {
+        let text = body["text"]["body"]
+            .as_str()
+            .or_else(|| body["template"]["components"][0]["parameters"][0]["text"].as_str())
+            .unwrap_or_default()
+            .trim_start_matches("⏰ ")
+            .to_string();
+        *counts.entry(text).or_default() += 1;
+    }
+    counts
+}
+
+fn minutes_ago(minutes: i64) -> DateTime<Utc> {
+    Utc::now() - chrono::TimeDelta::minutes(minutes)
+}
+
+async fn alerts(db: &Postgrest, org: &TestOrg, kind: &str) -> usize {
+    select(
+        db,
+        "alerts",
+        &[
+            ("org_id", format!("eq.{}", org.id)),
+            ("kind", format!("eq.{kind}")),
+        ],
+    )
+    .await
+    .len()
+}
+
+#[tokio::test]
+async fn cron_routes_need_the_bearer_secret_and_stay_closed_without_one() {
+    let app = spawn_app().await;
+    for path in [CHECK, RETRY] {
+        let cases: [(&str, Option<String>); 4] = [
+            ("no header", None),
+            ("wrong secret", Some("Bearer not-the-secret".into())),
+            ("other scheme", Some(format!("Basic {CRON_SECRET}"))),
+            ("no scheme", Some(CRON_SECRET.into())),
+        ];
+        for (case, header) in cases {
+            let mut request = app.client.get(app.url(path));
+            if let Some(header) = header {
+                request = request.header("authorization", header);
+            }
+            let response = request.send().await.expect("request");
+            assert_eq!(response.status(), 401, "{path}: {case}");
+            let body: Value = response.json().await.expect("json");
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+        let post = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(CRON_SECRET)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(post.status(), 405, "{path}: Vercel Cron calls GET");
+    }
+
+    let unconfigured = spawn_app_with(|env| {
+        env.remove("CRON_SECRET");
+    })
+    .await;
+    for path in [CHECK, RETRY] {
+        for header in ["", "Bearer ", "Bearer anything"] {
+            let response = unconfigured
+                .client
+                .get(unconfigured.url(path))
+                .header("authorization", header)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status(), 503, "{path}: never open");
+            let body: Value = response.json().await.expect("json");
+            assert_eq!(body["error"]["code"], "not_configured");
+            assert!(body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("CRON_SECRET")));
+        }
+    }
+
+    let _turn = TURN.lock().await;
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let app = cron_app(&graph, &[]).await;
+    for path in [CHECK, RETRY] {
+        let summary = app.run_cron(path).await;
+        assert!(summary["duration_ms"].is_u64(), "{summary}");
+    }
+}
+
+#[tokio::test]
+async fn inside_the_window_a_text_outside_it_the_reminder_template() {
+    let _turn = TURN.lock().await;
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let app = cron_app(&graph, &[]).await;
+    let db = app.state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    org.update(
+        db,
+        "assistant_settings",
+        json!({"reminder_template": "reminder_notice", "template_language": "es_ES"}),
+    )
+    .await;
+    let (open, closed, opted_out) = (
+        contact(db, &org, 1).await,
+        contact(db, &org, 30).await,
+        contact(db, &org, 1).await,
+    );
+    db.from("contacts", Caller::Service)
+        .eq("id", &opted_out.id)
+        .update(&json!({"opted_out": true}))
+        .execute()
+        .await
+        .expect("opt out");
+    let names = texts(3);
+    let due = minutes_ago(1);
+    let open_id = &reminders(db, &org, &open, &names[0..1], due, "none").await[0];
+    let closed_id = &reminders(db, &org, &closed, &names[1..2], due, "none").await[0];
+    let skipped_id = &reminders(db, &org, &opted_out, &names[2..3], due, "none").await[0];
+
+    // An org without a reminder template cannot reach a closed window.
+    let bare = TestOrg::create(db).await;
+    let stranded = contact(db, &bare, 30).await;
+    let stranded_id = &reminders(db, &bare, &stranded, &texts(1), due, "none").await[0];
+
+    let summary = app.run_cron(CHECK).await;
+    assert!(summary["sent"].as_u64() >= Some(2), "{summary}");
+    assert!(summary["skipped"].as_u64() >= Some(1), "{summary}");
+
+    let text = sends(&graph, "text")
+        .await
+        .into_iter()
+        .find(|b| b["text"]["body"] == format!("⏰ {}", names[0]))
+        .expect("a freeform text inside the window");
+    assert_eq!(text["to"], open.wa_id.as_str());
+    let template = sends(&graph, "template")
+        .await
+        .into_iter()
+        .find(|b| {
+            b["template"]["components"][0]["parameters"][0]["text"] == format!("⏰ {}", names[1])
+        })
+        .expect("the template outside the window");
+    assert_eq!(template["to"], closed.wa_id.as_str());
+    assert_eq!(template["template"]["name"], "reminder_notice");
+    assert_eq!(template["template"]["language"]["code"], "es_ES");
+    assert_eq!(
+        sent_counts(&graph).await.get(&names[2]),
+        None,
+        "opted out: never sent"
+    );
+
+    for (id, kind, conversation) in [
+        (open_id, "text", &open.conversation_id),
+        (closed_id, "template", &closed.conversation_id),
+    ] {
+        let row = reminder(db, id).await;
+        assert_eq!(row["status"], "sent");
+        let wamid = row["sent_wa_message_id"].as_str().expect("wamid recorded");
+        let message = &select(db, "messages", &[("reminder_id", format!("eq.{id}"))]).await;
+        assert_eq!(message.len(), 1);
+        assert_eq!(message[0]["type"], kind);
+        assert_eq!(message[0]["status"], "sent");
+        assert_eq!(message[0]["direction"], "outbound");
+        assert_eq!(message[0]["wa_message_id"], wamid);
+        assert_eq!(&message[0]["conversation_id"], conversation);
+    }
+    let skipped = reminder(db, skipped_id).await;
+    assert_eq!(skipped["status"], "cancelled");
+
+    let failed = reminder(db, stranded_id).await;
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("reminder_template")));
+    let dead = select(
+        db,
+        "dead_letter_queue",
+        &[("ref", format!("eq.{stranded_id}"))],
+    )
+    .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["kind"], "reminder");
+    assert_eq!(alerts(db, &bare, "reminder_failed").await, 1);
+}
+
+#[tokio::test]
+async fn four_concurrent_runs_send_each_of_1000_due_reminders_exactly_once() {
+    let _turn = TURN.lock().await;
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let mut apps = Vec::new();
+    for _ in 0..4 {
+        apps.push(cron_app(&graph, &[]).await);
+    }
+    let db = apps[0].state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    let names = texts(1000);
+    let mut ids = Vec::new();
+    for chunk in names.chunks(50) {
+        let owner = contact(db, &org, 1).await;
+        ids.extend(reminders(db, &org, &owner, chunk, minutes_ago(5), "none").await);
+    }
+
+    let runs = futures_util::future::join_all(apps.iter().map(|app| app.run_cron(CHECK))).await;
+    let sent: u64 = runs.iter().filter_map(|s| s["sent"].as_u64()).sum();
+    assert!(sent >= 1000, "{runs:?}");
+    assert!(
+        runs.iter().filter(|s| s["sent"].as_u64() > Some(0)).count() > 1,
+        "the runs shared the work: {runs:?}"
+    );
+
+    let counts = sent_counts(&graph).await;
+    for name in &names {
+        assert_eq!(counts.get(name), Some(&1), "{name} sent exactly once");
+    }
+    let rows = select(
+        db,
+        "reminders",
+        &[
+            ("org_id", format!("eq.{}", org.id)),
+            ("status", "eq.sent".into()),
+        ],
+    )
+    .await;
+    assert_eq!(rows.len(), 1000);
+    let messages = select(
+        db,
+        "messages",
+        &[
+            ("org_id", format!("eq.{}", org.id)),
+            ("direction", "eq.outbound".into()),
+        ],
+    )
+    .await;
+    assert_eq!(messages.len(), 1000, "one outbound message per reminder");
+    assert!(messages.iter().all(|m| m["status"] == "sent"));
+}
+
+#[tokio::test]
+async fn a_run_killed_mid_batch_leaves_its_reminders_to_the_next_run_after_the_lease() {
+    let _turn = TURN.lock().await;
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let app = cron_app(&graph, &[]).await;
+    let db = app.state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    let owner = contact(db, &org, 1).await;
+    let names = texts(5);
+    let ids = reminders(db, &org, &owner, &names, minutes_ago(2), "none").await;
+
+    // The crashed run: it claimed a batch with a short lease and had begun sending one.
+    let claimed: Value = db
+        .rpc("cron_claim_reminders", Caller::Service)
+        .args(&json!({"p_limit": 1000, "p_lease_seconds": 2}))
+        .fetch()
+        .await
+        .expect("claim")
+        .data;
+    let claims = claimed["reminders"].as_array().expect("claims");
+    let in_flight = claims
+        .iter()
+        .find(|c| c["id"] == ids[0].as_str())
+        .expect("ours were claimed");
+    assert_eq!(
+        claims
+            .iter()
+            .filter(|c| ids.contains(&c["id"].as_str().unwrap_or_default().to_string()))
+            .count(),
+        5
+    );
+    let begun: Option<String> = db
+        .rpc("cron_begin_reminder", Caller::Service)
+        .args(&json!({
+            "p_reminder_id": in_flight["id"], "p_token": in_flight["token"],
+            "p_conversation_id": in_flight["conversation_id"], "p_type": "text",
+            "p_body": "in flight", "p_lease_seconds": 2,
+        }))
+        .fetch()
+        .await
+        .expect("begin")
+        .data;
+    assert!(begun.is_some());
+
+    app.run_cron(CHECK).await;
+    let counts = sent_counts(&graph).await;
+    assert!(
+        names.iter().all(|n| !counts.contains_key(n)),
+        "leased: not sent"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.run_cron(CHECK).await;
+    app.run_cron(CHECK).await;
+    let counts = sent_counts(&graph).await;
+    for name in &names[1..] {
+        assert_eq!(counts.get(name), Some(&1), "{name} sent once");
+    }
+    assert_eq!(
+        counts.get(&names[0]),
+        None,
+        "outcome unknown: never sent again"
+    );
+    for id in &ids[1..] {
+        assert_eq!(reminder(db, id).await["status"], "sent");
+    }
+    let unknown = reminder(db, &ids[0]).await;
+    assert_eq!(unknown["status"], "failed");
+    assert!(unknown["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("outcome unknown")));
+    let message = &select(db, "messages", &[("reminder_id", format!("eq.{}", ids[0]))]).await[0];
+    assert_eq!(message["status"], "failed");
+    assert_eq!(alerts(db, &org, "reminder_outcome_unknown").await, 1);
+}
+
+/// The next local `hour`:00 in `zone` after `now` (computed here, apart from the code under test).
+fn next_local(zone: Tz, hour: u32, now: DateTime<Utc>) -> DateTime<Utc> {
+    let time = NaiveTime::from_hms_opt(hour, 0, 0).expect("time");
+    let today = now.with_timezone(&zone).date_naive();
+    [today, today + Days::new(1)]
+        .into_iter()
+        .filter_map(|day| zone.from_local_datetime(&day.and_time(time)).single())
+        .map(|at| at.with_timezone(&Utc))
+        .find(|at| *at > now)
+        .expect("an occurrence within a day")
+}
+
+#[tokio::test]
+async fn a_recurring_reminder_is_rescheduled_at_its_local_time_across_a_dst_change() {
+    let _turn = TURN.lock().await;
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let app = cron_app(&graph, &[]).await;
+    let db = app.state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    let owner = contact(db, &org, 1).await;
+    let zone = chrono_tz::America::New_York;
+    let expected = next_local(zone, 9, Utc::now());
+    let offset = |at: DateTime<Utc>| at.with_timezone(&zone).offset().to_string();
+    // Due at 09:00 local on a day of the other season (EST in January, EDT in July).
+    let year: i32 = expected
+        .with_timezone(&zone)
+        .format("%Y")
+        .to_string()
+        .parse()
+        .expect("year");
+    let due = [year, year - 1]
+        .into_iter()
+        .flat_map(|year| [(year, 7), (year, 1)])
+        .map(|(year, month)| {
+            let local = chrono::NaiveDate::from_ymd_opt(year, month, 15)
+                .and_then(|date| date.and_hms_opt(9, 0, 0))
+                .expect("date");
+            zone.from_local_datetime(&local)
+                .single()
+                .expect("09:00 exists")
+                .with_timezone(&Utc)
+        })
+        .find(|due| offset(*due) != offset(expected) && *due < Utc::now())
+        .expect("a past day in the other season");
+    let names = texts(1);
+    let id = &reminders(db, &org, &owner, &names, due, "daily").await[0];
+
+    let summary = app.run_cron(CHECK).await;
+    assert!(summary["rescheduled"].as_u64() >= Some(1), "{summary}");
+    let row = reminder(db, id).await;
+    assert_eq!(row["status"], "pending");
+    assert_eq!(row["attempts"], 0);
+    assert!(row["sent_wa_message_id"].is_string());
+    let next: DateTime<Utc> = row["due_at"]
+        .as_str()
+        .expect("due_at")
+        .parse()
+        .expect("time");
+    assert_eq!(
+        next,
+        expected,
+        "09:00 {} the next day it occurs",
+        offset(expected)
+    );
+    assert_ne!(
+        next.format("%H").to_string(),
+        due.format("%H").to_string(),
+        "the UTC hour moved with DST"
+    );
+
+    app.run_cron(CHECK).await;
+    assert_eq!(
+        sent_counts(&graph).await.get(&names[0]),
+        Some(&1),
+        "not due again yet"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_send_is_retried_then_dead_lettered_and_retry_failed_resolves_it() {
+    let _turn = TURN.lock().await;
+    let failing = fake_graph(FakeGraph {
+        text_error: None,
+        error: Some((400, graph_error("error_131026"))),
+    })
+    .await;
+    let app = cron_app(&failing, &[]).await;
+    let db = app.state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    let owner = contact(db, &org, 1).await;
+    let names = texts(1);
+    let id = &reminders(db, &org, &owner, &names, minutes_ago(1), "none").await[0];
+
+    let summary = app.run_cron(CHECK).await;
+    assert!(summary["retrying"].as_u64() >= Some(2), "{summary}");
+    assert!(summary["failed"].as_u64() >= Some(1), "{summary}");
+    assert_eq!(
+        sent_counts(&failing).await.get(&names[0]),
+        Some(&3),
+        "three attempts"
+    );
+    let row = reminder(db, id).await;
+    assert_eq!(row["status"], "failed");
+    assert_eq!(row["attempts"], 3);
+    assert!(row["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("131026")));
+    let dead = select(db, "dead_letter_queue", &[("ref", format!("eq.{id}"))]).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["kind"], "reminder");
+    assert_eq!(dead[0]["status"], "pending");
+    assert_eq!(dead[0]["attempts"], 3);
+    assert_eq!(alerts(db, &org, "reminder_failed").await, 1);
+    let messages = select(db, "messages", &[("reminder_id", format!("eq.{id}"))]).await;
+    assert_eq!(messages.len(), 3);
+    assert!(messages.iter().all(|m| m["status"] == "failed"));
+
+    // The fault is gone.
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let fixed = cron_app(&graph, &[]).await;
+    let summary = fixed.run_cron(RETRY).await;
+    assert!(summary["resolved"].as_u64() >= Some(1), "{summary}");
+    assert_eq!(sent_counts(&graph).await.get(&names[0]), Some(&1));
+    let row = reminder(db, id).await;
+    assert_eq!(row["status"], "sent");
+    assert_eq!(row["attempts"], 4);
+    let dead = &select(db, "dead_letter_queue", &[("ref", format!("eq.{id}"))]).await[0];
+    assert_eq!(dead["status"], "resolved");
+    assert!(dead["resolved_at"].is_string());
+    fixed.run_cron(RETRY).await;
+    fixed.run_cron(CHECK).await;
+    assert_eq!(sent_counts(&graph).await.get(&names[0]), Some(&1), "once");
+}
+
+/// Makes a dead letter entry due now (as if its backoff had passed).
+async fn make_due(db: &Postgrest, reference: &str, attempts: Option<u32>) {
+    let mut values = json!({"next_attempt_at": minutes_ago(1)});
+    if let Some(attempts) = attempts {
+        values["attempts"] = json!(attempts);
+    }
+    db.from("dead_letter_queue", Caller::Service)
+        .eq("ref", reference)
+        .update(&values)
+        .execute()
+        .await
+        .expect("make due");
+}
+
+#[tokio::test]
+async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_the_exhausted() {
+    let _turn = TURN.lock().await;
+    let failing = fake_graph(FakeGraph {
+        text_error: None,
+        error: Some((400, graph_error("error_131026"))),
+    })
+    .await;
+    let broken = cron_app(&failing, &[]).await;
+    let db = broken.state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let said = |what: &str| format!("{what} {run}");
+    let (first, first_wamid) = text_delivery(&org, &new_wa_id(), &said("first"));
+    let (second, second_wamid) = text_delivery(&org, &new_wa_id(), &said("second"));
+    broken.deliver(&first).await;
+    broken.deliver(&second).await;
+    let first_id = broken.processed(&first_wamid).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let second_id = broken.processed(&second_wamid).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    // The second has had all but its last attempt; both entries are due.
+    make_due(db, &first_id, None).await;
+    make_due(db, &second_id, Some(4)).await;
+    db.from("messages", Caller::Service)
+        .eq("id", &second_id)
+        .update(&json!({"attempts": 4}))
+        .execute()
+        .await
+        .expect("attempts");
+    broken.run_cron(RETRY).await;
+    let entry = |id: String| async move {
+        select(db, "dead_letter_queue", &[("ref", format!("eq.{id}"))]).await[0].clone()
+    };
+    let first_entry = entry(first_id.clone()).await;
+    assert_eq!(first_entry["status"], "pending");
+    assert_eq!(first_entry["attempts"], 2);
+    let second_entry = entry(second_id.clone()).await;
+    assert_eq!(second_entry["status"], "discarded");
+    assert_eq!(second_entry["attempts"], 5);
+    assert_eq!(alerts(db, &org, "dead_letter_discarded").await, 1);
+
+    // A message stored while the backlog was full, never processed.
+    let owner = contact(db, &org, 0).await;
+    let stuck_wamid = format!("wamid.test.{}", uuid::Uuid::new_v4().simple());
+    insert(
+        db,
+        "messages",
+        json!({
+            "org_id": org.id, "conversation_id": owner.conversation_id, "contact_id": owner.id,
+            "direction": "inbound", "wa_message_id": stuck_wamid, "type": "text", "body": said("stuck"),
+            "status": "received", "created_at": minutes_ago(10),
+        }),
+    )
+    .await;
+
+    make_due(db, &first_id, None).await;
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let fixed = cron_app(&graph, &[]).await;
+    let summary = fixed.run_cron(RETRY).await;
+    assert!(
+        summary["messages_redriven"].as_u64() >= Some(1),
+        "{summary}"
+    );
+    assert!(summary["resolved"].as_u64() >= Some(1), "{summary}");
+    assert_eq!(entry(first_id.clone()).await["status"], "resolved");
+    assert_eq!(
+        fixed.reply_to(&first_wamid).await.expect("answered")["status"],
+        "sent"
+    );
+    assert_eq!(
+        fixed.reply_to(&stuck_wamid).await.expect("answered")["status"],
+        "sent"
+    );
+    assert_eq!(
+        fixed.processed(&second_wamid).await["status"],
+        "failed",
+        "given up"
+    );
+
+    fixed.run_cron(RETRY).await;
+    let replies: Vec<String> = sends(&graph, "text")
+        .await
+        .iter()
+        .filter_map(|b| b["text"]["body"].as_str().map(str::to_owned))
+        .filter(|b| b.contains(&run))
+        .collect();
+    assert_eq!(
+        replies.len(),
+        2,
+        "first and stuck answered once each: {replies:?}"
+    );
+}
+
+#[tokio::test]
+async fn retry_failed_deletes_webhooks_past_the_retention() {
+    let _turn = TURN.lock().await;
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let app = cron_app(&graph, &[("WEBHOOK_RETENTION_DAYS", "30")]).await;
+    let db = app.state.db().expect("db");
+    let (old, recent) = (
+        format!("test-old-{}", uuid::Uuid::new_v4().simple()),
+        format!("test-recent-{}", uuid::Uuid::new_v4().simple()),
+    );
+    for (id, days) in [(&old, 31), (&recent, 29)] {
+        insert(
+            db,
+            "webhooks",
+            json!({
+                "source": "whatsapp", "external_id": id,
+                "received_at": Utc::now() - chrono::TimeDelta::days(days),
+            }),
+        )
+        .await;
+    }
+    let summary = app.run_cron(RETRY).await;
+    assert!(summary["webhooks_deleted"].as_u64() >= Some(1), "{summary}");
+    let left = |id: String| async move {
+        select(db, "webhooks", &[("external_id", format!("eq.{id}"))])
+            .await
+            .len()
+    };
+    assert_eq!(left(old).await, 0);
+    assert_eq!(left(recent).await, 1);
+}
