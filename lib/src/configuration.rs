@@ -4,6 +4,7 @@
 //! stop the process: it is kept as [`Missing`] and reported by the routes that need it, so that
 //! `/api/health` still answers.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
@@ -51,6 +52,9 @@ pub struct Settings {
     pub stripe: StripeSettings,
     pub health: HealthSettings,
     pub processing: ProcessingSettings,
+    /// Variables whose values were not valid numbers (their defaults were used); logged by
+    /// `startup::init` once logging is up.
+    pub invalid_variables: Vec<String>,
     pub cron: CronSettings,
     pub admin: AdminSettings,
 }
@@ -169,8 +173,8 @@ impl Settings {
     /// Reads settings through `lookup` (the environment, or a map in tests). Empty values
     /// count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let env = Env(lookup);
-        Self {
+        let env = Env(lookup, RefCell::default());
+        let mut settings = Self {
             environment: env
                 .get("APP_ENV")
                 .or_else(|| env.get("VERCEL_ENV"))
@@ -244,12 +248,15 @@ impl Settings {
                     env.number("HEALTH_CHECK_TIMEOUT_MS", 2000) as u64
                 ),
             },
-        }
+            invalid_variables: Vec::new(),
+        };
+        settings.invalid_variables = env.1.take();
+        settings
     }
 }
 
-/// Environment lookup that treats empty values as unset.
-struct Env<F>(F);
+/// Environment lookup that treats empty values as unset, and notes invalid numbers.
+struct Env<F>(F, RefCell<Vec<String>>);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     fn get(&self, name: &str) -> Option<String> {
@@ -260,18 +267,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.get(name).ok_or(Missing(name))
     }
 
-    /// A non-negative number; an unparsable value falls back to the default with a warning
-    /// that names the variable (never its value).
+    /// A non-negative number; an unparsable value falls back to the default and is noted.
     fn number(&self, name: &str, default: usize) -> usize {
         match self.get(name).map(|v| v.trim().parse::<usize>()) {
             None => default,
             Some(Ok(value)) => value,
             Some(Err(_)) => {
-                tracing::warn!(
-                    variable = name,
-                    default,
-                    "invalid number, using the default"
-                );
+                self.1.borrow_mut().push(name.to_string());
                 default
             }
         }
@@ -344,4 +346,25 @@ fn provider(
             .trim_end_matches('/')
             .to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_numbers_fall_back_to_defaults_and_are_noted() {
+        let settings = Settings::from_lookup(|name| match name {
+            "MAX_BODY_BYTES" => Some("lots".into()),
+            "WEBHOOK_CONCURRENCY" => Some("4".into()),
+            _ => None,
+        });
+        assert_eq!(settings.max_body_bytes, 1024 * 1024);
+        assert_eq!(settings.processing.concurrency, 4);
+        assert_eq!(
+            settings.invalid_variables,
+            vec!["MAX_BODY_BYTES".to_string()]
+        );
+        assert_eq!(settings.database.err(), Some(Missing("SUPABASE_URL")));
+    }
 }

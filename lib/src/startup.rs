@@ -79,5 +79,8 @@ impl AppState {
 pub fn init() -> Result<Arc<AppState>, StartupError> {
     let settings = Settings::from_env();
     crate::telemetry::init(&settings.log_level);
+    for variable in &settings.invalid_variables {
+        tracing::warn!(%variable, "invalid number: the default is used (the value is not logged)");
+    }
     Ok(Arc::new(AppState::new(settings)?))
 }
