@@ -5,6 +5,7 @@ mod ai;
 mod helpers;
 mod whatsapp;
 
+mod admin;
 mod assistant;
 mod billing;
 mod cron;

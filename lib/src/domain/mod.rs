@@ -1,9 +1,11 @@
 //! Newtypes that make invalid values unrepresentable once parsed.
 
+mod admin;
 mod assistant;
 mod reminder;
 mod whatsapp;
 
+pub use admin::{ConversationMode, Id, Role};
 pub use assistant::{Amount, Currency};
 pub use reminder::{resolve_local, Recurrence};
 pub use whatsapp::{PhoneNumberId, WaId, Wamid};
