@@ -725,9 +725,25 @@ async fn a_long_reply_whose_second_part_fails_is_never_resent() {
         error: graph_error("error_130429"),
     })
     .await;
-    let (app, org) = app_with_graph(&graph).await;
-    // The built-in responder echoes the text: a reply of more than 4096 characters.
-    let (body, wamid) = text_delivery(&org, &new_wa_id(), &"word ".repeat(900));
+    // The model answers with more than 4096 characters: a reply in two parts.
+    let model = crate::ai::Script::new(vec![crate::ai::openai_text(
+        &"word ".repeat(900),
+        10,
+        900,
+        0,
+    )]);
+    let openai = crate::ai::fake_openai(&model).await;
+    let graph_url = graph.uri();
+    let (app, org) = crate::ai::app_with_ai(
+        Some(&openai),
+        None,
+        &[
+            ("GRAPH_API_BASE_URL", &graph_url),
+            ("WHATSAPP_ACCESS_TOKEN", "EAAtesttoken000000000000"),
+        ],
+    )
+    .await;
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), "tell me a very long story");
     app.deliver(&body).await;
     let message = app.processed(&wamid).await;
     assert_eq!(message["status"], "failed");
