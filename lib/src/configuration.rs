@@ -4,6 +4,7 @@
 //! stop the process: it is kept as [`Missing`] and reported by the routes that need it, so that
 //! `/api/health` still answers.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
@@ -51,7 +52,11 @@ pub struct Settings {
     pub stripe: StripeSettings,
     pub health: HealthSettings,
     pub processing: ProcessingSettings,
+    /// Variables whose values were not valid numbers (their defaults were used); logged by
+    /// `startup::init` once logging is up.
+    pub invalid_variables: Vec<String>,
     pub cron: CronSettings,
+    pub admin: AdminSettings,
 }
 
 /// The cron routes (`/api/cron/*`).
@@ -74,6 +79,22 @@ pub struct CronSettings {
     pub retry_base: Duration,
     /// `WEBHOOK_RETENTION_DAYS`: `webhooks` rows older than this are deleted (default 30).
     pub webhook_retention_days: usize,
+}
+
+/// The admin API: how Supabase access tokens are verified, and which browsers may call it.
+#[derive(Clone, Debug)]
+pub struct AdminSettings {
+    /// `SUPABASE_JWT_SECRET`: verifies HS256 access tokens (legacy Supabase keys, local stack).
+    pub jwt_secret: Option<Secret>,
+    /// `SUPABASE_JWKS_URL`, else `SUPABASE_URL/auth/v1/.well-known/jwks.json`: ES256 and RS256
+    /// access tokens are verified with these keys, chosen by `kid`.
+    pub jwks_url: Option<String>,
+    /// `SUPABASE_JWT_ISSUER`, else `SUPABASE_URL/auth/v1`: the `iss` every token must carry.
+    pub issuer: Result<String, Missing>,
+    /// `JWKS_MIN_REFRESH_SECONDS`: an unknown `kid` refetches the keys at most this often.
+    pub jwks_min_refresh: Duration,
+    /// `ADMIN_ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Background processing of inbound messages.
@@ -152,8 +173,8 @@ impl Settings {
     /// Reads settings through `lookup` (the environment, or a map in tests). Empty values
     /// count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let env = Env(lookup);
-        Self {
+        let env = Env(lookup, RefCell::default());
+        let mut settings = Self {
             environment: env
                 .get("APP_ENV")
                 .or_else(|| env.get("VERCEL_ENV"))
@@ -220,18 +241,22 @@ impl Settings {
                 retry_base: Duration::from_secs(env.number("CRON_RETRY_BASE_SECONDS", 60) as u64),
                 webhook_retention_days: env.number("WEBHOOK_RETENTION_DAYS", 30).max(1),
             },
+            admin: admin_settings(&env),
             health: HealthSettings {
                 cache_ttl: Duration::from_millis(env.number("HEALTH_CACHE_MS", 2000) as u64),
                 check_timeout: Duration::from_millis(
                     env.number("HEALTH_CHECK_TIMEOUT_MS", 2000) as u64
                 ),
             },
-        }
+            invalid_variables: Vec::new(),
+        };
+        settings.invalid_variables = env.1.take();
+        settings
     }
 }
 
-/// Environment lookup that treats empty values as unset.
-struct Env<F>(F);
+/// Environment lookup that treats empty values as unset, and notes invalid numbers.
+struct Env<F>(F, RefCell<Vec<String>>);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     fn get(&self, name: &str) -> Option<String> {
@@ -242,18 +267,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.get(name).ok_or(Missing(name))
     }
 
-    /// A non-negative number; an unparsable value falls back to the default with a warning
-    /// that names the variable (never its value).
+    /// A non-negative number; an unparsable value falls back to the default and is noted.
     fn number(&self, name: &str, default: usize) -> usize {
         match self.get(name).map(|v| v.trim().parse::<usize>()) {
             None => default,
             Some(Ok(value)) => value,
             Some(Err(_)) => {
-                tracing::warn!(
-                    variable = name,
-                    default,
-                    "invalid number, using the default"
-                );
+                self.1.borrow_mut().push(name.to_string());
                 default
             }
         }
@@ -286,6 +306,32 @@ fn database_settings(
     })
 }
 
+fn admin_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> AdminSettings {
+    let supabase_url = env
+        .get("SUPABASE_URL")
+        .map(|url| url.trim_end_matches('/').to_string());
+    AdminSettings {
+        jwt_secret: env.get("SUPABASE_JWT_SECRET").map(Secret::new),
+        jwks_url: env.get("SUPABASE_JWKS_URL").or_else(|| {
+            supabase_url
+                .as_ref()
+                .map(|url| format!("{url}/auth/v1/.well-known/jwks.json"))
+        }),
+        issuer: env
+            .get("SUPABASE_JWT_ISSUER")
+            .or_else(|| supabase_url.as_ref().map(|url| format!("{url}/auth/v1")))
+            .ok_or(Missing("SUPABASE_JWT_ISSUER")),
+        jwks_min_refresh: Duration::from_secs(env.number("JWKS_MIN_REFRESH_SECONDS", 30) as u64),
+        allowed_origins: env
+            .get("ADMIN_ALLOWED_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|origin| origin.trim().trim_end_matches('/').to_string())
+            .filter(|origin| !origin.is_empty())
+            .collect(),
+    }
+}
+
 fn provider(
     env: &Env<impl Fn(&str) -> Option<String>>,
     key: &str,
@@ -300,4 +346,25 @@ fn provider(
             .trim_end_matches('/')
             .to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_numbers_fall_back_to_defaults_and_are_noted() {
+        let settings = Settings::from_lookup(|name| match name {
+            "MAX_BODY_BYTES" => Some("lots".into()),
+            "WEBHOOK_CONCURRENCY" => Some("4".into()),
+            _ => None,
+        });
+        assert_eq!(settings.max_body_bytes, 1024 * 1024);
+        assert_eq!(settings.processing.concurrency, 4);
+        assert_eq!(
+            settings.invalid_variables,
+            vec!["MAX_BODY_BYTES".to_string()]
+        );
+        assert_eq!(settings.database.err(), Some(Missing("SUPABASE_URL")));
+    }
 }

@@ -712,3 +712,33 @@ async fn a_reply_that_may_have_reached_meta_is_never_sent_again() {
     tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
     assert_eq!(sends(&graph, "text").await.len(), 1, "sent at most once");
 }
+
+#[tokio::test]
+async fn a_long_reply_whose_second_part_fails_is_never_resent() {
+    let graph = fake_graph_with(FirstTextOnly {
+        texts: Default::default(),
+        error: graph_error("error_130429"),
+    })
+    .await;
+    let (app, org) = app_with_graph(&graph).await;
+    // The built-in responder echoes the text: a reply of more than 4096 characters.
+    let (body, wamid) = text_delivery(&org, &new_wa_id(), &"word ".repeat(900));
+    app.deliver(&body).await;
+    let message = app.processed(&wamid).await;
+    assert_eq!(message["status"], "failed");
+    assert!(message["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("sent 1 part")));
+    let reply = app.reply_to(&wamid).await.expect("reply row");
+    assert_eq!(
+        reply["status"], "sending",
+        "part of it went out: outcome unknown"
+    );
+    let id: uuid::Uuid = message["id"].as_str().expect("id").parse().expect("uuid");
+    assistant::routes::webhook::process::process(&app.state, id).await;
+    assert_eq!(
+        sends(&graph, "text").await.len(),
+        2,
+        "part 1 once, part 2 tried once, no resend"
+    );
+}

@@ -221,6 +221,35 @@ pub async fn fake_graph_with_delay(graph: FakeGraph, delay: Duration) -> MockSer
     server
 }
 
+/// Accepts the first text send, then answers every later one with `error` (a long reply
+/// whose second part fails).
+pub struct FirstTextOnly {
+    pub texts: std::sync::atomic::AtomicUsize,
+    pub error: Value,
+}
+
+impl Respond for FirstTextOnly {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let is_text = body["type"] == "text";
+        if is_text && self.texts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            return ResponseTemplate::new(429).set_body_json(&self.error);
+        }
+        FakeGraph::ok().respond(request)
+    }
+}
+
+/// A fake Graph API answering with `responder`.
+pub async fn fake_graph_with(responder: impl Respond + 'static) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v23\.0/[0-9]+/messages$"))
+        .respond_with(responder)
+        .mount(&server)
+        .await;
+    server
+}
+
 struct Slow(FakeGraph, Duration);
 
 impl Respond for Slow {

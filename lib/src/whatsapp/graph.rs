@@ -13,6 +13,9 @@ use crate::domain::{PhoneNumberId, WaId, Wamid};
 /// WhatsApp's limit for one text message.
 pub const MAX_TEXT_CHARS: usize = 4096;
 
+/// The largest media download kept in memory (OpenAI's transcription limit).
+pub const MAX_MEDIA_BYTES: usize = 25 * 1024 * 1024;
+
 /// A message to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outgoing {
@@ -83,6 +86,13 @@ pub enum GraphError {
     Transport(#[source] reqwest::Error),
     #[error("unexpected Graph API response: {0}")]
     Decode(String),
+    /// A long text whose first parts went out before a later part failed.
+    #[error("sent {sent} part(s) of the message, then: {source}")]
+    Partial {
+        sent: usize,
+        #[source]
+        source: Box<GraphError>,
+    },
 }
 
 impl GraphError {
@@ -95,18 +105,22 @@ impl GraphError {
             } => GraphAction::Retry,
             Self::Api { code: 190, .. } => GraphAction::TokenExpired,
             Self::Api { status, .. } if *status >= 500 => GraphAction::Retry,
-            Self::Api { .. } | Self::Decode(_) => GraphAction::DeadLetter,
+            Self::Api { .. } | Self::Decode(_) | Self::Partial { .. } => GraphAction::DeadLetter,
             Self::Transport(_) => GraphAction::Retry,
         }
     }
 
     /// Whether Meta may have taken the message although the call failed: no answer after the
-    /// request went out, or a success answer that could not be read. Never send it again.
+    /// request went out, a gateway that gave up on Meta (502, 504, or a 5xx without a Graph
+    /// error), a success answer that could not be read, or some parts already sent. Never
+    /// send it again.
     pub fn maybe_sent(&self) -> bool {
         match self {
             Self::Transport(error) => !error.is_connect(),
-            Self::Decode(_) => true,
-            Self::Api { .. } => false,
+            Self::Decode(_) | Self::Partial { .. } => true,
+            Self::Api { status, code, .. } => {
+                matches!(status, 502 | 504) || (*status >= 500 && *code == 0)
+            }
         }
     }
 }
@@ -198,19 +212,33 @@ impl WhatsApp {
         }
         let mut wamids = Vec::new();
         for body in request_bodies(to, message) {
-            let answer: SendResponse = self.post(&format!("{from}/messages"), &body).await?;
-            let id = answer
-                .messages
-                .first()
-                .map(|m| m.id.as_str())
-                .unwrap_or_default();
-            wamids
-                .push(Wamid::parse(id).ok_or_else(|| GraphError::Decode("no message id".into()))?);
+            match self.send_one(from, &body).await {
+                Ok(wamid) => wamids.push(wamid),
+                Err(error) if wamids.is_empty() => return Err(error),
+                Err(error) => {
+                    let sent = wamids.len();
+                    return Err(GraphError::Partial {
+                        sent,
+                        source: Box::new(error),
+                    });
+                }
+            }
         }
         Ok(Sent {
             wamids,
             simulated: false,
         })
+    }
+
+    /// One `POST /{phone-number-id}/messages`: the id of the message Meta accepted.
+    async fn send_one(&self, from: &PhoneNumberId, body: &Value) -> Result<Wamid, GraphError> {
+        let answer: SendResponse = self.post(&format!("{from}/messages"), body).await?;
+        let id = answer
+            .messages
+            .first()
+            .map(|m| m.id.as_str())
+            .unwrap_or_default();
+        Wamid::parse(id).ok_or_else(|| GraphError::Decode("no message id".into()))
     }
 
     /// Marks an inbound message as read and shows the typing indicator.
@@ -243,7 +271,7 @@ impl WhatsApp {
                 .bearer_auth(token.expose()),
         )
         .await?;
-        let response = self
+        let mut response = self
             .http
             .get(&info.url)
             .timeout(self.timeout)
@@ -253,8 +281,22 @@ impl WhatsApp {
         if !response.status().is_success() {
             return Err(api_error(response).await);
         }
+        let too_large = || GraphError::Decode(format!("media larger than {MAX_MEDIA_BYTES} bytes"));
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_MEDIA_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if bytes.len() + chunk.len() > MAX_MEDIA_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         Ok(Media {
-            bytes: response.bytes().await?,
+            bytes: Bytes::from(bytes),
             mime_type: info.mime_type,
         })
     }

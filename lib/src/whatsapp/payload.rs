@@ -78,8 +78,9 @@ struct Entry {
 
 #[derive(Deserialize)]
 struct Change {
+    /// Kept raw: a change of an unexpected shape is skipped, never failing the batch.
     #[serde(default)]
-    value: Option<ChangeValue>,
+    value: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -104,12 +105,12 @@ where
 
 #[derive(Deserialize)]
 struct Metadata {
-    phone_number_id: String,
+    phone_number_id: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Contact {
-    wa_id: String,
+    wa_id: Option<String>,
     profile: Option<Profile>,
 }
 
@@ -144,16 +145,17 @@ impl Delivery {
             .flat_map(|e| e.changes)
             .filter_map(|c| c.value)
         {
-            delivery.add(value);
+            match serde_json::from_value::<ChangeValue>(value) {
+                Ok(value) => delivery.add(value),
+                Err(_) => delivery.skipped += 1,
+            }
         }
         Ok(delivery)
     }
 
     fn add(&mut self, value: ChangeValue) {
-        let Some(number) = value
-            .metadata
-            .and_then(|m| PhoneNumberId::parse(&m.phone_number_id))
-        else {
+        let number = value.metadata.and_then(|m| m.phone_number_id);
+        let Some(number) = number.as_deref().and_then(PhoneNumberId::parse) else {
             self.skipped += value.messages.len() + value.statuses.len();
             return;
         };
@@ -211,7 +213,7 @@ fn inbound(
     };
     let profile_name = contacts
         .iter()
-        .find(|c| c.wa_id == wa_id.as_str())
+        .find(|c| c.wa_id.as_deref() == Some(wa_id.as_str()))
         .and_then(|c| c.profile.as_ref()?.name.clone());
     Some(InboundMessage {
         ord,
@@ -268,4 +270,30 @@ fn status(number: &PhoneNumberId, raw: Value) -> Option<StatusUpdate> {
         at: timestamp(&raw),
         errors: raw.get("errors").cloned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_items_are_skipped_without_failing_the_batch() {
+        let body = serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"changes": [
+                {"value": {"metadata": {"phone_number_id": "100000000000001"},
+                    "contacts": [{"profile": {"name": "No wa_id"}}],
+                    "messages": [
+                        {"from": "15550001111", "id": "wamid.A", "timestamp": "1", "type": "text", "text": {"body": "hi"}},
+                        {"from": "not a number", "id": "wamid.B", "type": "text"}
+                    ]}},
+                {"value": {"metadata": {}, "messages": [{"id": "wamid.C"}]}},
+                {"value": {"messages": "not a list"}}
+            ]}]
+        });
+        let delivery = Delivery::parse(body.to_string().as_bytes()).expect("parsed");
+        assert_eq!(delivery.messages.len(), 1);
+        assert_eq!(delivery.messages[0].body.as_deref(), Some("hi"));
+        assert_eq!(delivery.skipped, 3);
+    }
 }

@@ -55,11 +55,11 @@ struct ClaimedEntries {
 
 /// A claimed dead letter entry.
 #[derive(Deserialize)]
-struct Entry {
-    id: Uuid,
-    kind: String,
+pub struct Entry {
+    pub id: Uuid,
+    pub kind: String,
     #[serde(rename = "ref")]
-    reference: Option<String>,
+    pub reference: Option<String>,
 }
 
 pub(super) async fn retry_failed(state: &AppState) -> HandlerResult {
@@ -148,10 +148,7 @@ async fn redrive_dead_letters(
         }
         summary.claimed += fresh.len() as u64;
         let settled: Vec<Result<Option<String>, DbError>> = futures_util::stream::iter(fresh)
-            .map(|entry| async move {
-                redrive(state, db, &entry).await?;
-                settle(state, db, entry.id).await
-            })
+            .map(|entry| async move { redrive_and_settle(state, db, &entry).await })
             .buffer_unordered(cron.concurrency)
             .collect()
             .await;
@@ -164,6 +161,17 @@ async fn redrive_dead_letters(
         }
     }
     Ok(())
+}
+
+/// Re-drives a claimed entry once and settles it (also the admin API's replay); returns its
+/// status: resolved | pending | discarded.
+pub async fn redrive_and_settle(
+    state: &AppState,
+    db: &Postgrest,
+    entry: &Entry,
+) -> Result<Option<String>, DbError> {
+    redrive(state, db, entry).await?;
+    settle(state, db, entry.id).await
 }
 
 /// Tries an entry's work once more: processes the inbound message, or sends the reminder.

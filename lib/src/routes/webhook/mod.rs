@@ -12,6 +12,7 @@ pub use backlog::Backlog;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -161,15 +162,24 @@ fn schedule(ctx: &Ctx, message_id: Uuid) {
     ctx.background.run(drain(state, permit));
 }
 
-/// Processes queued messages until the queue is empty. A message queued while this worker
-/// was giving up its permit is not stranded: the worker looks again after releasing it.
+/// How long one worker takes new messages: it runs under the `waitUntil` of the request that
+/// started it, which must end well within the function's `maxDuration` (60 s).
+const DRAIN_FOR: Duration = Duration::from_secs(40);
+
+/// Processes queued messages until the queue is empty (or [`DRAIN_FOR`] has passed: what is
+/// left waits for the next delivery's worker, or the retry cron). A message queued while this
+/// worker was giving up its permit is not stranded: the worker looks again after releasing it.
 async fn drain(state: Arc<AppState>, mut permit: OwnedSemaphorePermit) {
+    let started = Instant::now();
     loop {
-        while let Some(message_id) = state.backlog.pop() {
+        while started.elapsed() < DRAIN_FOR {
+            let Some(message_id) = state.backlog.pop() else {
+                break;
+            };
             process::process(&state, message_id).await;
         }
         drop(permit);
-        if state.backlog.is_empty() {
+        if state.backlog.is_empty() || started.elapsed() >= DRAIN_FOR {
             return;
         }
         match state.backlog.worker() {
