@@ -56,6 +56,7 @@ pub struct Settings {
     /// `startup::init` once logging is up.
     pub invalid_variables: Vec<String>,
     pub cron: CronSettings,
+    pub admin: AdminSettings,
 }
 
 /// The cron routes (`/api/cron/*`).
@@ -79,6 +80,22 @@ pub struct CronSettings {
     pub retry_base: Duration,
     /// `WEBHOOK_RETENTION_DAYS`: `webhooks` rows older than this are deleted (default 30).
     pub webhook_retention_days: usize,
+}
+
+/// The admin API: how Supabase access tokens are verified, and which browsers may call it.
+#[derive(Clone, Debug)]
+pub struct AdminSettings {
+    /// `SUPABASE_JWT_SECRET`: verifies HS256 access tokens (legacy Supabase keys, local stack).
+    pub jwt_secret: Option<Secret>,
+    /// `SUPABASE_JWKS_URL`, else `SUPABASE_URL/auth/v1/.well-known/jwks.json`: ES256 and RS256
+    /// access tokens are verified with these keys, chosen by `kid`.
+    pub jwks_url: Option<String>,
+    /// `SUPABASE_JWT_ISSUER`, else `SUPABASE_URL/auth/v1`: the `iss` every token must carry.
+    pub issuer: Result<String, Missing>,
+    /// `JWKS_MIN_REFRESH_SECONDS`: an unknown `kid` refetches the keys at most this often.
+    pub jwks_min_refresh: Duration,
+    /// `ADMIN_ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Background processing of inbound messages.
@@ -225,6 +242,7 @@ impl Settings {
                 retry_base: Duration::from_secs(env.number("CRON_RETRY_BASE_SECONDS", 60) as u64),
                 webhook_retention_days: env.number("WEBHOOK_RETENTION_DAYS", 30).max(1),
             },
+            admin: admin_settings(&env),
             health: HealthSettings {
                 cache_ttl: Duration::from_millis(env.number("HEALTH_CACHE_MS", 2000) as u64),
                 check_timeout: Duration::from_millis(
@@ -287,6 +305,32 @@ fn database_settings(
         anon_key: env.get("SUPABASE_ANON_KEY").map(Secret::new),
         timeout: Duration::from_millis(env.number("DATABASE_TIMEOUT_MS", 5000) as u64),
     })
+}
+
+fn admin_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> AdminSettings {
+    let supabase_url = env
+        .get("SUPABASE_URL")
+        .map(|url| url.trim_end_matches('/').to_string());
+    AdminSettings {
+        jwt_secret: env.get("SUPABASE_JWT_SECRET").map(Secret::new),
+        jwks_url: env.get("SUPABASE_JWKS_URL").or_else(|| {
+            supabase_url
+                .as_ref()
+                .map(|url| format!("{url}/auth/v1/.well-known/jwks.json"))
+        }),
+        issuer: env
+            .get("SUPABASE_JWT_ISSUER")
+            .or_else(|| supabase_url.as_ref().map(|url| format!("{url}/auth/v1")))
+            .ok_or(Missing("SUPABASE_JWT_ISSUER")),
+        jwks_min_refresh: Duration::from_secs(env.number("JWKS_MIN_REFRESH_SECONDS", 30) as u64),
+        allowed_origins: env
+            .get("ADMIN_ALLOWED_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|origin| origin.trim().trim_end_matches('/').to_string())
+            .filter(|origin| !origin.is_empty())
+            .collect(),
+    }
 }
 
 fn provider(

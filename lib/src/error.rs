@@ -18,6 +18,12 @@ pub enum ApiError {
     InvalidSignature,
     #[error("authentication required")]
     Unauthorized,
+    /// An admin request without a bearer token (RFC 6750): 401 with `WWW-Authenticate`.
+    #[error("an access token is required (Authorization: Bearer)")]
+    MissingToken,
+    /// An admin request whose bearer token does not verify: 401 with `WWW-Authenticate`.
+    #[error("the access token is invalid or expired")]
+    InvalidToken,
     #[error("forbidden")]
     Forbidden,
     #[error("not found")]
@@ -28,6 +34,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The resource's current state does not allow the request.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     NotConfigured(#[from] Missing),
     #[error("database error: {0}")]
@@ -35,6 +44,9 @@ pub enum ApiError {
     /// Another dependency failed in a way a retry may fix (5xx, timeout): 503.
     #[error("dependency unavailable: {0}")]
     Unavailable(String),
+    /// Another service refused the request for good (e.g. WhatsApp refused a message): 502.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -43,11 +55,15 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::InvalidSignature => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::MissingToken | Self::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::NotConfigured(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -60,11 +76,15 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::InvalidSignature => "invalid_signature",
             Self::Unauthorized => "unauthorized",
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken => "invalid_token",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::Conflict(_) => "conflict",
+            Self::BadGateway(_) => "bad_gateway",
             Self::NotConfigured(_) => "not_configured",
             Self::Database(e) if e.is_unavailable() => "unavailable",
             Self::Unavailable(_) => "unavailable",
@@ -90,9 +110,26 @@ impl ApiError {
         if status.is_server_error() {
             tracing::error!(code = self.code(), error = %self, "request failed");
         }
+        let challenge = self.challenge();
         let body = serde_json::json!({
             "error": { "code": self.code(), "message": self.public_message() }
         });
-        crate::routes::json(status, &body)
+        let mut response = crate::routes::json(status, &body);
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+
+    /// The `WWW-Authenticate` challenge of a bearer-token failure (RFC 6750, section 3).
+    fn challenge(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingToken => Some(r#"Bearer realm="admin""#),
+            Self::InvalidToken => Some(r#"Bearer realm="admin", error="invalid_token""#),
+            _ => None,
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! `http::Response<Bytes>` (see [`host::Route`]); `api/**/*.rs` only hands it to a host.
 
 pub mod assistant;
+pub mod auth;
 pub mod configuration;
 pub mod domain;
 pub mod error;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::assistant::Assistant;
+use crate::auth::Authenticator;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::routes::health::HealthCache;
@@ -22,6 +23,8 @@ pub struct AppState {
     /// Bounds the background processing of inbound messages.
     pub backlog: Backlog,
     pub health: HealthCache,
+    /// Verifies the admin API's access tokens (the JWKS cache lives here).
+    pub auth: Authenticator,
 }
 
 /// Why the process could not start.
@@ -49,6 +52,7 @@ impl AppState {
         let whatsapp = WhatsApp::new(http.clone(), &settings.whatsapp);
         let processing = &settings.processing;
         let backlog = Backlog::new(processing.max_backlog, processing.concurrency);
+        let auth = Authenticator::new(http.clone(), &settings.admin);
         Ok(Self {
             settings,
             http,
@@ -57,6 +61,7 @@ impl AppState {
             assistant: Assistant,
             backlog,
             health,
+            auth,
         })
     }
 

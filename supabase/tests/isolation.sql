@@ -76,7 +76,7 @@ end;
 $$;
 
 -- 4 identities x every relation, plus the fixed tests below.
-select plan(4 * (select count(*)::int from tap_helpers.relations()) + 58);
+select plan(4 * (select count(*)::int from tap_helpers.relations()) + 59);
 
 -- ---------------------------------------------------------------------------------------------
 -- Fixtures (as superuser): a row in every tenant table for org A and org B
@@ -280,10 +280,15 @@ with u as (
   update public.orgs set name = 'Acme Dental Clinic'
   where id = '11111111-1111-1111-1111-111111111111' returning 1)
 select is(count(*)::int, 1, 'admin A can rename org A') from u;
-select lives_ok(
+select throws_ok(
   $$ insert into public.whatsapp_numbers (org_id, phone_number_id, display_phone_number)
      values ('11111111-1111-1111-1111-111111111111', 'test-pnid-a2', '+1 555 000 0003') $$,
-  'admin A can connect a WhatsApp number to org A'
+  '42501', null, 'admin A cannot claim a phone_number_id, even for org A (onboarding connects numbers)'
+);
+select throws_ok(
+  $$ update public.whatsapp_numbers set phone_number_id = 'test-pnid-a3'
+     where org_id = '11111111-1111-1111-1111-111111111111' $$,
+  '42501', null, 'admin A cannot repoint a number''s phone_number_id'
 );
 
 -- Org B's rows are out of reach.

@@ -36,6 +36,7 @@ pub fn stack_env() -> HashMap<String, String> {
         "SUPABASE_ANON_KEY",
         "SUPABASE_JWT_SECRET",
         "DATABASE_URL",
+        "SUPABASE_JWT_ISSUER",
     ] {
         let value = std::env::var(name)
             .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"));

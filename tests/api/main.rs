@@ -4,6 +4,7 @@
 mod helpers;
 mod whatsapp;
 
+mod admin;
 mod billing;
 mod cron;
 mod health;

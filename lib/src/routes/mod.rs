@@ -1,6 +1,7 @@
 //! Every HTTP route, one module per area. [`ROUTES`] is the one list the dev server mounts;
 //! a test checks it against `api/**/*.rs` and the `[[bin]]`s of Cargo.toml.
 
+pub mod admin;
 pub mod billing;
 pub mod cron;
 pub mod health;
@@ -19,6 +20,24 @@ pub static ROUTES: &[&Route] = &[
     &billing::ROUTE,
     &cron::CHECK_REMINDERS,
     &cron::RETRY_FAILED,
+    &admin::me::ROUTE,
+    &admin::overview::ROUTE,
+    &admin::conversations::LIST,
+    &admin::conversations::ONE,
+    &admin::conversations::HANDOFF,
+    &admin::conversations::MESSAGES,
+    &admin::settings::ROUTE,
+    &admin::usage::ROUTE,
+    &admin::dead_letters::LIST,
+    &admin::dead_letters::REPLAY,
+    &admin::dead_letters::DISCARD,
+    &admin::rate_limits::RESET,
+    &admin::alerts::LIST,
+    &admin::alerts::ACKNOWLEDGE,
+    &admin::audit_log::ROUTE,
+    &admin::members::LIST,
+    &admin::members::ONE,
+    &admin::openapi::ROUTE,
 ];
 
 /// A JSON response with `status`.

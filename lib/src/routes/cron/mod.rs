@@ -13,7 +13,7 @@
 //! `maxDuration` (see the README, Cron).
 
 mod reminders;
-mod retry;
+pub mod retry;
 
 use std::time::{Duration, Instant};
 
@@ -46,10 +46,13 @@ pub const RETRY_FAILED: Route = Route {
     },
 };
 
-/// Lets a request through only with `Authorization: Bearer $CRON_SECRET`, compared in constant
-/// time (digests, so not even the length leaks). Without `CRON_SECRET` the routes stay closed:
-/// 503 `not_configured`.
+/// Lets a `GET` through (other methods: 405) only with `Authorization: Bearer $CRON_SECRET`,
+/// compared in constant time (digests, so not even the length leaks). Without `CRON_SECRET`
+/// the routes stay closed: 503 `not_configured`.
 fn authorize(request: &Request<Bytes>, settings: &CronSettings) -> Result<(), ApiError> {
+    if request.method() != Method::GET {
+        return Err(ApiError::MethodNotAllowed);
+    }
     let secret = settings.secret.as_ref().map_err(|missing| *missing)?;
     let given = request
         .headers()
@@ -66,9 +69,6 @@ fn authorize(request: &Request<Bytes>, settings: &CronSettings) -> Result<(), Ap
             "refused a cron call without the right bearer secret"
         );
         return Err(ApiError::Unauthorized);
-    }
-    if request.method() != Method::GET {
-        return Err(ApiError::MethodNotAllowed);
     }
     Ok(())
 }

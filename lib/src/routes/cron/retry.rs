@@ -61,11 +61,11 @@ struct ClaimedEntries {
 
 /// A claimed dead letter entry.
 #[derive(Deserialize)]
-struct Entry {
-    id: Uuid,
-    kind: String,
+pub struct Entry {
+    pub id: Uuid,
+    pub kind: String,
     #[serde(rename = "ref")]
-    reference: Option<String>,
+    pub reference: Option<String>,
 }
 
 pub(super) async fn retry_failed(state: &AppState) -> HandlerResult {
@@ -170,8 +170,9 @@ async fn redrive_dead_letters(
                 if budget.spent() {
                     return Ok(Redriven::Deferred);
                 }
-                redrive(state, db, &entry).await?;
-                Ok(Redriven::Settled(settle(state, db, entry.id).await?))
+                Ok(Redriven::Settled(
+                    redrive_and_settle(state, db, &entry).await?,
+                ))
             })
             .buffer_unordered(cron.concurrency)
             .collect()
@@ -196,6 +197,17 @@ enum Redriven {
     Settled(Option<String>),
     /// Not re-driven: the time budget was spent first.
     Deferred,
+}
+
+/// Re-drives a claimed entry once and settles it (also the admin API's replay); returns its
+/// status: resolved | pending | discarded.
+pub async fn redrive_and_settle(
+    state: &AppState,
+    db: &Postgrest,
+    entry: &Entry,
+) -> Result<Option<String>, DbError> {
+    redrive(state, db, entry).await?;
+    settle(state, db, entry.id).await
 }
 
 /// Tries an entry's work once more: processes the inbound message, or sends the reminder.

@@ -1,0 +1,2 @@
+//! `POST /api/admin/conversations/[id]/handoff`: bot <-> human.
+assistant::serve!(assistant::routes::admin::conversations::HANDOFF);

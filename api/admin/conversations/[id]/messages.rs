@@ -1,0 +1,2 @@
+//! `POST /api/admin/conversations/[id]/messages`: a staff reply.
+assistant::serve!(assistant::routes::admin::conversations::MESSAGES);

@@ -1,0 +1,707 @@
+-- Admin API (issue 6): what the admin routes need beyond plain reads under RLS.
+--
+-- The admin routes call PostgREST with the signed-in user's own access token, so that RLS
+-- decides what they see and change. Every function here that users call is one of two kinds:
+--
+--   * security invoker: a change a user may make table by table under RLS (settings, handoff,
+--     alert acknowledgement, member roles), done together with its audit_log_entries row in one
+--     transaction. RLS and column grants still decide; the function only orders the steps and
+--     tells "not yours" (404) from "not your role" (403).
+--   * security definer (search_path = ''): the few actions that need more than RLS grants
+--     (replay or discard a dead letter, send as the business, reset rate limits, add a member
+--     by email). They check the caller's membership and role themselves (private.require_role)
+--     before touching anything.
+--
+-- A replayed dead letter is re-driven and settled by the retry cron's own functions
+-- (20261123000004_cron.sql), called by the admin route as the service role.
+--
+-- Errors, as the admin API maps them: P0002 = not visible to the caller (404), 42501 = visible
+-- but the caller's role may not do this (403), 55000 = the current state forbids it (409),
+-- 22023 = a bad argument (400).
+--
+-- Runs unchanged on hosted Supabase: no roles, no superuser-only statements.
+
+-- =============================================================================================
+-- Helpers (private: not exposed by PostgREST)
+-- =============================================================================================
+
+-- Raises P0002 when auth.uid() is not a member of the org (the org does not exist for them),
+-- 42501 when they are a member without one of p_roles.
+create or replace function private.require_role(p_org_id uuid, p_roles text[])
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if p_org_id is null or not private.is_org_member(p_org_id) then
+    raise exception 'not found' using errcode = 'no_data_found';
+  end if;
+  if not private.has_org_role(p_org_id, p_roles) then
+    raise exception 'this action needs the role %', array_to_string(p_roles, ' or ')
+      using errcode = 'insufficient_privilege';
+  end if;
+end;
+$$;
+
+comment on function private.require_role(uuid, text[]) is
+  'P0002 unless auth.uid() is a member of the org; 42501 unless their role is one of p_roles.';
+
+-- One audit row, as the caller. Security invoker: under RLS, only owners and admins of the org
+-- may write it (audit_log_entries_insert_admin), and only as themselves.
+create or replace function private.audit(p_org_id uuid, p_action text, p_target text, p_details jsonb default '{}')
+returns void
+language sql
+set search_path = ''
+as $$
+  insert into public.audit_log_entries (org_id, actor_id, action, target, details)
+  values (p_org_id, auth.uid(), p_action, p_target, coalesce(p_details, '{}'));
+$$;
+
+comment on function private.audit(uuid, text, text, jsonb) is
+  'Writes one audit_log_entries row for the caller (auth.uid()).';
+
+revoke all on function private.require_role(uuid, text[]) from public, anon;
+revoke all on function private.audit(uuid, text, text, jsonb) from public, anon;
+grant execute on function private.require_role(uuid, text[]) to authenticated, service_role;
+grant execute on function private.audit(uuid, text, text, jsonb) to authenticated, service_role;
+
+-- =============================================================================================
+-- conversation_summaries: the admin inbox (one row per conversation with its contact)
+-- =============================================================================================
+
+create view public.conversation_summaries
+with (security_invoker = true)
+as
+select
+  c.id,
+  c.org_id,
+  c.contact_id,
+  ct.name                                                            as contact_name,
+  ct.wa_id                                                           as contact_wa_id,
+  ct.opted_out                                                       as contact_opted_out,
+  c.whatsapp_number_id,
+  c.mode,
+  c.last_inbound_at,
+  c.last_message_at,
+  coalesce(c.last_inbound_at > now() - interval '24 hours', false)   as window_open,
+  c.last_inbound_at + interval '24 hours'                            as window_expires_at,
+  coalesce(c.last_message_at, c.created_at)                          as activity_at,
+  c.created_at
+from public.conversations c
+join public.contacts ct on ct.id = c.contact_id;
+
+comment on view public.conversation_summaries is
+  'Admin inbox: each conversation with its contact, mode, 24 h window state and activity time (sort key).';
+
+revoke insert, update, delete, truncate, references, trigger on public.conversation_summaries
+  from anon, authenticated, service_role;
+
+-- =============================================================================================
+-- Reads that aggregate (security invoker: RLS applies to every row they count)
+-- =============================================================================================
+
+-- The dashboard of one org: this calendar month's (UTC) traffic and AI cost, the token budget
+-- of the current billing period, open alerts, dead letters and the health summary.
+create or replace function public.admin_overview(p_org_id uuid)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_org public.orgs;
+  v_month timestamptz := date_trunc('month', now(), 'UTC');
+  v_used bigint;
+begin
+  perform private.require_role(p_org_id, array['owner', 'admin', 'viewer']);
+  select * into v_org from public.orgs where id = p_org_id;
+  select coalesce(sum(r.tokens_in + r.tokens_out), 0) into v_used
+  from public.ai_requests r
+  where r.org_id = p_org_id and r.created_at >= v_org.token_period_started_at;
+
+  return jsonb_build_object(
+    'org', jsonb_build_object(
+      'id', v_org.id, 'name', v_org.name, 'plan', v_org.plan,
+      'subscription_status', v_org.subscription_status),
+    'month_started_at', v_month,
+    'messages', (
+      select jsonb_build_object(
+        'inbound', count(*) filter (where m.direction = 'inbound'),
+        'outbound', count(*) filter (where m.direction = 'outbound'))
+      from public.messages m
+      where m.org_id = p_org_id and m.created_at >= v_month),
+    'active_contacts', (
+      select count(distinct m.contact_id)
+      from public.messages m
+      where m.org_id = p_org_id and m.direction = 'inbound' and m.created_at >= v_month),
+    'ai', (
+      select jsonb_build_object(
+        'requests', count(*),
+        'tokens', coalesce(sum(r.tokens_in + r.tokens_out), 0),
+        'cost_usd', coalesce(sum(r.cost_usd), 0))
+      from public.ai_requests r
+      where r.org_id = p_org_id and r.created_at >= v_month),
+    'budget', jsonb_build_object(
+      'monthly_tokens', v_org.monthly_token_budget,
+      'used_tokens', v_used,
+      'remaining_tokens', greatest(v_org.monthly_token_budget - v_used, 0),
+      'period_started_at', v_org.token_period_started_at),
+    'open_alerts', (
+      select count(*) from public.alerts a where a.org_id = p_org_id and a.status = 'open'),
+    'dead_letters', (
+      select count(*) from public.dead_letter_queue d
+      where d.org_id = p_org_id and d.status in ('pending', 'retrying')),
+    'health', (
+      select to_jsonb(h) - 'org_id' from public.system_health_summary h where h.org_id = p_org_id)
+  );
+end;
+$$;
+
+comment on function public.admin_overview(uuid) is
+  'Admin dashboard of one org (members only): month traffic, AI cost, budget left, alerts, dead letters, health.';
+
+-- AI usage of one org between two UTC dates (inclusive): totals, per day, per contact (top 100).
+create or replace function public.admin_usage(p_org_id uuid, p_from date, p_to date)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_start timestamptz;
+  v_end timestamptz;
+begin
+  perform private.require_role(p_org_id, array['owner', 'admin', 'viewer']);
+  if p_from is null or p_to is null or p_to < p_from or p_to - p_from > 366 then
+    raise exception 'from and to must be dates, from <= to, at most 366 days apart'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  v_start := p_from::timestamp at time zone 'UTC';
+  v_end := (p_to + 1)::timestamp at time zone 'UTC';
+
+  return jsonb_build_object(
+    'org_id', p_org_id,
+    'from', p_from,
+    'to', p_to,
+    'totals', (
+      select jsonb_build_object(
+        'requests', count(*),
+        'tokens_in', coalesce(sum(r.tokens_in), 0),
+        'tokens_out', coalesce(sum(r.tokens_out), 0),
+        'tokens_cached', coalesce(sum(r.tokens_cached), 0),
+        'cost_usd', coalesce(sum(r.cost_usd), 0))
+      from public.ai_requests r
+      where r.org_id = p_org_id and r.created_at >= v_start and r.created_at < v_end),
+    'days', coalesce((
+      select jsonb_agg(to_jsonb(d) order by d.day)
+      from (
+        select (r.created_at at time zone 'UTC')::date as day,
+               count(*) as requests,
+               sum(r.tokens_in) as tokens_in,
+               sum(r.tokens_out) as tokens_out,
+               sum(r.tokens_cached) as tokens_cached,
+               sum(r.cost_usd) as cost_usd
+        from public.ai_requests r
+        where r.org_id = p_org_id and r.created_at >= v_start and r.created_at < v_end
+        group by 1) d), '[]'),
+    'contacts', coalesce((
+      select jsonb_agg(to_jsonb(c) order by c.cost_usd desc, c.tokens desc)
+      from (
+        select r.contact_id,
+               ct.name as contact_name,
+               ct.wa_id as contact_wa_id,
+               count(*) as requests,
+               sum(r.tokens_in + r.tokens_out) as tokens,
+               sum(r.cost_usd) as cost_usd
+        from public.ai_requests r
+        left join public.contacts ct on ct.id = r.contact_id
+        where r.org_id = p_org_id and r.created_at >= v_start and r.created_at < v_end
+        group by r.contact_id, ct.name, ct.wa_id
+        order by sum(r.cost_usd) desc, sum(r.tokens_in + r.tokens_out) desc
+        limit 100) c), '[]')
+  );
+end;
+$$;
+
+comment on function public.admin_usage(uuid, date, date) is
+  'AI requests, tokens and cost of one org per UTC day and per contact (members only).';
+
+-- =============================================================================================
+-- Changes users may make under RLS, with their audit row (security invoker)
+-- =============================================================================================
+
+-- Partial update of the org's assistant settings: only the keys present change.
+create or replace function public.admin_update_settings(p_org_id uuid, p_settings jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_keys text[];
+  v_row public.assistant_settings;
+begin
+  perform private.require_role(p_org_id, array['owner', 'admin']);
+  if jsonb_typeof(p_settings) is distinct from 'object' or p_settings = '{}'::jsonb then
+    raise exception 'settings: a non-empty object is required' using errcode = 'invalid_parameter_value';
+  end if;
+  select array_agg(k order by k) into v_keys from jsonb_object_keys(p_settings) k;
+  if not v_keys <@ array[
+    'system_prompt', 'model', 'fallback_model', 'enabled_tools', 'language', 'timezone',
+    'reply_template', 'reminder_template', 'template_language', 'rate_limit_per_minute',
+    'contact_daily_token_cap'] then
+    raise exception 'settings: unknown field' using errcode = 'invalid_parameter_value';
+  end if;
+
+  update public.assistant_settings s set
+    system_prompt = case when p_settings ? 'system_prompt' then p_settings ->> 'system_prompt' else s.system_prompt end,
+    model = case when p_settings ? 'model' then p_settings ->> 'model' else s.model end,
+    fallback_model = case when p_settings ? 'fallback_model' then p_settings ->> 'fallback_model' else s.fallback_model end,
+    enabled_tools = case when p_settings ? 'enabled_tools'
+      then array(select jsonb_array_elements_text(p_settings -> 'enabled_tools')) else s.enabled_tools end,
+    language = case when p_settings ? 'language' then p_settings ->> 'language' else s.language end,
+    timezone = case when p_settings ? 'timezone' then p_settings ->> 'timezone' else s.timezone end,
+    reply_template = case when p_settings ? 'reply_template' then p_settings ->> 'reply_template' else s.reply_template end,
+    reminder_template = case when p_settings ? 'reminder_template' then p_settings ->> 'reminder_template' else s.reminder_template end,
+    template_language = case when p_settings ? 'template_language' then p_settings ->> 'template_language' else s.template_language end,
+    rate_limit_per_minute = case when p_settings ? 'rate_limit_per_minute'
+      then (p_settings ->> 'rate_limit_per_minute')::int else s.rate_limit_per_minute end,
+    contact_daily_token_cap = case when p_settings ? 'contact_daily_token_cap'
+      then (p_settings ->> 'contact_daily_token_cap')::bigint else s.contact_daily_token_cap end
+  where s.org_id = p_org_id
+  returning * into v_row;
+  if not found then
+    raise exception 'the org has no assistant settings' using errcode = 'no_data_found';
+  end if;
+
+  perform private.audit(p_org_id, 'settings.update', 'assistant_settings',
+    jsonb_build_object('fields', to_jsonb(v_keys)));
+  return to_jsonb(v_row);
+end;
+$$;
+
+comment on function public.admin_update_settings(uuid, jsonb) is
+  'Owners/admins: partial update of the org''s assistant_settings under RLS, audited.';
+
+-- Bot <-> human: in human mode the assistant does not answer the conversation.
+create or replace function public.admin_set_conversation_mode(p_conversation_id uuid, p_mode text)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_org uuid;
+  v_old text;
+begin
+  select c.org_id, c.mode into v_org, v_old from public.conversations c where c.id = p_conversation_id;
+  if not found then
+    raise exception 'conversation not found' using errcode = 'no_data_found';
+  end if;
+  perform private.require_role(v_org, array['owner', 'admin']);
+  if p_mode is null or p_mode not in ('bot', 'human') then
+    raise exception 'mode must be bot or human' using errcode = 'invalid_parameter_value';
+  end if;
+
+  update public.conversations set mode = p_mode
+  where id = p_conversation_id and mode <> p_mode;
+  if found then
+    perform private.audit(v_org, 'conversation.handoff', p_conversation_id::text,
+      jsonb_build_object('from', v_old, 'to', p_mode));
+  end if;
+  return (select to_jsonb(s) from public.conversation_summaries s where s.id = p_conversation_id);
+end;
+$$;
+
+comment on function public.admin_set_conversation_mode(uuid, text) is
+  'Owners/admins: hand a conversation to a human (mode human) or back to the bot, audited.';
+
+-- open -> acknowledged (by the caller, now); acknowledging again changes nothing; resolved: 55000.
+create or replace function public.admin_acknowledge_alert(p_alert_id uuid)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_alert public.alerts;
+begin
+  select * into v_alert from public.alerts a where a.id = p_alert_id;
+  if not found then
+    raise exception 'alert not found' using errcode = 'no_data_found';
+  end if;
+  perform private.require_role(v_alert.org_id, array['owner', 'admin']);
+  if v_alert.status = 'resolved' then
+    raise exception 'the alert is already resolved' using errcode = 'object_not_in_prerequisite_state';
+  end if;
+
+  update public.alerts set status = 'acknowledged'
+  where id = p_alert_id and status = 'open'
+  returning * into v_alert;
+  if found then
+    perform private.audit(v_alert.org_id, 'alert.acknowledge', p_alert_id::text,
+      jsonb_build_object('kind', v_alert.kind));
+  else
+    select * into v_alert from public.alerts a where a.id = p_alert_id;
+  end if;
+  return to_jsonb(v_alert);
+end;
+$$;
+
+comment on function public.admin_acknowledge_alert(uuid) is
+  'Owners/admins: acknowledge an open alert of their org, audited.';
+
+-- Owners change a member's role (the last owner stays: org_members_keep_an_owner).
+create or replace function public.admin_set_member_role(p_org_id uuid, p_user_id uuid, p_role text)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_old text;
+begin
+  perform private.require_role(p_org_id, array['owner']);
+  if p_role is null or p_role not in ('owner', 'admin', 'viewer') then
+    raise exception 'role must be owner, admin or viewer' using errcode = 'invalid_parameter_value';
+  end if;
+  select m.role into v_old from public.org_members m where m.org_id = p_org_id and m.user_id = p_user_id;
+  if not found then
+    raise exception 'member not found' using errcode = 'no_data_found';
+  end if;
+
+  update public.org_members set role = p_role
+  where org_id = p_org_id and user_id = p_user_id and role <> p_role;
+  if found then
+    perform private.audit(p_org_id, 'member.role_change', p_user_id::text,
+      jsonb_build_object('from', v_old, 'to', p_role));
+  end if;
+  return jsonb_build_object('org_id', p_org_id, 'user_id', p_user_id, 'role', p_role);
+end;
+$$;
+
+comment on function public.admin_set_member_role(uuid, uuid, text) is
+  'Owners: change a member''s role under RLS, audited; the last owner cannot be demoted.';
+
+create or replace function public.admin_remove_member(p_org_id uuid, p_user_id uuid)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_role text;
+begin
+  perform private.require_role(p_org_id, array['owner']);
+  delete from public.org_members
+  where org_id = p_org_id and user_id = p_user_id
+  returning role into v_role;
+  if not found then
+    raise exception 'member not found' using errcode = 'no_data_found';
+  end if;
+  perform private.audit(p_org_id, 'member.remove', p_user_id::text, jsonb_build_object('role', v_role));
+  return jsonb_build_object('org_id', p_org_id, 'user_id', p_user_id, 'removed', true);
+end;
+$$;
+
+comment on function public.admin_remove_member(uuid, uuid) is
+  'Owners: remove a member under RLS, audited; the last owner cannot leave.';
+
+-- =============================================================================================
+-- Actions that need more than RLS grants (security definer: they check the caller themselves)
+-- =============================================================================================
+
+-- Members with their sign-in email (auth.users is not readable by users).
+create or replace function public.admin_list_members(p_org_id uuid)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_role(p_org_id, array['owner', 'admin', 'viewer']);
+  return coalesce((
+    select jsonb_agg(jsonb_build_object(
+      'user_id', m.user_id, 'email', u.email, 'role', m.role, 'created_at', m.created_at)
+      order by m.created_at, m.user_id)
+    from public.org_members m
+    join auth.users u on u.id = m.user_id
+    where m.org_id = p_org_id), '[]');
+end;
+$$;
+
+comment on function public.admin_list_members(uuid) is
+  'Members of an org with their email, for any member of it.';
+
+-- Owners add a user who has signed up, by email.
+create or replace function public.admin_add_member(p_org_id uuid, p_email text, p_role text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user uuid;
+  v_created timestamptz;
+begin
+  perform private.require_role(p_org_id, array['owner']);
+  if p_role is null or p_role not in ('owner', 'admin', 'viewer') then
+    raise exception 'role must be owner, admin or viewer' using errcode = 'invalid_parameter_value';
+  end if;
+  select u.id into v_user from auth.users u where lower(u.email) = lower(btrim(p_email)) limit 1;
+  if v_user is null then
+    raise exception 'no user has signed up with this email' using errcode = 'no_data_found';
+  end if;
+
+  insert into public.org_members (org_id, user_id, role)
+  values (p_org_id, v_user, p_role)
+  on conflict (org_id, user_id) do nothing
+  returning created_at into v_created;
+  if v_created is null then
+    raise exception 'this user is already a member' using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  perform private.audit(p_org_id, 'member.add', v_user::text, jsonb_build_object('role', p_role));
+  return jsonb_build_object(
+    'user_id', v_user, 'email', lower(btrim(p_email)), 'role', p_role, 'created_at', v_created);
+end;
+$$;
+
+comment on function public.admin_add_member(uuid, text, text) is
+  'Owners: add a signed-up user to the org by email with a role, audited.';
+
+-- Claims a dead letter for a retry now, as the retry cron claims one (status `retrying` with a
+-- lease of p_lease_seconds): the caller then re-drives and settles it as the cron does
+-- (cron_settle_dead_letter); if the caller dies, the cron takes it over when the lease ends.
+-- Only the kinds the cron re-drives (inbound messages, reminders); not one being retried now.
+create or replace function public.admin_replay_dead_letter(p_dead_letter_id uuid, p_lease_seconds int)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_entry public.dead_letter_queue;
+begin
+  select * into v_entry from public.dead_letter_queue d where d.id = p_dead_letter_id for update;
+  if not found then
+    raise exception 'dead letter not found' using errcode = 'no_data_found';
+  end if;
+  perform private.require_role(v_entry.org_id, array['owner', 'admin']);
+  if v_entry.status in ('resolved', 'discarded') then
+    raise exception 'the dead letter is already %', v_entry.status
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if v_entry.kind not in ('inbound_message', 'reminder') then
+    raise exception 'only inbound messages and reminders are retried'
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if v_entry.status = 'retrying' and v_entry.lease_until > now() then
+    raise exception 'the dead letter is being retried now'
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+
+  update public.dead_letter_queue
+  set status = 'retrying',
+      lease_until = now() + make_interval(secs => least(greatest(coalesce(p_lease_seconds, 120), 1), 3600))
+  where id = p_dead_letter_id
+  returning * into v_entry;
+  perform private.audit(v_entry.org_id, 'dead_letter.replay', p_dead_letter_id::text,
+    jsonb_build_object('kind', v_entry.kind, 'ref', v_entry.ref));
+  return to_jsonb(v_entry);
+end;
+$$;
+
+comment on function public.admin_replay_dead_letter(uuid, int) is
+  'Owners/admins: claim a dead letter (inbound message or reminder) for a retry now, audited.';
+
+create or replace function public.admin_discard_dead_letter(p_dead_letter_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_entry public.dead_letter_queue;
+begin
+  select * into v_entry from public.dead_letter_queue d where d.id = p_dead_letter_id for update;
+  if not found then
+    raise exception 'dead letter not found' using errcode = 'no_data_found';
+  end if;
+  perform private.require_role(v_entry.org_id, array['owner', 'admin']);
+  if v_entry.status in ('resolved', 'discarded') then
+    raise exception 'the dead letter is already %', v_entry.status
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+
+  update public.dead_letter_queue
+  set status = 'discarded', resolved_at = now(), lease_until = null
+  where id = p_dead_letter_id
+  returning * into v_entry;
+  perform private.audit(v_entry.org_id, 'dead_letter.discard', p_dead_letter_id::text,
+    jsonb_build_object('kind', v_entry.kind, 'ref', v_entry.ref));
+  return to_jsonb(v_entry);
+end;
+$$;
+
+comment on function public.admin_discard_dead_letter(uuid) is
+  'Owners/admins: give up on a dead letter (never retried again), audited.';
+
+-- Clears the rate-limit counters of the org, or of one of its contacts.
+create or replace function public.admin_reset_rate_limits(p_org_id uuid, p_contact_id uuid default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_deleted int;
+begin
+  perform private.require_role(p_org_id, array['owner', 'admin']);
+  if p_contact_id is not null and not exists (
+    select 1 from public.contacts c where c.id = p_contact_id and c.org_id = p_org_id) then
+    raise exception 'contact not found' using errcode = 'no_data_found';
+  end if;
+
+  with deleted as (
+    delete from public.rate_limits r
+    where r.org_id = p_org_id
+      and (p_contact_id is null or r.key = 'contact:' || p_contact_id)
+    returning 1)
+  select count(*) into v_deleted from deleted;
+  perform private.audit(p_org_id, 'rate_limits.reset',
+    coalesce('contact:' || p_contact_id, 'org'), jsonb_build_object('deleted', v_deleted));
+  return jsonb_build_object('deleted', v_deleted);
+end;
+$$;
+
+comment on function public.admin_reset_rate_limits(uuid, uuid) is
+  'Owners/admins: clear the org''s rate-limit counters (or one contact''s), audited.';
+
+-- A staff reply, step 1: checks the caller and the WhatsApp rules, records the message as
+-- `sending` with its audit row, and returns what the sender needs. The window closed without
+-- an approved reply template, or a contact who opted out: 55000 (nothing recorded).
+create or replace function public.admin_begin_staff_message(p_conversation_id uuid, p_text text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v record;
+  v_id uuid;
+begin
+  select c.id, c.org_id, c.contact_id, ct.wa_id, ct.opted_out, n.phone_number_id,
+         coalesce(c.last_inbound_at > now() - interval '24 hours', false) as window_open,
+         s.reply_template, coalesce(s.template_language, 'en_US') as template_language
+  into v
+  from public.conversations c
+  join public.contacts ct on ct.id = c.contact_id
+  join public.whatsapp_numbers n on n.id = c.whatsapp_number_id
+  left join public.assistant_settings s on s.org_id = c.org_id
+  where c.id = p_conversation_id;
+  if not found then
+    raise exception 'conversation not found' using errcode = 'no_data_found';
+  end if;
+  perform private.require_role(v.org_id, array['owner', 'admin']);
+  if p_text is null or btrim(p_text) = '' then
+    raise exception 'text is required' using errcode = 'invalid_parameter_value';
+  end if;
+  if v.opted_out then
+    raise exception 'the contact opted out of messages' using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if not v.window_open and v.reply_template is null then
+    raise exception 'the 24-hour window is closed and the org has no approved reply template'
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+
+  insert into public.messages (org_id, conversation_id, contact_id, direction, type, body, status, payload)
+  values (v.org_id, v.id, v.contact_id, 'outbound',
+          case when v.window_open then 'text' else 'template' end, p_text, 'sending',
+          jsonb_build_object('sent_by', auth.uid()))
+  returning id into v_id;
+  perform private.audit(v.org_id, 'message.send', p_conversation_id::text,
+    jsonb_build_object('message_id', v_id));
+  return jsonb_build_object(
+    'message_id', v_id, 'wa_id', v.wa_id, 'phone_number_id', v.phone_number_id,
+    'window_open', v.window_open, 'reply_template', v.reply_template,
+    'template_language', v.template_language);
+end;
+$$;
+
+comment on function public.admin_begin_staff_message(uuid, text) is
+  'Owners/admins: record a staff reply as sending (window/template/opt-out rules), audited.';
+
+-- A staff reply, step 2 (service role: the outcome of the Graph API call is the system's).
+-- p_result: {status: sent|simulated|failed, type, wamid, wamids, error}.
+create or replace function public.admin_finish_staff_message(p_message_id uuid, p_result jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_message public.messages;
+begin
+  if coalesce(p_result ->> 'status', '') not in ('sent', 'simulated', 'failed') then
+    raise exception 'status must be sent, simulated or failed' using errcode = 'invalid_parameter_value';
+  end if;
+  update public.messages
+  set status = p_result ->> 'status',
+      type = coalesce(p_result ->> 'type', type),
+      wa_message_id = p_result ->> 'wamid',
+      payload = payload || jsonb_build_object('wamids', coalesce(p_result -> 'wamids', '[]')),
+      error = p_result -> 'error',
+      status_at = now()
+  where id = p_message_id and direction = 'outbound' and status = 'sending'
+  returning * into v_message;
+  if not found then
+    raise exception 'no staff message is being sent with this id' using errcode = 'no_data_found';
+  end if;
+  if v_message.status <> 'failed' then
+    update public.conversations set last_message_at = now() where id = v_message.conversation_id;
+  end if;
+  return jsonb_build_object(
+    'id', v_message.id, 'conversation_id', v_message.conversation_id,
+    'direction', v_message.direction, 'type', v_message.type, 'body', v_message.body,
+    'status', v_message.status, 'wa_message_id', v_message.wa_message_id,
+    'error', v_message.error, 'created_at', v_message.created_at, 'status_at', v_message.status_at);
+end;
+$$;
+
+comment on function public.admin_finish_staff_message(uuid, jsonb) is
+  'Service role: record the Graph API outcome of a staff reply begun by admin_begin_staff_message.';
+
+-- =============================================================================================
+-- Privileges: users' functions for authenticated only; the system's for service_role only
+-- =============================================================================================
+
+revoke execute on function
+  public.admin_overview(uuid),
+  public.admin_usage(uuid, date, date),
+  public.admin_update_settings(uuid, jsonb),
+  public.admin_set_conversation_mode(uuid, text),
+  public.admin_acknowledge_alert(uuid),
+  public.admin_set_member_role(uuid, uuid, text),
+  public.admin_remove_member(uuid, uuid),
+  public.admin_list_members(uuid),
+  public.admin_add_member(uuid, text, text),
+  public.admin_replay_dead_letter(uuid, int),
+  public.admin_discard_dead_letter(uuid),
+  public.admin_reset_rate_limits(uuid, uuid),
+  public.admin_begin_staff_message(uuid, text),
+  public.admin_finish_staff_message(uuid, jsonb)
+from public, anon;
+
+revoke execute on function public.admin_finish_staff_message(uuid, jsonb) from authenticated;
+grant execute on function public.admin_finish_staff_message(uuid, jsonb) to service_role;
+grant execute on function
+  public.admin_overview(uuid),
+  public.admin_usage(uuid, date, date),
+  public.admin_update_settings(uuid, jsonb),
+  public.admin_set_conversation_mode(uuid, text),
+  public.admin_acknowledge_alert(uuid),
+  public.admin_set_member_role(uuid, uuid, text),
+  public.admin_remove_member(uuid, uuid),
+  public.admin_list_members(uuid),
+  public.admin_add_member(uuid, text, text),
+  public.admin_replay_dead_letter(uuid, int),
+  public.admin_discard_dead_letter(uuid),
+  public.admin_reset_rate_limits(uuid, uuid),
+  public.admin_begin_staff_message(uuid, text)
+to authenticated;

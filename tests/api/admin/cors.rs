@@ -1,0 +1,111 @@
+//! CORS: preflights and answers for the configured admin origins only.
+
+use reqwest::Method;
+
+use super::World;
+
+const ALLOWED: &str = "https://admin.example.com";
+
+#[tokio::test]
+async fn a_preflight_from_an_allowed_origin_lists_the_routes_methods() {
+    let w = World::new().await;
+    let response = w
+        .app
+        .client
+        .request(Method::OPTIONS, w.app.url("/api/admin/settings"))
+        .header("origin", ALLOWED)
+        .header("access-control-request-method", "PUT")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(response.status(), 204);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header("access-control-allow-origin"), ALLOWED);
+    assert_eq!(header("access-control-allow-methods"), "GET, PUT, OPTIONS");
+    assert!(header("access-control-allow-headers").contains("authorization"));
+    assert!(header("access-control-allow-headers").contains("content-type"));
+    assert!(header("access-control-max-age").parse::<u32>().is_ok());
+    assert_eq!(header("vary"), "Origin");
+}
+
+#[tokio::test]
+async fn other_origins_get_no_cors_headers() {
+    let w = World::new().await;
+    let preflight = w
+        .app
+        .client
+        .request(Method::OPTIONS, w.app.url("/api/admin/me"))
+        .header("origin", "https://evil.example.com")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(preflight.status(), 204);
+    for header in [
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+    ] {
+        assert!(preflight.headers().get(header).is_none(), "{header}");
+    }
+
+    let token = w.token(w.viewer_a);
+    let answer = w
+        .app
+        .client
+        .get(w.app.url("/api/admin/me"))
+        .bearer_auth(&token)
+        .header("origin", "https://admin.example.com.evil.example")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status(), 200);
+    assert!(answer
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
+
+#[tokio::test]
+async fn answers_and_errors_carry_the_allowed_origin() {
+    let w = World::new().await;
+    let unauthenticated = w
+        .app
+        .client
+        .get(w.app.url("/api/admin/me"))
+        .header("origin", ALLOWED)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unauthenticated.status(), 401);
+    assert_eq!(
+        unauthenticated.headers()["access-control-allow-origin"],
+        ALLOWED,
+        "the frontend can read the 401"
+    );
+    let wrong_method = w
+        .app
+        .client
+        .delete(w.app.url("/api/admin/me"))
+        .header("origin", ALLOWED)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "GET, OPTIONS");
+    assert_eq!(
+        wrong_method.headers()["access-control-allow-origin"],
+        ALLOWED
+    );
+}
