@@ -957,11 +957,11 @@ fn long_overdue() -> DateTime<Utc> {
 #[tokio::test]
 async fn check_reminders_begins_no_send_past_its_time_budget_and_releases_the_rest() {
     let _turn = TURN.lock().await;
-    let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_millis(600)).await;
+    let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_millis(1500)).await;
     let app = cron_app(
         &slow,
         &[
-            ("CRON_TIME_BUDGET_MS", "300"),
+            ("CRON_TIME_BUDGET_MS", "1000"),
             ("CRON_CONCURRENCY", "1"),
             ("CRON_BATCH_SIZE", "5"),
         ],
@@ -1018,17 +1018,22 @@ async fn retry_failed_re_drives_nothing_past_its_time_budget_and_the_next_run_ta
             json!({"reminder_template": "reminder_notice"}),
         )
         .await;
-        make_due(db, &id, None, long_overdue()).await;
+        make_due(db, &id, None, Utc::now() + chrono::TimeDelta::hours(1)).await;
         failed.push((id, name));
     }
+    // Stuck inbound messages of other tests would spend the hurried run's budget first.
+    app.run_cron(RETRY).await;
+    for (id, _) in &failed {
+        make_due(db, id, None, long_overdue()).await;
+    }
 
-    let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_millis(600)).await;
+    let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_millis(1500)).await;
     let hurried = cron_app(
         &slow,
         &[
-            ("CRON_TIME_BUDGET_MS", "300"),
+            ("CRON_TIME_BUDGET_MS", "1000"),
             ("CRON_CONCURRENCY", "1"),
-            ("CRON_LEASE_SECONDS", "1"),
+            ("CRON_LEASE_SECONDS", "2"),
         ],
     )
     .await;
@@ -1050,7 +1055,7 @@ async fn retry_failed_re_drives_nothing_past_its_time_budget_and_the_next_run_ta
     }
 
     // Once the lease has run out, the next run re-drives them.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     app.run_cron(RETRY).await;
     let resent = sent_counts(&graph).await;
     for (id, name) in &failed {
