@@ -73,8 +73,9 @@ pub struct Settings {
 pub struct CronSettings {
     /// `CRON_SECRET`: the bearer token Vercel Cron sends; without it the routes answer 503.
     pub secret: Result<Secret, Missing>,
-    /// `CRON_TIME_BUDGET_MS`: a run stops claiming work after this long (default 50000, under
-    /// the functions' `maxDuration` of 60 s).
+    /// `CRON_TIME_BUDGET_MS`: a run begins no new work after this long (default 30000: with a
+    /// send begun just before, at most `GRAPH_TIMEOUT_MS` more, it stays under the functions'
+    /// `maxDuration` of 60 s).
     pub time_budget: Duration,
     /// `CRON_BATCH_SIZE`: reminders or dead letter entries claimed per round trip (default 50).
     pub batch_size: usize,
@@ -283,7 +284,7 @@ impl Settings {
             },
             cron: CronSettings {
                 secret: env.required("CRON_SECRET").map(Secret::new),
-                time_budget: Duration::from_millis(env.number("CRON_TIME_BUDGET_MS", 50_000) as u64),
+                time_budget: Duration::from_millis(env.number("CRON_TIME_BUDGET_MS", 30_000) as u64),
                 batch_size: env.number("CRON_BATCH_SIZE", 50).max(1),
                 concurrency: env.number("CRON_CONCURRENCY", 10).max(1),
                 lease: Duration::from_secs(env.number("CRON_LEASE_SECONDS", 120).max(1) as u64),

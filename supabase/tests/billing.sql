@@ -1,7 +1,9 @@
--- public.apply_stripe_event: dedupe, order (ties included), every event type, alerts, privileges.
+-- public.apply_stripe_event: dedupe, order (one clock for subscription state, one for invoices,
+-- ties included; refetched subscriptions unordered), every event type, events kept until their
+-- customer's checkout, alerts, privileges.
 begin;
 create extension if not exists pgtap;
-select plan(45);
+select plan(65);
 
 -- Plans and orgs of its own, so the seed does not matter.
 insert into public.plans (name, monthly_token_budget) values ('free', 100000) on conflict (name) do nothing;
@@ -11,7 +13,8 @@ insert into public.plans (name, stripe_price_id, monthly_token_budget) values
 insert into public.orgs (id, name, stripe_customer_id) values
   ('b0000000-0000-4000-8000-000000000001', 'Billing Test Org', 'cus_tap_1'),
   ('b0000000-0000-4000-8000-000000000002', 'Billing Other Org', 'cus_tap_2'),
-  ('b0000000-0000-4000-8000-000000000003', 'Billing Checkout Org', null);
+  ('b0000000-0000-4000-8000-000000000003', 'Billing Checkout Org', null),
+  ('b0000000-0000-4000-8000-000000000004', 'Billing Late Checkout Org', null);
 
 -- A Stripe event envelope around p_object.
 create function pg_temp.ev(p_id text, p_type text, p_created bigint, p_object jsonb)
@@ -50,6 +53,13 @@ select ok(not has_function_privilege('authenticated', 'public.apply_stripe_event
   'authenticated may not apply Stripe events');
 select ok(not has_function_privilege('authenticated', 'private.stripe_finish(uuid, uuid, text, text, text)', 'execute'),
   'authenticated may not call the private helpers');
+select ok(not has_function_privilege('authenticated', 'private.stripe_apply(uuid, public.orgs, jsonb, jsonb)', 'execute'),
+  'authenticated may not call the ordering helpers');
+select ok(not has_table_privilege('authenticated', 'private.stripe_pending_events', 'select')
+          and not has_table_privilege('anon', 'private.stripe_pending_events', 'select'),
+  'users cannot read events kept for a later checkout');
+select ok(has_table_privilege('service_role', 'private.stripe_pending_events', 'insert'),
+  'service_role keeps events for a later checkout');
 
 -- Everything below runs as the webhook does.
 set local role service_role;
@@ -62,11 +72,13 @@ select is(pg_temp.apply(pg_temp.ev('evt_tap_01', 'customer.subscription.created'
   'customer.subscription.created applies');
 select results_eq(
   $$ select plan, subscription_status, monthly_token_budget, stripe_subscription_id,
-            current_period_end, cancel_at_period_end, billing_event_at, subscription_event_type
+            current_period_end, cancel_at_period_end, billing_event_at, subscription_event_at,
+            subscription_event_type, invoice_event_at
      from public.orgs where id = 'b0000000-0000-4000-8000-000000000001' $$,
   $$ values ('tap_basic', 'active', 500::bigint, 'sub_tap_1', to_timestamp(1769904000), false,
-             to_timestamp(1767225600), 'customer.subscription.created') $$,
-  'plan, budget, status, ids and the period end on the item are applied');
+             to_timestamp(1767225600), to_timestamp(1767225600), 'customer.subscription.created',
+             null::timestamptz) $$,
+  'plan, budget, status, ids and the period end on the item are applied; the subscription clock moves');
 
 select is(pg_temp.apply(pg_temp.ev('evt_tap_01', 'customer.subscription.created', 1767225600,
   pg_temp.sub('sub_tap_1', 'cus_tap_1', 'active', 'price_tap_basic'))), 'duplicate',
@@ -136,6 +148,38 @@ select results_eq(
   $$ select plan, subscription_status from public.orgs where id = 'b0000000-0000-4000-8000-000000000001' $$,
   $$ values ('tap_basic', 'trialing') $$,
   'the API''s subscription is applied, not the event''s copy');
+select is(pg_temp.apply(
+  pg_temp.ev('evt_tap_30', 'customer.subscription.updated', 1767226050,
+             pg_temp.sub('sub_tap_2', 'cus_tap_1', 'active', 'price_tap_plus')),
+  pg_temp.sub('sub_tap_2', 'cus_tap_1', 'active', 'price_tap_basic')), 'applied',
+  'a refetched subscription applies although its event is older than the clock (a retry)');
+select results_eq(
+  $$ select subscription_status, subscription_event_at from public.orgs
+     where id = 'b0000000-0000-4000-8000-000000000001' $$,
+  $$ values ('active', to_timestamp(1767226150)) $$,
+  'the current state is applied and the clock stays');
+select is(pg_temp.apply(pg_temp.ev('evt_tap_31', 'customer.subscription.updated', 1767226060,
+  pg_temp.sub('sub_tap_2', 'cus_tap_1', 'past_due', 'price_tap_basic'))), 'stale',
+  'the event''s own copy older than the clock is still stale');
+
+-- A late checkout of a replaced subscription does not link it back, refetched or not.
+select is(pg_temp.apply(pg_temp.ev('evt_tap_32', 'checkout.session.completed', 1767225900, jsonb_build_object(
+  'id', 'cs_test_tap_old', 'object', 'checkout.session', 'mode', 'subscription',
+  'client_reference_id', 'b0000000-0000-4000-8000-000000000001',
+  'customer', 'cus_tap_1', 'subscription', 'sub_tap_1'))), 'stale',
+  'a checkout older than the subscription state is stale');
+select is(pg_temp.apply(
+  pg_temp.ev('evt_tap_33', 'checkout.session.completed', 1767225900, jsonb_build_object(
+    'id', 'cs_test_tap_old2', 'object', 'checkout.session', 'mode', 'subscription',
+    'client_reference_id', 'b0000000-0000-4000-8000-000000000001',
+    'customer', 'cus_tap_1', 'subscription', 'sub_tap_1')),
+  pg_temp.sub('sub_tap_1', 'cus_tap_1', 'canceled', 'price_tap_plus')), 'ignored',
+  'an old checkout with its refetched, ended subscription changes nothing');
+select results_eq(
+  $$ select stripe_subscription_id, plan, subscription_status from public.orgs
+     where id = 'b0000000-0000-4000-8000-000000000001' $$,
+  $$ values ('sub_tap_2', 'tap_basic', 'active') $$,
+  'the current subscription stays linked');
 
 -- ---------------------------------------------------------------------------------------------
 -- Invoices
@@ -168,6 +212,16 @@ select results_eq(
      from public.orgs where id = 'b0000000-0000-4000-8000-000000000001' $$,
   $$ values ('active', 500::bigint, to_timestamp(1769904000)) $$,
   'a paid invoice restarts the token period at the paid period with the plan''s budget');
+select is(pg_temp.apply(pg_temp.ev('evt_tap_34', 'invoice.payment_failed', 1767226250, jsonb_build_object(
+  'id', 'in_tap_5', 'object', 'invoice', 'customer', 'cus_tap_1', 'attempt_count', 1,
+  'subscription', 'sub_tap_2'))), 'stale',
+  'a payment failure older than the last invoice event is stale');
+select results_eq(
+  $$ select o.subscription_status, o.invoice_event_at, (select count(*)::int from public.alerts a
+     where a.kind = 'billing_payment_failed' and a.message like '%in_tap_5%')
+     from public.orgs o where o.id = 'b0000000-0000-4000-8000-000000000001' $$,
+  $$ values ('active', to_timestamp(1767226300), 0) $$,
+  'a stale payment failure changes nothing and raises no alert');
 select is(pg_temp.apply(pg_temp.ev('evt_tap_11', 'invoice.paid', 1767226400, jsonb_build_object(
   'id', 'in_tap_3', 'object', 'invoice', 'customer', 'cus_tap_1', 'billing_reason', 'manual',
   'parent', null, 'subscription', null))), 'ignored',
@@ -226,15 +280,56 @@ select is(pg_temp.apply(pg_temp.ev('evt_tap_21', 'customer.subscription.created'
   pg_temp.sub('sub_tap_3', 'cus_tap_3', 'incomplete', 'price_tap_basic'))), 'stale',
   'customer.subscription.created of the same second after its update is stale');
 
+-- A customer no org has yet: kept, then applied in order by the checkout that links it.
 select is(pg_temp.apply(pg_temp.ev('evt_tap_15', 'customer.subscription.updated', 1767226700,
-  pg_temp.sub('sub_tap_x', 'cus_tap_nobody', 'active', 'price_tap_plus'))), 'unknown_customer',
-  'an event for an unknown customer is reported');
+  pg_temp.sub('sub_tap_5', 'cus_tap_late', 'active', 'price_tap_plus'))), 'pending',
+  'an event for a customer no org has yet is kept');
+select is(pg_temp.apply(pg_temp.ev('evt_tap_35', 'customer.subscription.created', 1767226700,
+  pg_temp.sub('sub_tap_5', 'cus_tap_late', 'incomplete', 'price_tap_plus'))), 'pending',
+  'its creation of the same second, delivered later, is kept too');
+select results_eq(
+  $$ select w.status, w.org_id, (select count(*)::int from public.alerts a where a.message like '%evt_tap_15%')
+     from public.webhooks w where w.source = 'stripe' and w.external_id = 'evt_tap_15' $$,
+  $$ values ('received', null::uuid, 0) $$,
+  'a kept event is recorded as received, without org or alert');
+select is(pg_temp.apply(pg_temp.ev('evt_tap_36', 'checkout.session.completed', 1767226701, jsonb_build_object(
+  'id', 'cs_test_tap_late', 'object', 'checkout.session', 'mode', 'subscription',
+  'client_reference_id', 'b0000000-0000-4000-8000-000000000004',
+  'customer', 'cus_tap_late', 'subscription', 'sub_tap_5'))), 'applied',
+  'the checkout that links the customer applies');
+select results_eq(
+  $$ select plan, subscription_status, stripe_customer_id, subscription_event_at, subscription_event_type
+     from public.orgs where id = 'b0000000-0000-4000-8000-000000000004' $$,
+  $$ values ('tap_plus', 'active', 'cus_tap_late', to_timestamp(1767226700), 'customer.subscription.updated') $$,
+  'the kept events applied in their lifecycle order');
+select results_eq(
+  $$ select external_id, status, org_id from public.webhooks
+     where source = 'stripe' and external_id in ('evt_tap_15', 'evt_tap_35') order by external_id $$,
+  $$ values ('evt_tap_15', 'processed', 'b0000000-0000-4000-8000-000000000004'::uuid),
+            ('evt_tap_35', 'processed', 'b0000000-0000-4000-8000-000000000004'::uuid) $$,
+  'the kept events are recorded as applied, with their org');
+select is_empty(
+  $$ select 1 from private.stripe_pending_events where stripe_customer_id = 'cus_tap_late' $$,
+  'applied events are no longer kept');
+
+select is(pg_temp.apply(pg_temp.ev('evt_tap_37', 'invoice.paid', 1767226702, jsonb_build_object(
+  'id', 'in_tap_6', 'object', 'invoice', 'customer', 'cus_tap_gone', 'subscription', 'sub_tap_6'))), 'pending',
+  'an invoice for a customer no org has yet is kept');
+delete from public.webhooks where source = 'stripe' and external_id = 'evt_tap_37';
+select is_empty(
+  $$ select 1 from private.stripe_pending_events where stripe_customer_id = 'cus_tap_gone' $$,
+  'a kept event goes with its webhooks row (retention)');
+
+select is(pg_temp.apply(pg_temp.ev('evt_tap_38', 'checkout.session.completed', 1767226703, jsonb_build_object(
+  'id', 'cs_test_tap_nowhere', 'object', 'checkout.session',
+  'client_reference_id', 'b0000000-0000-4000-8000-0000000000ff', 'customer', 'cus_tap_nobody'))),
+  'unknown_customer', 'a checkout for an org that does not exist is reported');
 select results_eq(
   $$ select a.org_id, w.status, w.error from public.alerts a, public.webhooks w
-     where a.kind = 'billing_unknown_customer' and a.message like '%evt_tap_15%'
-       and w.source = 'stripe' and w.external_id = 'evt_tap_15' $$,
+     where a.kind = 'billing_unknown_customer' and a.message like '%evt_tap_38%'
+       and w.source = 'stripe' and w.external_id = 'evt_tap_38' $$,
   $$ values (null::uuid, 'ignored', 'unknown customer') $$,
-  'an unknown customer raises an alert without org and is recorded');
+  'an unknown org raises an alert without org and is recorded');
 
 select is(pg_temp.apply(pg_temp.ev('evt_tap_16', 'customer.subscription.updated', 1767226800,
   pg_temp.sub('sub_tap_4', 'cus_tap_2', 'active', 'price_nobody_sells'))), 'applied',

@@ -423,6 +423,207 @@ async fn events_of_the_same_second_apply_in_lifecycle_order() {
     );
 }
 
+#[tokio::test]
+async fn an_invoice_never_makes_an_older_subscription_event_stale() {
+    let app = billing_app(|_| {}).await;
+    let org = create_org(&app, "starter", "active").await;
+    let sub = format!("sub_{}", unique());
+    let t = now() - 600;
+    // The upgrade is delivered after the invoice of the next second (Stripe retried it).
+    let paid = event(
+        "invoice.paid",
+        t + 1,
+        invoice(&org.customer, &sub, "paid", 1),
+    );
+    let upgraded = event(
+        "customer.subscription.updated",
+        t,
+        subscription(&sub, &org.customer, "active", PRO.1),
+    );
+    assert_eq!(outcome(&app, &paid).await, "applied");
+    assert_eq!(outcome(&app, &upgraded).await, "applied");
+    let state = org_state(&app, &org.id).await;
+    assert_eq!(
+        (state.plan.as_str(), state.monthly_token_budget),
+        (PRO.0, PRO.2)
+    );
+}
+
+#[tokio::test]
+async fn invoices_are_ordered_among_themselves_and_never_undo_a_newer_subscription_state() {
+    let app = billing_app(|_| {}).await;
+    let org = create_org(&app, "starter", "active").await;
+    let sub = format!("sub_{}", unique());
+    let t = now() - 600;
+
+    // A payment failure delivered after the later payment is stale: no past_due, no alert.
+    let paid = event(
+        "invoice.paid",
+        t + 10,
+        invoice(&org.customer, &sub, "paid", 2),
+    );
+    let failed = event(
+        "invoice.payment_failed",
+        t,
+        invoice(&org.customer, &sub, "open", 1),
+    );
+    assert_eq!(outcome(&app, &paid).await, "applied");
+    assert_eq!(outcome(&app, &failed).await, "stale");
+    assert_eq!(org_state(&app, &org.id).await.subscription_status, "active");
+    assert_eq!(alerts(&app, &org.id, "billing_payment_failed").await, 0);
+
+    // A failure older than the subscription state the org holds alerts but keeps the status.
+    let active = event(
+        "customer.subscription.updated",
+        t + 30,
+        subscription(&sub, &org.customer, "active", STARTER.1),
+    );
+    let failed = event(
+        "invoice.payment_failed",
+        t + 20,
+        invoice(&org.customer, &sub, "open", 1),
+    );
+    assert_eq!(outcome(&app, &active).await, "applied");
+    assert_eq!(outcome(&app, &failed).await, "applied");
+    assert_eq!(org_state(&app, &org.id).await.subscription_status, "active");
+    assert_eq!(alerts(&app, &org.id, "billing_payment_failed").await, 1);
+
+    // A newer failure makes the org past_due.
+    let failed = event(
+        "invoice.payment_failed",
+        t + 40,
+        invoice(&org.customer, &sub, "open", 2),
+    );
+    assert_eq!(outcome(&app, &failed).await, "applied");
+    assert_eq!(
+        org_state(&app, &org.id).await.subscription_status,
+        "past_due"
+    );
+}
+
+// =============================================================================================
+// Events before their checkout
+// =============================================================================================
+
+#[tokio::test]
+async fn events_before_the_checkout_are_kept_and_applied_when_it_links_the_customer() {
+    let app = billing_app(|_| {}).await;
+    let org = create_org_without_customer(&app).await;
+    let customer = format!("cus_{}", unique());
+    let sub = format!("sub_{}", unique());
+    let t = now() - 60;
+    let created = event(
+        "customer.subscription.created",
+        t,
+        subscription(&sub, &customer, "incomplete", PRO.1),
+    );
+    let activated = event(
+        "customer.subscription.updated",
+        t,
+        subscription(&sub, &customer, "active", PRO.1),
+    );
+    let paid = event("invoice.paid", t, invoice(&customer, &sub, "paid", 1));
+    // Delivered out of order, all before the checkout.
+    for early in [&activated, &paid, &created] {
+        assert_eq!(outcome(&app, early).await, "pending");
+        let rows = webhook_rows(&app, event_id(early)).await;
+        assert_eq!(
+            (rows[0].status.as_str(), rows[0].org_id.as_deref()),
+            ("received", None)
+        );
+        assert!(alerts_about(&app, event_id(early)).await.is_empty());
+    }
+    assert_eq!(outcome(&app, &created).await, "duplicate");
+    assert_eq!(org_state(&app, &org).await.plan, "free");
+
+    let checkout = event(
+        "checkout.session.completed",
+        t + 1,
+        checkout_session(&org, &customer, &sub),
+    );
+    assert_eq!(outcome(&app, &checkout).await, "applied");
+    let state = org_state(&app, &org).await;
+    assert_eq!(
+        (state.plan.as_str(), state.subscription_status.as_str()),
+        (PRO.0, "active"),
+        "the kept events applied in their lifecycle order"
+    );
+    assert_eq!(state.monthly_token_budget, PRO.2);
+    assert_eq!(state.token_period_started_at, at(PERIOD_START));
+    for early in [&created, &activated, &paid] {
+        let rows = webhook_rows(&app, event_id(early)).await;
+        assert_eq!(
+            (rows[0].status.as_str(), rows[0].org_id.as_deref()),
+            ("processed", Some(org.as_str())),
+            "{}",
+            early["type"]
+        );
+    }
+    let created_again = webhook_rows(&app, event_id(&created)).await;
+    assert_eq!(created_again[0].attempts, 2);
+}
+
+#[tokio::test]
+async fn a_subscription_event_of_an_earlier_second_than_its_checkout_still_applies() {
+    let app = billing_app(|_| {}).await;
+    let org = create_org_without_customer(&app).await;
+    let customer = format!("cus_{}", unique());
+    let sub = format!("sub_{}", unique());
+    let t = now() - 60;
+    let checkout = event(
+        "checkout.session.completed",
+        t,
+        checkout_session(&org, &customer, &sub),
+    );
+    let created = event(
+        "customer.subscription.created",
+        t - 1,
+        subscription(&sub, &customer, "active", STARTER.1),
+    );
+    assert_eq!(outcome(&app, &checkout).await, "applied");
+    assert_eq!(outcome(&app, &created).await, "applied");
+    let state = org_state(&app, &org).await;
+    assert_eq!(
+        (state.plan.as_str(), state.subscription_status.as_str()),
+        (STARTER.0, "active")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_checkouts_and_early_events_leave_no_event_behind() {
+    let app = billing_app(|_| {}).await;
+    let t = now() - 60;
+    let mut orgs = Vec::new();
+    let mut deliveries = Vec::new();
+    for _ in 0..8 {
+        let org = create_org_without_customer(&app).await;
+        let customer = format!("cus_{}", unique());
+        let sub = format!("sub_{}", unique());
+        let created = event(
+            "customer.subscription.created",
+            t,
+            subscription(&sub, &customer, "active", PRO.1),
+        );
+        deliveries.push(created.clone());
+        deliveries.push(event(
+            "checkout.session.completed",
+            t,
+            checkout_session(&org, &customer, &sub),
+        ));
+        orgs.push((org, created));
+    }
+    let answers =
+        futures_util::future::join_all(deliveries.iter().map(|event| deliver(&app, event))).await;
+    for (status, answer) in answers {
+        assert_eq!(status, 200, "{answer}");
+    }
+    for (org, created) in orgs {
+        assert_eq!(org_state(&app, &org).await.plan, PRO.0, "org {org}");
+        let rows = webhook_rows(&app, event_id(&created)).await;
+        assert_eq!(rows[0].status, "processed", "org {org}");
+    }
+}
+
 // =============================================================================================
 // Event types
 // =============================================================================================
@@ -551,26 +752,28 @@ async fn invoice_payment_failed_makes_the_org_past_due_and_raises_an_alert() {
 }
 
 #[tokio::test]
-async fn an_unknown_customer_is_acknowledged_recorded_and_alerted() {
+async fn a_checkout_for_an_org_that_does_not_exist_is_acknowledged_recorded_and_alerted() {
     let app = billing_app(|_| {}).await;
     let stranger = format!("cus_{}", unique());
-    let updated = event(
-        "customer.subscription.updated",
+    let nowhere = uuid::Uuid::new_v4().to_string();
+    let checkout = event(
+        "checkout.session.completed",
         now(),
-        subscription(&format!("sub_{}", unique()), &stranger, "active", PRO.1),
+        checkout_session(&nowhere, &stranger, &format!("sub_{}", unique())),
     );
-    let (status, answer) = deliver(&app, &updated).await;
+    let (status, answer) = deliver(&app, &checkout).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["outcome"], "unknown_customer");
-    let rows = webhook_rows(&app, event_id(&updated)).await;
+    let rows = webhook_rows(&app, event_id(&checkout)).await;
     assert_eq!(
         (rows[0].status.as_str(), rows[0].org_id.as_deref()),
         ("ignored", None)
     );
-    let alert = alert_about(&app, event_id(&updated)).await;
+    let alert = alert_about(&app, event_id(&checkout)).await;
     assert_eq!(alert.kind, "billing_unknown_customer");
     assert_eq!(alert.org_id, None);
     assert!(alert.message.contains(&stranger), "{}", alert.message);
+    assert!(alert.message.contains(&nowhere), "{}", alert.message);
 }
 
 #[tokio::test]
@@ -662,6 +865,97 @@ async fn a_failing_refetch_answers_503_records_nothing_and_the_retry_applies() {
 
     assert_eq!(outcome(&app, &created).await, "applied", "Stripe's retry");
     assert_eq!(org_state(&app, &org.id).await.plan, PRO.0);
+}
+
+#[tokio::test]
+async fn a_refetched_subscription_applies_although_newer_events_were_applied() {
+    let stripe = MockServer::start().await;
+    let app = billing_app_with_stripe(&stripe, |env| {
+        env.insert("STRIPE_API_TIMEOUT_MS".into(), "200".into());
+    })
+    .await;
+    let org = create_org(&app, "starter", "active").await;
+    let sub = format!("sub_{}", unique());
+    let upgraded = subscription(&sub, &org.customer, "active", PRO.1);
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/subscriptions/{sub}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(&upgraded)
+                .set_delay(std::time::Duration::from_secs(1)),
+        )
+        .up_to_n_times(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/subscriptions/{sub}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&upgraded))
+        .mount(&stripe)
+        .await;
+    let t = now() - 600;
+    let update = event("customer.subscription.updated", t, upgraded.clone());
+    assert_eq!(deliver(&app, &update).await.0, 503, "the refetch timed out");
+    let paid = event(
+        "invoice.paid",
+        t + 1,
+        invoice(&org.customer, &sub, "paid", 1),
+    );
+    assert_eq!(outcome(&app, &paid).await, "applied");
+    let newer = event("customer.subscription.updated", t + 5, upgraded.clone());
+    assert_eq!(outcome(&app, &newer).await, "applied");
+
+    assert_eq!(outcome(&app, &update).await, "applied", "Stripe's retry");
+    let state = org_state(&app, &org.id).await;
+    assert_eq!(
+        (state.plan.as_str(), state.monthly_token_budget),
+        (PRO.0, PRO.2)
+    );
+    assert_eq!(
+        webhook_rows(&app, event_id(&update)).await[0].status,
+        "processed"
+    );
+}
+
+#[tokio::test]
+async fn with_a_secret_key_the_checkout_applies_kept_events_then_the_current_subscription() {
+    let stripe = MockServer::start().await;
+    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let org = create_org_without_customer(&app).await;
+    let customer = format!("cus_{}", unique());
+    let sub = format!("sub_{}", unique());
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/subscriptions/{sub}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(subscription(&sub, &customer, "active", PRO.1)),
+        )
+        .expect(2)
+        .mount(&stripe)
+        .await;
+    let t = now() - 60;
+    // Kept from the event's copy, newer than the checkout: the checkout's refetch, the current
+    // state, still comes last.
+    let updated = event(
+        "customer.subscription.updated",
+        t + 1,
+        subscription(&sub, &customer, "incomplete", STARTER.1),
+    );
+    assert_eq!(outcome(&app, &updated).await, "pending");
+    let checkout = event(
+        "checkout.session.completed",
+        t,
+        checkout_session(&org, &customer, &sub),
+    );
+    assert_eq!(outcome(&app, &checkout).await, "applied");
+    let state = org_state(&app, &org).await;
+    assert_eq!(
+        (state.plan.as_str(), state.subscription_status.as_str()),
+        (PRO.0, "active")
+    );
+    assert_eq!(
+        webhook_rows(&app, event_id(&updated)).await[0].status,
+        "processed"
+    );
 }
 
 #[tokio::test]
@@ -1114,8 +1408,14 @@ struct Alert {
 
 /// The one alert whose message names `event_id`.
 async fn alert_about(app: &TestApp, event_id: &str) -> Alert {
-    let rows = app
-        .state
+    let rows = alerts_about(app, event_id).await;
+    assert_eq!(rows.len(), 1, "one alert about {event_id}");
+    rows.into_iter().next().expect("alert")
+}
+
+/// The alerts whose message names `event_id`.
+async fn alerts_about(app: &TestApp, event_id: &str) -> Vec<Alert> {
+    app.state
         .db()
         .expect("db")
         .from("alerts", Caller::Service)
@@ -1124,7 +1424,5 @@ async fn alert_about(app: &TestApp, event_id: &str) -> Alert {
         .fetch::<Vec<Alert>>()
         .await
         .expect("alerts")
-        .data;
-    assert_eq!(rows.len(), 1, "one alert about {event_id}");
-    rows.into_iter().next().expect("alert")
+        .data
 }

@@ -1,6 +1,7 @@
 //! `/api/cron/check-reminders` and `/api/cron/retry-failed` on the real database, with the Graph
 //! API faked: authentication, exactly-once sends under concurrent and crashed runs, the 24 h
-//! window, recurrence across DST, retries, dead letters, stuck messages and retention.
+//! window, recurrence across DST, retries, dead letters, stuck messages and retention; opt-out
+//! on re-drives, recurring series that survive a failed occurrence, the time budget.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -594,9 +595,9 @@ async fn a_failing_send_is_retried_then_dead_lettered_and_retry_failed_resolves_
     assert_eq!(sent_counts(&graph).await.get(&names[0]), Some(&1), "once");
 }
 
-/// Makes a dead letter entry due now (as if its backoff had passed).
-async fn make_due(db: &Postgrest, reference: &str, attempts: Option<u32>) {
-    let mut values = json!({"next_attempt_at": minutes_ago(1)});
+/// Makes a dead letter entry due since `since` (as if its backoff had passed).
+async fn make_due(db: &Postgrest, reference: &str, attempts: Option<u32>, since: DateTime<Utc>) {
+    let mut values = json!({"next_attempt_at": since});
     if let Some(attempts) = attempts {
         values["attempts"] = json!(attempts);
     }
@@ -636,8 +637,8 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
         .to_string();
 
     // The second has had all but its last attempt; both entries are due.
-    make_due(db, &first_id, None).await;
-    make_due(db, &second_id, Some(4)).await;
+    make_due(db, &first_id, None, minutes_ago(1)).await;
+    make_due(db, &second_id, Some(4), minutes_ago(1)).await;
     db.from("messages", Caller::Service)
         .eq("id", &second_id)
         .update(&json!({"attempts": 4}))
@@ -670,7 +671,7 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
     )
     .await;
 
-    make_due(db, &first_id, None).await;
+    make_due(db, &first_id, None, minutes_ago(1)).await;
     let graph = fake_graph(FakeGraph::ok()).await;
     let fixed = cron_app(&graph, &[]).await;
     let summary = fixed.run_cron(RETRY).await;
@@ -744,4 +745,330 @@ async fn retry_failed_deletes_webhooks_past_the_retention() {
     };
     assert_eq!(left(old).await, 0);
     assert_eq!(left(recent).await, 1);
+}
+
+/// An org without a reminder template, a contact whose window is closed, and a reminder of
+/// theirs that check-reminders failed for good (no template): its dead letter entry is pending.
+async fn dead_lettered_reminder(app: &TestApp) -> (TestOrg, Contact, String, String) {
+    let db = app.state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    let owner = contact(db, &org, 30).await;
+    let mut names = texts(1);
+    let id = reminders(db, &org, &owner, &names, minutes_ago(1), "none")
+        .await
+        .remove(0);
+    app.run_cron(CHECK).await;
+    (org, owner, id, names.remove(0))
+}
+
+async fn dead_letters(db: &Postgrest, reference: &str) -> Vec<Value> {
+    select(
+        db,
+        "dead_letter_queue",
+        &[("ref", format!("eq.{reference}"))],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_reminder_re_driven_after_the_contact_sent_stop_is_cancelled_not_sent() {
+    let _turn = TURN.lock().await;
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let app = cron_app(&graph, &[]).await;
+    let db = app.state.db().expect("db");
+    let (org, owner, id, name) = dead_lettered_reminder(&app).await;
+    assert_eq!(reminder(db, &id).await["status"], "failed");
+    assert_eq!(dead_letters(db, &id).await[0]["status"], "pending");
+
+    // The contact opts out; their message also reopens the 24 h window, so a re-drive could
+    // send a freeform text without any template.
+    let (stop, wamid) = text_delivery(&org, &owner.wa_id, "STOP");
+    app.deliver(&stop).await;
+    app.processed(&wamid).await;
+    let row = &select(db, "contacts", &[("id", format!("eq.{}", owner.id))]).await[0];
+    assert_eq!(row["opted_out"], true);
+
+    make_due(db, &id, None, minutes_ago(1)).await;
+    app.run_cron(RETRY).await;
+    app.run_cron(CHECK).await;
+    assert_eq!(
+        sent_counts(&graph).await.get(&name),
+        None,
+        "opted out: never sent"
+    );
+    let row = reminder(db, &id).await;
+    assert_eq!(row["status"], "cancelled");
+    assert!(row["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("opted out")));
+    let entry = &dead_letters(db, &id).await[0];
+    assert_eq!(entry["status"], "discarded");
+    assert_eq!(entry["attempts"], 1, "no attempt was made");
+}
+
+/// A reminder due at 09:00 local in New York three days ago, and its next occurrence.
+fn nine_am_three_days_ago() -> (DateTime<Utc>, DateTime<Utc>) {
+    let zone = chrono_tz::America::New_York;
+    let next = next_local(zone, 9, Utc::now());
+    let day = next.with_timezone(&zone).date_naive() - Days::new(3);
+    let nine = NaiveTime::from_hms_opt(9, 0, 0).expect("time");
+    let due = zone
+        .from_local_datetime(&day.and_time(nine))
+        .single()
+        .expect("09:00 exists")
+        .with_timezone(&Utc);
+    (due, next)
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    value.as_str().expect("a time").parse().expect("RFC 3339")
+}
+
+/// The failed occurrences split off a recurring reminder.
+async fn occurrences(db: &Postgrest, series: &str) -> Vec<Value> {
+    select(
+        db,
+        "reminders",
+        &[("occurrence_of", format!("eq.{series}"))],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_recurring_reminder_whose_occurrence_fails_for_good_continues_at_its_next_occurrence() {
+    let _turn = TURN.lock().await;
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let app = cron_app(&graph, &[]).await;
+    let db = app.state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    let owner = contact(db, &org, 30).await;
+    let (due, next) = nine_am_three_days_ago();
+    let names = texts(1);
+    let series = reminders(db, &org, &owner, &names, due, "daily")
+        .await
+        .remove(0);
+
+    // Outside the window without a template: the occurrence fails for good.
+    let summary = app.run_cron(CHECK).await;
+    assert!(summary["failed"].as_u64() >= Some(1), "{summary}");
+    assert!(summary["rescheduled"].as_u64() >= Some(1), "{summary}");
+    let row = reminder(db, &series).await;
+    assert_eq!(row["status"], "pending", "the series continues");
+    assert_eq!(
+        time(&row["due_at"]),
+        next,
+        "at 09:00 local, the next day it occurs"
+    );
+    assert_eq!(row["attempts"], 0);
+    assert_eq!(row["next_due_at"], Value::Null);
+    let failed = occurrences(db, &series).await;
+    assert_eq!(failed.len(), 1, "the failed occurrence is recorded");
+    let occurrence = &failed[0];
+    assert_eq!(occurrence["status"], "failed");
+    assert_eq!(time(&occurrence["due_at"]), due);
+    assert_eq!(occurrence["recurrence"], "none");
+    assert_eq!(occurrence["text"], names[0].as_str());
+    assert!(occurrence["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("reminder_template")));
+    let occurrence_id = occurrence["id"].as_str().expect("id").to_string();
+    assert!(dead_letters(db, &series).await.is_empty());
+    let entry = &dead_letters(db, &occurrence_id).await[0];
+    assert_eq!(entry["kind"], "reminder");
+    assert_eq!(entry["status"], "pending");
+    assert_eq!(entry["payload"]["occurrence_of"], series.as_str());
+    assert_eq!(alerts(db, &org, "reminder_failed").await, 1);
+
+    // Once a template is set, retry-failed sends the missed occurrence, once; the series stays.
+    org.update(
+        db,
+        "assistant_settings",
+        json!({"reminder_template": "reminder_notice"}),
+    )
+    .await;
+    make_due(db, &occurrence_id, None, minutes_ago(1)).await;
+    let summary = app.run_cron(RETRY).await;
+    assert!(summary["resolved"].as_u64() >= Some(1), "{summary}");
+    app.run_cron(RETRY).await;
+    app.run_cron(CHECK).await;
+    assert_eq!(sent_counts(&graph).await.get(&names[0]), Some(&1));
+    assert_eq!(reminder(db, &occurrence_id).await["status"], "sent");
+    assert_eq!(
+        dead_letters(db, &occurrence_id).await[0]["status"],
+        "resolved"
+    );
+    let row = reminder(db, &series).await;
+    assert_eq!(row["status"], "pending");
+    assert_eq!(time(&row["due_at"]), next);
+}
+
+#[tokio::test]
+async fn a_recurring_reminder_whose_send_times_out_continues_and_the_occurrence_is_never_resent() {
+    let _turn = TURN.lock().await;
+    let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_secs(2)).await;
+    let app = cron_app(&slow, &[("GRAPH_TIMEOUT_MS", "300")]).await;
+    let db = app.state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    let owner = contact(db, &org, 1).await;
+    let (due, next) = nine_am_three_days_ago();
+    let names = texts(1);
+    let series = reminders(db, &org, &owner, &names, due, "daily")
+        .await
+        .remove(0);
+
+    let summary = app.run_cron(CHECK).await;
+    assert!(summary["failed"].as_u64() >= Some(1), "{summary}");
+    assert_eq!(
+        sent_counts(&slow).await.get(&names[0]),
+        Some(&1),
+        "it may have reached Meta"
+    );
+    let row = reminder(db, &series).await;
+    assert_eq!(row["status"], "pending", "the series continues");
+    assert_eq!(time(&row["due_at"]), next);
+    let failed = occurrences(db, &series).await;
+    assert_eq!(failed.len(), 1);
+    let occurrence_id = failed[0]["id"].as_str().expect("id").to_string();
+    assert_eq!(failed[0]["status"], "failed");
+    assert_eq!(time(&failed[0]["due_at"]), due);
+    assert!(failed[0]["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("outcome unknown")));
+    let message = &select(db, "messages", &[("reminder_id", format!("eq.{series}"))]).await;
+    assert_eq!(message.len(), 1);
+    assert_eq!(message[0]["status"], "failed");
+    assert!(dead_letters(db, &series).await.is_empty());
+    assert!(
+        dead_letters(db, &occurrence_id).await.is_empty(),
+        "nothing to re-drive"
+    );
+    assert_eq!(alerts(db, &org, "reminder_outcome_unknown").await, 1);
+
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let fixed = cron_app(&graph, &[]).await;
+    fixed.run_cron(RETRY).await;
+    fixed.run_cron(CHECK).await;
+    assert_eq!(
+        sent_counts(&graph).await.get(&names[0]),
+        None,
+        "never sent again"
+    );
+    assert_eq!(reminder(db, &occurrence_id).await["status"], "failed");
+}
+
+/// Long overdue: claimed before any other due work of the database.
+fn long_overdue() -> DateTime<Utc> {
+    Utc::now() - chrono::TimeDelta::days(5 * 365)
+}
+
+#[tokio::test]
+async fn check_reminders_begins_no_send_past_its_time_budget_and_releases_the_rest() {
+    let _turn = TURN.lock().await;
+    let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_millis(1500)).await;
+    let app = cron_app(
+        &slow,
+        &[
+            ("CRON_TIME_BUDGET_MS", "1000"),
+            ("CRON_CONCURRENCY", "1"),
+            ("CRON_BATCH_SIZE", "5"),
+        ],
+    )
+    .await;
+    let db = app.state.db().expect("db");
+    let org = TestOrg::create(db).await;
+    let owner = contact(db, &org, 1).await;
+    let names = texts(5);
+    let ids = reminders(db, &org, &owner, &names, long_overdue(), "none").await;
+
+    let summary = app.run_cron(CHECK).await;
+    let counts = sent_counts(&slow).await;
+    let sent: Vec<&String> = names.iter().filter(|n| counts.contains_key(*n)).collect();
+    assert_eq!(sent.len(), 1, "one send began within the budget: {summary}");
+    assert!(summary["deferred"].as_u64() >= Some(4), "{summary}");
+    let mut waiting = 0;
+    for id in &ids {
+        let row = reminder(db, id).await;
+        if row["status"] == "pending" {
+            waiting += 1;
+            assert_eq!(row["attempts"], 0, "never begun");
+            assert_eq!(row["lease_until"], Value::Null, "released");
+            assert_eq!(row["lease_token"], Value::Null);
+        }
+    }
+    assert_eq!(waiting, 4);
+
+    // The next run takes them at once, not after the lease.
+    let graph = fake_graph(FakeGraph::ok()).await;
+    cron_app(&graph, &[]).await.run_cron(CHECK).await;
+    let counts = sent_counts(&graph).await;
+    let rest = names.iter().filter(|n| !sent.contains(n));
+    for name in rest {
+        assert_eq!(counts.get(name), Some(&1), "{name} sent by the next run");
+    }
+    for id in &ids {
+        assert_eq!(reminder(db, id).await["status"], "sent");
+    }
+}
+
+#[tokio::test]
+async fn retry_failed_re_drives_nothing_past_its_time_budget_and_the_next_run_takes_the_rest() {
+    let _turn = TURN.lock().await;
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let app = cron_app(&graph, &[]).await;
+    let db = app.state.db().expect("db");
+    let mut failed = Vec::new();
+    for _ in 0..3 {
+        let (org, _, id, name) = dead_lettered_reminder(&app).await;
+        org.update(
+            db,
+            "assistant_settings",
+            json!({"reminder_template": "reminder_notice"}),
+        )
+        .await;
+        make_due(db, &id, None, Utc::now() + chrono::TimeDelta::hours(1)).await;
+        failed.push((id, name));
+    }
+    // Stuck inbound messages of other tests would spend the hurried run's budget first.
+    app.run_cron(RETRY).await;
+    for (id, _) in &failed {
+        make_due(db, id, None, long_overdue()).await;
+    }
+
+    let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_millis(1500)).await;
+    let hurried = cron_app(
+        &slow,
+        &[
+            ("CRON_TIME_BUDGET_MS", "1000"),
+            ("CRON_CONCURRENCY", "1"),
+            ("CRON_LEASE_SECONDS", "2"),
+        ],
+    )
+    .await;
+    let summary = hurried.run_cron(RETRY).await;
+    let counts = sent_counts(&slow).await;
+    let sent = failed
+        .iter()
+        .filter(|(_, n)| counts.contains_key(n))
+        .count();
+    assert!(sent <= 1, "no re-drive began past the budget: {summary}");
+    assert!(summary["deferred"].as_u64() >= Some(2), "{summary}");
+    for (id, name) in &failed {
+        if !counts.contains_key(name) {
+            let entry = &dead_letters(db, id).await[0];
+            assert_eq!(entry["status"], "retrying", "left to its lease");
+            assert_eq!(entry["attempts"], 1, "no attempt counted");
+            assert_eq!(reminder(db, id).await["status"], "failed");
+        }
+    }
+
+    // Once the lease has run out, the next run re-drives them.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.run_cron(RETRY).await;
+    let resent = sent_counts(&graph).await;
+    for (id, name) in &failed {
+        let total = counts.get(name).unwrap_or(&0) + resent.get(name).unwrap_or(&0);
+        assert_eq!(total, 1, "{name} sent once");
+        assert_eq!(reminder(db, id).await["status"], "sent");
+        assert_eq!(dead_letters(db, id).await[0]["status"], "resolved");
+    }
 }

@@ -3,7 +3,8 @@
 //! The `Stripe-Signature` is verified over the raw body; then, when `STRIPE_SECRET_KEY` is
 //! set, the subscription the event is about is refetched from the Stripe API (the source of
 //! truth); then one database call, `apply_stripe_event`, records, dedupes, orders and applies
-//! the event in one transaction (see `supabase/migrations/20261123000002_billing.sql`).
+//! (or keeps, until its customer's checkout) the event in one transaction (see
+//! `supabase/migrations/20261123000002_billing.sql` and `20261123000008_billing_order.sql`).
 //! Stripe gets a 200 for every outcome, and a 503 when the database or the Stripe API is
 //! unavailable, so that it delivers the event again.
 
@@ -37,11 +38,15 @@ pub enum Outcome {
     Applied,
     /// This event id was received before; nothing changed.
     Duplicate,
-    /// Older than the last event applied to the org; recorded and ignored.
+    /// Older than the org's last event of its kind; recorded and ignored.
     Stale,
     /// An event type this service does not use, or nothing to change; recorded.
     Ignored,
-    /// No org matches the customer; recorded, alert raised.
+    /// No org has the event's customer yet: kept, and applied when the checkout that links the
+    /// customer to an org arrives.
+    Pending,
+    /// A checkout whose org does not exist (or an event without a customer); recorded, alert
+    /// raised.
     UnknownCustomer,
     /// The event cannot be applied (e.g. its customer belongs to another org); recorded as
     /// failed, alert raised.
@@ -56,6 +61,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Stale => "stale",
             Self::Ignored => "ignored",
+            Self::Pending => "pending",
             Self::UnknownCustomer => "unknown_customer",
             Self::Rejected => "rejected",
         }

@@ -7,7 +7,10 @@
 //!
 //! Both claim work in batches with leases (Postgres functions, `FOR UPDATE SKIP LOCKED`), so
 //! that overlapping runs share it and a crashed run's work is taken over once its lease runs
-//! out; both stop claiming when `CRON_TIME_BUDGET_MS` is spent and answer a JSON summary.
+//! out. Once `CRON_TIME_BUDGET_MS` is spent, both begin no new work (what they claimed and
+//! did not begin is left for the next run) and answer a JSON summary: the budget plus the
+//! worst case of one piece of work begun just before it ran out must fit in the function's
+//! `maxDuration` (see the README, Cron).
 
 mod reminders;
 pub mod retry;
@@ -70,7 +73,8 @@ fn authorize(request: &Request<Bytes>, settings: &CronSettings) -> Result<(), Ap
     Ok(())
 }
 
-/// A run's clock: it stops claiming work once its time budget is spent.
+/// A run's clock: it begins no new work (no claim, no send, no re-drive) once its time budget
+/// is spent.
 struct Budget {
     started: Instant,
     limit: Duration,

@@ -1,11 +1,14 @@
 //! `GET /api/cron/check-reminders`: sends due reminders, exactly once.
 //!
 //! Per batch, one `cron_claim_reminders` (a lease and a token per reminder); per reminder,
-//! `cron_begin_reminder` (moved to `sending`, outbound message recorded) before the Graph API
-//! call, then `cron_finish_reminder` (sent; the next occurrence of a recurring one) or
+//! once the time budget allows it, `cron_begin_reminder` (moved to `sending`, outbound message
+//! recorded, the next occurrence of a recurring one stored) before the Graph API call, then
+//! `cron_finish_reminder` (sent; a recurring one pending at its next occurrence) or
 //! `cron_fail_reminder` (retried with backoff; after [`ATTEMPTS`] failed, dead-lettered with an
-//! alert; never retried when the send may have happened). See
-//! `supabase/migrations/20261123000004_cron.sql`.
+//! alert; never retried when the send may have happened; a recurring one continues at its next
+//! occurrence either way). Reminders claimed but not begun when the budget runs out are
+//! released for the next run (`cron_release_reminders`). See
+//! `supabase/migrations/20261123000004_cron.sql` and `20261123000007_cron_fixes.sql`.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -21,7 +24,7 @@ use crate::host::HandlerResult;
 use crate::routes::webhook::process::Alert;
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
-use crate::whatsapp::{DeliveryError, GraphAction, GraphError, Sent, Template};
+use crate::whatsapp::{DeliveryError, GraphAction, GraphError, Template};
 
 /// Sends of one reminder occurrence by check-reminders before it goes to the dead letter queue
 /// (retry-failed then tries it until the dead letter queue's last attempt).
@@ -61,10 +64,13 @@ struct Summary {
     failed: u64,
     /// Failed, tried again after a backoff.
     retrying: u64,
-    /// Sent and scheduled again (recurring).
+    /// Recurring, scheduled at their next occurrence (after a send, or an occurrence that
+    /// failed for good).
     rescheduled: u64,
     /// Not sent: the contact opted out (the reminder is cancelled).
     skipped: u64,
+    /// Claimed but not begun before the time budget ran out: released for the next run.
+    deferred: u64,
     /// The database failed mid-send: the lease decides what happens next.
     errors: u64,
     duration_ms: u64,
@@ -77,7 +83,10 @@ pub enum Outcome {
         rescheduled: bool,
     },
     Retrying,
-    Failed,
+    /// Failed for good (dead-lettered, or outcome unknown); a recurring reminder continues.
+    Failed {
+        rescheduled: bool,
+    },
     /// Another run holds it now, or it was cancelled meanwhile: not sent by this run.
     Lost,
     /// A database call failed; the reminder's lease decides what happens next.
@@ -87,8 +96,7 @@ pub enum Outcome {
 /// Claims and sends due reminders until none is left or the time budget is spent.
 pub(super) async fn check_reminders(state: &AppState) -> HandlerResult {
     let db = state.db()?;
-    let cron = &state.settings.cron;
-    let budget = Budget::start(cron.time_budget);
+    let budget = Budget::start(state.settings.cron.time_budget);
     let mut summary = Summary::default();
     while !budget.spent() {
         let batch = claim(state, db).await?;
@@ -98,14 +106,8 @@ pub(super) async fn check_reminders(state: &AppState) -> HandlerResult {
             break;
         }
         summary.claimed += batch.reminders.len() as u64;
-        let outcomes: Vec<Outcome> = futures_util::stream::iter(batch.reminders)
-            .map(|reminder| send(state, db, reminder))
-            .buffer_unordered(cron.concurrency)
-            .collect()
-            .await;
-        for outcome in outcomes {
-            summary.count(outcome);
-        }
+        let unstarted = send_batch(state, db, &budget, batch.reminders, &mut summary).await;
+        summary.deferred += release(db, &unstarted).await;
     }
     summary.duration_ms = budget.elapsed_ms();
     tracing::info!(
@@ -115,6 +117,7 @@ pub(super) async fn check_reminders(state: &AppState) -> HandlerResult {
         retrying = summary.retrying,
         rescheduled = summary.rescheduled,
         skipped = summary.skipped,
+        deferred = summary.deferred,
         errors = summary.errors,
         duration_ms = summary.duration_ms,
         "check-reminders run"
@@ -130,11 +133,65 @@ impl Summary {
                 self.rescheduled += u64::from(rescheduled);
             }
             Outcome::Retrying => self.retrying += 1,
-            Outcome::Failed => self.failed += 1,
+            Outcome::Failed { rescheduled } => {
+                self.failed += 1;
+                self.rescheduled += u64::from(rescheduled);
+            }
             Outcome::Lost => {}
             Outcome::Interrupted => self.errors += 1,
         }
     }
+}
+
+/// Sends a claimed batch, `CRON_CONCURRENCY` reminders at once, beginning no send once the
+/// time budget is spent (a send begun then could outlast the function's `maxDuration`);
+/// returns the reminders not begun.
+async fn send_batch(
+    state: &AppState,
+    db: &Postgrest,
+    budget: &Budget,
+    reminders: Vec<ClaimedReminder>,
+    summary: &mut Summary,
+) -> Vec<ClaimedReminder> {
+    let results: Vec<Result<Outcome, ClaimedReminder>> = futures_util::stream::iter(reminders)
+        .map(|reminder| async move {
+            if budget.spent() {
+                return Err(reminder);
+            }
+            Ok(send(state, db, reminder).await)
+        })
+        .buffer_unordered(state.settings.cron.concurrency)
+        .collect()
+        .await;
+    let mut unstarted = Vec::new();
+    for result in results {
+        match result {
+            Ok(outcome) => summary.count(outcome),
+            Err(reminder) => unstarted.push(reminder),
+        }
+    }
+    unstarted
+}
+
+/// Un-claims reminders this run will not begin, so that the next run takes them at once; if
+/// that fails, their lease runs out. Returns how many were released.
+async fn release(db: &Postgrest, reminders: &[ClaimedReminder]) -> u64 {
+    if reminders.is_empty() {
+        return 0;
+    }
+    let claims: Vec<_> = reminders
+        .iter()
+        .map(|r| json!({"id": r.id, "token": r.token}))
+        .collect();
+    let released = db
+        .rpc("cron_release_reminders", Caller::Service)
+        .args(&json!({ "p_claims": claims }))
+        .fetch::<u64>()
+        .await;
+    released.map(|answer| answer.data).unwrap_or_else(|error| {
+        tracing::warn!(error = %error, "could not release unstarted reminders; their lease decides");
+        0
+    })
 }
 
 async fn claim(state: &AppState, db: &Postgrest) -> Result<Claimed, DbError> {
@@ -200,19 +257,31 @@ struct Finished {
     wamids: Vec<Wamid>,
     #[serde(rename = "type")]
     kind: &'static str,
-    next_due_at: Option<DateTime<Utc>>,
+}
+
+impl ClaimedReminder {
+    /// The occurrence after this one for a recurring reminder (where the series continues
+    /// whatever this send's outcome), in the reminder's time zone (unknown: UTC).
+    fn next_occurrence(&self) -> Option<DateTime<Utc>> {
+        let zone = self.timezone.parse::<Tz>().unwrap_or_else(|_| {
+            tracing::warn!(reminder_id = %self.id, "unknown reminder time zone; using UTC");
+            Tz::UTC
+        });
+        self.recurrence.next_after(self.due_at, zone, Utc::now())
+    }
 }
 
 /// Sends one claimed reminder and records the outcome; never sends an occurrence twice.
 pub async fn send(state: &AppState, db: &Postgrest, reminder: ClaimedReminder) -> Outcome {
+    let next = reminder.next_occurrence();
     let mut message_id = None;
-    let recorded = match deliver(state, db, &reminder, &mut message_id).await {
-        Ok(Some(finished)) => finish(db, &reminder, message_id, &finished).await,
+    let recorded = match deliver(state, db, &reminder, next, &mut message_id).await {
+        Ok(Some(finished)) => finish(db, &reminder, message_id, &finished, next).await,
         Ok(None) => Ok(Outcome::Lost),
         Err(SendError::Database(error)) => Err(error),
         Err(error) => {
             tracing::warn!(reminder_id = %reminder.id, error = %error, "reminder not sent");
-            fail(state, db, &reminder, message_id, &error).await
+            fail(state, db, &reminder, message_id, &error, next).await
         }
     };
     recorded.unwrap_or_else(|error| {
@@ -226,6 +295,7 @@ async fn deliver(
     state: &AppState,
     db: &Postgrest,
     reminder: &ClaimedReminder,
+    next: Option<DateTime<Utc>>,
     message_id: &mut Option<Uuid>,
 ) -> Result<Option<Finished>, SendError> {
     let conversation = reminder.conversation_id.ok_or(SendError::NoConversation)?;
@@ -248,7 +318,7 @@ async fn deliver(
     } else {
         "template"
     };
-    let Some(id) = begin(state, db, reminder, conversation, kind, &text).await? else {
+    let Some(id) = begin(state, db, reminder, conversation, kind, &text, next).await? else {
         return Ok(None);
     };
     *message_id = Some(id);
@@ -257,23 +327,12 @@ async fn deliver(
         .whatsapp
         .deliver(&from, &to, text, reminder.window_open, template, retry_base)
         .await?;
-    Ok(Some(finished(reminder, sent, kind)))
-}
-
-fn finished(reminder: &ClaimedReminder, sent: Sent, kind: &'static str) -> Finished {
-    let zone = reminder.timezone.parse::<Tz>().unwrap_or_else(|_| {
-        tracing::warn!(reminder_id = %reminder.id, "unknown reminder time zone; using UTC");
-        Tz::UTC
-    });
-    Finished {
+    Ok(Some(Finished {
         status: if sent.simulated { "simulated" } else { "sent" },
         wamid: sent.wamids.first().cloned(),
         wamids: sent.wamids,
         kind,
-        next_due_at: reminder
-            .recurrence
-            .next_after(reminder.due_at, zone, Utc::now()),
-    }
+    }))
 }
 
 async fn begin(
@@ -283,6 +342,7 @@ async fn begin(
     conversation: Uuid,
     kind: &str,
     text: &str,
+    next: Option<DateTime<Utc>>,
 ) -> Result<Option<Uuid>, DbError> {
     Ok(db
         .rpc("cron_begin_reminder", Caller::Service)
@@ -293,6 +353,7 @@ async fn begin(
             "p_type": kind,
             "p_body": text,
             "p_lease_seconds": state.settings.cron.lease.as_secs(),
+            "p_next_due_at": next,
         }))
         .fetch()
         .await?
@@ -304,6 +365,7 @@ async fn finish(
     reminder: &ClaimedReminder,
     message_id: Option<Uuid>,
     finished: &Finished,
+    next: Option<DateTime<Utc>>,
 ) -> Result<Outcome, DbError> {
     let applied: bool = db
         .rpc("cron_finish_reminder", Caller::Service)
@@ -320,7 +382,7 @@ async fn finish(
         tracing::warn!(reminder_id = %reminder.id, "a reminder was sent after its claim ended");
     }
     Ok(Outcome::Sent {
-        rescheduled: finished.next_due_at.is_some(),
+        rescheduled: next.is_some(),
     })
 }
 
@@ -330,6 +392,7 @@ async fn fail(
     reminder: &ClaimedReminder,
     message_id: Option<Uuid>,
     error: &SendError,
+    next: Option<DateTime<Utc>>,
 ) -> Result<Outcome, DbError> {
     let result: Option<String> = db
         .rpc("cron_fail_reminder", Caller::Service)
@@ -342,13 +405,16 @@ async fn fail(
             "p_max_attempts": ATTEMPTS,
             "p_backoff_seconds": state.settings.cron.retry_base.as_secs(),
             "p_alert": error.alert(),
+            "p_next_due_at": next,
         }))
         .fetch()
         .await?
         .data;
     Ok(match result.as_deref() {
         Some("retrying") => Outcome::Retrying,
-        Some(_) => Outcome::Failed,
+        Some(_) => Outcome::Failed {
+            rescheduled: next.is_some(),
+        },
         None => Outcome::Lost,
     })
 }

@@ -8,6 +8,10 @@
 //!    the entry (`cron_settle_dead_letter`): resolved, pending with backoff, or past
 //!    [`DEAD_LETTER_ATTEMPTS`] attempts, discarded with a critical alert.
 //! 3. `webhooks` rows older than `WEBHOOK_RETENTION_DAYS` are deleted.
+//!
+//! No message is processed and no entry re-driven once `CRON_TIME_BUDGET_MS` is spent: an entry
+//! claimed but not re-driven stays `retrying` until its lease runs out, then the next run
+//! claims it again (no attempt is counted).
 
 use std::collections::HashSet;
 
@@ -36,13 +40,15 @@ const PURGE_BATCH: usize = 5_000;
 struct Summary {
     /// Stuck inbound messages handed to processing again.
     messages_redriven: u64,
-    /// Dead letter entries claimed and re-driven.
+    /// Dead letter entries claimed (re-driven, or deferred).
     claimed: u64,
     resolved: u64,
     /// Failed again; tried later, after a backoff.
     retrying: u64,
     /// Past the last attempt (or their work is gone): given up, with an alert.
     discarded: u64,
+    /// Claimed but not re-driven before the time budget ran out: left to their lease.
+    deferred: u64,
     webhooks_deleted: u64,
     duration_ms: u64,
 }
@@ -78,6 +84,7 @@ pub(super) async fn retry_failed(state: &AppState) -> HandlerResult {
         resolved = summary.resolved,
         retrying = summary.retrying,
         discarded = summary.discarded,
+        deferred = summary.deferred,
         webhooks_deleted = summary.webhooks_deleted,
         duration_ms = summary.duration_ms,
         "retry-failed run"
@@ -85,7 +92,8 @@ pub(super) async fn retry_failed(state: &AppState) -> HandlerResult {
     Ok(crate::routes::json(StatusCode::OK, &summary))
 }
 
-/// Processes stuck inbound messages, batch after batch, each message at most once per run.
+/// Processes stuck inbound messages, batch after batch, each message at most once per run and
+/// none once the time budget is spent; returns how many were processed.
 async fn redrive_stuck_messages(
     state: &AppState,
     db: &Postgrest,
@@ -93,6 +101,7 @@ async fn redrive_stuck_messages(
 ) -> Result<u64, DbError> {
     let cron = &state.settings.cron;
     let mut seen = HashSet::new();
+    let mut processed = 0;
     while !budget.spent() {
         let ids: Vec<Uuid> = db
             .rpc("cron_stuck_messages", Caller::Service)
@@ -107,11 +116,20 @@ async fn redrive_stuck_messages(
         if fresh.is_empty() {
             break;
         }
-        futures_util::stream::iter(fresh)
-            .for_each_concurrent(cron.concurrency, |id| process::process(state, id))
+        let started: Vec<bool> = futures_util::stream::iter(fresh)
+            .map(|id| async move {
+                if budget.spent() {
+                    return false;
+                }
+                process::process(state, id).await;
+                true
+            })
+            .buffer_unordered(cron.concurrency)
+            .collect()
             .await;
+        processed += started.into_iter().filter(|&started| started).count() as u64;
     }
-    Ok(seen.len() as u64)
+    Ok(processed)
 }
 
 /// Claims due entries batch after batch and re-drives each at most once per run (an entry due
@@ -147,20 +165,38 @@ async fn redrive_dead_letters(
             break;
         }
         summary.claimed += fresh.len() as u64;
-        let settled: Vec<Result<Option<String>, DbError>> = futures_util::stream::iter(fresh)
-            .map(|entry| async move { redrive_and_settle(state, db, &entry).await })
+        let ended: Vec<Result<Redriven, DbError>> = futures_util::stream::iter(fresh)
+            .map(|entry| async move {
+                if budget.spent() {
+                    return Ok(Redriven::Deferred);
+                }
+                Ok(Redriven::Settled(
+                    redrive_and_settle(state, db, &entry).await?,
+                ))
+            })
             .buffer_unordered(cron.concurrency)
             .collect()
             .await;
-        for status in settled {
-            match status?.as_deref() {
-                Some("resolved") => summary.resolved += 1,
-                Some("discarded") => summary.discarded += 1,
-                _ => summary.retrying += 1,
+        for redriven in ended {
+            match redriven? {
+                Redriven::Deferred => summary.deferred += 1,
+                Redriven::Settled(status) => match status.as_deref() {
+                    Some("resolved") => summary.resolved += 1,
+                    Some("discarded") => summary.discarded += 1,
+                    _ => summary.retrying += 1,
+                },
             }
         }
     }
     Ok(())
+}
+
+/// How a claimed entry ended in this run.
+enum Redriven {
+    /// Re-driven and settled: its status (`None` when the entry is gone).
+    Settled(Option<String>),
+    /// Not re-driven: the time budget was spent first.
+    Deferred,
 }
 
 /// Re-drives a claimed entry once and settles it (also the admin API's replay); returns its
