@@ -763,3 +763,46 @@ async fn a_long_reply_whose_second_part_fails_is_never_resent() {
         "part 1 once, part 2 tried once, no resend"
     );
 }
+
+#[tokio::test]
+async fn stop_counts_even_when_the_confirmation_cannot_be_sent_or_staff_are_answering() {
+    let graph = fake_graph(FakeGraph {
+        text_error: None,
+        error: Some((401, graph_error("error_190"))),
+    })
+    .await;
+    let (app, org) = app_with_graph(&graph).await;
+    let db = app.state.db().expect("db");
+    let org_filter = format!("eq.{}", org.id);
+    let opted_out = |wa_id: &str| {
+        let filters = [
+            ("org_id", org_filter.clone()),
+            ("wa_id", format!("eq.{wa_id}")),
+        ];
+        async move { select(db, "contacts", &filters).await[0]["opted_out"].clone() }
+    };
+    let contact = new_wa_id();
+    let (body, wamid) = text_delivery(&org, &contact, "STOP");
+    app.deliver(&body).await;
+    assert_eq!(
+        app.processed(&wamid).await["status"],
+        "failed",
+        "the confirmation failed"
+    );
+    assert_eq!(opted_out(&contact).await, true, "the opt-out holds anyway");
+
+    let staffed = new_wa_id();
+    let (body, wamid) = text_delivery(&org, &staffed, "hi");
+    app.deliver(&body).await;
+    app.processed(&wamid).await;
+    org.update(db, "conversations", json!({"mode": "human"}))
+        .await;
+    let (body, wamid) = text_delivery(&org, &staffed, "stop");
+    app.deliver(&body).await;
+    assert_eq!(app.processed(&wamid).await["status"], "processed");
+    assert!(
+        app.reply_to(&wamid).await.is_none(),
+        "staff answer in human mode"
+    );
+    assert_eq!(opted_out(&staffed).await, true);
+}

@@ -114,7 +114,15 @@ pub fn decide(claim: &Claim) -> Plan {
         .unwrap_or_default();
 
     if claim.conversation.mode == "human" {
-        return silent;
+        // Staff answer in human mode, but STOP and START still count.
+        let opt_out = if OPT_OUT_WORDS.contains(&keyword.as_str()) {
+            Some(true)
+        } else if OPT_IN_WORDS.contains(&keyword.as_str()) {
+            Some(false)
+        } else {
+            None
+        };
+        return Plan { opt_out, ..silent };
     }
     if OPT_OUT_WORDS.contains(&keyword.as_str()) {
         return Plan {
@@ -220,6 +228,8 @@ struct Finished {
 struct Progress {
     /// The reply recorded by `whatsapp_begin_reply`, if any.
     outbound: Option<Uuid>,
+    /// STOP/START: recorded even when the rest fails.
+    opt_out: Option<bool>,
     /// The assistant's provider attempts and tool runs.
     ledger: Ledger,
 }
@@ -249,7 +259,8 @@ pub async fn process(state: &AppState, message_id: Uuid) {
         Ok(finished) => finish(db, message_id, &Finished { ledger, ..finished }).await,
         Err(failure) => {
             tracing::warn!(%message_id, error = %failure, "processing failed; dead-lettered");
-            fail(db, message_id, &failure, progress.outbound, ledger).await
+            let (outbound, opt_out) = (progress.outbound, progress.opt_out);
+            fail(db, message_id, &failure, outbound, opt_out, ledger).await
         }
     };
     if let Err(error) = recorded {
@@ -276,6 +287,7 @@ async fn answer(
     progress: &mut Progress,
 ) -> Result<Finished, Failure> {
     let plan = decide(claim);
+    progress.opt_out = plan.opt_out;
     let from =
         PhoneNumberId::parse(&claim.phone_number_id).ok_or(Failure::InvalidStored("number"))?;
     let to = WaId::parse(&claim.contact.wa_id).ok_or(Failure::InvalidStored("wa_id"))?;
@@ -388,6 +400,7 @@ async fn fail(
     id: Uuid,
     failure: &Failure,
     outbound: Option<Uuid>,
+    opt_out: Option<bool>,
     ledger: Option<Ledger>,
 ) -> Result<(), DbError> {
     let alert = matches!(failure, Failure::Graph(e) if e.action() == GraphAction::TokenExpired).then(|| Alert {
@@ -405,6 +418,7 @@ async fn fail(
             "p_outbound_id": outbound,
             "p_alert": alert,
             "p_ledger": ledger,
+            "p_opt_out": opt_out,
         }))
         .execute()
         .await
