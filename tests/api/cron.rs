@@ -542,11 +542,7 @@ async fn a_recurring_reminder_is_rescheduled_at_its_local_time_across_a_dst_chan
 #[tokio::test]
 async fn a_failing_send_is_retried_then_dead_lettered_and_retry_failed_resolves_it() {
     let _turn = TURN.lock().await;
-    let failing = fake_graph(FakeGraph {
-        text_error: None,
-        error: Some((400, graph_error("error_131026"))),
-    })
-    .await;
+    let failing = fake_graph(FakeGraph::failing(400, "error_131026")).await;
     let app = cron_app(&failing, &[]).await;
     let db = app.state.db().expect("db");
     let org = TestOrg::create(db).await;
@@ -612,11 +608,7 @@ async fn make_due(db: &Postgrest, reference: &str, attempts: Option<u32>, since:
 #[tokio::test]
 async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_the_exhausted() {
     let _turn = TURN.lock().await;
-    let failing = fake_graph(FakeGraph {
-        text_error: None,
-        error: Some((400, graph_error("error_131026"))),
-    })
-    .await;
+    let failing = fake_graph(FakeGraph::failing(400, "error_131026")).await;
     let broken = cron_app(&failing, &[]).await;
     let db = broken.state.db().expect("db");
     let org = TestOrg::create(db).await;

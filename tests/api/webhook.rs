@@ -23,11 +23,7 @@ async fn app_with_graph(graph: &wiremock::MockServer) -> (TestApp, TestOrg) {
 }
 
 async fn ok_graph() -> wiremock::MockServer {
-    fake_graph(FakeGraph {
-        text_error: None,
-        error: None,
-    })
-    .await
+    fake_graph(FakeGraph::ok()).await
 }
 
 #[tokio::test]
@@ -413,11 +409,7 @@ async fn graph_error_131047_falls_back_to_the_template() {
 
 #[tokio::test]
 async fn throttling_is_retried_and_an_expired_token_raises_an_alert() {
-    let graph = fake_graph(FakeGraph {
-        text_error: None,
-        error: Some((400, graph_error("error_190"))),
-    })
-    .await;
+    let graph = fake_graph(FakeGraph::failing(400, "error_190")).await;
     let (app, org) = app_with_graph(&graph).await;
     let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
     app.deliver(&body).await;
@@ -429,11 +421,7 @@ async fn throttling_is_retried_and_an_expired_token_raises_an_alert() {
         "{alerts:?}"
     );
 
-    let throttled = fake_graph(FakeGraph {
-        text_error: None,
-        error: Some((429, graph_error("error_130429"))),
-    })
-    .await;
+    let throttled = fake_graph(FakeGraph::failing(429, "error_130429")).await;
     let (app, org) = app_with_graph(&throttled).await;
     let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
     app.deliver(&body).await;
@@ -447,11 +435,7 @@ async fn throttling_is_retried_and_an_expired_token_raises_an_alert() {
 
 #[tokio::test]
 async fn a_failure_parks_the_message_in_the_dead_letter_queue() {
-    let graph = fake_graph(FakeGraph {
-        text_error: None,
-        error: Some((400, graph_error("error_131026"))),
-    })
-    .await;
+    let graph = fake_graph(FakeGraph::failing(400, "error_131026")).await;
     let (app, org) = app_with_graph(&graph).await;
     let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
     app.deliver(&body).await;
@@ -766,11 +750,7 @@ async fn a_long_reply_whose_second_part_fails_is_never_resent() {
 
 #[tokio::test]
 async fn stop_counts_even_when_the_confirmation_cannot_be_sent_or_staff_are_answering() {
-    let graph = fake_graph(FakeGraph {
-        text_error: None,
-        error: Some((401, graph_error("error_190"))),
-    })
-    .await;
+    let graph = fake_graph(FakeGraph::failing(401, "error_190")).await;
     let (app, org) = app_with_graph(&graph).await;
     let db = app.state.db().expect("db");
     let org_filter = format!("eq.{}", org.id);

@@ -182,6 +182,14 @@ impl FakeGraph {
             error: None,
         }
     }
+
+    /// Every send fails with `status` and the documented Graph error `key`.
+    pub fn failing(status: u16, key: &str) -> Self {
+        Self {
+            text_error: None,
+            error: Some((status, graph_error(key))),
+        }
+    }
 }
 
 impl Respond for FakeGraph {

@@ -144,6 +144,12 @@ impl Query {
         self
     }
 
+    /// What a write answers with (`Prefer: return=...`).
+    pub fn returning(mut self, returning: Return) -> Self {
+        self.prefer.returning = Some(returning);
+        self
+    }
+
     /// Asks for the total row count in `Content-Range`.
     pub fn count(mut self, count: Count) -> Self {
         self.prefer.count = Some(count);

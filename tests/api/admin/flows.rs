@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::World;
-use crate::whatsapp::{fake_graph, graph_error, select, sends, text_delivery, FakeGraph};
+use crate::whatsapp::{fake_graph, select, sends, text_delivery, FakeGraph};
 
 /// Polls `check` until it holds (at most 10 s).
 async fn eventually<F, Fut>(what: &str, check: F)
@@ -358,11 +358,7 @@ async fn staff_replies_follow_the_window_and_template_rules() {
 
 #[tokio::test]
 async fn a_message_meta_refuses_is_recorded_failed_and_answered_502() {
-    let graph = fake_graph(FakeGraph {
-        text_error: None,
-        error: Some((400, graph_error("error_131026"))),
-    })
-    .await;
+    let graph = fake_graph(FakeGraph::failing(400, "error_131026")).await;
     let url = graph.uri();
     let w = World::with(|env| {
         env.insert("GRAPH_API_BASE_URL".into(), url);

@@ -7,7 +7,7 @@ use super::{object_schema, text, Scope, ToolError, ToolSpec};
 use crate::assistant::parser::category_of;
 use crate::assistant::time::{self, Period};
 use crate::domain::{Amount, Currency};
-use crate::supabase::{Caller, Prefer, Return};
+use crate::supabase::{Caller, Return};
 
 pub fn log_spec() -> ToolSpec {
     ToolSpec {
@@ -89,10 +89,7 @@ pub async fn log(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
             "note": note,
             "spent_at": spent_at,
         }))
-        .prefer(Prefer {
-            returning: Some(Return::Representation),
-            ..Prefer::default()
-        })
+        .returning(Return::Representation)
         .fetch()
         .await?
         .data;

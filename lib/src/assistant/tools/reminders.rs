@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{local_iso, object_schema, text, Scope, ToolError, ToolSpec};
 use crate::assistant::time;
 use crate::domain::Recurrence;
-use crate::supabase::{Caller, Prefer, Return};
+use crate::supabase::{Caller, Return};
 
 /// How many pending reminders `list_reminders` shows.
 const LIST_LIMIT: usize = 20;
@@ -101,10 +101,7 @@ pub async fn create(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError
             "recurrence": recurrence,
             "timezone": scope.tz.name(),
         }))
-        .prefer(Prefer {
-            returning: Some(Return::Representation),
-            ..Prefer::default()
-        })
+        .returning(Return::Representation)
         .fetch()
         .await?
         .data;
