@@ -3,13 +3,9 @@
 -- Every function here is for the service role only (the webhook and cron routes).
 
 -- =============================================================================================
--- messages: a `sending` state and the link from a reply to the message it answers
+-- messages: the link from a reply to the message it answers
 -- =============================================================================================
-
-alter table public.messages drop constraint messages_status_check;
-alter table public.messages add constraint messages_status_check check (status in (
-  'received', 'processing', 'processed', 'sending', 'sent', 'delivered', 'read', 'failed',
-  'simulated'));
+-- An outbound message is `sending` from before the Graph API call until its outcome is known.
 
 alter table public.messages
   add column reply_to uuid references public.messages (id) on delete set null;
