@@ -130,7 +130,6 @@ create table public.orgs (
 );
 
 comment on table public.orgs is 'Tenants: name, plan and Stripe billing state; users may only rename their org.';
-comment on column public.orgs.billing_event_at is 'Creation time of the last applied Stripe event; older events are ignored.';
 
 create index orgs_plan_idx on public.orgs (plan);
 
