@@ -1,7 +1,7 @@
 -- Schema of the WhatsApp assistant: the tables of tenancy, messaging, AI usage, tools and
 -- operations with their RLS policies and grants, the shared helpers and the operator views.
--- The other files each hold one area's columns, functions and views, in this order: billing
--- (…0002), whatsapp (…0003), cron (…0004), admin (…0005), assistant (…0006).
+-- Each later file holds one area's own tables, columns, functions and views, in this order:
+-- 20261123000002_billing, _whatsapp (00003), _cron (00004), _admin (00005), _assistant (00006).
 --
 -- Access model (see shared DESIGN.md, "Data model" and "Security rules"):
 --   * every table has RLS enabled; every policy names its role (`to authenticated`);
