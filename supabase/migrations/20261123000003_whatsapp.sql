@@ -1,21 +1,24 @@
--- WhatsApp: the webhook's one-round-trip ingest, and the steps of background processing
--- (claim with a lease, begin a reply, finish, fail to the dead letter queue).
+-- WhatsApp: the webhook's one-round-trip ingest, and the steps of background processing:
+-- claim with a lease (with everything the assistant needs: settings, recent history, rate
+-- limit, token budget and the contact's use today), begin a reply, finish (the reply, opt-out,
+-- the turn's ledger of ai_requests and tool_executions, a voice note's transcript), fail to the
+-- dead letter queue (the ledger and a STOP/START too).
 -- Every function here is for the service role only (the webhook and cron routes).
 
 -- =============================================================================================
--- messages: a `sending` state and the link from a reply to the message it answers
+-- messages: the link from a reply to the message it answers
 -- =============================================================================================
-
-alter table public.messages drop constraint messages_status_check;
-alter table public.messages add constraint messages_status_check check (status in (
-  'received', 'processing', 'processed', 'sending', 'sent', 'delivered', 'read', 'failed',
-  'simulated'));
+-- An outbound message is `sending` from before the Graph API call until its outcome is known.
 
 alter table public.messages
   add column reply_to uuid references public.messages (id) on delete set null;
 comment on column public.messages.reply_to is
   'For an outbound reply: the inbound message it answers. At most one reply per message, so a retry never sends twice.';
 create unique index messages_reply_to_key on public.messages (reply_to) where reply_to is not null;
+
+-- =============================================================================================
+-- Helpers (private: not exposed by PostgREST)
+-- =============================================================================================
 
 -- Outbound statuses only move forward: read never goes back to delivered.
 create or replace function private.outbound_status_rank(status text) returns int
@@ -45,6 +48,70 @@ as $$
     select 1 from public.alerts a
     where a.org_id is not distinct from p_org_id and a.kind = p_kind and a.status = 'open'
   )
+$$;
+
+-- Midnight today in p_tz (UTC when the zone name is not known).
+create or replace function private.local_day_start(p_tz text)
+returns timestamptz
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return date_trunc('day', now() at time zone p_tz) at time zone p_tz;
+exception when invalid_parameter_value then
+  return date_trunc('day', now() at time zone 'UTC') at time zone 'UTC';
+end;
+$$;
+
+-- Where the org's token budget period starts: token_period_started_at (moved by invoice.paid)
+-- while it is less than a month old, else the start of the calendar month (free plans are
+-- never invoiced, so their period would otherwise never end).
+create or replace function private.token_period_start(p_started_at timestamptz)
+returns timestamptz
+language sql
+stable
+set search_path = ''
+as $$
+  select case
+    when p_started_at > now() - interval '1 month' then p_started_at
+    else date_trunc('month', now())
+  end;
+$$;
+
+-- Writes a turn's ledger for message m: p_ledger = {ai_requests: [...], tool_executions: [...]}.
+-- Rows carry their own ids (and start times, for created_at), so writing the same ledger twice
+-- adds nothing.
+create or replace function private.record_ledger(m public.messages, p_ledger jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_ledger is null then
+    return;
+  end if;
+  insert into public.ai_requests
+    (id, org_id, contact_id, conversation_id, message_id, provider, model, tokens_in, tokens_out,
+     tokens_cached, cost_usd, latency_ms, status, error, created_at)
+  select r.id, m.org_id, m.contact_id, m.conversation_id, m.id, r.provider, r.model,
+         coalesce(r.tokens_in, 0), coalesce(r.tokens_out, 0), coalesce(r.tokens_cached, 0),
+         coalesce(r.cost_usd, 0), r.latency_ms, r.status, r.error, least(coalesce(r.at, now()), now())
+  from jsonb_to_recordset(coalesce(p_ledger -> 'ai_requests', '[]')) as r(
+    id uuid, provider text, model text, tokens_in int, tokens_out int, tokens_cached int,
+    cost_usd numeric, latency_ms int, status text, error text, at timestamptz)
+  on conflict (id) do nothing;
+
+  insert into public.tool_executions
+    (id, org_id, ai_request_id, contact_id, tool, input, output, status, error, latency_ms,
+     created_at)
+  select t.id, m.org_id, t.ai_request_id, m.contact_id, t.tool, coalesce(t.input, '{}'),
+         t.output, t.status, t.error, t.latency_ms, least(coalesce(t.at, now()), now())
+  from jsonb_to_recordset(coalesce(p_ledger -> 'tool_executions', '[]')) as t(
+    id uuid, ai_request_id uuid, tool text, input jsonb, output jsonb, status text, error text,
+    latency_ms int, at timestamptz)
+  on conflict (id) do nothing;
+end;
 $$;
 
 -- =============================================================================================
@@ -160,8 +227,16 @@ $$;
 -- =============================================================================================
 -- Claimable: received, failed (re-driven by cron), or processing with an expired lease.
 -- Counts the contact's rate limit and reads the org's budget in the same round trip.
--- Returns null when another worker holds the message (or it is done).
-create or replace function public.whatsapp_claim_message(p_message_id uuid, p_lease_seconds int default 120)
+-- Returns null when another worker holds the message (or it is done). Besides the message, the
+-- contact, the conversation and the org's settings, it returns:
+--   history: the conversation's last p_history messages before this one that have a text,
+--            oldest first ({direction, type, body, at});
+--   budget:  used_tokens since the org's budget period start (private.token_period_start),
+--            contact_daily_cap and contact_used_today (since midnight in the contact's zone);
+--   previous_reply: the text of a reply composed by an earlier attempt whose send failed, so a
+--            retry sends it again instead of asking the assistant (and running its tools) twice.
+create or replace function public.whatsapp_claim_message(
+  p_message_id uuid, p_lease_seconds int default 120, p_history int default 20)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -171,6 +246,9 @@ declare
   v_limit int;
   v_hits int;
   v_used bigint;
+  v_contact_used bigint;
+  v_period_start timestamptz;
+  v_tz text;
 begin
   update public.messages
   set status = 'processing',
@@ -188,9 +266,20 @@ begin
   from public.assistant_settings s where s.org_id = m.org_id;
   select r.hits into v_hits
   from public.rate_limit_hit('contact:' || m.contact_id, 60, coalesce(v_limit, 10), m.org_id) r;
+
+  select private.token_period_start(o.token_period_started_at) into v_period_start
+  from public.orgs o where o.id = m.org_id;
   select coalesce(sum(a.tokens_in + a.tokens_out), 0) into v_used
   from public.ai_requests a
-  where a.org_id = m.org_id and a.created_at >= date_trunc('month', now());
+  where a.org_id = m.org_id and a.created_at >= v_period_start;
+
+  select coalesce(c.timezone, s.timezone, 'UTC') into v_tz
+  from public.contacts c
+  left join public.assistant_settings s on s.org_id = c.org_id
+  where c.id = m.contact_id;
+  select coalesce(sum(a.tokens_in + a.tokens_out), 0) into v_contact_used
+  from public.ai_requests a
+  where a.contact_id = m.contact_id and a.created_at >= private.local_day_start(v_tz);
 
   return (
     select jsonb_build_object(
@@ -199,19 +288,38 @@ begin
         'body', m.body, 'payload', m.payload, 'attempts', m.attempts),
       'contact', jsonb_build_object(
         'id', c.id, 'wa_id', c.wa_id, 'name', c.name, 'locale', c.locale,
-        'timezone', coalesce(c.timezone, s.timezone, 'UTC'), 'opted_out', c.opted_out),
+        'timezone', v_tz, 'opted_out', c.opted_out),
       'conversation', jsonb_build_object(
         'id', v.id, 'mode', v.mode,
         'window_open', coalesce(v.last_inbound_at > now() - interval '24 hours', false)),
       'phone_number_id', n.phone_number_id,
       'settings', jsonb_build_object(
-        'system_prompt', s.system_prompt, 'model', s.model, 'language', coalesce(s.language, 'en'),
+        'system_prompt', s.system_prompt, 'model', s.model, 'fallback_model', s.fallback_model,
+        'enabled_tools', to_jsonb(s.enabled_tools), 'language', coalesce(s.language, 'en'),
+        'timezone', coalesce(s.timezone, 'UTC'),
         'reply_template', s.reply_template,
         'template_language', coalesce(s.template_language, 'en_US')),
       'rate_limit', jsonb_build_object(
         'limit', coalesce(v_limit, 10), 'hits', v_hits),
+      'previous_reply', (select r.body from public.messages r where r.reply_to = m.id),
       'budget', jsonb_build_object(
-        'monthly_tokens', o.monthly_token_budget, 'used_tokens', v_used))
+        'monthly_tokens', o.monthly_token_budget, 'used_tokens', v_used,
+        'contact_daily_cap', coalesce(s.contact_daily_token_cap, 20000),
+        'contact_used_today', v_contact_used),
+      'history', coalesce((
+        select jsonb_agg(jsonb_build_object(
+                 'direction', h.direction, 'type', h.type, 'body', h.body, 'at', h.created_at)
+               order by h.created_at, h.id)
+        from (
+          select x.direction, x.type, x.body, x.created_at, x.id
+          from public.messages x
+          where x.conversation_id = m.conversation_id
+            and x.id <> m.id
+            and x.created_at <= m.created_at
+            and x.body is not null
+          order by x.created_at desc, x.id desc
+          limit greatest(p_history, 0)
+        ) h), '[]'))
     from public.contacts c
     join public.conversations v on v.id = m.conversation_id
     join public.whatsapp_numbers n on n.id = v.whatsapp_number_id
@@ -264,8 +372,10 @@ $$;
 -- =============================================================================================
 -- whatsapp_finish_message: the message is processed; record the reply and side effects
 -- =============================================================================================
--- p_result: {outbound_id, outbound_status, wamid, wamids, type, body, error, opt_out, alert}
--- (every key optional; alert = {kind, severity, message}).
+-- p_result: {outbound_id, outbound_status, wamid, wamids, type, body, error, opt_out, alert,
+--            ledger: {ai_requests, tool_executions}, transcript}
+-- (every key optional; alert = {kind, severity, message}). The transcript becomes the inbound
+-- message's body (so it is part of later history).
 -- Rows are locked in the order whatsapp_ingest locks them (contact, conversation, messages),
 -- so a redelivery arriving meanwhile cannot deadlock with it.
 create or replace function public.whatsapp_finish_message(p_message_id uuid, p_result jsonb)
@@ -293,7 +403,8 @@ begin
   end if;
 
   update public.messages
-  set status = 'processed', lease_until = null, error = null
+  set status = 'processed', lease_until = null, error = null,
+      body = coalesce(body, p_result ->> 'transcript')
   where id = p_message_id;
 
   if p_result ? 'outbound_id' then
@@ -312,6 +423,8 @@ begin
     perform private.raise_alert(m.org_id, p_result -> 'alert' ->> 'kind',
       coalesce(p_result -> 'alert' ->> 'severity', 'warning'), p_result -> 'alert' ->> 'message');
   end if;
+
+  perform private.record_ledger(m, p_result -> 'ledger');
 end;
 $$;
 
@@ -321,9 +434,12 @@ $$;
 -- One dead letter entry per message: attempts and exponential backoff (1, 2, 4 ... min, at most
 -- 6 h). Repeated failures (3 attempts of one message, or 5 pending entries in the org) raise
 -- an org alert, as does p_alert ({kind, severity, message}, e.g. an expired token). A reply
--- that was being sent is marked failed (known not sent).
+-- that was being sent is marked failed (known not sent). p_ledger is the failed turn's ledger
+-- (as in whatsapp_finish_message). p_opt_out (a STOP or START) is recorded first, so that it
+-- counts even when the rest of the processing failed (e.g. the confirmation could not be sent).
 create or replace function public.whatsapp_fail_message(
-  p_message_id uuid, p_error text, p_outbound_id uuid default null, p_alert jsonb default null)
+  p_message_id uuid, p_error text, p_outbound_id uuid default null, p_alert jsonb default null,
+  p_ledger jsonb default null, p_opt_out boolean default null)
 returns void
 language plpgsql
 set search_path = ''
@@ -332,6 +448,14 @@ declare
   m public.messages;
   v_pending int;
 begin
+  -- Contact first: the order whatsapp_ingest locks rows in.
+  if p_opt_out is not null then
+    update public.contacts c
+    set opted_out = p_opt_out, opted_out_at = case when p_opt_out then now() end
+    from public.messages mm
+    where mm.id = p_message_id and c.id = mm.contact_id;
+  end if;
+
   update public.messages
   set status = 'failed', lease_until = null, error = jsonb_build_object('message', p_error)
   where id = p_message_id
@@ -339,6 +463,8 @@ begin
   if not found then
     return;
   end if;
+
+  perform private.record_ledger(m, p_ledger);
 
   if p_outbound_id is not null then
     update public.messages
@@ -375,19 +501,29 @@ $$;
 -- Service role only (the default privileges would let every role execute them).
 revoke execute on function
   public.whatsapp_ingest(text, jsonb, jsonb),
-  public.whatsapp_claim_message(uuid, int),
+  public.whatsapp_claim_message(uuid, int, int),
   public.whatsapp_begin_reply(uuid, text, text),
   public.whatsapp_finish_message(uuid, jsonb),
-  public.whatsapp_fail_message(uuid, text, uuid, jsonb)
+  public.whatsapp_fail_message(uuid, text, uuid, jsonb, jsonb, boolean)
 from public, anon, authenticated;
 grant execute on function
   public.whatsapp_ingest(text, jsonb, jsonb),
-  public.whatsapp_claim_message(uuid, int),
+  public.whatsapp_claim_message(uuid, int, int),
   public.whatsapp_begin_reply(uuid, text, text),
   public.whatsapp_finish_message(uuid, jsonb),
-  public.whatsapp_fail_message(uuid, text, uuid, jsonb)
+  public.whatsapp_fail_message(uuid, text, uuid, jsonb, jsonb, boolean)
 to service_role;
 revoke execute on function private.raise_alert(uuid, text, text, text) from public, anon, authenticated;
 revoke execute on function private.outbound_status_rank(text) from public, anon, authenticated;
 grant execute on function private.raise_alert(uuid, text, text, text), private.outbound_status_rank(text)
   to service_role;
+revoke execute on function
+  private.local_day_start(text),
+  private.token_period_start(timestamptz),
+  private.record_ledger(public.messages, jsonb)
+from public, anon, authenticated;
+grant execute on function
+  private.local_day_start(text),
+  private.token_period_start(timestamptz),
+  private.record_ledger(public.messages, jsonb)
+to service_role;

@@ -4,14 +4,27 @@
 -- Reminders are sent exactly once, whatever runs overlap or crash:
 --   * cron_claim_reminders takes due reminders in batches (FOR UPDATE SKIP LOCKED) with a
 --     lease and a fresh lease_token; a lease that runs out (a crashed run) makes them
---     claimable again;
+--     claimable again; cron_release_reminders un-claims those a run claimed but did not begin
+--     before its time budget ran out, so the next run takes them at once;
 --   * cron_begin_reminder moves a reminder from pending to `sending` (only the holder of the
 --     token can) and records the outbound message before the Graph API call;
 --   * cron_finish_reminder records the send (and the next occurrence of a recurring one);
 --     cron_fail_reminder records a failure: retried with backoff, or failed for good with a
 --     dead letter entry and an alert;
---   * a reminder still `sending` after its lease has an unknown outcome: it is marked failed
---     with an alert and never sent again.
+--   * a reminder still `sending` after its lease has an unknown outcome: its occurrence is
+--     marked failed with an alert and never sent again.
+-- Opt-out is honoured on every path to a send: cron_claim_reminders cancels the reminders of a
+-- contact who opted out, cron_begin_reminder refuses to begin one (and cancels it), and
+-- cron_redrive_reminder cancels a failed one (its dead letter entry then settles as discarded).
+-- A recurring reminder's series survives a failed occurrence. The caller computes the next
+-- occurrence before the send (lib/src/domain/reminder.rs, `Recurrence::next_after`: local
+-- wall-clock time, DST-correct) and passes it to cron_begin_reminder, which stores it in
+-- reminders.next_due_at, and to cron_fail_reminder. When the occurrence fails for good (final
+-- failure, retries exhausted) or its outcome is unknown (a Graph timeout, a run that died
+-- mid-send), the occurrence is split off the series as a one-off reminder of its own
+-- (occurrence_of = the series, status failed) that carries the failure — its dead letter entry
+-- and re-drive, or, for an unknown outcome, nothing that could ever send it again — and the
+-- series is pending again at its next occurrence.
 -- Every function here is for the service role only (the cron routes).
 -- Runs unchanged on hosted Supabase: no roles, no superuser-only statements.
 
@@ -21,14 +34,24 @@
 
 alter table public.reminders
   add column retry_at timestamptz,
-  add column lease_token uuid;
+  add column lease_token uuid,
+  add column next_due_at timestamptz,
+  add column occurrence_of uuid references public.reminders (id) on delete cascade,
+  add constraint reminders_occurrence_is_one_off check (occurrence_of is null or recurrence = 'none');
 
 comment on column public.reminders.retry_at is
   'After a failed send: the reminder is not tried again before this time (backoff).';
 comment on column public.reminders.lease_token is
   'The claim holding the reminder: only its holder may send it (see cron_begin_reminder).';
+comment on column public.reminders.next_due_at is
+  'While a recurring reminder is sending: its next occurrence (computed by the cron before the '
+  'send), where the series continues whatever the outcome of this one.';
+comment on column public.reminders.occurrence_of is
+  'A failed occurrence split off a recurring reminder (the series it belongs to): it carries the '
+  'failure (dead letter entry, re-drive) while the series continues.';
 
 create index reminders_sending_lease_idx on public.reminders (lease_until) where status = 'sending';
+create index reminders_occurrence_of_idx on public.reminders (occurrence_of) where occurrence_of is not null;
 
 alter table public.messages
   add column reminder_id uuid references public.reminders (id) on delete set null;
@@ -98,9 +121,60 @@ as $$
   where r.id = p_reminder_id;
 $$;
 
--- Reminders whose send may have happened: failed, their outbound message failed, their open
--- dead letter entry discarded (a re-drive must never send them again), an alert per org.
--- The lease token is kept, so that a late cron_finish_reminder can still record a success.
+-- Ends the current occurrence of reminder p_id as failed with p_error, and returns the id of
+-- the row that now holds the failed occurrence:
+--   * without p_next_due_at (a one-off reminder): the reminder itself, status failed;
+--   * with it (a recurring one): a new one-off reminder (occurrence_of = p_id, the occurrence's
+--     due_at, attempts and error), which takes over the series' open dead letter entry; the
+--     series is pending again at p_next_due_at, with its attempts reset.
+-- p_keep_token leaves the lease token on the failed occurrence, so that a late
+-- cron_finish_reminder of a send whose outcome was unknown can still record its success.
+create or replace function private.cron_fail_occurrence(
+  p_id uuid, p_next_due_at timestamptz, p_error text, p_keep_token boolean)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  r public.reminders;
+  v_token uuid;
+  v_id uuid;
+begin
+  select * into r from public.reminders where id = p_id for update;
+  v_token := case when p_keep_token then r.lease_token end;
+  if r.recurrence = 'none' or p_next_due_at is null then
+    update public.reminders
+    set status = 'failed', lease_until = null, lease_token = v_token, retry_at = null,
+        next_due_at = null, last_error = p_error
+    where id = p_id;
+    return p_id;
+  end if;
+
+  insert into public.reminders
+    (org_id, contact_id, text, due_at, recurrence, timezone, status, attempts, lease_token,
+     last_error, occurrence_of)
+  values (r.org_id, r.contact_id, r.text, r.due_at, 'none', r.timezone, 'failed', r.attempts,
+          v_token, p_error, r.id)
+  returning id into v_id;
+
+  update public.reminders
+  set status = 'pending', due_at = p_next_due_at, next_due_at = null, attempts = 0,
+      retry_at = null, lease_until = null, lease_token = null, last_error = p_error
+  where id = p_id;
+
+  update public.dead_letter_queue
+  set ref = v_id::text,
+      payload = payload || jsonb_build_object('reminder_id', v_id, 'occurrence_of', p_id)
+  where kind = 'reminder' and ref = p_id::text and status in ('pending', 'retrying');
+  return v_id;
+end;
+$$;
+
+-- Reminders whose send may have happened: their occurrence failed (a recurring reminder
+-- continues at its stored next_due_at), its outbound message failed, its open dead letter
+-- entry discarded (a re-drive must never send it again), an alert per org. The failed
+-- occurrence keeps the lease token, so that a late cron_finish_reminder can still record a
+-- success. Returns how many were marked.
 create or replace function private.cron_mark_unknown(p_ids uuid[], p_reason text)
 returns int
 language plpgsql
@@ -108,35 +182,46 @@ set search_path = ''
 as $$
 declare
   v_error text := 'send outcome unknown (' || p_reason || '); not sent again';
-  v_orgs uuid[];
+  r public.reminders;
+  v_occurrence uuid;
+  v_orgs uuid[] := '{}';
   v_org uuid;
-  v_count int;
+  v_count int := 0;
 begin
-  with marked as (
-    update public.reminders r
-    set status = 'failed', lease_until = null, retry_at = null, last_error = v_error
-    where r.id = any (p_ids)
-    returning r.id, r.org_id
-  ),
-  outbound as (
-    update public.messages m
+  for r in select * from public.reminders where id = any (p_ids) for update loop
+    v_occurrence := private.cron_fail_occurrence(r.id, r.next_due_at, v_error, true);
+    update public.messages
     set status = 'failed', status_at = now(), error = jsonb_build_object('message', v_error)
-    from marked
-    where m.reminder_id = marked.id and m.status = 'sending'
-  ),
-  entries as (
-    update public.dead_letter_queue d
+    where reminder_id = r.id and status = 'sending';
+    update public.dead_letter_queue
     set status = 'discarded', lease_until = null, resolved_at = now(), error = v_error
-    from marked
-    where d.kind = 'reminder' and d.ref = marked.id::text and d.status in ('pending', 'retrying')
-  )
-  select count(*), array_agg(distinct org_id) into v_count, v_orgs from marked;
-  foreach v_org in array coalesce(v_orgs, '{}') loop
+    where kind = 'reminder' and ref = v_occurrence::text and status in ('pending', 'retrying');
+    v_orgs := v_orgs || r.org_id;
+    v_count := v_count + 1;
+  end loop;
+  for v_org in select distinct unnest(v_orgs) loop
     perform private.raise_alert(v_org, 'reminder_outcome_unknown', 'warning',
       'A reminder''s send outcome is unknown; it was not sent again (see reminders.last_error).');
   end loop;
   return v_count;
 end;
+$$;
+
+-- Why a reminder must not be sent any more although it is due: its contact opted out, or it is
+-- a failed occurrence of a series that was cancelled. Null when it may be sent.
+create or replace function private.cron_cancel_reason(p_reminder public.reminders)
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select case
+    when exists (select 1 from public.contacts c where c.id = p_reminder.contact_id and c.opted_out)
+      then 'not sent: the contact opted out'
+    when exists (select 1 from public.reminders s
+                 where s.id = p_reminder.occurrence_of and s.status = 'cancelled')
+      then 'not sent: its recurring reminder was cancelled'
+  end;
 $$;
 
 -- Discards dead letter entries past the last attempt (one of them, or every due one), with
@@ -177,7 +262,8 @@ $$;
 -- =============================================================================================
 
 -- Claims up to p_limit due reminders for p_lease_seconds. Reminders of opted-out contacts are
--- cancelled instead; sends whose lease ran out (outcome unknown) are marked failed.
+-- cancelled instead; sends whose lease ran out (outcome unknown) are marked failed
+-- (private.cron_mark_unknown).
 -- Returns {reminders: [claim], skipped: int, unknown: int}.
 create or replace function public.cron_claim_reminders(p_limit int, p_lease_seconds int)
 returns jsonb
@@ -240,27 +326,41 @@ end;
 $$;
 
 -- Moves a claimed reminder to `sending` and records its outbound message (status sending) on
--- the conversation; renews the lease. Returns the message id, or null when the claim is no
--- longer this caller's (another run took it over, or it was cancelled): do not send then.
+-- the conversation; renews the lease; stores p_next_due_at, the next occurrence of a recurring
+-- reminder (where the series continues whatever this send's outcome). Returns the message id,
+-- or null when the claim is no longer this caller's (another run took it over, or it was
+-- cancelled) or the contact opted out (the reminder is cancelled): do not send then.
 create or replace function public.cron_begin_reminder(
   p_reminder_id uuid, p_token uuid, p_conversation_id uuid, p_type text, p_body text,
-  p_lease_seconds int)
+  p_lease_seconds int, p_next_due_at timestamptz default null)
 returns uuid
 language plpgsql
 set search_path = ''
 as $$
 declare
   r public.reminders;
+  v_reason text;
   v_id uuid;
 begin
-  update public.reminders
-  set status = 'sending', attempts = attempts + 1,
-      lease_until = now() + make_interval(secs => p_lease_seconds)
+  select * into r from public.reminders
   where id = p_reminder_id and lease_token = p_token and status = 'pending'
-  returning * into r;
+  for update;
   if not found then
     return null;
   end if;
+  v_reason := private.cron_cancel_reason(r);
+  if v_reason is not null then
+    update public.reminders
+    set status = 'cancelled', lease_until = null, lease_token = null, last_error = v_reason
+    where id = r.id;
+    return null;
+  end if;
+
+  update public.reminders
+  set status = 'sending', attempts = attempts + 1,
+      next_due_at = case when recurrence = 'none' then null else p_next_due_at end,
+      lease_until = now() + make_interval(secs => p_lease_seconds)
+  where id = r.id;
 
   insert into public.messages
     (org_id, conversation_id, contact_id, direction, type, body, status, reminder_id)
@@ -276,10 +376,11 @@ begin
 end;
 $$;
 
--- The reminder was sent. p_result: {status: sent|simulated, wamid, wamids, type, next_due_at}.
--- With next_due_at (a recurring reminder) it is pending again at that time; otherwise sent.
--- An open dead letter entry of the reminder is resolved. Also accepted after the lease ran
--- out and the reminder was marked failed (outcome unknown): the outcome is known now.
+-- The reminder was sent. p_result: {status: sent|simulated, wamid, wamids, type}. A recurring
+-- reminder is pending again at the next_due_at stored when it began; a one-off is sent. An
+-- open dead letter entry of the reminder is resolved. Also accepted after the lease ran out
+-- and the send was marked unknown (the outcome is known now): the token then holds the failed
+-- occurrence (p_reminder_id's own row, or the one split off the series), which becomes sent.
 -- Returns false when the token does not hold the reminder.
 create or replace function public.cron_finish_reminder(
   p_reminder_id uuid, p_token uuid, p_message_id uuid, p_result jsonb)
@@ -289,15 +390,15 @@ set search_path = ''
 as $$
 declare
   r public.reminders;
-  v_next timestamptz := (p_result ->> 'next_due_at')::timestamptz;
 begin
   update public.reminders
-  set status = case when v_next is null then 'sent' else 'pending' end,
-      due_at = coalesce(v_next, due_at),
-      attempts = case when v_next is null then attempts else 0 end,
-      retry_at = null, lease_until = null, lease_token = null, last_error = null,
-      sent_wa_message_id = p_result ->> 'wamid'
-  where id = p_reminder_id and lease_token = p_token and status in ('sending', 'failed')
+  set status = case when next_due_at is null then 'sent' else 'pending' end,
+      due_at = coalesce(next_due_at, due_at),
+      attempts = case when next_due_at is null then attempts else 0 end,
+      next_due_at = null, retry_at = null, lease_until = null, lease_token = null,
+      last_error = null, sent_wa_message_id = p_result ->> 'wamid'
+  where lease_token = p_token and (id = p_reminder_id or occurrence_of = p_reminder_id)
+    and status in ('sending', 'failed')
   returning * into r;
   if not found then
     return false;
@@ -316,7 +417,7 @@ begin
       payload = payload || jsonb_build_object('wamids', coalesce(p_result -> 'wamids', '[]')),
       error = null,
       status_at = now()
-  where id = p_message_id and reminder_id = r.id;
+  where id = p_message_id and reminder_id = p_reminder_id;
 
   update public.dead_letter_queue
   set status = 'resolved', resolved_at = now(), lease_until = null
@@ -327,19 +428,23 @@ $$;
 
 -- The send failed. p_mode: `retry` (known not sent: try again after a backoff, until
 -- p_max_attempts), `final` (no point retrying now, e.g. no template), `unknown` (it may have
--- been sent: never again). A reminder that fails for good (or again while it has an open dead
--- letter entry) is failed, with its dead letter entry (attempts and backoff) and an alert.
--- p_alert ({kind, severity, message}) is raised too. Returns retrying | failed | unknown, or
--- null when the token does not hold the reminder.
+-- been sent: never again). An occurrence that fails for good (or again while it has an open
+-- dead letter entry) is failed, with its dead letter entry (attempts and backoff) and an
+-- alert; a recurring reminder continues at p_next_due_at (or the next_due_at stored when it
+-- began) while the failed occurrence is split off (private.cron_fail_occurrence). p_alert
+-- ({kind, severity, message}) is raised too. Returns retrying | failed | unknown, or null when
+-- the token does not hold the reminder.
 create or replace function public.cron_fail_reminder(
   p_reminder_id uuid, p_token uuid, p_message_id uuid, p_error text, p_mode text,
-  p_max_attempts int, p_backoff_seconds int, p_alert jsonb default null)
+  p_max_attempts int, p_backoff_seconds int, p_alert jsonb default null,
+  p_next_due_at timestamptz default null)
 returns text
 language plpgsql
 set search_path = ''
 as $$
 declare
   r public.reminders;
+  v_occurrence uuid;
   v_attempts int;
 begin
   if p_mode not in ('retry', 'final', 'unknown') then
@@ -364,6 +469,8 @@ begin
   end if;
 
   if p_mode = 'unknown' then
+    update public.reminders set next_due_at = coalesce(p_next_due_at, next_due_at)
+    where id = r.id and recurrence <> 'none';
     perform private.cron_mark_unknown(array[r.id], p_error);
     return 'unknown';
   end if;
@@ -373,35 +480,53 @@ begin
                      where kind = 'reminder' and ref = r.id::text
                        and status in ('pending', 'retrying')) then
     update public.reminders
-    set status = 'pending', lease_until = null, lease_token = null, last_error = p_error,
-        retry_at = now() + private.cron_backoff(r.attempts, p_backoff_seconds)
+    set status = 'pending', lease_until = null, lease_token = null, next_due_at = null,
+        last_error = p_error, retry_at = now() + private.cron_backoff(r.attempts, p_backoff_seconds)
     where id = r.id;
     return 'retrying';
   end if;
 
-  update public.reminders
-  set status = 'failed', lease_until = null, lease_token = null, retry_at = null,
-      last_error = p_error
-  where id = r.id;
+  v_occurrence := private.cron_fail_occurrence(
+    r.id, coalesce(p_next_due_at, r.next_due_at), p_error, false);
 
-  -- The entry counts the attempts of the work: the reminder's sends, and at least one per
+  -- The entry counts the attempts of the work: the occurrence's sends, and at least one per
   -- re-drive (a failure before the send, e.g. no template, counts too).
   update public.dead_letter_queue
   set attempts = greatest(attempts + 1, r.attempts), error = p_error, status = 'pending',
       lease_until = null,
       next_attempt_at = now() + private.cron_backoff(greatest(attempts + 1, r.attempts), p_backoff_seconds)
-  where kind = 'reminder' and ref = r.id::text and status in ('pending', 'retrying');
+  where kind = 'reminder' and ref = v_occurrence::text and status in ('pending', 'retrying');
   if not found then
     v_attempts := greatest(r.attempts, 1);
     insert into public.dead_letter_queue (org_id, kind, ref, payload, error, attempts, next_attempt_at)
-    values (r.org_id, 'reminder', r.id::text,
-            jsonb_build_object('reminder_id', r.id, 'due_at', r.due_at), p_error, v_attempts,
-            now() + private.cron_backoff(v_attempts, p_backoff_seconds));
+    values (r.org_id, 'reminder', v_occurrence::text,
+            jsonb_strip_nulls(jsonb_build_object(
+              'reminder_id', v_occurrence, 'due_at', r.due_at,
+              'occurrence_of', case when v_occurrence <> r.id then r.id end)),
+            p_error, v_attempts, now() + private.cron_backoff(v_attempts, p_backoff_seconds));
   end if;
   perform private.raise_alert(r.org_id, 'reminder_failed', 'warning',
     'A reminder could not be sent; see dead_letter_queue (kind reminder) and reminders.last_error.');
   return 'failed';
 end;
+$$;
+
+-- Un-claims reminders a run claimed but did not begin (its time budget ran out), so that the
+-- next run takes them at once instead of after their lease. p_claims: [{id, token}]; only the
+-- holder of a claim can release it. Returns how many were released.
+create or replace function public.cron_release_reminders(p_claims jsonb)
+returns int
+language sql
+set search_path = ''
+as $$
+  with released as (
+    update public.reminders r
+    set lease_until = null, lease_token = null
+    from jsonb_to_recordset(p_claims) as c(id uuid, token uuid)
+    where r.id = c.id and r.lease_token = c.token and r.status = 'pending'
+    returning 1
+  )
+  select count(*)::int from released;
 $$;
 
 -- =============================================================================================
@@ -446,22 +571,38 @@ end;
 $$;
 
 -- Takes a failed reminder back for one more attempt (claimed, as by cron_claim_reminders).
--- Returns its claim, or null when it is not failed any more (sent, cancelled, deleted...).
+-- Returns its claim, or null when it is not failed any more (sent, cancelled, deleted...) or
+-- must not be sent any more (private.cron_cancel_reason: the contact opted out, or the
+-- occurrence's series was cancelled): it is cancelled then, and its dead letter entry settles
+-- as discarded.
 create or replace function public.cron_redrive_reminder(p_reminder_id uuid, p_lease_seconds int)
 returns jsonb
 language plpgsql
 set search_path = ''
 as $$
+declare
+  r public.reminders;
+  v_reason text;
 begin
+  select * into r from public.reminders where id = p_reminder_id and status = 'failed' for update;
+  if not found then
+    return null;
+  end if;
+  v_reason := private.cron_cancel_reason(r);
+  if v_reason is not null then
+    update public.reminders
+    set status = 'cancelled', lease_until = null, lease_token = null, retry_at = null,
+        last_error = v_reason
+    where id = r.id;
+    return null;
+  end if;
+
   update public.reminders
   set status = 'pending', retry_at = null,
       lease_until = now() + make_interval(secs => p_lease_seconds),
       lease_token = gen_random_uuid()
-  where id = p_reminder_id and status = 'failed';
-  if not found then
-    return null;
-  end if;
-  return private.cron_reminder_claim(p_reminder_id);
+  where id = r.id;
+  return private.cron_reminder_claim(r.id);
 end;
 $$;
 
@@ -557,9 +698,10 @@ $$;
 
 revoke execute on function
   public.cron_claim_reminders(int, int),
-  public.cron_begin_reminder(uuid, uuid, uuid, text, text, int),
+  public.cron_begin_reminder(uuid, uuid, uuid, text, text, int, timestamptz),
   public.cron_finish_reminder(uuid, uuid, uuid, jsonb),
-  public.cron_fail_reminder(uuid, uuid, uuid, text, text, int, int, jsonb),
+  public.cron_fail_reminder(uuid, uuid, uuid, text, text, int, int, jsonb, timestamptz),
+  public.cron_release_reminders(jsonb),
   public.cron_claim_dead_letters(int, int, int),
   public.cron_redrive_reminder(uuid, int),
   public.cron_settle_dead_letter(uuid, int, int),
@@ -568,9 +710,10 @@ revoke execute on function
 from public, anon, authenticated;
 grant execute on function
   public.cron_claim_reminders(int, int),
-  public.cron_begin_reminder(uuid, uuid, uuid, text, text, int),
+  public.cron_begin_reminder(uuid, uuid, uuid, text, text, int, timestamptz),
   public.cron_finish_reminder(uuid, uuid, uuid, jsonb),
-  public.cron_fail_reminder(uuid, uuid, uuid, text, text, int, int, jsonb),
+  public.cron_fail_reminder(uuid, uuid, uuid, text, text, int, int, jsonb, timestamptz),
+  public.cron_release_reminders(jsonb),
   public.cron_claim_dead_letters(int, int, int),
   public.cron_redrive_reminder(uuid, int),
   public.cron_settle_dead_letter(uuid, int, int),
@@ -582,13 +725,17 @@ revoke execute on function
   private.cron_backoff(int, int),
   private.try_uuid(text),
   private.cron_reminder_claim(uuid),
+  private.cron_fail_occurrence(uuid, timestamptz, text, boolean),
   private.cron_mark_unknown(uuid[], text),
+  private.cron_cancel_reason(public.reminders),
   private.cron_discard_exhausted(int, uuid)
 from public, anon, authenticated;
 grant execute on function
   private.cron_backoff(int, int),
   private.try_uuid(text),
   private.cron_reminder_claim(uuid),
+  private.cron_fail_occurrence(uuid, timestamptz, text, boolean),
   private.cron_mark_unknown(uuid[], text),
+  private.cron_cancel_reason(public.reminders),
   private.cron_discard_exhausted(int, uuid)
 to service_role;

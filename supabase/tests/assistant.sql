@@ -1,5 +1,6 @@
--- The assistant's database side (20261123000006_assistant.sql): what a claim returns, token
--- periods and daily use, the ledger written with the outcome, and the tool functions.
+-- The assistant's database side (20261123000003_whatsapp.sql, 20261123000006_assistant.sql):
+-- what a claim returns, token periods and daily use, the ledger written with the outcome, and
+-- the tool functions.
 begin;
 create extension if not exists pgtap;
 select plan(22);

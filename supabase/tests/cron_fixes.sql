@@ -1,4 +1,4 @@
--- The cron fixes (supabase/migrations/20261123000007_cron_fixes.sql): opt-out on every path to
+-- The cron fixes (supabase/migrations/20261123000004_cron.sql): opt-out on every path to
 -- a send, recurring series that survive a failed occurrence, releasing unstarted claims.
 begin;
 create extension if not exists pgtap;

@@ -1,4 +1,7 @@
--- Schema v1 of the WhatsApp assistant: tenancy, messaging, AI usage, tools, operations.
+-- Schema of the WhatsApp assistant: the tables of tenancy, messaging, AI usage, tools and
+-- operations with their RLS policies and grants, the shared helpers and the operator views.
+-- Each later file holds one area's own tables, columns, functions and views, in this order:
+-- 20261123000002_billing, _whatsapp (00003), _cron (00004), _admin (00005), _assistant (00006).
 --
 -- Access model (see shared DESIGN.md, "Data model" and "Security rules"):
 --   * every table has RLS enabled; every policy names its role (`to authenticated`);
@@ -127,7 +130,6 @@ create table public.orgs (
 );
 
 comment on table public.orgs is 'Tenants: name, plan and Stripe billing state; users may only rename their org.';
-comment on column public.orgs.billing_event_at is 'Creation time of the last applied Stripe event; older events are ignored.';
 
 create index orgs_plan_idx on public.orgs (plan);
 
@@ -243,10 +245,6 @@ create policy whatsapp_numbers_select_member on public.whatsapp_numbers
   for select to authenticated
   using (private.is_org_member(org_id));
 
-create policy whatsapp_numbers_insert_admin on public.whatsapp_numbers
-  for insert to authenticated
-  with check (private.has_org_role(org_id, array['owner', 'admin']));
-
 create policy whatsapp_numbers_update_admin on public.whatsapp_numbers
   for update to authenticated
   using (private.has_org_role(org_id, array['owner', 'admin']))
@@ -256,9 +254,15 @@ create policy whatsapp_numbers_delete_admin on public.whatsapp_numbers
   for delete to authenticated
   using (private.has_org_role(org_id, array['owner', 'admin']));
 
+-- Numbers are connected by onboarding (the service role), not by org admins. Inbound
+-- deliveries are routed to the org whose number has the delivery's phone_number_id, and
+-- replies go out with the platform's one access token: an admin who could write a
+-- phone_number_id could claim another business's number before it is connected, receive its
+-- customers' messages and answer from it. So users may only edit a number's display form (and
+-- disconnect it); connecting one (checking with the Graph API that it belongs to the org's
+-- WABA) is a service-role step.
 revoke insert, update, delete, truncate, references, trigger on public.whatsapp_numbers from anon, authenticated;
-grant insert (org_id, phone_number_id, display_phone_number, waba_id) on public.whatsapp_numbers to authenticated;
-grant update (phone_number_id, display_phone_number, waba_id) on public.whatsapp_numbers to authenticated;
+grant update (display_phone_number) on public.whatsapp_numbers to authenticated;
 grant delete on public.whatsapp_numbers to authenticated;
 
 -- =============================================================================================
@@ -416,8 +420,8 @@ create table public.messages (
   body            text,
   payload         jsonb not null default '{}'::jsonb,
   status          text not null check (status in (
-                    'received', 'processing', 'processed', 'sent', 'delivered', 'read', 'failed',
-                    'simulated')),
+                    'received', 'processing', 'processed', 'sending', 'sent', 'delivered', 'read',
+                    'failed', 'simulated')),
   error           jsonb,
   attempts        int not null default 0 check (attempts >= 0),
   lease_until     timestamptz,
