@@ -114,7 +114,7 @@ impl ApiError {
         let body = serde_json::json!({
             "error": { "code": self.code(), "message": self.public_message() }
         });
-        let mut response = crate::routes::json(status, &body);
+        let mut response = crate::response::json(status, &body);
         if let Some(challenge) = challenge {
             response.headers_mut().insert(
                 http::header::WWW_AUTHENTICATE,

@@ -1,16 +1,24 @@
-//! The WhatsApp assistant backend: every route's handler, the clients it talks to, and the
-//! hosts (Vercel, AWS Lambda, the local dev server) that run them.
+//! The WhatsApp assistant backend: every route's handler, the core below them, the clients
+//! they talk to, and the hosts (Vercel, AWS Lambda, the local dev server) that run them.
 //!
 //! A route is written once as an async function from `http::Request<Bytes>` to
 //! `http::Response<Bytes>` (see [`host::Route`]); `api/**/*.rs` only hands it to a host.
+//! Routes ([`routes`]) parse the request, call the core and shape the answer; the core is the
+//! inbound-message pipeline ([`inbound`]), the crons' work ([`jobs`]), billing, health, the
+//! assistant, the clients and the domain types.
 
 pub mod assistant;
 pub mod auth;
 pub mod backoff;
+pub mod billing;
 pub mod configuration;
 pub mod domain;
 pub mod error;
+pub mod health;
 pub mod host;
+pub mod inbound;
+pub mod jobs;
+pub mod response;
 pub mod routes;
 pub mod startup;
 pub mod supabase;

@@ -7,8 +7,8 @@ use crate::assistant::Assistant;
 use crate::auth::Authenticator;
 use crate::configuration::Settings;
 use crate::error::ApiError;
-use crate::routes::health::HealthCache;
-use crate::routes::webhook::Backlog;
+use crate::health::HealthCache;
+use crate::inbound::Backlog;
 use crate::supabase::Postgrest;
 use crate::whatsapp::WhatsApp;
 
@@ -49,7 +49,11 @@ impl AppState {
             .ok()
             .map(|db| Postgrest::new(http.clone(), db));
         let health = HealthCache::new(settings.health.cache_ttl);
-        let whatsapp = WhatsApp::new(http.clone(), &settings.whatsapp);
+        let whatsapp = WhatsApp::new(
+            http.clone(),
+            &settings.whatsapp,
+            settings.processing.retry_base,
+        );
         let assistant = Assistant::new(http.clone(), &settings, whatsapp.clone());
         let processing = &settings.processing;
         let backlog = Backlog::new(processing.max_backlog, processing.concurrency);

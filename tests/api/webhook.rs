@@ -691,7 +691,7 @@ async fn a_reply_that_may_have_reached_meta_is_never_sent_again() {
 
     // The retry cron re-drives the dead letter: the reply must not go out a second time.
     let id: uuid::Uuid = message["id"].as_str().expect("id").parse().expect("uuid");
-    assistant::routes::webhook::process::process(&app.state, id).await;
+    assistant::inbound::process(&app.state, id).await;
     assert_eq!(app.processed(&wamid).await["status"], "processed");
     let alerts = select(db, "alerts", &[("org_id", format!("eq.{}", org.id))]).await;
     assert!(
@@ -740,7 +740,7 @@ async fn a_long_reply_whose_second_part_fails_is_never_resent() {
         "part of it went out: outcome unknown"
     );
     let id: uuid::Uuid = message["id"].as_str().expect("id").parse().expect("uuid");
-    assistant::routes::webhook::process::process(&app.state, id).await;
+    assistant::inbound::process(&app.state, id).await;
     assert_eq!(
         sends(&graph, "text").await.len(),
         2,

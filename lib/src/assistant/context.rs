@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 
 use super::parser::Lang;
 use super::providers::ChatMessage;
-use super::turn::Turn;
+use super::turn::{Direction, Turn};
 
 const DEFAULT_PROMPT: &str = "You are a helpful assistant on WhatsApp. Answer briefly and \
     clearly, in the user's language. Use your tools to manage reminders, expenses and calendar \
@@ -50,12 +50,12 @@ pub fn history(turn: &Turn<'_>, token_budget: usize) -> Vec<ChatMessage> {
             spent += estimate_tokens(&item.body);
             spent <= token_budget
         })
-        .map(|item| match item.direction.as_str() {
-            "inbound" => ChatMessage::User {
+        .map(|item| match item.direction {
+            Direction::Inbound => ChatMessage::User {
                 text: item.body.clone(),
                 image: None,
             },
-            _ => ChatMessage::Assistant {
+            Direction::Outbound => ChatMessage::Assistant {
                 text: Some(item.body.clone()),
                 tool_calls: Vec::new(),
             },

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::configuration::{AiSettings, Settings};
-use crate::domain::Currency;
+use crate::domain::{Currency, MessageKind};
 use crate::supabase::{DbError, Postgrest};
 use crate::whatsapp::WhatsApp;
 use ledger::Ledger;
@@ -133,7 +133,7 @@ impl Assistant {
         let scope = Scope {
             db,
             google: self.google.as_ref(),
-            org_id: turn.org_id,
+            org_id: turn.message.org_id,
             contact_id: turn.contact.id,
             tz,
             now,
@@ -201,10 +201,12 @@ impl Assistant {
             image: None,
             transcript: None,
         };
-        match (turn.message.kind.as_str(), body) {
-            ("text" | "interactive" | "button", Some(body)) => text(body),
-            ("audio", _) => self.transcribe(turn, ai, ledger, deadline).await,
-            ("image", caption) if ai => match self.image(turn).await {
+        match (turn.message.kind, body) {
+            (MessageKind::Text | MessageKind::Interactive | MessageKind::Button, Some(body)) => {
+                text(body)
+            }
+            (MessageKind::Audio, _) => self.transcribe(turn, ai, ledger, deadline).await,
+            (MessageKind::Image, caption) if ai => match self.image(turn).await {
                 Some(image) => Input::Text {
                     text: caption.unwrap_or_else(|| "(image)".into()),
                     image: Some(image),
@@ -214,7 +216,7 @@ impl Assistant {
                     .map(text)
                     .unwrap_or(Input::Reply(replies::media_unsupported(lang))),
             },
-            (_, Some(body)) if ai || turn.message.kind == "image" => text(body),
+            (_, Some(body)) if ai || turn.message.kind == MessageKind::Image => text(body),
             _ => Input::Reply(replies::media_unsupported(lang)),
         }
     }

@@ -8,7 +8,13 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::providers::Usage;
+/// Tokens of one call. `input` counts every input token, cached ones included.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cached: u64,
+}
 
 /// What a model costs and can read.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]

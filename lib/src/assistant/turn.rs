@@ -6,13 +6,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::parser::Lang;
+use crate::domain::{MessageKind, WaId, Wamid};
 
-/// The inbound message.
+/// The claimed inbound message, and the org it belongs to.
 #[derive(Debug, Deserialize)]
-pub struct InboundMessage {
-    pub wamid: Option<String>,
+pub struct ClaimedMessage {
+    pub org_id: Uuid,
+    pub wamid: Option<Wamid>,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: MessageKind,
     /// The readable content (text, caption, button title…).
     pub body: Option<String>,
     /// The message as Meta sent it (media ids live here).
@@ -24,7 +26,7 @@ pub struct InboundMessage {
 #[derive(Debug, Deserialize)]
 pub struct Contact {
     pub id: Uuid,
-    pub wa_id: String,
+    pub wa_id: WaId,
     pub name: Option<String>,
     pub locale: Option<String>,
     /// The contact's IANA zone, else the org's, else UTC.
@@ -76,15 +78,23 @@ impl Budget {
 /// An earlier message of the conversation.
 #[derive(Debug, Deserialize)]
 pub struct HistoryItem {
-    /// `inbound` (the contact) or `outbound` (the assistant or staff).
-    pub direction: String,
+    pub direction: Direction,
     pub body: String,
+}
+
+/// Who wrote a message (`messages.direction`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// The contact.
+    Inbound,
+    /// The assistant or the org's staff.
+    Outbound,
 }
 
 /// One question for the assistant.
 pub struct Turn<'a> {
-    pub org_id: Uuid,
-    pub message: &'a InboundMessage,
+    pub message: &'a ClaimedMessage,
     pub contact: &'a Contact,
     pub settings: &'a OrgSettings,
     pub budget: &'a Budget,

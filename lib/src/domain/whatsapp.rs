@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A WhatsApp user id: the phone number in international format, digits only.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -59,6 +59,73 @@ impl Wamid {
     }
 }
 
+/// Deserializes an identifier through its `parse`, so a stored value is validated once, where
+/// it is read.
+macro_rules! parsed_from_text {
+    ($($name:ident: $what:literal),*) => {$(
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+                Self::parse(&text).ok_or_else(|| serde::de::Error::custom(concat!("invalid ", $what)))
+            }
+        }
+    )*};
+}
+
+parsed_from_text!(WaId: "wa_id", PhoneNumberId: "phone_number_id", Wamid: "wamid");
+
+/// A message's type (`messages.type`): what Meta sent, or what we sent. Types this service does
+/// not read are stored as `unsupported`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    Text,
+    Interactive,
+    Button,
+    Reaction,
+    Location,
+    Contacts,
+    Image,
+    Audio,
+    Video,
+    Document,
+    Sticker,
+    /// Outbound only: an approved template (outside the 24 h window).
+    Template,
+    #[serde(other)]
+    Unsupported,
+}
+
+impl MessageKind {
+    /// The kind of an inbound message's `type` (unknown types are `unsupported`; `template` is
+    /// never inbound).
+    pub fn of_inbound(given: &str) -> Self {
+        match serde_json::from_value(serde_json::Value::from(given)) {
+            Ok(Self::Template) | Err(_) => Self::Unsupported,
+            Ok(kind) => kind,
+        }
+    }
+
+    /// The name stored in `messages.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Interactive => "interactive",
+            Self::Button => "button",
+            Self::Reaction => "reaction",
+            Self::Location => "location",
+            Self::Contacts => "contacts",
+            Self::Image => "image",
+            Self::Audio => "audio",
+            Self::Video => "video",
+            Self::Document => "document",
+            Self::Sticker => "sticker",
+            Self::Template => "template",
+            Self::Unsupported => "unsupported",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +142,15 @@ mod tests {
         assert!(PhoneNumberId::parse("10000 1").is_none());
         assert!(Wamid::parse("wamid.HBgLMTU1NTAwMDExMTEVAgASGBQz==").is_some());
         assert!(Wamid::parse("wamid with space").is_none());
+        assert_eq!(MessageKind::of_inbound("image"), MessageKind::Image);
+        assert_eq!(
+            MessageKind::of_inbound("hologram"),
+            MessageKind::Unsupported
+        );
+        assert_eq!(
+            MessageKind::of_inbound("template"),
+            MessageKind::Unsupported
+        );
+        assert_eq!(MessageKind::Sticker.as_str(), "sticker");
     }
 }

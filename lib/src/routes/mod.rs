@@ -1,15 +1,12 @@
-//! Every HTTP route, one module per area. [`ROUTES`] is the one list the dev server mounts;
-//! a test checks it against `api/**/*.rs` and the `[[bin]]`s of Cargo.toml.
+//! Every HTTP route, one module per area: each parses its request, calls the core below
+//! `routes/` and shapes the answer; no route imports another. [`ROUTES`] is the one list the
+//! dev server mounts; a test checks it against `api/**/*.rs` and the `[[bin]]`s of Cargo.toml.
 
 pub mod admin;
 pub mod billing;
 pub mod cron;
 pub mod health;
 pub mod webhook;
-
-use bytes::Bytes;
-use http::{header, Response, StatusCode};
-use serde::Serialize;
 
 use crate::host::Route;
 
@@ -39,15 +36,3 @@ pub static ROUTES: &[&Route] = &[
     &admin::members::ONE,
     &admin::openapi::ROUTE,
 ];
-
-/// A JSON response with `status`.
-pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Bytes> {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Bytes::from(bytes));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    response
-}

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::configuration::{Secret, WhatsAppSettings};
-use crate::domain::{PhoneNumberId, WaId, Wamid};
+use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
 
 /// WhatsApp's limit for one text message.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -27,26 +27,14 @@ pub enum Outgoing {
         language: String,
         parameters: Vec<String>,
     },
-    /// Up to three reply buttons: `(id, title)`.
-    Buttons {
-        body: String,
-        buttons: Vec<(String, String)>,
-    },
-    /// A list: the button label and its rows `(id, title, description)`.
-    List {
-        body: String,
-        button: String,
-        rows: Vec<(String, String, String)>,
-    },
 }
 
 impl Outgoing {
     /// The `type` recorded for the outbound message.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> MessageKind {
         match self {
-            Self::Text(_) => "text",
-            Self::Template { .. } => "template",
-            Self::Buttons { .. } | Self::List { .. } => "interactive",
+            Self::Text(_) => MessageKind::Text,
+            Self::Template { .. } => MessageKind::Template,
         }
     }
 }
@@ -176,15 +164,18 @@ pub struct WhatsApp {
     token: Option<Secret>,
     /// Per call: a send that outlasts it has an unknown outcome and is never retried.
     timeout: Duration,
+    /// The first backoff of a throttled send (`GRAPH_RETRY_BASE_MS`).
+    pub(super) retry_base: Duration,
 }
 
 impl WhatsApp {
-    pub fn new(http: reqwest::Client, settings: &WhatsAppSettings) -> Self {
+    pub fn new(http: reqwest::Client, settings: &WhatsAppSettings, retry_base: Duration) -> Self {
         Self {
             http,
             base_url: format!("{}/{}", settings.graph_base_url, settings.graph_version),
             token: settings.access_token.clone(),
             timeout: settings.timeout,
+            retry_base,
         }
     }
 
@@ -202,7 +193,7 @@ impl WhatsApp {
     ) -> Result<Sent, GraphError> {
         if self.is_simulated() {
             tracing::info!(
-                kind = message.kind(),
+                kind = message.kind().as_str(),
                 "outbound message simulated (no access token)"
             );
             return Ok(Sent {
@@ -376,32 +367,6 @@ pub fn request_bodies(to: &WaId, message: &Outgoing) -> Vec<Value> {
                 template["components"] = json!([{"type": "body", "parameters": params}]);
             }
             vec![envelope("template", template)]
-        }
-        Outgoing::Buttons { body, buttons } => {
-            let buttons: Vec<Value> = buttons
-                .iter()
-                .map(|(id, title)| json!({"type": "reply", "reply": {"id": id, "title": title}}))
-                .collect();
-            vec![envelope(
-                "interactive",
-                json!({"type": "button", "body": {"text": body}, "action": {"buttons": buttons}}),
-            )]
-        }
-        Outgoing::List { body, button, rows } => {
-            let rows: Vec<Value> = rows
-                .iter()
-                .map(|(id, title, description)| {
-                    json!({"id": id, "title": title, "description": description})
-                })
-                .collect();
-            vec![envelope(
-                "interactive",
-                json!({
-                    "type": "list",
-                    "body": {"text": body},
-                    "action": {"button": button, "sections": [{"title": button, "rows": rows}]},
-                }),
-            )]
         }
     }
 }

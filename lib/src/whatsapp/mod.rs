@@ -1,11 +1,12 @@
 //! The WhatsApp Cloud API: webhook deliveries in, Graph API messages out.
 
-pub mod deliver;
 pub mod graph;
+pub mod outbound;
 pub mod payload;
+#[cfg(any(test, feature = "dev-tools"))]
 pub mod sample;
 pub mod signature;
 
-pub use deliver::{DeliveryError, Template};
 pub use graph::{GraphAction, GraphError, Outgoing, Sent, WhatsApp};
+pub use outbound::{Delivered, DeliveryError, Recipient, SendStatus, Template};
 pub use payload::{Delivery, InboundMessage, StatusUpdate};

@@ -71,6 +71,7 @@ pub fn escape_non_ascii(text: &str) -> String {
 }
 
 /// The `X-Hub-Signature-256` header value for `body` (tools and tests that sign deliveries).
+#[cfg(any(test, feature = "dev-tools"))]
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
     mac.update(body);

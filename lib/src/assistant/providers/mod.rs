@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::ledger::{AiRequest, AttemptStatus, Ledger};
 use super::models::Models;
+pub use super::models::Usage;
 use super::tools::ToolSpec;
 use crate::configuration::{ProviderSettings, Secret};
 
@@ -79,14 +80,6 @@ pub struct ToolResult {
     pub call_id: String,
     pub content: String,
     pub is_error: bool,
-}
-
-/// Tokens of one call. `input` counts every input token, cached ones included.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input: u64,
-    pub output: u64,
-    pub cached: u64,
 }
 
 /// A model's answer.

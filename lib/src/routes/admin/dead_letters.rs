@@ -4,7 +4,8 @@
 //!   RLS. Any member.
 //! - `POST /api/admin/dead-letters/[id]/replay`: owners and admins. `admin_replay_dead_letter`
 //!   claims the entry as the retry cron does (`retrying`, with the cron's lease; audited
-//!   `dead_letter.replay`), then, in the background, the cron's own re-drive runs once: the
+//!   `dead_letter.replay`), then, in the background, the cron's own re-drive
+//!   ([`crate::jobs::redrive`]) runs once: the
 //!   inbound message is processed again or the reminder sent again, and the entry is settled
 //!   (resolved, pending with a backoff, or discarded past the last attempt). Only inbound
 //!   messages and reminders; one being retried right now: 409.
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 use super::{ok, rows, serve, Admin, Page};
 use crate::error::ApiError;
 use crate::host::{HandlerResult, Route};
-use crate::routes::cron::retry::{redrive_and_settle, Entry};
+use crate::jobs::redrive::{redrive_and_settle, Entry};
 
 pub const LIST: Route = Route {
     source: "api/admin/dead-letters.rs",

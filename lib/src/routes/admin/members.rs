@@ -67,7 +67,7 @@ async fn members(admin: Admin) -> HandlerResult {
                 &json!({"p_org_id": org, "p_email": email, "p_role": role}),
             )
             .await?;
-        return Ok(crate::routes::json(StatusCode::CREATED, &added));
+        return Ok(crate::response::json(StatusCode::CREATED, &added));
     }
     let members: Value = admin
         .rpc("admin_list_members", &json!({"p_org_id": org}))

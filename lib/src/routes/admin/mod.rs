@@ -186,7 +186,7 @@ pub async fn rows(query: Query) -> Result<Vec<Value>, ApiError> {
 
 /// `200` with a JSON body.
 pub fn ok(body: &impl Serialize) -> HandlerResult {
-    Ok(super::json(StatusCode::OK, body))
+    Ok(crate::response::json(StatusCode::OK, body))
 }
 
 /// What the admin API answers for a PostgREST error of a user's request. The codes are the

@@ -4,8 +4,8 @@
 //! 1. `admin_begin_staff_message` (as the user, security definer): checks the caller's role and
 //!    WhatsApp's rules, records the message as `sending` with its audit row (`message.send`).
 //!    The 24 h window closed and no approved reply template, or a contact who opted out: 409.
-//! 2. The text goes out through the WhatsApp client: freeform inside the window, else the
-//!    reply template (also when Meta answers 131047), with the webhook's retries.
+//! 2. The text goes out through the one send step ([`WhatsApp::send_text`]): freeform inside
+//!    the window, else the reply template (also when Meta answers 131047).
 //! 3. `admin_finish_staff_message` (service role: the Graph outcome is the system's fact)
 //!    records `sent` / `simulated` / `failed`. Meta refusing the message: 502; Meta unreachable
 //!    or throttling after the retries: 503. A send that may have reached Meta (no answer after
@@ -16,12 +16,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::domain::{PhoneNumberId, WaId, Wamid};
+use super::super::{serve, Admin};
+use crate::domain::{PhoneNumberId, WaId};
 use crate::error::ApiError;
 use crate::host::{HandlerResult, Route};
-use crate::routes::admin::{serve, Admin};
 use crate::supabase::Caller;
-use crate::whatsapp::{DeliveryError, GraphAction, GraphError, Sent, Template};
+#[cfg(doc)]
+use crate::whatsapp::WhatsApp;
+use crate::whatsapp::{Delivered, DeliveryError, GraphAction, GraphError, Recipient, Template};
 
 pub const MESSAGES: Route = Route {
     source: "api/admin/conversations/[id]/messages.rs",
@@ -37,7 +39,8 @@ struct Body {
     text: String,
 }
 
-/// What `admin_begin_staff_message` returns: the recorded message and how to send it.
+/// What `admin_begin_staff_message` returns: the recorded message and how to send it. The
+/// numbers stay text here: an invalid stored one is recorded as this message's failure.
 #[derive(Deserialize)]
 struct Begun {
     message_id: Uuid,
@@ -48,36 +51,24 @@ struct Begun {
     template_language: String,
 }
 
-/// The outcome, for `admin_finish_staff_message`.
+/// The outcome, for `admin_finish_staff_message`: what was sent, or why it was not.
 #[derive(Serialize)]
-struct Outcome<'a> {
-    status: &'static str,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    kind: Option<&'static str>,
-    wamid: Option<&'a Wamid>,
-    wamids: &'a [Wamid],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+#[serde(untagged)]
+enum StaffOutcome<'a> {
+    Delivered(&'a Delivered),
+    Failed {
+        status: &'static str,
+        wamids: [(); 0],
+        error: String,
+    },
 }
 
-impl<'a> Outcome<'a> {
-    fn delivered((sent, kind): &'a (Sent, &'static str)) -> Self {
-        Self {
-            status: if sent.simulated { "simulated" } else { "sent" },
-            kind: Some(kind),
-            wamid: sent.wamids.first(),
-            wamids: &sent.wamids,
-            error: None,
-        }
-    }
-
+impl StaffOutcome<'_> {
     fn failed(error: String) -> Self {
-        Self {
+        Self::Failed {
             status: "failed",
-            kind: None,
-            wamid: None,
-            wamids: &[],
-            error: Some(error),
+            wamids: [],
+            error,
         }
     }
 }
@@ -96,12 +87,18 @@ async fn reply(admin: Admin) -> HandlerResult {
             &json!({"p_conversation_id": conversation, "p_text": text}),
         )
         .await?;
-    let Some((from, to)) = addresses(&begun) else {
+    let Some(recipient) = recipient(&begun) else {
         let reason = "the stored business or contact number is invalid";
-        record(&admin, begun.message_id, &Outcome::failed(reason.into())).await;
+        record(
+            &admin,
+            begun.message_id,
+            &StaffOutcome::failed(reason.into()),
+        )
+        .await;
         return Err(ApiError::Internal(reason.into()));
     };
-    let delivered = match send(&admin, &begun, &from, &to, text).await {
+    let sent = admin.ctx.state.whatsapp.send_text(&recipient, text).await;
+    let delivered = match sent {
         Ok(delivered) => delivered,
         // Meta may have taken it: it stays `sending`, so nothing ever sends it again.
         Err(DeliveryError::Graph(error)) if error.maybe_sent() => {
@@ -113,51 +110,36 @@ async fn reply(admin: Admin) -> HandlerResult {
             ));
         }
         Err(error) => {
-            record(
-                &admin,
-                begun.message_id,
-                &Outcome::failed(error.to_string()),
-            )
-            .await;
+            let failed = StaffOutcome::failed(error.to_string());
+            record(&admin, begun.message_id, &failed).await;
             return Err(refusal(&error));
         }
     };
-    let outcome = Outcome::delivered(&delivered);
-    let message = record(&admin, begun.message_id, &outcome)
-        .await
-        // Sent, but not recorded as such: it stays `sending` (never sent twice).
-        .unwrap_or_else(|| json!({"id": begun.message_id, "status": outcome.status}));
-    Ok(crate::routes::json(
+    let message = record(
+        &admin,
+        begun.message_id,
+        &StaffOutcome::Delivered(&delivered),
+    )
+    .await
+    // Sent, but not recorded as such: it stays `sending` (never sent twice).
+    .unwrap_or_else(|| json!({"id": begun.message_id, "status": delivered.status}));
+    Ok(crate::response::json(
         StatusCode::CREATED,
         &json!({"message": message}),
     ))
 }
 
-/// The business number to send from and the contact's number, as stored.
-fn addresses(begun: &Begun) -> Option<(PhoneNumberId, WaId)> {
-    Some((
-        PhoneNumberId::parse(&begun.phone_number_id)?,
-        WaId::parse(&begun.wa_id)?,
-    ))
-}
-
-async fn send(
-    admin: &Admin,
-    begun: &Begun,
-    from: &PhoneNumberId,
-    to: &WaId,
-    text: String,
-) -> Result<(Sent, &'static str), DeliveryError> {
-    let template = begun.reply_template.clone().map(|name| Template {
-        name,
-        language: begun.template_language.clone(),
-    });
-    let state = &admin.ctx.state;
-    let retry_base = state.settings.processing.retry_base;
-    state
-        .whatsapp
-        .deliver(from, to, text, begun.window_open, template, retry_base)
-        .await
+/// The contact, from the number of the conversation, as stored (`None`: invalid).
+fn recipient(begun: &Begun) -> Option<Recipient> {
+    Some(Recipient {
+        from: PhoneNumberId::parse(&begun.phone_number_id)?,
+        to: WaId::parse(&begun.wa_id)?,
+        window_open: begun.window_open,
+        template: begun.reply_template.clone().map(|name| Template {
+            name,
+            language: begun.template_language.clone(),
+        }),
+    })
 }
 
 /// The answer when the message certainly was not sent: Meta refused it (502), Meta throttled
@@ -176,7 +158,7 @@ fn refusal(error: &DeliveryError) -> ApiError {
 
 /// Records the outcome (`admin_finish_staff_message`, service role); a failure to record is
 /// logged (the message then stays `sending`, which never sends it again).
-async fn record(admin: &Admin, id: Uuid, outcome: &Outcome<'_>) -> Option<Value> {
+async fn record(admin: &Admin, id: Uuid, outcome: &StaffOutcome<'_>) -> Option<Value> {
     let db = admin.db().ok()?;
     let recorded = db
         .rpc("admin_finish_staff_message", Caller::Service)

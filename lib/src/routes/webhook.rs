@@ -1,31 +1,21 @@
 //! `/api/webhook`: Meta's WhatsApp Cloud API webhook.
 //!
 //! `GET` answers the subscription handshake. `POST` verifies `X-Hub-Signature-256` over the raw
-//! body, stores the whole batch in one database round trip (`whatsapp_ingest`), answers 200,
-//! and processes each new message in the background (see [`process`]). When the batch cannot be
-//! stored the answer is 503, so Meta redelivers: nothing is lost.
-
-mod backlog;
-pub mod process;
-
-pub use backlog::Backlog;
+//! body, stores the whole batch in one database round trip ([`inbound::ingest`]), answers 200,
+//! and queues each new message for background processing ([`inbound::process`]). When the
+//! batch cannot be stored the answer is 503, so Meta redelivers: nothing is lost.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::host::{Ctx, HandlerResult, Route};
-use crate::startup::AppState;
-use crate::supabase::Caller;
+use crate::inbound;
 use crate::whatsapp::{signature, Delivery};
 
 pub const ROUTE: Route = Route {
@@ -79,13 +69,6 @@ fn handshake(request: &Request<Bytes>, ctx: &Ctx) -> HandlerResult {
     Ok(response)
 }
 
-#[derive(Deserialize)]
-struct Ingested {
-    new_message_ids: Vec<Uuid>,
-    statuses_applied: u64,
-    unknown_numbers: u64,
-}
-
 async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
     let secret = ctx
         .state
@@ -116,20 +99,12 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
         );
     }
     if delivery.messages.is_empty() && delivery.statuses.is_empty() {
-        return Ok(crate::routes::json(StatusCode::OK, &json!({"received": 0})));
+        return Ok(crate::response::json(
+            StatusCode::OK,
+            &json!({"received": 0}),
+        ));
     }
-    let ingested: Ingested = ctx
-        .state
-        .db()?
-        .rpc("whatsapp_ingest", Caller::Service)
-        .args(&json!({
-            "p_delivery_id": delivery.id,
-            "p_messages": delivery.messages,
-            "p_statuses": delivery.statuses,
-        }))
-        .fetch()
-        .await?
-        .data;
+    let ingested = inbound::ingest(ctx.state.db()?, &delivery).await?;
     if ingested.unknown_numbers > 0 {
         tracing::warn!(
             unknown = ingested.unknown_numbers,
@@ -139,7 +114,7 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
     for id in &ingested.new_message_ids {
         schedule(&ctx, *id);
     }
-    Ok(crate::routes::json(
+    Ok(crate::response::json(
         StatusCode::OK,
         &json!({
             "received": delivery.messages.len(),
@@ -158,33 +133,6 @@ fn schedule(ctx: &Ctx, message_id: Uuid) {
     let Some(permit) = ctx.state.backlog.worker() else {
         return;
     };
-    let state = ctx.state.clone();
-    ctx.background.run(drain(state, permit));
-}
-
-/// How long one worker takes new messages: it runs under the `waitUntil` of the request that
-/// started it, which must end well within the function's `maxDuration` (60 s).
-const DRAIN_FOR: Duration = Duration::from_secs(40);
-
-/// Processes queued messages until the queue is empty (or [`DRAIN_FOR`] has passed: what is
-/// left waits for the next delivery's worker, or the retry cron). A message queued while this
-/// worker was giving up its permit is not stranded: the worker looks again after releasing it.
-async fn drain(state: Arc<AppState>, mut permit: OwnedSemaphorePermit) {
-    let started = Instant::now();
-    loop {
-        while started.elapsed() < DRAIN_FOR {
-            let Some(message_id) = state.backlog.pop() else {
-                break;
-            };
-            process::process(&state, message_id).await;
-        }
-        drop(permit);
-        if state.backlog.is_empty() || started.elapsed() >= DRAIN_FOR {
-            return;
-        }
-        match state.backlog.worker() {
-            Some(next) => permit = next,
-            None => return,
-        }
-    }
+    ctx.background
+        .run(inbound::drain(ctx.state.clone(), permit));
 }

@@ -1,8 +1,8 @@
-//! `GET /api/cron/retry-failed`: re-drives failed and stuck work, and deletes old webhooks.
+//! Failed and stuck work re-driven, old webhooks deleted (`/api/cron/retry-failed`).
 //!
 //! 1. Inbound messages stored but never processed (`received` for longer than
 //!    `PROCESSING_LEASE_SECONDS`, or `processing` with an expired lease) are processed again
-//!    (the webhook's own [`process`], which claims atomically).
+//!    (the pipeline's own [`inbound::process`], which claims atomically).
 //! 2. Due dead letter entries are claimed with a lease (`cron_claim_dead_letters`) and re-driven
 //!    once: an inbound message is processed again, a reminder sent again. The outcome settles
 //!    the entry (`cron_settle_dead_letter`): resolved, pending with backoff, or past
@@ -16,15 +16,14 @@
 use std::collections::HashSet;
 
 use futures_util::StreamExt;
-use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::reminders::{self, ClaimedReminder};
-use super::Budget;
-use crate::host::HandlerResult;
-use crate::routes::webhook::process;
+use super::TimeBudget;
+use crate::error::ApiError;
+use crate::inbound;
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
 
@@ -37,7 +36,7 @@ const PURGE_BATCH: usize = 5_000;
 
 /// What one retry-failed run did.
 #[derive(Debug, Default, Serialize)]
-struct Summary {
+pub struct Summary {
     /// Stuck inbound messages handed to processing again.
     messages_redriven: u64,
     /// Dead letter entries claimed (re-driven, or deferred).
@@ -63,14 +62,35 @@ struct ClaimedEntries {
 #[derive(Deserialize)]
 pub struct Entry {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: DeadLetterKind,
     #[serde(rename = "ref")]
     pub reference: Option<String>,
 }
 
-pub(super) async fn retry_failed(state: &AppState) -> HandlerResult {
+/// What failed (`dead_letter_queue.kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterKind {
+    InboundMessage,
+    OutboundMessage,
+    Reminder,
+    BillingEvent,
+}
+
+/// Where an entry stands (`dead_letter_queue.status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterStatus {
+    Pending,
+    Retrying,
+    Resolved,
+    Discarded,
+}
+
+/// One retry-failed run: stuck messages, due dead letters, old webhooks.
+pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
     let db = state.db()?;
-    let budget = Budget::start(state.settings.cron.time_budget);
+    let budget = TimeBudget::start(state.settings.cron.time_budget);
     let mut summary = Summary {
         messages_redriven: redrive_stuck_messages(state, db, &budget).await?,
         ..Summary::default()
@@ -89,7 +109,7 @@ pub(super) async fn retry_failed(state: &AppState) -> HandlerResult {
         duration_ms = summary.duration_ms,
         "retry-failed run"
     );
-    Ok(crate::routes::json(StatusCode::OK, &summary))
+    Ok(summary)
 }
 
 /// Processes stuck inbound messages, batch after batch, each message at most once per run and
@@ -97,7 +117,7 @@ pub(super) async fn retry_failed(state: &AppState) -> HandlerResult {
 async fn redrive_stuck_messages(
     state: &AppState,
     db: &Postgrest,
-    budget: &Budget,
+    budget: &TimeBudget,
 ) -> Result<u64, DbError> {
     let cron = &state.settings.cron;
     let mut seen = HashSet::new();
@@ -121,7 +141,7 @@ async fn redrive_stuck_messages(
                 if budget.spent() {
                     return false;
                 }
-                process::process(state, id).await;
+                inbound::process(state, id).await;
                 true
             })
             .buffer_unordered(cron.concurrency)
@@ -137,7 +157,7 @@ async fn redrive_stuck_messages(
 async fn redrive_dead_letters(
     state: &AppState,
     db: &Postgrest,
-    budget: &Budget,
+    budget: &TimeBudget,
     summary: &mut Summary,
 ) -> Result<(), DbError> {
     let cron = &state.settings.cron;
@@ -180,9 +200,9 @@ async fn redrive_dead_letters(
         for redriven in ended {
             match redriven? {
                 Redriven::Deferred => summary.deferred += 1,
-                Redriven::Settled(status) => match status.as_deref() {
-                    Some("resolved") => summary.resolved += 1,
-                    Some("discarded") => summary.discarded += 1,
+                Redriven::Settled(status) => match status {
+                    Some(DeadLetterStatus::Resolved) => summary.resolved += 1,
+                    Some(DeadLetterStatus::Discarded) => summary.discarded += 1,
                     _ => summary.retrying += 1,
                 },
             }
@@ -194,7 +214,7 @@ async fn redrive_dead_letters(
 /// How a claimed entry ended in this run.
 enum Redriven {
     /// Re-driven and settled: its status (`None` when the entry is gone).
-    Settled(Option<String>),
+    Settled(Option<DeadLetterStatus>),
     /// Not re-driven: the time budget was spent first.
     Deferred,
 }
@@ -205,7 +225,7 @@ pub async fn redrive_and_settle(
     state: &AppState,
     db: &Postgrest,
     entry: &Entry,
-) -> Result<Option<String>, DbError> {
+) -> Result<Option<DeadLetterStatus>, DbError> {
     redrive(state, db, entry).await?;
     settle(state, db, entry.id).await
 }
@@ -216,9 +236,11 @@ async fn redrive(state: &AppState, db: &Postgrest, entry: &Entry) -> Result<(), 
         .reference
         .as_deref()
         .and_then(|r| r.parse::<Uuid>().ok());
-    match (entry.kind.as_str(), target) {
-        ("inbound_message", Some(message_id)) => process::process(state, message_id).await,
-        ("reminder", Some(reminder_id)) => {
+    match (entry.kind, target) {
+        (DeadLetterKind::InboundMessage, Some(message_id)) => {
+            inbound::process(state, message_id).await
+        }
+        (DeadLetterKind::Reminder, Some(reminder_id)) => {
             let claim: Option<ClaimedReminder> = db
                 .rpc("cron_redrive_reminder", Caller::Service)
                 .args(&json!({
@@ -239,7 +261,11 @@ async fn redrive(state: &AppState, db: &Postgrest, entry: &Entry) -> Result<(), 
 }
 
 /// Records an entry's outcome after a re-drive (or releases it); returns its status.
-async fn settle(state: &AppState, db: &Postgrest, entry: Uuid) -> Result<Option<String>, DbError> {
+async fn settle(
+    state: &AppState,
+    db: &Postgrest,
+    entry: Uuid,
+) -> Result<Option<DeadLetterStatus>, DbError> {
     Ok(db
         .rpc("cron_settle_dead_letter", Caller::Service)
         .args(&json!({
@@ -253,7 +279,11 @@ async fn settle(state: &AppState, db: &Postgrest, entry: Uuid) -> Result<Option<
 }
 
 /// Deletes webhooks rows past the retention, in batches, within the time budget.
-async fn purge_webhooks(state: &AppState, db: &Postgrest, budget: &Budget) -> Result<u64, DbError> {
+async fn purge_webhooks(
+    state: &AppState,
+    db: &Postgrest,
+    budget: &TimeBudget,
+) -> Result<u64, DbError> {
     let mut deleted = 0;
     loop {
         let batch: u64 = db

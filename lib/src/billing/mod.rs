@@ -1,39 +1,31 @@
-//! `POST /api/billing/webhook`: Stripe's billing events.
+//! Stripe's billing events.
 //!
 //! The `Stripe-Signature` is verified over the raw body; then, when `STRIPE_SECRET_KEY` is
 //! set, the subscription the event is about is refetched from the Stripe API (the source of
 //! truth); then one database call, `apply_stripe_event`, records, dedupes, orders and applies
 //! (or keeps, until its customer's checkout) the event in one transaction (see
-//! `supabase/migrations/20261123000002_billing.sql` and `20261123000008_billing_order.sql`).
-//! Stripe gets a 200 for every outcome, and a 503 when the database or the Stripe API is
-//! unavailable, so that it delivers the event again.
+//! `supabase/migrations/20261123000002_billing.sql`).
 
 mod event;
 mod signature;
 mod stripe_api;
 
-use bytes::Bytes;
 use chrono::Utc;
-use http::{Method, Request, StatusCode};
+use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use self::event::Event;
+pub use self::event::Event;
 use crate::configuration::{Missing, StripeSettings};
 use crate::error::ApiError;
-use crate::host::{Ctx, HandlerResult, Route};
+use crate::startup::AppState;
 use crate::supabase::Caller;
-
-pub const ROUTE: Route = Route {
-    source: "api/billing/webhook.rs",
-    handler: |request, ctx| Box::pin(webhook(request, ctx)),
-};
 
 /// What `apply_stripe_event` did with an event. Every outcome is answered 200: none of them
 /// gets better if Stripe delivers the event again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum EventOutcome {
     /// The org changed.
     Applied,
     /// This event id was received before; nothing changed.
@@ -53,7 +45,7 @@ pub enum Outcome {
     Rejected,
 }
 
-impl Outcome {
+impl EventOutcome {
     /// The name `apply_stripe_event` returns, for the answer and the log.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,28 +68,25 @@ struct ApplyArgs<'a> {
     p_subscription: Option<Value>,
 }
 
-async fn webhook(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
-    if request.method() != Method::POST {
-        return Err(ApiError::MethodNotAllowed);
-    }
-    verify(&request, &ctx.state.settings.stripe, &ctx.request_id)?;
-    let event = Event::parse(request.body())?;
-    let subscription = refetch(&ctx, &event).await?;
-    let outcome = apply(&ctx, &event, subscription).await?;
-    let (id, kind, name) = (&event.id, &event.kind, outcome.as_str());
-    if matches!(outcome, Outcome::UnknownCustomer | Outcome::Rejected) {
-        tracing::warn!(event_id = %id, event_type = %kind, outcome = name, "stripe event");
-    } else {
-        tracing::info!(event_id = %id, event_type = %kind, outcome = name, "stripe event");
-    }
-    let body = serde_json::json!({ "received": true, "outcome": name });
-    Ok(super::json(StatusCode::OK, &body))
+/// Verifies, reads, refetches and applies one signed event: the event and what became of it.
+pub async fn receive(
+    state: &AppState,
+    signature: Option<&HeaderValue>,
+    body: &[u8],
+    request_id: &str,
+) -> Result<(Event, EventOutcome), ApiError> {
+    verify(signature, body, &state.settings.stripe, request_id)?;
+    let event = Event::parse(body)?;
+    let subscription = refetch(state, &event).await?;
+    let outcome = apply(state, &event, subscription).await?;
+    Ok((event, outcome))
 }
 
 /// Verifies the signature with the configured secrets. Every failure is the same 400; the
 /// reason goes to the log as a security event, without the payload.
 fn verify(
-    request: &Request<Bytes>,
+    signature_header: Option<&HeaderValue>,
+    body: &[u8],
     settings: &StripeSettings,
     request_id: &str,
 ) -> Result<(), ApiError> {
@@ -109,8 +98,8 @@ fn verify(
         return Err(ApiError::NotConfigured(Missing("STRIPE_WEBHOOK_SECRETS")));
     }
     signature::verify(
-        request.headers().get("stripe-signature"),
-        request.body(),
+        signature_header,
+        body,
         secrets,
         settings.tolerance,
         Utc::now().timestamp(),
@@ -129,12 +118,12 @@ fn verify(
 /// The event's subscription as the Stripe API has it now; `None` without a secret key, for
 /// events about no subscription, and when Stripe answers 404 (then the event's own copy,
 /// authenticated by its signature, is applied: a retry would get the same 404).
-async fn refetch(ctx: &Ctx, event: &Event) -> Result<Option<Value>, ApiError> {
-    let settings = &ctx.state.settings.stripe;
+async fn refetch(state: &AppState, event: &Event) -> Result<Option<Value>, ApiError> {
+    let settings = &state.settings.stripe;
     let (Some(key), Some(id)) = (&settings.secret_key, &event.subscription) else {
         return Ok(None);
     };
-    let subscription = stripe_api::fetch_subscription(&ctx.state.http, settings, key, id).await?;
+    let subscription = stripe_api::fetch_subscription(&state.http, settings, key, id).await?;
     if subscription.is_none() {
         tracing::warn!(
             event_id = %event.id,
@@ -145,17 +134,20 @@ async fn refetch(ctx: &Ctx, event: &Event) -> Result<Option<Value>, ApiError> {
 }
 
 /// One round trip: `apply_stripe_event` as the service role.
-async fn apply(ctx: &Ctx, event: &Event, subscription: Option<Value>) -> Result<Outcome, ApiError> {
+async fn apply(
+    state: &AppState,
+    event: &Event,
+    subscription: Option<Value>,
+) -> Result<EventOutcome, ApiError> {
     let args = ApplyArgs {
         p_event: &event.json,
         p_subscription: subscription,
     };
-    let answer = ctx
-        .state
+    let answer = state
         .db()?
         .rpc("apply_stripe_event", Caller::Service)
         .args(&args)
-        .fetch::<Outcome>()
+        .fetch::<EventOutcome>()
         .await?;
     Ok(answer.data)
 }

@@ -1,4 +1,4 @@
-//! `GET /api/cron/check-reminders`: sends due reminders, exactly once.
+//! Due reminders sent, exactly once (`/api/cron/check-reminders`).
 //!
 //! Per batch, one `cron_claim_reminders` (a lease and a token per reminder); per reminder,
 //! once the time budget allows it, `cron_begin_reminder` (moved to `sending`, outbound message
@@ -7,56 +7,62 @@
 //! `cron_fail_reminder` (retried with backoff; after [`ATTEMPTS`] failed, dead-lettered with an
 //! alert; never retried when the send may have happened; a recurring one continues at its next
 //! occurrence either way). Reminders claimed but not begun when the budget runs out are
-//! released for the next run (`cron_release_reminders`). See
-//! `supabase/migrations/20261123000004_cron.sql` and `20261123000007_cron_fixes.sql`.
+//! released for the next run (`cron_release_reminders`). A claimed row that does not decode
+//! fails on its own. See `supabase/migrations/20261123000004_cron.sql`.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use futures_util::StreamExt;
-use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::Budget;
-use crate::domain::{PhoneNumberId, Recurrence, WaId, Wamid};
-use crate::host::HandlerResult;
-use crate::routes::webhook::process::Alert;
+use super::TimeBudget;
+use crate::domain::{Alert, AlertKind, MessageKind, PhoneNumberId, Recurrence, WaId};
+use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
-use crate::whatsapp::{DeliveryError, GraphAction, GraphError, Template};
+use crate::whatsapp::{Delivered, DeliveryError, GraphAction, GraphError, Recipient, Template};
 
 /// Sends of one reminder occurrence by check-reminders before it goes to the dead letter queue
 /// (retry-failed then tries it until the dead letter queue's last attempt).
 pub const ATTEMPTS: u32 = 3;
 
+/// A reminder's claim: what any outcome is recorded against.
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct ClaimKey {
+    id: Uuid,
+    token: Uuid,
+}
+
 /// A claimed reminder with everything needed to send it (`private.cron_reminder_claim`).
 #[derive(Debug, Deserialize)]
 pub struct ClaimedReminder {
-    id: Uuid,
-    token: Uuid,
+    #[serde(flatten)]
+    key: ClaimKey,
     text: String,
     due_at: DateTime<Utc>,
     recurrence: Recurrence,
     timezone: String,
-    wa_id: String,
+    wa_id: WaId,
     conversation_id: Option<Uuid>,
-    phone_number_id: Option<String>,
+    phone_number_id: Option<PhoneNumberId>,
     window_open: bool,
     reminder_template: Option<String>,
     template_language: String,
 }
 
+/// A batch of claims; each reminder is decoded on its own.
 #[derive(Deserialize)]
 struct Claimed {
-    reminders: Vec<ClaimedReminder>,
+    reminders: Vec<Value>,
     skipped: u64,
     unknown: u64,
 }
 
 /// What one check-reminders run did.
 #[derive(Debug, Default, Serialize)]
-struct Summary {
+pub struct Summary {
     /// Reminders claimed (sent, retried, failed or lost to another run).
     claimed: u64,
     sent: u64,
@@ -78,7 +84,7 @@ struct Summary {
 
 /// How one reminder's send ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ReminderOutcome {
     Sent {
         rescheduled: bool,
     },
@@ -94,9 +100,9 @@ pub enum Outcome {
 }
 
 /// Claims and sends due reminders until none is left or the time budget is spent.
-pub(super) async fn check_reminders(state: &AppState) -> HandlerResult {
+pub async fn check_reminders(state: &AppState) -> Result<Summary, ApiError> {
     let db = state.db()?;
-    let budget = Budget::start(state.settings.cron.time_budget);
+    let budget = TimeBudget::start(state.settings.cron.time_budget);
     let mut summary = Summary::default();
     while !budget.spent() {
         let batch = claim(state, db).await?;
@@ -122,41 +128,45 @@ pub(super) async fn check_reminders(state: &AppState) -> HandlerResult {
         duration_ms = summary.duration_ms,
         "check-reminders run"
     );
-    Ok(crate::routes::json(StatusCode::OK, &summary))
+    Ok(summary)
 }
 
 impl Summary {
-    fn count(&mut self, outcome: Outcome) {
+    fn count(&mut self, outcome: ReminderOutcome) {
         match outcome {
-            Outcome::Sent { rescheduled } => {
+            ReminderOutcome::Sent { rescheduled } => {
                 self.sent += 1;
                 self.rescheduled += u64::from(rescheduled);
             }
-            Outcome::Retrying => self.retrying += 1,
-            Outcome::Failed { rescheduled } => {
+            ReminderOutcome::Retrying => self.retrying += 1,
+            ReminderOutcome::Failed { rescheduled } => {
                 self.failed += 1;
                 self.rescheduled += u64::from(rescheduled);
             }
-            Outcome::Lost => {}
-            Outcome::Interrupted => self.errors += 1,
+            ReminderOutcome::Lost => {}
+            ReminderOutcome::Interrupted => self.errors += 1,
         }
     }
 }
 
 /// Sends a claimed batch, `CRON_CONCURRENCY` reminders at once, beginning no send once the
 /// time budget is spent (a send begun then could outlast the function's `maxDuration`);
-/// returns the reminders not begun.
+/// returns the claims not begun.
 async fn send_batch(
     state: &AppState,
     db: &Postgrest,
-    budget: &Budget,
-    reminders: Vec<ClaimedReminder>,
+    budget: &TimeBudget,
+    reminders: Vec<Value>,
     summary: &mut Summary,
-) -> Vec<ClaimedReminder> {
-    let results: Vec<Result<Outcome, ClaimedReminder>> = futures_util::stream::iter(reminders)
-        .map(|reminder| async move {
+) -> Vec<ClaimKey> {
+    let results: Vec<Result<ReminderOutcome, ClaimKey>> = futures_util::stream::iter(reminders)
+        .map(|row| async move {
+            let reminder = match serde_json::from_value::<ClaimedReminder>(row.clone()) {
+                Ok(reminder) => reminder,
+                Err(error) => return Ok(fail_undecodable(state, db, row, &error).await),
+            };
             if budget.spent() {
-                return Err(reminder);
+                return Err(reminder.key);
             }
             Ok(send(state, db, reminder).await)
         })
@@ -175,13 +185,13 @@ async fn send_batch(
 
 /// Un-claims reminders this run will not begin, so that the next run takes them at once; if
 /// that fails, their lease runs out. Returns how many were released.
-async fn release(db: &Postgrest, reminders: &[ClaimedReminder]) -> u64 {
-    if reminders.is_empty() {
+async fn release(db: &Postgrest, claims: &[ClaimKey]) -> u64 {
+    if claims.is_empty() {
         return 0;
     }
-    let claims: Vec<_> = reminders
+    let claims: Vec<_> = claims
         .iter()
-        .map(|r| json!({"id": r.id, "token": r.token}))
+        .map(|key| json!({"id": key.id, "token": key.token}))
         .collect();
     let released = db
         .rpc("cron_release_reminders", Caller::Service)
@@ -215,8 +225,9 @@ enum SendError {
     NoTemplate,
     #[error("the contact has no conversation with a WhatsApp number of the org")]
     NoConversation,
-    #[error("the stored reminder has an invalid {0}")]
-    InvalidStored(&'static str),
+    /// The claimed row does not decode (the reason names no stored value).
+    #[error("the stored reminder cannot be read: {0}")]
+    Undecodable(String),
 }
 
 impl From<DeliveryError> for SendError {
@@ -241,22 +252,9 @@ impl SendError {
     }
 
     fn alert(&self) -> Option<Alert> {
-        matches!(self, Self::Graph(e) if e.action() == GraphAction::TokenExpired).then(|| Alert {
-            kind: "whatsapp_token_expired",
-            severity: "critical",
-            message: "The WhatsApp access token expired (Graph error 190): replace WHATSAPP_ACCESS_TOKEN.",
-        })
+        matches!(self, Self::Graph(e) if e.action() == GraphAction::TokenExpired)
+            .then_some(Alert(AlertKind::WhatsappTokenExpired))
     }
-}
-
-/// A reminder as sent, for `cron_finish_reminder`.
-#[derive(Serialize)]
-struct Finished {
-    status: &'static str,
-    wamid: Option<Wamid>,
-    wamids: Vec<Wamid>,
-    #[serde(rename = "type")]
-    kind: &'static str,
 }
 
 impl ClaimedReminder {
@@ -264,7 +262,7 @@ impl ClaimedReminder {
     /// whatever this send's outcome), in the reminder's time zone (unknown: UTC).
     fn next_occurrence(&self) -> Option<DateTime<Utc>> {
         let zone = self.timezone.parse::<Tz>().unwrap_or_else(|_| {
-            tracing::warn!(reminder_id = %self.id, "unknown reminder time zone; using UTC");
+            tracing::warn!(reminder_id = %self.key.id, "unknown reminder time zone; using UTC");
             Tz::UTC
         });
         self.recurrence.next_after(self.due_at, zone, Utc::now())
@@ -272,22 +270,48 @@ impl ClaimedReminder {
 }
 
 /// Sends one claimed reminder and records the outcome; never sends an occurrence twice.
-pub async fn send(state: &AppState, db: &Postgrest, reminder: ClaimedReminder) -> Outcome {
+pub async fn send(state: &AppState, db: &Postgrest, reminder: ClaimedReminder) -> ReminderOutcome {
     let next = reminder.next_occurrence();
+    let key = reminder.key;
     let mut message_id = None;
     let recorded = match deliver(state, db, &reminder, next, &mut message_id).await {
-        Ok(Some(finished)) => finish(db, &reminder, message_id, &finished, next).await,
-        Ok(None) => Ok(Outcome::Lost),
+        Ok(Some(delivered)) => finish(db, key, message_id, &delivered, next).await,
+        Ok(None) => Ok(ReminderOutcome::Lost),
         Err(SendError::Database(error)) => Err(error),
         Err(error) => {
-            tracing::warn!(reminder_id = %reminder.id, error = %error, "reminder not sent");
-            fail(state, db, &reminder, message_id, &error, next).await
+            tracing::warn!(reminder_id = %key.id, error = %error, "reminder not sent");
+            fail(state, db, key, message_id, &error, next).await
         }
     };
-    recorded.unwrap_or_else(|error| {
-        tracing::error!(reminder_id = %reminder.id, error = %error, "could not record a reminder's send; its lease decides");
-        Outcome::Interrupted
-    })
+    recorded.unwrap_or_else(|error| interrupted(key, &error))
+}
+
+/// A claimed row that does not decode: failed for good on its own (its series, unreadable,
+/// does not continue); the batch goes on.
+async fn fail_undecodable(
+    state: &AppState,
+    db: &Postgrest,
+    row: Value,
+    error: &serde_json::Error,
+) -> ReminderOutcome {
+    let Ok(key) = serde_json::from_value::<ClaimKey>(row) else {
+        tracing::error!("a claimed reminder without id or token; its lease decides");
+        return ReminderOutcome::Interrupted;
+    };
+    let error = SendError::Undecodable(format!(
+        "{:?} error at column {}",
+        error.classify(),
+        error.column()
+    ));
+    tracing::warn!(reminder_id = %key.id, error = %error, "reminder not sent");
+    fail(state, db, key, None, &error, None)
+        .await
+        .unwrap_or_else(|error| interrupted(key, &error))
+}
+
+fn interrupted(key: ClaimKey, error: &DbError) -> ReminderOutcome {
+    tracing::error!(reminder_id = %key.id, error = %error, "could not record a reminder's send; its lease decides");
+    ReminderOutcome::Interrupted
 }
 
 /// Begins and sends; `None` when the claim is no longer this run's.
@@ -297,42 +321,35 @@ async fn deliver(
     reminder: &ClaimedReminder,
     next: Option<DateTime<Utc>>,
     message_id: &mut Option<Uuid>,
-) -> Result<Option<Finished>, SendError> {
+) -> Result<Option<Delivered>, SendError> {
     let conversation = reminder.conversation_id.ok_or(SendError::NoConversation)?;
     let from = reminder
         .phone_number_id
-        .as_deref()
-        .ok_or(SendError::NoConversation)
-        .and_then(|id| PhoneNumberId::parse(id).ok_or(SendError::InvalidStored("number")))?;
-    let to = WaId::parse(&reminder.wa_id).ok_or(SendError::InvalidStored("wa_id"))?;
-    let template = reminder.reminder_template.clone().map(|name| Template {
-        name,
-        language: reminder.template_language.clone(),
-    });
-    if !reminder.window_open && template.is_none() {
+        .clone()
+        .ok_or(SendError::NoConversation)?;
+    let recipient = Recipient {
+        from,
+        to: reminder.wa_id.clone(),
+        window_open: reminder.window_open,
+        template: reminder.reminder_template.clone().map(|name| Template {
+            name,
+            language: reminder.template_language.clone(),
+        }),
+    };
+    if !recipient.window_open && recipient.template.is_none() {
         return Err(SendError::NoTemplate);
     }
     let text = format!("⏰ {}", reminder.text);
-    let kind = if reminder.window_open {
-        "text"
+    let kind = if recipient.window_open {
+        MessageKind::Text
     } else {
-        "template"
+        MessageKind::Template
     };
     let Some(id) = begin(state, db, reminder, conversation, kind, &text, next).await? else {
         return Ok(None);
     };
     *message_id = Some(id);
-    let retry_base = state.settings.processing.retry_base;
-    let (sent, kind) = state
-        .whatsapp
-        .deliver(&from, &to, text, reminder.window_open, template, retry_base)
-        .await?;
-    Ok(Some(Finished {
-        status: if sent.simulated { "simulated" } else { "sent" },
-        wamid: sent.wamids.first().cloned(),
-        wamids: sent.wamids,
-        kind,
-    }))
+    Ok(Some(state.whatsapp.send_text(&recipient, text).await?))
 }
 
 async fn begin(
@@ -340,15 +357,15 @@ async fn begin(
     db: &Postgrest,
     reminder: &ClaimedReminder,
     conversation: Uuid,
-    kind: &str,
+    kind: MessageKind,
     text: &str,
     next: Option<DateTime<Utc>>,
 ) -> Result<Option<Uuid>, DbError> {
     Ok(db
         .rpc("cron_begin_reminder", Caller::Service)
         .args(&json!({
-            "p_reminder_id": reminder.id,
-            "p_token": reminder.token,
+            "p_reminder_id": reminder.key.id,
+            "p_token": reminder.key.token,
             "p_conversation_id": conversation,
             "p_type": kind,
             "p_body": text,
@@ -362,26 +379,26 @@ async fn begin(
 
 async fn finish(
     db: &Postgrest,
-    reminder: &ClaimedReminder,
+    key: ClaimKey,
     message_id: Option<Uuid>,
-    finished: &Finished,
+    delivered: &Delivered,
     next: Option<DateTime<Utc>>,
-) -> Result<Outcome, DbError> {
+) -> Result<ReminderOutcome, DbError> {
     let applied: bool = db
         .rpc("cron_finish_reminder", Caller::Service)
         .args(&json!({
-            "p_reminder_id": reminder.id,
-            "p_token": reminder.token,
+            "p_reminder_id": key.id,
+            "p_token": key.token,
             "p_message_id": message_id,
-            "p_result": finished,
+            "p_result": delivered,
         }))
         .fetch()
         .await?
         .data;
     if !applied {
-        tracing::warn!(reminder_id = %reminder.id, "a reminder was sent after its claim ended");
+        tracing::warn!(reminder_id = %key.id, "a reminder was sent after its claim ended");
     }
-    Ok(Outcome::Sent {
+    Ok(ReminderOutcome::Sent {
         rescheduled: next.is_some(),
     })
 }
@@ -389,16 +406,16 @@ async fn finish(
 async fn fail(
     state: &AppState,
     db: &Postgrest,
-    reminder: &ClaimedReminder,
+    key: ClaimKey,
     message_id: Option<Uuid>,
     error: &SendError,
     next: Option<DateTime<Utc>>,
-) -> Result<Outcome, DbError> {
+) -> Result<ReminderOutcome, DbError> {
     let result: Option<String> = db
         .rpc("cron_fail_reminder", Caller::Service)
         .args(&json!({
-            "p_reminder_id": reminder.id,
-            "p_token": reminder.token,
+            "p_reminder_id": key.id,
+            "p_token": key.token,
             "p_message_id": message_id,
             "p_error": error.to_string(),
             "p_mode": error.mode(),
@@ -411,10 +428,10 @@ async fn fail(
         .await?
         .data;
     Ok(match result.as_deref() {
-        Some("retrying") => Outcome::Retrying,
-        Some(_) => Outcome::Failed {
+        Some("retrying") => ReminderOutcome::Retrying,
+        Some(_) => ReminderOutcome::Failed {
             rescheduled: next.is_some(),
         },
-        None => Outcome::Lost,
+        None => ReminderOutcome::Lost,
     })
 }

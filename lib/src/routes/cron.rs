@@ -1,37 +1,29 @@
 //! `/api/cron/*`: scheduled work, called by Vercel Cron (or any scheduler) with `GET` and
 //! `Authorization: Bearer $CRON_SECRET`.
 //!
-//! - `check-reminders` sends due reminders ([`reminders`]);
+//! - `check-reminders` sends due reminders ([`jobs::reminders`]);
 //! - `retry-failed` re-drives dead letter entries and stuck inbound messages, and deletes old
-//!   `webhooks` rows ([`retry`]).
+//!   `webhooks` rows ([`jobs::redrive`]).
 //!
-//! Both claim work in batches with leases (Postgres functions, `FOR UPDATE SKIP LOCKED`), so
-//! that overlapping runs share it and a crashed run's work is taken over once its lease runs
-//! out. Once `CRON_TIME_BUDGET_MS` is spent, both begin no new work (what they claimed and
-//! did not begin is left for the next run) and answer a JSON summary: the budget plus the
-//! worst case of one piece of work begun just before it ran out must fit in the function's
-//! `maxDuration` (see the README, Cron).
-
-mod reminders;
-pub mod retry;
-
-use std::time::{Duration, Instant};
+//! Each answers its run's JSON summary.
 
 use bytes::Bytes;
-use http::{header, Method, Request};
+use http::{header, Method, Request, StatusCode};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::configuration::CronSettings;
 use crate::error::ApiError;
 use crate::host::Route;
+use crate::jobs;
 
 pub const CHECK_REMINDERS: Route = Route {
     source: "api/cron/check-reminders.rs",
     handler: |request, ctx| {
         Box::pin(async move {
             authorize(&request, &ctx.state.settings.cron)?;
-            reminders::check_reminders(&ctx.state).await
+            let summary = jobs::reminders::check_reminders(&ctx.state).await?;
+            Ok(crate::response::json(StatusCode::OK, &summary))
         })
     },
 };
@@ -41,7 +33,8 @@ pub const RETRY_FAILED: Route = Route {
     handler: |request, ctx| {
         Box::pin(async move {
             authorize(&request, &ctx.state.settings.cron)?;
-            retry::retry_failed(&ctx.state).await
+            let summary = jobs::redrive::retry_failed(&ctx.state).await?;
+            Ok(crate::response::json(StatusCode::OK, &summary))
         })
     },
 };
@@ -71,28 +64,4 @@ fn authorize(request: &Request<Bytes>, settings: &CronSettings) -> Result<(), Ap
         return Err(ApiError::Unauthorized);
     }
     Ok(())
-}
-
-/// A run's clock: it begins no new work (no claim, no send, no re-drive) once its time budget
-/// is spent.
-struct Budget {
-    started: Instant,
-    limit: Duration,
-}
-
-impl Budget {
-    fn start(limit: Duration) -> Self {
-        Self {
-            started: Instant::now(),
-            limit,
-        }
-    }
-
-    fn spent(&self) -> bool {
-        self.started.elapsed() >= self.limit
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
 }

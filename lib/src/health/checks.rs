@@ -12,7 +12,7 @@ use crate::startup::AppState;
 use crate::supabase::Caller;
 
 /// Runs every check concurrently and sums them up.
-pub async fn run(state: &AppState) -> HealthReport {
+pub async fn check(state: &AppState) -> HealthReport {
     let timeout = state.settings.health.check_timeout;
     let (database, ai_primary, ai_fallback, whatsapp) = tokio::join!(
         database(state, timeout),

@@ -6,9 +6,12 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
+
+use crate::startup::AppState;
 
 /// A bounded queue of stored message ids and the permits of the workers draining it.
 pub struct Backlog {
@@ -54,6 +57,33 @@ impl Backlog {
     /// A worker's permit, when fewer than `concurrency` workers run (never waits).
     pub fn worker(&self) -> Option<OwnedSemaphorePermit> {
         self.workers.clone().try_acquire_owned().ok()
+    }
+}
+
+/// How long one worker takes new messages: it runs under the `waitUntil` of the request that
+/// started it, which must end well within the function's `maxDuration` (60 s).
+const DRAIN_FOR: Duration = Duration::from_secs(40);
+
+/// Processes queued messages until the queue is empty (or [`DRAIN_FOR`] has passed: what is
+/// left waits for the next delivery's worker, or the retry cron). A message queued while this
+/// worker was giving up its permit is not stranded: the worker looks again after releasing it.
+pub async fn drain(state: Arc<AppState>, mut permit: OwnedSemaphorePermit) {
+    let started = Instant::now();
+    loop {
+        while started.elapsed() < DRAIN_FOR {
+            let Some(message_id) = state.backlog.pop() else {
+                break;
+            };
+            super::process(&state, message_id).await;
+        }
+        drop(permit);
+        if state.backlog.is_empty() || started.elapsed() >= DRAIN_FOR {
+            return;
+        }
+        match state.backlog.worker() {
+            Some(next) => permit = next,
+            None => return,
+        }
     }
 }
 

@@ -1,0 +1,83 @@
+//! Org alerts the service raises from Rust (the database raises the others itself, e.g.
+//! `processing_failures` and `dead_letter_discarded`): each kind has one severity and one text.
+
+use serde::{Serialize, Serializer};
+
+/// How urgent an alert is (`alerts.severity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// What went wrong (`alerts.kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// The org's monthly token budget is spent: only built-in commands are answered.
+    BudgetExhausted,
+    /// A reply's send may or may not have reached Meta; it was not sent again.
+    ReplyOutcomeUnknown,
+    /// Graph error 190: the access token must be replaced.
+    WhatsappTokenExpired,
+}
+
+impl AlertKind {
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::BudgetExhausted | Self::ReplyOutcomeUnknown => Severity::Warning,
+            Self::WhatsappTokenExpired => Severity::Critical,
+        }
+    }
+
+    /// The alert's text, as operators read it.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::BudgetExhausted => {
+                "The monthly AI token budget is exhausted; only built-in commands are answered."
+            }
+            Self::ReplyOutcomeUnknown => {
+                "A reply's send outcome is unknown; it was not sent again."
+            }
+            Self::WhatsappTokenExpired => {
+                "The WhatsApp access token expired (Graph error 190): replace WHATSAPP_ACCESS_TOKEN."
+            }
+        }
+    }
+}
+
+/// An alert to raise: serialized as `{kind, severity, message}` for the database functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Alert(pub AlertKind);
+
+impl Serialize for Alert {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Row {
+            kind: AlertKind,
+            severity: Severity,
+            message: &'static str,
+        }
+        Row {
+            kind: self.0,
+            severity: self.0.severity(),
+            message: self.0.message(),
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_is_stored_with_its_severity_and_text() {
+        let json = serde_json::to_value(Alert(AlertKind::WhatsappTokenExpired)).expect("json");
+        assert_eq!(json["kind"], "whatsapp_token_expired");
+        assert_eq!(json["severity"], "critical");
+        assert!(json["message"].as_str().is_some_and(|m| m.contains("190")));
+    }
+}

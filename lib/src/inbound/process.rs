@@ -1,0 +1,283 @@
+//! Background processing of one stored inbound message, in at most three database round
+//! trips besides the assistant's tools:
+//!
+//! 1. `whatsapp_claim_message` ([`super::claim`]);
+//! 2. `whatsapp_begin_reply`: record the reply before sending it, so a retry never sends twice;
+//! 3. `whatsapp_finish_message` (reply, opt-out, alert, the assistant's ledger) or
+//!    `whatsapp_fail_message` (dead letter queue with backoff, and the ledger too).
+//!
+//! In between: the decision ([`super::decide`]), mark as read with typing indicator, the
+//! assistant, and the send ([`WhatsApp::send_text`](crate::whatsapp::WhatsApp::send_text)).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::claim::{claim, Claim, Claimed};
+use super::decide::{decide, Reply};
+use crate::assistant::ledger::Ledger;
+use crate::assistant::{AssistantError, Turn};
+use crate::domain::{Alert, AlertKind, MessageKind, Wamid};
+use crate::startup::AppState;
+use crate::supabase::{Caller, DbError, Postgrest};
+use crate::whatsapp::{
+    Delivered, DeliveryError, GraphAction, GraphError, Recipient, SendStatus, Template,
+};
+
+/// Why processing failed (the message goes to the dead letter queue).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("outside the 24 h window and no approved reply template is configured")]
+    NoTemplate,
+    /// The claimed rows do not decode (the reason names no stored value).
+    #[error("the stored message cannot be read: {0}")]
+    Undecodable(String),
+    #[error(transparent)]
+    Assistant(#[from] AssistantError),
+}
+
+impl From<DeliveryError> for Failure {
+    fn from(error: DeliveryError) -> Self {
+        match error {
+            DeliveryError::Graph(error) => Self::Graph(error),
+            DeliveryError::NoTemplate => Self::NoTemplate,
+        }
+    }
+}
+
+impl Failure {
+    fn undecodable(error: &serde_json::Error) -> Self {
+        Self::Undecodable(format!(
+            "{:?} error at column {}",
+            error.classify(),
+            error.column()
+        ))
+    }
+}
+
+/// The outcome, for `whatsapp_finish_message`.
+#[derive(Default, Serialize)]
+struct Finished {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outbound_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outbound_status: Option<SendStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wamid: Option<Wamid>,
+    wamids: Vec<Wamid>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<MessageKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opt_out: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<Alert>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transcript: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ledger: Option<Ledger>,
+}
+
+impl Finished {
+    /// Records the reply `outbound` as sent.
+    fn sent(&mut self, outbound: Uuid, delivered: Delivered) {
+        self.outbound_id = Some(outbound);
+        self.outbound_status = Some(delivered.status);
+        self.wamid = delivered.wamid().cloned();
+        self.kind = Some(delivered.kind);
+        self.wamids = delivered.wamids;
+    }
+}
+
+/// What processing did before it finished or failed: recorded either way.
+#[derive(Default)]
+struct Progress {
+    /// The reply recorded by `whatsapp_begin_reply`, if any.
+    outbound: Option<Uuid>,
+    /// STOP/START: recorded even when the rest fails.
+    opt_out: Option<bool>,
+    /// The assistant's provider attempts and tool runs.
+    ledger: Ledger,
+}
+
+/// What `whatsapp_begin_reply` found.
+#[derive(Deserialize)]
+struct Begun {
+    outbound_id: Uuid,
+    state: ReplyState,
+}
+
+/// The state of a message's reply when it is begun.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ReplyState {
+    /// Recorded now (or failed for certain before): send it.
+    New,
+    /// An earlier attempt may have sent it: never risk sending twice.
+    Sending,
+    /// Sent already.
+    #[serde(other)]
+    Settled,
+}
+
+/// Processes `message_id` if it can be claimed; every outcome is recorded, never lost.
+pub async fn process(state: &AppState, message_id: Uuid) {
+    let Ok(db) = state.db() else { return };
+    let claim = match claim(state, db, message_id).await {
+        Ok(Claimed::Claim(claim)) => claim,
+        Ok(Claimed::Unavailable) => return,
+        Ok(Claimed::Undecodable(error)) => {
+            let failure = Failure::undecodable(&error);
+            tracing::warn!(%message_id, error = %failure, "claimed message unreadable; dead-lettered");
+            let recorded = fail(db, message_id, &failure, Progress::default()).await;
+            if let Err(error) = recorded {
+                tracing::error!(%message_id, error = %error, "could not record the outcome; the lease will expire");
+            }
+            return;
+        }
+        Err(error) => {
+            // Not claimed: the message stays stored and the retry cron picks it up.
+            tracing::error!(%message_id, error = %error, "could not claim a message");
+            return;
+        }
+    };
+    let mut progress = Progress::default();
+    let result = answer(state, db, message_id, &claim, &mut progress).await;
+    let recorded = match result {
+        Ok(finished) => {
+            let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
+            finish(db, message_id, &Finished { ledger, ..finished }).await
+        }
+        Err(failure) => {
+            tracing::warn!(%message_id, error = %failure, "processing failed; dead-lettered");
+            fail(db, message_id, &failure, progress).await
+        }
+    };
+    if let Err(error) = recorded {
+        tracing::error!(%message_id, error = %error, "could not record the outcome; the lease will expire");
+    }
+}
+
+async fn answer(
+    state: &AppState,
+    db: &Postgrest,
+    message_id: Uuid,
+    claim: &Claim,
+    progress: &mut Progress,
+) -> Result<Finished, Failure> {
+    let plan = decide(claim);
+    progress.opt_out = plan.opt_out;
+    let mut finished = Finished {
+        opt_out: plan.opt_out,
+        alert: plan.alert,
+        ..Finished::default()
+    };
+    let Some(reply) = plan.reply else {
+        return Ok(finished);
+    };
+    if plan.mark_read {
+        mark_read(state, claim).await;
+    }
+    let text = match (reply, claim.previous_reply.clone()) {
+        (Reply::Fixed(text), _) => text,
+        (Reply::Assistant { .. }, Some(previous)) => previous,
+        (Reply::Assistant { ai }, None) => {
+            let turn = Turn {
+                message: &claim.message,
+                contact: &claim.contact,
+                settings: &claim.settings,
+                budget: &claim.budget,
+                history: &claim.history,
+                ai_allowed: ai,
+            };
+            let answer = state
+                .assistant
+                .answer(db, &turn, &mut progress.ledger)
+                .await?;
+            finished.transcript = answer.transcript;
+            answer.text
+        }
+    };
+    let begun: Begun = db
+        .rpc("whatsapp_begin_reply", Caller::Service)
+        .args(&json!({"p_message_id": message_id, "p_type": MessageKind::Text, "p_body": text}))
+        .fetch()
+        .await?
+        .data;
+    match begun.state {
+        ReplyState::New => progress.outbound = Some(begun.outbound_id),
+        ReplyState::Sending => {
+            finished.alert = Some(Alert(AlertKind::ReplyOutcomeUnknown));
+            return Ok(finished);
+        }
+        ReplyState::Settled => return Ok(finished),
+    }
+    let delivered = state.whatsapp.send_text(&recipient(claim), text).await?;
+    finished.sent(begun.outbound_id, delivered);
+    Ok(finished)
+}
+
+/// The contact, from the org's number that received the message.
+fn recipient(claim: &Claim) -> Recipient {
+    Recipient {
+        from: claim.phone_number_id.clone(),
+        to: claim.contact.wa_id.clone(),
+        window_open: claim.conversation.window_open,
+        template: claim.settings.reply_template.clone().map(|name| Template {
+            name,
+            language: claim.settings.template_language.clone(),
+        }),
+    }
+}
+
+async fn mark_read(state: &AppState, claim: &Claim) {
+    let Some(wamid) = &claim.message.wamid else {
+        return;
+    };
+    if let Err(error) = state
+        .whatsapp
+        .mark_read(&claim.phone_number_id, wamid)
+        .await
+    {
+        tracing::warn!(error = %error, "mark as read failed");
+    }
+}
+
+async fn finish(db: &Postgrest, id: Uuid, finished: &Finished) -> Result<(), DbError> {
+    db.rpc("whatsapp_finish_message", Caller::Service)
+        .args(&json!({"p_message_id": id, "p_result": finished}))
+        .execute()
+        .await
+        .map(drop)
+}
+
+async fn fail(
+    db: &Postgrest,
+    id: Uuid,
+    failure: &Failure,
+    progress: Progress,
+) -> Result<(), DbError> {
+    let alert = matches!(failure, Failure::Graph(e) if e.action() == GraphAction::TokenExpired)
+        .then_some(Alert(AlertKind::WhatsappTokenExpired));
+    // A send that may have reached Meta leaves its reply `sending`: a retry then refuses to
+    // send it again (and raises `reply_outcome_unknown`) instead of risking a double send.
+    let outbound = progress
+        .outbound
+        .filter(|_| !matches!(failure, Failure::Graph(e) if e.maybe_sent()));
+    let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
+    db.rpc("whatsapp_fail_message", Caller::Service)
+        .args(&json!({
+            "p_message_id": id,
+            "p_error": failure.to_string(),
+            "p_outbound_id": outbound,
+            "p_alert": alert,
+            "p_ledger": ledger,
+            "p_opt_out": progress.opt_out,
+        }))
+        .execute()
+        .await
+        .map(drop)
+}

@@ -1,0 +1,41 @@
+//! The crons' work, below the routes that trigger it:
+//!
+//! - [`reminders`]: due reminders sent, exactly once;
+//! - [`redrive`]: dead letter entries and stuck inbound messages re-driven, old `webhooks`
+//!   rows deleted (also the admin API's replay of one entry).
+//!
+//! Both claim work in batches with leases (Postgres functions, `FOR UPDATE SKIP LOCKED`), so
+//! that overlapping runs share it and a crashed run's work is taken over once its lease runs
+//! out. Once `CRON_TIME_BUDGET_MS` is spent, both begin no new work (what they claimed and
+//! did not begin is left for the next run): the budget plus the worst case of one piece of
+//! work begun just before it ran out must fit in the function's `maxDuration` (see
+//! `docs/cron.md`).
+
+pub mod redrive;
+pub mod reminders;
+
+use std::time::{Duration, Instant};
+
+/// A run's clock: it begins no new work (no claim, no send, no re-drive) once its time budget
+/// is spent.
+pub struct TimeBudget {
+    started: Instant,
+    limit: Duration,
+}
+
+impl TimeBudget {
+    pub fn start(limit: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            limit,
+        }
+    }
+
+    pub fn spent(&self) -> bool {
+        self.started.elapsed() >= self.limit
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
