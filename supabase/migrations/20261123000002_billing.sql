@@ -9,8 +9,15 @@
 -- Order: Stripe guarantees no delivery order, so each kind of event is ordered against its own
 -- clock (one clock per org would make a customer.subscription.updated retried after an
 -- invoice.paid of the next second stale: the org would keep its old plan although it paid):
---   * A subscription refetched from the Stripe API (p_subscription) is the current state: it
---     applies without an order check. The event is still deduplicated and recorded.
+--   * A subscription refetched from the Stripe API (p_subscription, asked for at p_fetched_at on
+--     this service's clock) is the state at that instant: it applies without the event's own
+--     order check, unless it is older than the state the org holds (private.stripe_snapshot_is_stale:
+--     fetched before the org's snapshot, orgs.subscription_fetched_at, or before the event the
+--     org's state comes from, or an ended subscription shown as not ended: a canceled
+--     subscription never comes back). A stale snapshot is dropped and the event is ordered by its
+--     own copy, as without a key: a slow customer.subscription.updated handler cannot bring back
+--     a plan that a faster customer.subscription.deleted handler removed. The event is still
+--     deduplicated and recorded.
 --   * customer.subscription.* events (the event's own copy: no key, or the API answered 404) are
 --     ordered against orgs.subscription_event_at, the time of the subscription state the org
 --     holds; ties (same second: Stripe emits several events in one second) follow the
@@ -41,7 +48,8 @@ alter table public.orgs
   add column token_period_started_at timestamptz not null default now(),
   add column subscription_event_type text,
   add column subscription_event_at timestamptz,
-  add column invoice_event_at timestamptz;
+  add column invoice_event_at timestamptz,
+  add column subscription_fetched_at timestamptz;
 
 comment on column public.orgs.token_period_started_at is
   'Start of the current monthly token budget period (usage counts from here); invoice.paid moves it to the start of the paid period.';
@@ -51,6 +59,8 @@ comment on column public.orgs.subscription_event_at is
   'Creation time of the Stripe event whose subscription state the org holds; older customer.subscription.* and checkout events are stale.';
 comment on column public.orgs.invoice_event_at is
   'Creation time of the last applied Stripe invoice.* event; older invoice events are stale.';
+comment on column public.orgs.subscription_fetched_at is
+  'When the refetched subscription the org holds was asked for (this service''s clock); an older snapshot is stale.';
 comment on column public.orgs.subscription_event_type is
   'Type of the customer.subscription.* event at subscription_event_at: orders the subscription''s events of one second.';
 
@@ -116,6 +126,27 @@ as $$
     when p_type = 'checkout.session.completed' then p_org.subscription_event_at > p_created
     when p_type like 'invoice.%' then p_org.invoice_event_at > p_created
   end, false);
+$$;
+
+-- Whether a refetched subscription is older than the state the org holds: asked for before the
+-- org's own snapshot or before the event its state comes from (a null p_fetched_at compares
+-- as fresh), or the org's subscription has ended (canceled, incomplete_expired: terminal in
+-- Stripe) and the snapshot shows it not ended.
+create or replace function private.stripe_snapshot_is_stale(
+  p_org public.orgs,
+  p_subscription jsonb,
+  p_fetched_at timestamptz
+)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(p_fetched_at < p_org.subscription_fetched_at, false)
+      or coalesce(p_fetched_at < p_org.subscription_event_at, false)
+      or (p_org.stripe_subscription_id = p_subscription ->> 'id'
+          and p_org.subscription_status in ('canceled', 'incomplete_expired')
+          and coalesce(p_subscription ->> 'status', '') not in ('canceled', 'incomplete_expired'));
 $$;
 
 -- A Stripe reference: an id string, or the object itself when expanded; null otherwise.
@@ -449,7 +480,8 @@ $$;
 -- =============================================================================================
 
 -- Applies one verified Stripe event. p_subscription is the subscription as the Stripe API
--- returned it just now; when given it is the current state and applies without an order check.
+-- returned it when asked at p_fetched_at; unless it is stale (see the rules above) it is the
+-- current state and applies without the event's order check.
 -- Outcomes:
 --   applied           the org changed (webhooks.status processed)
 --   duplicate         this event id was already received; nothing changed (attempts + 1)
@@ -461,7 +493,11 @@ $$;
 --                     alert with org_id null is raised (status ignored)
 --   rejected          the event cannot be applied (e.g. its customer belongs to another org);
 --                     an alert is raised (status failed). Retrying would not help.
-create or replace function public.apply_stripe_event(p_event jsonb, p_subscription jsonb default null)
+create or replace function public.apply_stripe_event(
+  p_event jsonb,
+  p_subscription jsonb default null,
+  p_fetched_at timestamptz default null
+)
 returns text
 language plpgsql
 volatile
@@ -474,6 +510,7 @@ declare
   v_customer text;
   v_webhook  uuid;
   v_org      public.orgs;
+  v_snapshot jsonb := case when jsonb_typeof(p_subscription) = 'object' then p_subscription end;
 begin
   if coalesce(v_id, '') = '' or coalesce(v_type, '') = ''
      or jsonb_typeof(p_event -> 'created') is distinct from 'number'
@@ -512,25 +549,33 @@ begin
     return private.stripe_finish(v_webhook, null, 'ignored', 'unknown customer', 'unknown_customer');
   end if;
 
-  return private.stripe_apply(
-    v_webhook, v_org, p_event,
-    case when jsonb_typeof(p_subscription) = 'object' then p_subscription end);
+  if v_snapshot is not null then
+    if private.stripe_snapshot_is_stale(v_org, v_snapshot, p_fetched_at) then
+      v_snapshot := null;
+    else
+      update public.orgs
+      set subscription_fetched_at = greatest(subscription_fetched_at, p_fetched_at)
+      where id = v_org.id;
+    end if;
+  end if;
+  return private.stripe_apply(v_webhook, v_org, p_event, v_snapshot);
 end;
 $$;
 
-comment on function public.apply_stripe_event(jsonb, jsonb) is
+comment on function public.apply_stripe_event(jsonb, jsonb, timestamptz) is
   'Applies one verified Stripe event to its org in one transaction: dedupe, order, apply or keep for a later checkout, alerts; service_role only.';
 
 -- =============================================================================================
 -- Privileges: service_role only (the default privileges would let every role execute them)
 -- =============================================================================================
 
-revoke all on function public.apply_stripe_event(jsonb, jsonb) from public, anon, authenticated;
-grant execute on function public.apply_stripe_event(jsonb, jsonb) to service_role;
+revoke all on function public.apply_stripe_event(jsonb, jsonb, timestamptz) from public, anon, authenticated;
+grant execute on function public.apply_stripe_event(jsonb, jsonb, timestamptz) to service_role;
 
 revoke all on function
   private.stripe_event_rank(text),
   private.stripe_is_stale(public.orgs, text, timestamptz, jsonb),
+  private.stripe_snapshot_is_stale(public.orgs, jsonb, timestamptz),
   private.stripe_id(jsonb),
   private.stripe_lock_customer(text),
   private.stripe_lock_org(text, jsonb),
@@ -546,6 +591,7 @@ from public, anon, authenticated;
 grant execute on function
   private.stripe_event_rank(text),
   private.stripe_is_stale(public.orgs, text, timestamptz, jsonb),
+  private.stripe_snapshot_is_stale(public.orgs, jsonb, timestamptz),
   private.stripe_id(jsonb),
   private.stripe_lock_customer(text),
   private.stripe_lock_org(text, jsonb),

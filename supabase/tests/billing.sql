@@ -45,11 +45,11 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Privileges
 -- ---------------------------------------------------------------------------------------------
-select ok(has_function_privilege('service_role', 'public.apply_stripe_event(jsonb, jsonb)', 'execute'),
+select ok(has_function_privilege('service_role', 'public.apply_stripe_event(jsonb, jsonb, timestamptz)', 'execute'),
   'service_role may apply Stripe events');
-select ok(not has_function_privilege('anon', 'public.apply_stripe_event(jsonb, jsonb)', 'execute'),
+select ok(not has_function_privilege('anon', 'public.apply_stripe_event(jsonb, jsonb, timestamptz)', 'execute'),
   'anon may not apply Stripe events');
-select ok(not has_function_privilege('authenticated', 'public.apply_stripe_event(jsonb, jsonb)', 'execute'),
+select ok(not has_function_privilege('authenticated', 'public.apply_stripe_event(jsonb, jsonb, timestamptz)', 'execute'),
   'authenticated may not apply Stripe events');
 select ok(not has_function_privilege('authenticated', 'private.stripe_finish(uuid, uuid, text, text, text)', 'execute'),
   'authenticated may not call the private helpers');

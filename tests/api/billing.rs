@@ -916,6 +916,49 @@ async fn a_refetched_subscription_applies_although_newer_events_were_applied() {
     );
 }
 
+/// A slow `updated` handler's refetch (asked for before the deletion) arrives after a fast
+/// `deleted` handler applied: the old snapshot is stale and the org stays canceled.
+#[tokio::test]
+async fn a_slow_refetch_cannot_bring_back_a_plan_a_later_deletion_removed() {
+    let stripe = MockServer::start().await;
+    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let org = create_org(&app, "starter", "active").await;
+    let sub = format!("sub_{}", unique());
+    let active = subscription(&sub, &org.customer, "active", PRO.1);
+    let canceled = subscription(&sub, &org.customer, "canceled", PRO.1);
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/subscriptions/{sub}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(&active)
+                .set_delay(std::time::Duration::from_millis(1500)),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/subscriptions/{sub}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&canceled))
+        .with_priority(2)
+        .mount(&stripe)
+        .await;
+    let t = now() - 60;
+    let updated = event("customer.subscription.updated", t, active.clone());
+    let deleted = event("customer.subscription.deleted", t + 1, canceled.clone());
+
+    let fast = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let applied = outcome(&app, &deleted).await;
+        (applied, org_state(&app, &org.id).await.subscription_status)
+    };
+    let (slow, fast) = tokio::join!(outcome(&app, &updated), fast);
+    assert_eq!(fast, ("applied".to_string(), "canceled".to_string()));
+    assert_eq!(slow, "stale");
+    let state = org_state(&app, &org.id).await;
+    assert_eq!(state.subscription_status, "canceled", "the deletion stands");
+}
+
 #[tokio::test]
 async fn with_a_secret_key_the_checkout_applies_kept_events_then_the_current_subscription() {
     let stripe = MockServer::start().await;

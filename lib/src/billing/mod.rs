@@ -10,7 +10,7 @@ mod event;
 mod signature;
 mod stripe_api;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -66,6 +66,15 @@ struct ApplyArgs<'a> {
     p_event: &'a Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     p_subscription: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p_fetched_at: Option<DateTime<Utc>>,
+}
+
+/// The subscription as the Stripe API returned it, and when it was asked for: a snapshot older
+/// than the state the org holds is not applied (a slow handler cannot undo a faster one).
+struct Snapshot {
+    subscription: Value,
+    fetched_at: DateTime<Utc>,
 }
 
 /// Verifies, reads, refetches and applies one signed event: the event and what became of it.
@@ -118,11 +127,13 @@ fn verify(
 /// The event's subscription as the Stripe API has it now; `None` without a secret key, for
 /// events about no subscription, and when Stripe answers 404 (then the event's own copy,
 /// authenticated by its signature, is applied: a retry would get the same 404).
-async fn refetch(state: &AppState, event: &Event) -> Result<Option<Value>, ApiError> {
+async fn refetch(state: &AppState, event: &Event) -> Result<Option<Snapshot>, ApiError> {
     let settings = &state.settings.stripe;
     let (Some(key), Some(id)) = (&settings.secret_key, &event.subscription) else {
         return Ok(None);
     };
+    // Taken before the request: the snapshot shows the state at this instant or later.
+    let fetched_at = Utc::now();
     let subscription = stripe_api::fetch_subscription(&state.http, settings, key, id).await?;
     if subscription.is_none() {
         tracing::warn!(
@@ -130,18 +141,26 @@ async fn refetch(state: &AppState, event: &Event) -> Result<Option<Value>, ApiEr
             "the Stripe API does not know the event's subscription (404); applying the event's copy"
         );
     }
-    Ok(subscription)
+    Ok(subscription.map(|subscription| Snapshot {
+        subscription,
+        fetched_at,
+    }))
 }
 
 /// One round trip: `apply_stripe_event` as the service role.
 async fn apply(
     state: &AppState,
     event: &Event,
-    subscription: Option<Value>,
+    snapshot: Option<Snapshot>,
 ) -> Result<EventOutcome, ApiError> {
+    let (p_subscription, p_fetched_at) = match snapshot {
+        Some(s) => (Some(s.subscription), Some(s.fetched_at)),
+        None => (None, None),
+    };
     let args = ApplyArgs {
         p_event: &event.json,
-        p_subscription: subscription,
+        p_subscription,
+        p_fetched_at,
     };
     let answer = state
         .db()?
