@@ -8,9 +8,7 @@ use std::time::Duration;
 use chrono::{Duration as Days, Utc};
 use serde_json::{json, Value};
 
-use crate::ai::*;
-use crate::helpers::spawn_app;
-use crate::whatsapp::*;
+use crate::helpers::*;
 
 fn body(reply: &Option<Value>) -> String {
     reply
@@ -21,9 +19,9 @@ fn body(reply: &Option<Value>) -> String {
 }
 
 /// Sends `text` from `contact` and returns the recorded reply's text.
-async fn say(app: &crate::helpers::TestApp, org: &TestOrg, contact: &str, text: &str) -> String {
+async fn say(app: &TestApp, org: &TestOrg, contact: &str, text: &str) -> String {
     let (delivery, wamid) = text_delivery(org, contact, text);
-    assert_eq!(app.deliver(&delivery).await.status(), 200);
+    assert_eq!(app.post_webhook(&delivery).await.status(), 200);
     body(&app.reply_to(&wamid).await)
 }
 
@@ -37,7 +35,7 @@ fn number(value: &Value) -> f64 {
 #[tokio::test]
 async fn without_an_ai_key_the_command_parser_serves_commands() {
     let app = spawn_app().await;
-    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let org = TestOrg::create(app.db()).await;
     let contact = new_wa_id();
 
     let reply = say(&app, &org, &contact, "remind me to stretch in 10 minutes").await;
@@ -399,7 +397,7 @@ async fn when_every_provider_fails_the_message_is_dead_lettered_with_its_ledger(
     let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[("AI_MAX_RETRIES", "1")]).await;
 
     let (delivery, wamid) = text_delivery(&org, &new_wa_id(), "are you there?");
-    app.deliver(&delivery).await;
+    app.post_webhook(&delivery).await;
     let message = app.processed(&wamid).await;
     assert_eq!(message["status"], "failed");
     assert!(app.reply_to(&wamid).await.is_none(), "nothing sent");
@@ -423,7 +421,7 @@ async fn with_the_budget_spent_the_parser_serves_commands_and_no_provider_is_cal
     let anthropic_script = Script::new(vec![anthropic_text("should not be called", (1, 1, 0))]);
     let anthropic = fake_anthropic(&anthropic_script).await;
     let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[]).await;
-    let db = app.state.db().expect("db");
+    let db = app.db();
     org.update(db, "orgs", json!({"monthly_token_budget": 0}))
         .await;
     let contact = new_wa_id();
@@ -445,7 +443,7 @@ async fn with_the_budget_spent_the_parser_serves_commands_and_no_provider_is_cal
     // A contact past the daily cap: the same, without an org alert.
     let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[]).await;
     org.update(
-        app.state.db().expect("db"),
+        app.db(),
         "assistant_settings",
         json!({"contact_daily_token_cap": 0}),
     )
@@ -572,13 +570,12 @@ async fn a_voice_note_is_transcribed_then_handled_as_text() {
         None,
         &[
             ("GRAPH_API_BASE_URL", &graph_url),
-            ("WHATSAPP_ACCESS_TOKEN", "EAAtesttoken000000000000"),
+            ("WHATSAPP_ACCESS_TOKEN", GRAPH_TOKEN),
         ],
     )
     .await;
     let (payload, wamids) = personalize(fixture("audio_voice.json"), &org, &new_wa_id(), 0);
-    app.deliver(&serde_json::to_vec(&payload).expect("json"))
-        .await;
+    app.post_webhook_json(&payload).await;
     let reply = body(&app.reply_to(&wamids[0]).await);
     assert!(reply.contains("Reminder set: “stretch”"), "{reply}");
     assert!(
@@ -612,10 +609,9 @@ async fn a_voice_note_is_transcribed_then_handled_as_text() {
 
     // Without an OpenAI key a voice note gets a polite answer.
     let app = spawn_app().await;
-    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let org = TestOrg::create(app.db()).await;
     let (payload, wamids) = personalize(fixture("audio_voice.json"), &org, &new_wa_id(), 0);
-    app.deliver(&serde_json::to_vec(&payload).expect("json"))
-        .await;
+    app.post_webhook_json(&payload).await;
     let reply = body(&app.reply_to(&wamids[0]).await);
     assert!(reply.contains("can't listen to voice notes"), "{reply}");
 }
@@ -636,13 +632,12 @@ async fn an_image_is_shown_to_a_model_that_accepts_images() {
         None,
         &[
             ("GRAPH_API_BASE_URL", &graph_url),
-            ("WHATSAPP_ACCESS_TOKEN", "EAAtesttoken000000000000"),
+            ("WHATSAPP_ACCESS_TOKEN", GRAPH_TOKEN),
         ],
     )
     .await;
     let (payload, wamids) = personalize(fixture("image.json"), &org, &new_wa_id(), 0);
-    app.deliver(&serde_json::to_vec(&payload).expect("json"))
-        .await;
+    app.post_webhook_json(&payload).await;
     let reply = body(&app.reply_to(&wamids[0]).await);
     assert_eq!(reply, "That is an electricity bill for 42 EUR.");
     let sent = bodies(&openai).await;
@@ -700,7 +695,7 @@ async fn calendar_events_go_to_google_when_the_org_connected_it() {
         ],
     )
     .await;
-    let db = app.state.db().expect("db");
+    let db = app.db();
     insert(
         db,
         "calendar_connections",

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{claims, es256, hs256, hs256_with, World, TEST_KID};
+use crate::helpers::admin::World;
+use crate::helpers::jwt::{claims, es256, hs256, hs256_with, unsigned, TEST_KID};
+use crate::helpers::lib::ROUTES;
 
 /// One endpoint called on org A's resources, and what each signed-in identity gets.
 struct Case {
@@ -191,13 +191,6 @@ fn cases(w: &World) -> Vec<Case> {
     ]
 }
 
-/// A token with `alg: none` and no signature.
-fn unsigned(claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{header}.{payload}.")
-}
-
 /// The identities that must get 401, with the error code they get.
 fn rejected_tokens(w: &World) -> Vec<(&'static str, Option<String>, &'static str)> {
     let valid = claims(w.admin_a);
@@ -243,7 +236,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
 
     // The matrix covers every admin route but the public OpenAPI document.
     let covered: BTreeSet<&str> = cases.iter().map(|c| c.route).collect();
-    let routes: BTreeSet<String> = assistant::routes::ROUTES
+    let routes: BTreeSet<String> = ROUTES
         .iter()
         .map(|r| r.path())
         .filter(|p| p.starts_with("/api/admin/") && p != "/api/admin/openapi.json")
@@ -256,7 +249,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
     for (who, token, code) in rejected_tokens(&w) {
         for case in &cases {
             let response = w
-                .send(
+                .request(
                     case.method.clone(),
                     &case.path,
                     token.as_deref(),
@@ -292,7 +285,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
 
     for case in &cases {
         let (status, body) = w
-            .call(
+            .admin(
                 case.method.clone(),
                 &case.path,
                 Some(&viewer_a),
@@ -314,7 +307,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
         }
 
         let (status, body) = w
-            .call(
+            .admin(
                 case.method.clone(),
                 &case.path,
                 Some(&admin_b),
@@ -343,7 +336,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
 
     for case in &cases {
         let (status, body) = w
-            .call(
+            .admin(
                 case.method.clone(),
                 &case.path,
                 Some(&admin_a),
@@ -372,16 +365,4 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
         "settings.update",
     ];
     assert_eq!(actions, expected.iter().map(|a| a.to_string()).collect());
-}
-
-impl World {
-    /// Every audit row of org A.
-    async fn audit_all(&self) -> Vec<Value> {
-        crate::whatsapp::select(
-            self.db(),
-            "audit_log_entries",
-            &[("org_id", format!("eq.{}", self.a.org.id))],
-        )
-        .await
-    }
 }

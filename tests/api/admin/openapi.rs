@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::World;
+use crate::helpers::admin::World;
+use crate::helpers::lib::{OPENAPI_DOCUMENT, ROUTES};
 
 /// The methods a route answers: anything but 405 (probed without credentials).
 async fn served_methods(w: &World, path: &str) -> BTreeSet<String> {
@@ -19,7 +20,7 @@ async fn served_methods(w: &World, path: &str) -> BTreeSet<String> {
         Method::PATCH,
         Method::DELETE,
     ] {
-        let response = w.send(method.clone(), path, None, None).await;
+        let response = w.request(method.clone(), path, None, None).await;
         assert_ne!(response.status(), 404, "{method} {path} is not routed");
         if response.status() != 405 {
             served.insert(method.as_str().to_lowercase());
@@ -32,7 +33,7 @@ async fn served_methods(w: &World, path: &str) -> BTreeSet<String> {
 async fn the_document_lists_exactly_the_routes_and_their_methods() {
     let w = World::new().await;
     let response = w
-        .send(Method::GET, "/api/admin/openapi.json", None, None)
+        .request(Method::GET, "/api/admin/openapi.json", None, None)
         .await;
     assert_eq!(response.status(), 200, "public, no token");
     let document: Value = response.json().await.expect("JSON");
@@ -53,7 +54,7 @@ async fn the_document_lists_exactly_the_routes_and_their_methods() {
         })
         .collect();
     let mut served = BTreeMap::new();
-    for route in assistant::routes::ROUTES {
+    for route in ROUTES {
         let path = route.path();
         let concrete = path.replace("[id]", &uuid::Uuid::new_v4().to_string());
         served.insert(
@@ -139,8 +140,7 @@ fn check(document: &Value, schema: &Value, value: &Value, at: &str, errors: &mut
 #[tokio::test]
 async fn every_admin_answer_matches_its_declared_schema() {
     let w = World::new().await;
-    let document: Value =
-        serde_json::from_str(assistant::routes::admin::openapi::DOCUMENT).expect("document");
+    let document: Value = serde_json::from_str(OPENAPI_DOCUMENT).expect("document");
     let org = w.a.org.id.clone();
     let conversation = w.a.conversation.clone();
     let [letter, other_letter] = w.a.dead_letters.clone();
@@ -285,7 +285,7 @@ async fn every_admin_answer_matches_its_declared_schema() {
     let mut checked = BTreeSet::new();
     for (method, template, path, body) in calls {
         let (status, answer) = w
-            .call(method.clone(), &path, Some(&owner), body.as_ref())
+            .admin(method.clone(), &path, Some(&owner), body.as_ref())
             .await;
         let operation = &document["paths"][template][method.as_str().to_lowercase()];
         let declared = &operation["responses"][status.to_string()];
@@ -324,7 +324,7 @@ async fn every_admin_answer_matches_its_declared_schema() {
     );
 
     // A 401 matches too.
-    let (status, answer) = w.call(Method::GET, "/api/admin/me", None, None).await;
+    let (status, answer) = w.admin(Method::GET, "/api/admin/me", None, None).await;
     assert_eq!(status, 401);
     let mut errors = Vec::new();
     check(
