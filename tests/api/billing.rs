@@ -234,11 +234,7 @@ async fn a_rejected_signature_is_logged_as_a_security_event_without_the_payload(
 async fn ten_concurrent_duplicate_deliveries_apply_once() {
     let app = billing_app(|_| {}).await;
     let org = create_org(&app, "starter", "active").await;
-    let failed = event(
-        "invoice.payment_failed",
-        now(),
-        invoice(&org.customer, "sub_dup", "open", 1),
-    );
+    let failed = invoice_event("payment_failed", now(), &org.customer, "sub_dup", 1);
     let deliveries = (0..10).map(|_| app.post_billing_event(&failed));
     let answers = futures_util::future::join_all(deliveries).await;
 
@@ -275,26 +271,10 @@ async fn out_of_order_deliveries_end_in_the_right_state() {
     let org = create_org(&app, "free", "none").await;
     let sub = stripe_id("sub");
     let t = now() - 600;
-    let created = event(
-        "customer.subscription.created",
-        t,
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
-    let updated = event(
-        "customer.subscription.updated",
-        t + 10,
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
-    let deleted = event(
-        "customer.subscription.deleted",
-        t + 20,
-        subscription(&sub, &org.customer, "canceled", PRO.1),
-    );
-    let late_update = event(
-        "customer.subscription.updated",
-        t + 15,
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
+    let created = subscription_event("created", t, &sub, &org.customer, "active", STARTER.1);
+    let updated = subscription_event("updated", t + 10, &sub, &org.customer, "active", PRO.1);
+    let deleted = subscription_event("deleted", t + 20, &sub, &org.customer, "canceled", PRO.1);
+    let late_update = subscription_event("updated", t + 15, &sub, &org.customer, "active", PRO.1);
 
     assert_eq!(app.billing_outcome(&updated).await, "applied");
     assert_eq!(app.billing_outcome(&created).await, "stale");
@@ -308,10 +288,7 @@ async fn out_of_order_deliveries_end_in_the_right_state() {
 
     let state = org_state(&app, &org.id).await;
     assert_eq!(state.subscription_status, "canceled");
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        ("free", FREE_BUDGET)
-    );
+    assert_eq!(state.plan_and_budget(), ("free", FREE_BUDGET));
     for stale in [&created, &late_update] {
         let rows = webhook_rows(&app, event_id(stale)).await;
         assert_eq!(
@@ -329,46 +306,22 @@ async fn events_of_the_same_second_apply_in_lifecycle_order() {
     let t = now() - 600;
     // The first invoice, paid in the second the subscription was created, arrives first: the
     // creation still applies.
-    let paid = event(
-        "invoice.paid",
-        t - 100,
-        invoice(&org.customer, &sub, "paid", 1),
-    );
-    let created = event(
-        "customer.subscription.created",
-        t - 100,
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
+    let paid = invoice_event("paid", t - 100, &org.customer, &sub, 1);
+    let created = subscription_event("created", t - 100, &sub, &org.customer, "active", PRO.1);
     assert_eq!(app.billing_outcome(&paid).await, "applied");
     assert_eq!(app.billing_outcome(&created).await, "applied");
     assert_eq!(org_state(&app, &org.id).await.plan, PRO.0);
 
     // Created incomplete, then updated to active, in one second, delivered the other way round.
-    let created = event(
-        "customer.subscription.created",
-        t,
-        subscription(&sub, &org.customer, "incomplete", STARTER.1),
-    );
-    let activated = event(
-        "customer.subscription.updated",
-        t,
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
+    let created = subscription_event("created", t, &sub, &org.customer, "incomplete", STARTER.1);
+    let activated = subscription_event("updated", t, &sub, &org.customer, "active", STARTER.1);
     assert_eq!(app.billing_outcome(&activated).await, "applied");
     assert_eq!(app.billing_outcome(&created).await, "stale");
     assert_eq!(org_state(&app, &org.id).await.subscription_status, "active");
 
     // Updated then deleted in one second: the deletion stands whatever arrives last.
-    let deleted = event(
-        "customer.subscription.deleted",
-        t + 5,
-        subscription(&sub, &org.customer, "canceled", STARTER.1),
-    );
-    let updated = event(
-        "customer.subscription.updated",
-        t + 5,
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
+    let deleted = subscription_event("deleted", t + 5, &sub, &org.customer, "canceled", STARTER.1);
+    let updated = subscription_event("updated", t + 5, &sub, &org.customer, "active", STARTER.1);
     assert_eq!(app.billing_outcome(&deleted).await, "applied");
     assert_eq!(app.billing_outcome(&updated).await, "stale");
     assert_eq!(
@@ -378,23 +331,12 @@ async fn events_of_the_same_second_apply_in_lifecycle_order() {
 
     // A new checkout and its subscription in one second: both apply, in either order.
     let next = stripe_id("sub");
-    let created = event(
-        "customer.subscription.created",
-        t + 60,
-        subscription(&next, &org.customer, "active", PRO.1),
-    );
-    let checkout = event(
-        "checkout.session.completed",
-        t + 60,
-        checkout_session(&org.id, &org.customer, &next),
-    );
+    let created = subscription_event("created", t + 60, &next, &org.customer, "active", PRO.1);
+    let checkout = checkout_event(t + 60, &org.id, &org.customer, &next);
     assert_eq!(app.billing_outcome(&created).await, "applied");
     assert_eq!(app.billing_outcome(&checkout).await, "applied");
     let state = org_state(&app, &org.id).await;
-    assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
-        (PRO.0, "active")
-    );
+    assert_eq!(state.plan_and_status(), (PRO.0, "active"));
 }
 
 #[tokio::test]
@@ -404,23 +346,12 @@ async fn an_invoice_never_makes_an_older_subscription_event_stale() {
     let sub = stripe_id("sub");
     let t = now() - 600;
     // The upgrade is delivered after the invoice of the next second (Stripe retried it).
-    let paid = event(
-        "invoice.paid",
-        t + 1,
-        invoice(&org.customer, &sub, "paid", 1),
-    );
-    let upgraded = event(
-        "customer.subscription.updated",
-        t,
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
+    let paid = invoice_event("paid", t + 1, &org.customer, &sub, 1);
+    let upgraded = subscription_event("updated", t, &sub, &org.customer, "active", PRO.1);
     assert_eq!(app.billing_outcome(&paid).await, "applied");
     assert_eq!(app.billing_outcome(&upgraded).await, "applied");
     let state = org_state(&app, &org.id).await;
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        (PRO.0, PRO.2)
-    );
+    assert_eq!(state.plan_and_budget(), (PRO.0, PRO.2));
 }
 
 #[tokio::test]
@@ -431,16 +362,8 @@ async fn invoices_are_ordered_among_themselves_and_never_undo_a_newer_subscripti
     let t = now() - 600;
 
     // A payment failure delivered after the later payment is stale: no past_due, no alert.
-    let paid = event(
-        "invoice.paid",
-        t + 10,
-        invoice(&org.customer, &sub, "paid", 2),
-    );
-    let failed = event(
-        "invoice.payment_failed",
-        t,
-        invoice(&org.customer, &sub, "open", 1),
-    );
+    let paid = invoice_event("paid", t + 10, &org.customer, &sub, 2);
+    let failed = invoice_event("payment_failed", t, &org.customer, &sub, 1);
     assert_eq!(app.billing_outcome(&paid).await, "applied");
     assert_eq!(app.billing_outcome(&failed).await, "stale");
     assert_eq!(org_state(&app, &org.id).await.subscription_status, "active");
@@ -450,16 +373,8 @@ async fn invoices_are_ordered_among_themselves_and_never_undo_a_newer_subscripti
     );
 
     // A failure older than the subscription state the org holds alerts but keeps the status.
-    let active = event(
-        "customer.subscription.updated",
-        t + 30,
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
-    let failed = event(
-        "invoice.payment_failed",
-        t + 20,
-        invoice(&org.customer, &sub, "open", 1),
-    );
+    let active = subscription_event("updated", t + 30, &sub, &org.customer, "active", STARTER.1);
+    let failed = invoice_event("payment_failed", t + 20, &org.customer, &sub, 1);
     assert_eq!(app.billing_outcome(&active).await, "applied");
     assert_eq!(app.billing_outcome(&failed).await, "applied");
     assert_eq!(org_state(&app, &org.id).await.subscription_status, "active");
@@ -469,11 +384,7 @@ async fn invoices_are_ordered_among_themselves_and_never_undo_a_newer_subscripti
     );
 
     // A newer failure makes the org past_due.
-    let failed = event(
-        "invoice.payment_failed",
-        t + 40,
-        invoice(&org.customer, &sub, "open", 2),
-    );
+    let failed = invoice_event("payment_failed", t + 40, &org.customer, &sub, 2);
     assert_eq!(app.billing_outcome(&failed).await, "applied");
     assert_eq!(
         org_state(&app, &org.id).await.subscription_status,
@@ -492,17 +403,9 @@ async fn events_before_the_checkout_are_kept_and_applied_when_it_links_the_custo
     let customer = stripe_id("cus");
     let sub = stripe_id("sub");
     let t = now() - 60;
-    let created = event(
-        "customer.subscription.created",
-        t,
-        subscription(&sub, &customer, "incomplete", PRO.1),
-    );
-    let activated = event(
-        "customer.subscription.updated",
-        t,
-        subscription(&sub, &customer, "active", PRO.1),
-    );
-    let paid = event("invoice.paid", t, invoice(&customer, &sub, "paid", 1));
+    let created = subscription_event("created", t, &sub, &customer, "incomplete", PRO.1);
+    let activated = subscription_event("updated", t, &sub, &customer, "active", PRO.1);
+    let paid = invoice_event("paid", t, &customer, &sub, 1);
     // Delivered out of order, all before the checkout.
     for early in [&activated, &paid, &created] {
         assert_eq!(app.billing_outcome(early).await, "pending");
@@ -516,15 +419,11 @@ async fn events_before_the_checkout_are_kept_and_applied_when_it_links_the_custo
     assert_eq!(app.billing_outcome(&created).await, "duplicate");
     assert_eq!(org_state(&app, &org).await.plan, "free");
 
-    let checkout = event(
-        "checkout.session.completed",
-        t + 1,
-        checkout_session(&org, &customer, &sub),
-    );
+    let checkout = checkout_event(t + 1, &org, &customer, &sub);
     assert_eq!(app.billing_outcome(&checkout).await, "applied");
     let state = org_state(&app, &org).await;
     assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
+        state.plan_and_status(),
         (PRO.0, "active"),
         "the kept events applied in their lifecycle order"
     );
@@ -550,23 +449,12 @@ async fn a_subscription_event_of_an_earlier_second_than_its_checkout_still_appli
     let customer = stripe_id("cus");
     let sub = stripe_id("sub");
     let t = now() - 60;
-    let checkout = event(
-        "checkout.session.completed",
-        t,
-        checkout_session(&org, &customer, &sub),
-    );
-    let created = event(
-        "customer.subscription.created",
-        t - 1,
-        subscription(&sub, &customer, "active", STARTER.1),
-    );
+    let checkout = checkout_event(t, &org, &customer, &sub);
+    let created = subscription_event("created", t - 1, &sub, &customer, "active", STARTER.1);
     assert_eq!(app.billing_outcome(&checkout).await, "applied");
     assert_eq!(app.billing_outcome(&created).await, "applied");
     let state = org_state(&app, &org).await;
-    assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
-        (STARTER.0, "active")
-    );
+    assert_eq!(state.plan_and_status(), (STARTER.0, "active"));
 }
 
 #[tokio::test]
@@ -579,17 +467,9 @@ async fn concurrent_checkouts_and_early_events_leave_no_event_behind() {
         let org = create_org_without_customer(&app).await;
         let customer = stripe_id("cus");
         let sub = stripe_id("sub");
-        let created = event(
-            "customer.subscription.created",
-            t,
-            subscription(&sub, &customer, "active", PRO.1),
-        );
+        let created = subscription_event("created", t, &sub, &customer, "active", PRO.1);
         deliveries.push(created.clone());
-        deliveries.push(event(
-            "checkout.session.completed",
-            t,
-            checkout_session(&org, &customer, &sub),
-        ));
+        deliveries.push(checkout_event(t, &org, &customer, &sub));
         orgs.push((org, created));
     }
     let answers = futures_util::future::join_all(
@@ -617,22 +497,14 @@ async fn checkout_links_the_org_named_in_client_reference_id() {
     let customer = stripe_id("cus");
     let sub = stripe_id("sub");
     let t = now() - 60;
-    let checkout = event(
-        "checkout.session.completed",
-        t,
-        checkout_session(&org, &customer, &sub),
-    );
+    let checkout = checkout_event(t, &org, &customer, &sub);
     assert_eq!(app.billing_outcome(&checkout).await, "applied");
     let state = org_state(&app, &org).await;
     assert_eq!(state.stripe_customer_id.as_deref(), Some(customer.as_str()));
     assert_eq!(state.stripe_subscription_id.as_deref(), Some(sub.as_str()));
 
     // From now on the customer finds the org.
-    let created = event(
-        "customer.subscription.created",
-        t + 1,
-        subscription(&sub, &customer, "active", STARTER.1),
-    );
+    let created = subscription_event("created", t + 1, &sub, &customer, "active", STARTER.1);
     assert_eq!(app.billing_outcome(&created).await, "applied");
     assert_eq!(org_state(&app, &org).await.plan, STARTER.0);
 }
@@ -645,18 +517,11 @@ async fn subscription_events_set_status_plan_budget_period_and_cancellation() {
     let t = now() - 600;
 
     // API version 2025-03-31.basil and later: the period end is on the item.
-    let created = event(
-        "customer.subscription.created",
-        t,
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
+    let created = subscription_event("created", t, &sub, &org.customer, "active", STARTER.1);
     assert_eq!(app.billing_outcome(&created).await, "applied");
     let state = org_state(&app, &org.id).await;
     assert_eq!(state.subscription_status, "active");
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        (STARTER.0, STARTER.2)
-    );
+    assert_eq!(state.plan_and_budget(), (STARTER.0, STARTER.2));
     assert_eq!(state.stripe_subscription_id.as_deref(), Some(sub.as_str()));
     assert_eq!(state.current_period_end, Some(at(PERIOD_END)));
     assert!(!state.cancel_at_period_end);
@@ -672,25 +537,15 @@ async fn subscription_events_set_status_plan_budget_period_and_cancellation() {
     let updated = event("customer.subscription.updated", t + 10, legacy);
     assert_eq!(app.billing_outcome(&updated).await, "applied");
     let state = org_state(&app, &org.id).await;
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        (PRO.0, PRO.2)
-    );
+    assert_eq!(state.plan_and_budget(), (PRO.0, PRO.2));
     assert_eq!(state.current_period_end, Some(at(PERIOD_END + 86_400)));
     assert!(state.cancel_at_period_end);
 
-    let deleted = event(
-        "customer.subscription.deleted",
-        t + 20,
-        subscription(&sub, &org.customer, "canceled", PRO.1),
-    );
+    let deleted = subscription_event("deleted", t + 20, &sub, &org.customer, "canceled", PRO.1);
     assert_eq!(app.billing_outcome(&deleted).await, "applied");
     let state = org_state(&app, &org.id).await;
     assert_eq!(state.subscription_status, "canceled");
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        ("free", FREE_BUDGET)
-    );
+    assert_eq!(state.plan_and_budget(), ("free", FREE_BUDGET));
 }
 
 #[tokio::test]
@@ -720,11 +575,7 @@ async fn invoice_paid_renews_the_token_budget_from_the_paid_period() {
 async fn invoice_payment_failed_makes_the_org_past_due_and_raises_an_alert() {
     let app = billing_app(|_| {}).await;
     let org = create_org(&app, "pro", "active").await;
-    let failed = event(
-        "invoice.payment_failed",
-        now(),
-        invoice(&org.customer, "sub_failing", "open", 1),
-    );
+    let failed = invoice_event("payment_failed", now(), &org.customer, "sub_failing", 1);
     assert_eq!(app.billing_outcome(&failed).await, "applied");
     let state = org_state(&app, &org.id).await;
     assert_eq!(
@@ -742,11 +593,7 @@ async fn a_checkout_for_an_org_that_does_not_exist_is_acknowledged_recorded_and_
     let app = billing_app(|_| {}).await;
     let stranger = stripe_id("cus");
     let nowhere = uuid::Uuid::new_v4().to_string();
-    let checkout = event(
-        "checkout.session.completed",
-        now(),
-        checkout_session(&nowhere, &stranger, &stripe_id("sub")),
-    );
+    let checkout = checkout_event(now(), &nowhere, &stranger, &stripe_id("sub"));
     let (status, answer) = app.post_billing_event(&checkout).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["outcome"], "unknown_customer");
@@ -793,22 +640,15 @@ async fn with_a_secret_key_the_api_subscription_wins_over_the_event_body() {
     current["cancel_at_period_end"] = json!(true);
     stripe_subscription(&sub)
         .and(header("authorization", "Bearer sk_test_billing"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(current))
+        .respond_with(stripe_answer(current))
         .expect(1)
         .mount(&stripe)
         .await;
 
-    let stale_body = event(
-        "customer.subscription.updated",
-        now(),
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
+    let stale_body = subscription_event("updated", now(), &sub, &org.customer, "active", STARTER.1);
     assert_eq!(app.billing_outcome(&stale_body).await, "applied");
     let state = org_state(&app, &org.id).await;
-    assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
-        (PRO.0, "trialing")
-    );
+    assert_eq!(state.plan_and_status(), (PRO.0, "trialing"));
     assert!(state.cancel_at_period_end);
 }
 
@@ -826,7 +666,7 @@ async fn a_failing_refetch_answers_503_records_nothing_and_the_retry_applies() {
         .mount(&stripe)
         .await;
     stripe_subscription(&sub)
-        .respond_with(ResponseTemplate::new(200).set_body_json(subscription(
+        .respond_with(stripe_answer(subscription(
             &sub,
             &org.customer,
             "active",
@@ -835,11 +675,7 @@ async fn a_failing_refetch_answers_503_records_nothing_and_the_retry_applies() {
         .mount(&stripe)
         .await;
 
-    let created = event(
-        "customer.subscription.created",
-        now(),
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
+    let created = subscription_event("created", now(), &sub, &org.customer, "active", PRO.1);
     let (status, answer) = app.post_billing_event(&created).await;
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["error"]["code"], "unavailable");
@@ -865,16 +701,12 @@ async fn a_refetched_subscription_applies_although_newer_events_were_applied() {
     let sub = stripe_id("sub");
     let upgraded = subscription(&sub, &org.customer, "active", PRO.1);
     stripe_subscription(&sub)
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(&upgraded)
-                .set_delay(std::time::Duration::from_secs(1)),
-        )
+        .respond_with(stripe_answer(&upgraded).set_delay(std::time::Duration::from_secs(1)))
         .up_to_n_times(1)
         .mount(&stripe)
         .await;
     stripe_subscription(&sub)
-        .respond_with(ResponseTemplate::new(200).set_body_json(&upgraded))
+        .respond_with(stripe_answer(&upgraded))
         .mount(&stripe)
         .await;
     let t = now() - 600;
@@ -884,11 +716,7 @@ async fn a_refetched_subscription_applies_although_newer_events_were_applied() {
         503,
         "the refetch timed out"
     );
-    let paid = event(
-        "invoice.paid",
-        t + 1,
-        invoice(&org.customer, &sub, "paid", 1),
-    );
+    let paid = invoice_event("paid", t + 1, &org.customer, &sub, 1);
     assert_eq!(app.billing_outcome(&paid).await, "applied");
     let newer = event("customer.subscription.updated", t + 5, upgraded.clone());
     assert_eq!(app.billing_outcome(&newer).await, "applied");
@@ -899,10 +727,7 @@ async fn a_refetched_subscription_applies_although_newer_events_were_applied() {
         "Stripe's retry"
     );
     let state = org_state(&app, &org.id).await;
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        (PRO.0, PRO.2)
-    );
+    assert_eq!(state.plan_and_budget(), (PRO.0, PRO.2));
     assert_eq!(
         webhook_rows(&app, event_id(&update)).await[0].status,
         "processed"
@@ -917,33 +742,21 @@ async fn with_a_secret_key_the_checkout_applies_kept_events_then_the_current_sub
     let customer = stripe_id("cus");
     let sub = stripe_id("sub");
     stripe_subscription(&sub)
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(subscription(&sub, &customer, "active", PRO.1)),
-        )
+        .respond_with(stripe_answer(subscription(
+            &sub, &customer, "active", PRO.1,
+        )))
         .expect(2)
         .mount(&stripe)
         .await;
     let t = now() - 60;
     // Kept from the event's copy, newer than the checkout: the checkout's refetch, the current
     // state, still comes last.
-    let updated = event(
-        "customer.subscription.updated",
-        t + 1,
-        subscription(&sub, &customer, "incomplete", STARTER.1),
-    );
+    let updated = subscription_event("updated", t + 1, &sub, &customer, "incomplete", STARTER.1);
     assert_eq!(app.billing_outcome(&updated).await, "pending");
-    let checkout = event(
-        "checkout.session.completed",
-        t,
-        checkout_session(&org, &customer, &sub),
-    );
+    let checkout = checkout_event(t, &org, &customer, &sub);
     assert_eq!(app.billing_outcome(&checkout).await, "applied");
     let state = org_state(&app, &org).await;
-    assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
-        (PRO.0, "active")
-    );
+    assert_eq!(state.plan_and_status(), (PRO.0, "active"));
     assert_eq!(
         webhook_rows(&app, event_id(&updated)).await[0].status,
         "processed"
@@ -961,17 +774,12 @@ async fn a_refetch_timeout_answers_503() {
     let sub = stripe_id("sub");
     stripe_subscription(&sub)
         .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(subscription(&sub, &org.customer, "active", PRO.1))
+            stripe_answer(subscription(&sub, &org.customer, "active", PRO.1))
                 .set_delay(std::time::Duration::from_secs(2)),
         )
         .mount(&stripe)
         .await;
-    let created = event(
-        "customer.subscription.created",
-        now(),
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
+    let created = subscription_event("created", now(), &sub, &org.customer, "active", PRO.1);
     assert_eq!(app.post_billing_event(&created).await.0, 503);
 }
 
@@ -993,11 +801,7 @@ async fn a_subscription_the_api_does_not_know_applies_the_signed_event_copy() {
         .expect(1)
         .mount(&stripe)
         .await;
-    let created = event(
-        "customer.subscription.created",
-        now(),
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
+    let created = subscription_event("created", now(), &sub, &org.customer, "active", STARTER.1);
     assert_eq!(app.billing_outcome(&created).await, "applied");
     assert_eq!(org_state(&app, &org.id).await.plan, STARTER.0);
 }
@@ -1010,34 +814,22 @@ async fn checkout_with_a_secret_key_also_applies_the_new_subscription() {
     let customer = stripe_id("cus");
     let sub = stripe_id("sub");
     stripe_subscription(&sub)
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(subscription(&sub, &customer, "active", PRO.1)),
-        )
+        .respond_with(stripe_answer(subscription(
+            &sub, &customer, "active", PRO.1,
+        )))
         .expect(1)
         .mount(&stripe)
         .await;
-    let checkout = event(
-        "checkout.session.completed",
-        now(),
-        checkout_session(&org, &customer, &sub),
-    );
+    let checkout = checkout_event(now(), &org, &customer, &sub);
     assert_eq!(app.billing_outcome(&checkout).await, "applied");
     let state = org_state(&app, &org).await;
-    assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
-        (PRO.0, "active")
-    );
+    assert_eq!(state.plan_and_status(), (PRO.0, "active"));
 }
 
 #[tokio::test]
 async fn the_database_down_answers_503_so_that_stripe_retries() {
     let app = billing_app(|env| set(env, &[("POSTGREST_URL", NO_DATABASE)])).await;
-    let failed = event(
-        "invoice.payment_failed",
-        now(),
-        invoice("cus_x", "sub_x", "open", 1),
-    );
+    let failed = invoice_event("payment_failed", now(), "cus_x", "sub_x", 1);
     let (status, answer) = app.post_billing_event(&failed).await;
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["error"]["code"], "unavailable");

@@ -33,6 +33,19 @@ async fn cron_app(graph: &MockServer, extra: &[(&str, &str)]) -> TestApp {
     .await
 }
 
+/// An app sending through `graph` (see [`cron_app`]), an org of its own, and a contact of
+/// the org whose last inbound message was `hours_ago`.
+async fn cron_org(
+    graph: &MockServer,
+    extra: &[(&str, &str)],
+    hours_ago: i64,
+) -> (TestApp, TestOrg, Contact) {
+    let app = cron_app(graph, extra).await;
+    let org = TestOrg::create(app.db()).await;
+    let owner = contact(app.db(), &org, hours_ago).await;
+    (app, org, owner)
+}
+
 /// A contact of `org` with a conversation whose last inbound message was `hours_ago`.
 struct Contact {
     id: String,
@@ -159,9 +172,7 @@ async fn cron_routes_need_the_bearer_secret_and_stay_closed_without_one() {
             assert_eq!(response.status(), 503, "{path}: never open");
             let body: Value = response.json().await.expect("json");
             assert_eq!(body["error"]["code"], "not_configured");
-            assert!(body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("CRON_SECRET")));
+            assert!(has_text(&body["error"]["message"], "CRON_SECRET"));
         }
     }
 
@@ -256,9 +267,7 @@ async fn inside_the_window_a_text_outside_it_the_reminder_template() {
 
     let failed = reminder(db, stranded_id).await;
     assert_eq!(failed["status"], "failed");
-    assert!(failed["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("reminder_template")));
+    assert!(has_text(&failed["last_error"], "reminder_template"));
     let dead = dead_letters(db, stranded_id).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["kind"], "reminder");
@@ -273,7 +282,7 @@ async fn four_concurrent_runs_send_each_of_1000_due_reminders_exactly_once() {
     for _ in 0..4 {
         apps.push(cron_app(&graph, &[]).await);
     }
-    let db = apps[0].state.db().expect("db");
+    let db = apps[0].db();
     let org = TestOrg::create(db).await;
     let names = texts(1000);
     let mut ids = Vec::new();
@@ -294,19 +303,11 @@ async fn four_concurrent_runs_send_each_of_1000_due_reminders_exactly_once() {
     for name in &names {
         assert_eq!(counts.get(name), Some(&1), "{name} sent exactly once");
     }
-    let rows = select(
-        db,
-        "reminders",
-        &[("org_id", eq(&org.id)), ("status", eq("sent"))],
-    )
-    .await;
+    let rows = org.rows(db, "reminders", &[("status", eq("sent"))]).await;
     assert_eq!(rows.len(), 1000);
-    let messages = select(
-        db,
-        "messages",
-        &[("org_id", eq(&org.id)), ("direction", eq("outbound"))],
-    )
-    .await;
+    let messages = org
+        .rows(db, "messages", &[("direction", eq("outbound"))])
+        .await;
     assert_eq!(messages.len(), 1000, "one outbound message per reminder");
     assert!(messages.iter().all(|m| m["status"] == "sent"));
 }
@@ -315,10 +316,8 @@ async fn four_concurrent_runs_send_each_of_1000_due_reminders_exactly_once() {
 async fn a_run_killed_mid_batch_leaves_its_reminders_to_the_next_run_after_the_lease() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
-    let app = cron_app(&graph, &[]).await;
+    let (app, org, owner) = cron_org(&graph, &[], 1).await;
     let db = app.db();
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 1).await;
     let names = texts(5);
     let ids = reminders(db, &org, &owner, &names, minutes_ago(2), "none").await;
 
@@ -379,9 +378,7 @@ async fn a_run_killed_mid_batch_leaves_its_reminders_to_the_next_run_after_the_l
     }
     let unknown = reminder(db, &ids[0]).await;
     assert_eq!(unknown["status"], "failed");
-    assert!(unknown["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("outcome unknown")));
+    assert!(has_text(&unknown["last_error"], "outcome unknown"));
     let message = &select(db, "messages", &[("reminder_id", eq(&ids[0]))]).await[0];
     assert_eq!(message["status"], "failed");
     assert_eq!(
@@ -406,10 +403,8 @@ fn next_local(zone: Tz, hour: u32, now: DateTime<Utc>) -> DateTime<Utc> {
 async fn a_recurring_reminder_is_rescheduled_at_its_local_time_across_a_dst_change() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
-    let app = cron_app(&graph, &[]).await;
+    let (app, org, owner) = cron_org(&graph, &[], 1).await;
     let db = app.db();
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 1).await;
     let zone = chrono_tz::America::New_York;
     let expected = next_local(zone, 9, Utc::now());
     let offset = |at: DateTime<Utc>| at.with_timezone(&zone).offset().to_string();
@@ -472,10 +467,8 @@ async fn a_recurring_reminder_is_rescheduled_at_its_local_time_across_a_dst_chan
 async fn a_failing_send_is_retried_then_dead_lettered_and_retry_failed_resolves_it() {
     let _turn = TURN.lock().await;
     let failing = fake_graph(FakeGraph::failing(400, "error_131026")).await;
-    let app = cron_app(&failing, &[]).await;
+    let (app, org, owner) = cron_org(&failing, &[], 1).await;
     let db = app.db();
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 1).await;
     let names = texts(1);
     let id = &reminders(db, &org, &owner, &names, minutes_ago(1), "none").await[0];
 
@@ -490,9 +483,7 @@ async fn a_failing_send_is_retried_then_dead_lettered_and_retry_failed_resolves_
     let row = reminder(db, id).await;
     assert_eq!(row["status"], "failed");
     assert_eq!(row["attempts"], 3);
-    assert!(row["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("131026")));
+    assert!(has_text(&row["last_error"], "131026"));
     let dead = dead_letters(db, id).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["kind"], "reminder");
@@ -534,7 +525,7 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
     let _turn = TURN.lock().await;
     let failing = fake_graph(FakeGraph::failing(400, "error_131026")).await;
     let broken = cron_app(&failing, &[]).await;
-    let db = broken.state.db().expect("db");
+    let db = broken.db();
     let org = TestOrg::create(db).await;
     let run = unique();
     // A command whose reply names it: each reply is recognisable, and its tool must run once.
@@ -698,9 +689,7 @@ async fn a_reminder_re_driven_after_the_contact_sent_stop_is_cancelled_not_sent(
     );
     let row = reminder(db, &id).await;
     assert_eq!(row["status"], "cancelled");
-    assert!(row["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("opted out")));
+    assert!(has_text(&row["last_error"], "opted out"));
     let entry = &dead_letters(db, &id).await[0];
     assert_eq!(entry["status"], "discarded");
     assert_eq!(entry["attempts"], 1, "no attempt was made");
@@ -733,10 +722,8 @@ async fn occurrences(db: &Postgrest, series: &str) -> Vec<Value> {
 async fn a_recurring_reminder_whose_occurrence_fails_for_good_continues_at_its_next_occurrence() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
-    let app = cron_app(&graph, &[]).await;
+    let (app, org, owner) = cron_org(&graph, &[], 30).await;
     let db = app.db();
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 30).await;
     let (due, next) = nine_am_three_days_ago();
     let names = texts(1);
     let series = reminders(db, &org, &owner, &names, due, "daily")
@@ -763,9 +750,7 @@ async fn a_recurring_reminder_whose_occurrence_fails_for_good_continues_at_its_n
     assert_eq!(time(&occurrence["due_at"]), due);
     assert_eq!(occurrence["recurrence"], "none");
     assert_eq!(occurrence["text"], names[0].as_str());
-    assert!(occurrence["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("reminder_template")));
+    assert!(has_text(&occurrence["last_error"], "reminder_template"));
     let occurrence_id = occurrence["id"].as_str().expect("id").to_string();
     assert!(dead_letters(db, &series).await.is_empty());
     let entry = &dead_letters(db, &occurrence_id).await[0];
@@ -801,10 +786,8 @@ async fn a_recurring_reminder_whose_occurrence_fails_for_good_continues_at_its_n
 async fn a_recurring_reminder_whose_send_times_out_continues_and_the_occurrence_is_never_resent() {
     let _turn = TURN.lock().await;
     let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_secs(2)).await;
-    let app = cron_app(&slow, &[("GRAPH_TIMEOUT_MS", "300")]).await;
+    let (app, org, owner) = cron_org(&slow, &[("GRAPH_TIMEOUT_MS", "300")], 1).await;
     let db = app.db();
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 1).await;
     let (due, next) = nine_am_three_days_ago();
     let names = texts(1);
     let series = reminders(db, &org, &owner, &names, due, "daily")
@@ -826,9 +809,7 @@ async fn a_recurring_reminder_whose_send_times_out_continues_and_the_occurrence_
     let occurrence_id = failed[0]["id"].as_str().expect("id").to_string();
     assert_eq!(failed[0]["status"], "failed");
     assert_eq!(time(&failed[0]["due_at"]), due);
-    assert!(failed[0]["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("outcome unknown")));
+    assert!(has_text(&failed[0]["last_error"], "outcome unknown"));
     let message = &select(db, "messages", &[("reminder_id", eq(&series))]).await;
     assert_eq!(message.len(), 1);
     assert_eq!(message[0]["status"], "failed");

@@ -67,3 +67,8 @@ where
     }
     panic!("{what} did not happen in time");
 }
+
+/// Whether `value` is a string containing `needle`.
+pub fn has_text(value: &serde_json::Value, needle: &str) -> bool {
+    value.as_str().is_some_and(|text| text.contains(needle))
+}

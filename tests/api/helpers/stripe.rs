@@ -109,6 +109,11 @@ pub fn customer_created() -> Value {
     )
 }
 
+/// A 200 of the Stripe API with `object` as its JSON body.
+pub fn stripe_answer(object: impl serde::Serialize) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200).set_body_json(object)
+}
+
 /// A fresh Stripe id with `prefix`: `cus_…`, `sub_…`.
 pub fn stripe_id(prefix: &str) -> String {
     format!("{prefix}_{}", unique())
@@ -245,6 +250,46 @@ pub fn checkout_session(org: &str, customer: &str, subscription: &str) -> Value 
     })
 }
 
+/// `customer.subscription.{action}` created at `t`: `sub` of `customer`, `status`, on `price`.
+pub fn subscription_event(
+    action: &str,
+    t: i64,
+    sub: &str,
+    customer: &str,
+    status: &str,
+    price: &str,
+) -> Value {
+    event(
+        &format!("customer.subscription.{action}"),
+        t,
+        subscription(sub, customer, status, price),
+    )
+}
+
+/// `invoice.paid` (a paid invoice) or `invoice.payment_failed` (an open one) created at `t`,
+/// at its `attempt`.
+pub fn invoice_event(kind: &str, t: i64, customer: &str, sub: &str, attempt: u32) -> Value {
+    let status = match kind {
+        "paid" => "paid",
+        "payment_failed" => "open",
+        other => panic!("no invoice event {other}"),
+    };
+    event(
+        &format!("invoice.{kind}"),
+        t,
+        invoice(customer, sub, status, attempt),
+    )
+}
+
+/// `checkout.session.completed` created at `t`: `org` checked out as `customer`, into `sub`.
+pub fn checkout_event(t: i64, org: &str, customer: &str, sub: &str) -> Value {
+    event(
+        "checkout.session.completed",
+        t,
+        checkout_session(org, customer, sub),
+    )
+}
+
 /// An org of its own with a Stripe customer.
 pub struct BillingOrg {
     pub id: String,
@@ -294,6 +339,16 @@ pub struct OrgState {
     pub current_period_end: Option<DateTime<Utc>>,
     pub cancel_at_period_end: bool,
     pub token_period_started_at: DateTime<Utc>,
+}
+
+impl OrgState {
+    pub fn plan_and_status(&self) -> (&str, &str) {
+        (&self.plan, &self.subscription_status)
+    }
+
+    pub fn plan_and_budget(&self) -> (&str, i64) {
+        (&self.plan, self.monthly_token_budget)
+    }
 }
 
 pub async fn org_state(app: &TestApp, id: &str) -> OrgState {
