@@ -25,6 +25,14 @@ async fn say(app: &TestApp, org: &TestOrg, contact: &str, text: &str) -> String 
     body(&app.reply_to(&wamid).await)
 }
 
+/// The last message of a chat request the fake provider received.
+fn last_message(request: &Value) -> &Value {
+    request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .expect("a last message")
+}
+
 fn number(value: &Value) -> f64 {
     value
         .as_f64()
@@ -181,10 +189,7 @@ async fn an_openai_tool_call_round_trip_is_recorded_in_the_ledger() {
         &sent[0]["messages"][0]["content"],
         "time zone UTC"
     ));
-    let last = sent[1]["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .expect("tool message");
+    let last = last_message(&sent[1]);
     assert_eq!(last["role"], "tool");
     assert_eq!(last["tool_call_id"], "call_12345xyz");
     assert!(has_text(&last["content"], "call mom"));
@@ -242,10 +247,7 @@ async fn an_anthropic_tool_use_round_trip_is_recorded_in_the_ledger() {
     assert_eq!(received[0].headers["anthropic-version"], "2023-06-01");
     let sent = bodies(&anthropic).await;
     assert_eq!(sent[0]["tools"][0]["input_schema"]["type"], "object");
-    let result = &sent[1]["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .expect("last")["content"][0];
+    let result = &last_message(&sent[1])["content"][0];
     assert_eq!(result["type"], "tool_result");
     assert_eq!(result["tool_use_id"], "toolu_01A09q90qw90lq917835lq9");
 }
@@ -505,10 +507,7 @@ async fn invalid_tool_input_is_refused_and_the_model_is_told_why() {
     assert!(has_text(&executions[0]["error"], "invalid input"));
     assert!(has_text(&executions[1]["error"], "unknown tool"));
     let sent = bodies(&openai).await;
-    let told = sent[1]["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .expect("tool message");
+    let told = last_message(&sent[1]);
     assert!(has_text(&told["content"], "due must be"), "{told}");
 }
 
@@ -553,25 +552,15 @@ async fn a_voice_note_is_transcribed_then_handled_as_text() {
     let chat = Script::new(vec![openai_text("should not be needed", 1, 1, 0)]);
     let openai = fake_openai(&chat).await;
     mount_transcription(&openai, "Remind me to stretch in 10 minutes.").await;
-    let graph_url = graph.uri();
-    let (app, org) = app_with_ai(
-        Some(&openai),
-        None,
-        &[
-            ("GRAPH_API_BASE_URL", &graph_url),
-            ("WHATSAPP_ACCESS_TOKEN", GRAPH_TOKEN),
-        ],
-    )
-    .await;
-    let (payload, wamids) = personalize(fixture("audio_voice.json"), &org, &new_wa_id(), 0);
-    app.post_webhook_json(&payload).await;
-    let reply = body(&app.reply_to(&wamids[0]).await);
+    let (app, org) = app_with_ai_and_graph(&openai, &graph).await;
+    let wamid = app.post_webhook_fixture("audio_voice.json", &org).await;
+    let reply = body(&app.reply_to(&wamid).await);
     assert!(reply.contains("Reminder set: “stretch”"), "{reply}");
     assert!(
         chat.times().is_empty(),
         "a certain command needs no chat model"
     );
-    let inbound = app.processed(&wamids[0]).await;
+    let inbound = app.processed(&wamid).await;
     assert_eq!(
         inbound["body"], "Remind me to stretch in 10 minutes.",
         "the transcript is kept"
@@ -599,9 +588,8 @@ async fn a_voice_note_is_transcribed_then_handled_as_text() {
     // Without an OpenAI key a voice note gets a polite answer.
     let app = spawn_app().await;
     let org = TestOrg::create(app.db()).await;
-    let (payload, wamids) = personalize(fixture("audio_voice.json"), &org, &new_wa_id(), 0);
-    app.post_webhook_json(&payload).await;
-    let reply = body(&app.reply_to(&wamids[0]).await);
+    let wamid = app.post_webhook_fixture("audio_voice.json", &org).await;
+    let reply = body(&app.reply_to(&wamid).await);
     assert!(reply.contains("can't listen to voice notes"), "{reply}");
 }
 
@@ -615,25 +603,12 @@ async fn an_image_is_shown_to_a_model_that_accepts_images() {
         0,
     )]);
     let openai = fake_openai(&chat).await;
-    let graph_url = graph.uri();
-    let (app, org) = app_with_ai(
-        Some(&openai),
-        None,
-        &[
-            ("GRAPH_API_BASE_URL", &graph_url),
-            ("WHATSAPP_ACCESS_TOKEN", GRAPH_TOKEN),
-        ],
-    )
-    .await;
-    let (payload, wamids) = personalize(fixture("image.json"), &org, &new_wa_id(), 0);
-    app.post_webhook_json(&payload).await;
-    let reply = body(&app.reply_to(&wamids[0]).await);
+    let (app, org) = app_with_ai_and_graph(&openai, &graph).await;
+    let wamid = app.post_webhook_fixture("image.json", &org).await;
+    let reply = body(&app.reply_to(&wamid).await);
     assert_eq!(reply, "That is an electricity bill for 42 EUR.");
     let sent = bodies(&openai).await;
-    let content = &sent[0]["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .expect("user")["content"];
+    let content = &last_message(&sent[0])["content"];
     assert_eq!(content[0]["text"], "Electricity bill", "the caption");
     assert!(content[1]["image_url"]["url"]
         .as_str()
@@ -749,8 +724,7 @@ async fn calendar_events_go_to_google_when_the_org_connected_it() {
         .url
         .query()
         .is_some_and(|q| q.contains("singleEvents=true") && q.contains("timeMin=")));
-    let told = &bodies(&openai).await[3]["messages"];
-    let result = told.as_array().and_then(|m| m.last()).expect("tool result")["content"]
+    let result = last_message(&bodies(&openai).await[3])["content"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -790,8 +764,7 @@ async fn without_google_calendar_events_are_stored_and_listed_from_the_database(
     let events = rows(&app, "calendar_events", &org).await;
     assert_eq!(events.len(), 1);
     assert!(events[0]["external_id"].is_null());
-    let told = &bodies(&openai).await[2]["messages"];
-    let result = told.as_array().and_then(|m| m.last()).expect("tool result")["content"]
+    let result = last_message(&bodies(&openai).await[2])["content"]
         .as_str()
         .unwrap_or_default()
         .to_string();

@@ -11,7 +11,8 @@ use wiremock::{MockServer, ResponseTemplate};
 use crate::helpers::logs::{lines_with, logs};
 use crate::helpers::stripe::*;
 use crate::helpers::{
-    alert_count, set, spawn_app_with, stripe_subscription, unique, BILLING_WEBHOOK, NO_DATABASE,
+    alert_count, new_uuid, set, spawn_app_with, stripe_subscription, unique, BILLING_WEBHOOK,
+    NO_DATABASE,
 };
 
 // =============================================================================================
@@ -592,7 +593,7 @@ async fn invoice_payment_failed_makes_the_org_past_due_and_raises_an_alert() {
 async fn a_checkout_for_an_org_that_does_not_exist_is_acknowledged_recorded_and_alerted() {
     let app = billing_app(|_| {}).await;
     let stranger = stripe_id("cus");
-    let nowhere = uuid::Uuid::new_v4().to_string();
+    let nowhere = new_uuid();
     let checkout = checkout_event(now(), &nowhere, &stranger, &stripe_id("sub"));
     let (status, answer) = app.post_billing_event(&checkout).await;
     assert_eq!(status, 200, "{answer}");
@@ -632,8 +633,7 @@ async fn other_event_types_are_recorded_and_acknowledged() {
 
 #[tokio::test]
 async fn with_a_secret_key_the_api_subscription_wins_over_the_event_body() {
-    let stripe = MockServer::start().await;
-    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let (stripe, app) = billing_app_and_stripe().await;
     let org = create_org(&app, "free", "none").await;
     let sub = stripe_id("sub");
     let mut current = subscription(&sub, &org.customer, "trialing", PRO.1);
@@ -654,8 +654,7 @@ async fn with_a_secret_key_the_api_subscription_wins_over_the_event_body() {
 
 #[tokio::test]
 async fn a_failing_refetch_answers_503_records_nothing_and_the_retry_applies() {
-    let stripe = MockServer::start().await;
-    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let (stripe, app) = billing_app_and_stripe().await;
     let org = create_org(&app, "free", "none").await;
     let sub = stripe_id("sub");
     stripe_subscription(&sub)
@@ -736,8 +735,7 @@ async fn a_refetched_subscription_applies_although_newer_events_were_applied() {
 
 #[tokio::test]
 async fn with_a_secret_key_the_checkout_applies_kept_events_then_the_current_subscription() {
-    let stripe = MockServer::start().await;
-    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let (stripe, app) = billing_app_and_stripe().await;
     let org = create_org_without_customer(&app).await;
     let customer = stripe_id("cus");
     let sub = stripe_id("sub");
@@ -785,8 +783,7 @@ async fn a_refetch_timeout_answers_503() {
 
 #[tokio::test]
 async fn a_subscription_the_api_does_not_know_applies_the_signed_event_copy() {
-    let stripe = MockServer::start().await;
-    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let (stripe, app) = billing_app_and_stripe().await;
     let org = create_org(&app, "free", "none").await;
     let sub = stripe_id("sub");
     stripe_subscription(&sub)
@@ -808,8 +805,7 @@ async fn a_subscription_the_api_does_not_know_applies_the_signed_event_copy() {
 
 #[tokio::test]
 async fn checkout_with_a_secret_key_also_applies_the_new_subscription() {
-    let stripe = MockServer::start().await;
-    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let (stripe, app) = billing_app_and_stripe().await;
     let org = create_org_without_customer(&app).await;
     let customer = stripe_id("cus");
     let sub = stripe_id("sub");

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use crate::helpers::lib::{handle, Background, HEALTH_ROUTE};
 use crate::helpers::logs::{captured, lines_with, logs};
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, unique};
 
 #[test]
 fn sensitive_fields_and_patterns_never_reach_a_log_line() {
@@ -83,7 +83,7 @@ fn dates_ids_and_small_numbers_stay_readable() {
 async fn each_request_is_one_line_with_its_id_route_status_and_latency() {
     logs();
     let app = spawn_app().await;
-    let request_id = format!("fra1::iad1::{}", uuid::Uuid::new_v4().simple());
+    let request_id = format!("fra1::iad1::{}", unique());
     let request = http::Request::builder()
         .uri("/api/health")
         .header("x-vercel-id", &request_id)

@@ -155,25 +155,22 @@ async fn a_batch_of_three_messages_and_two_statuses_is_stored_whole() {
     let mut payload = fixture("batch_3_messages_2_statuses.json");
     // Two senders: rewrite each contact's messages to a fresh wa_id of this test.
     let (first, second) = (new_wa_id(), new_wa_id());
+    let fresh = |sender: &Value| {
+        json!(if *sender == "15550001111" {
+            &first
+        } else {
+            &second
+        })
+    };
     for entry in payload["entry"].as_array_mut().expect("entries") {
         for change in entry["changes"].as_array_mut().expect("changes") {
             let value = &mut change["value"];
             value["metadata"]["phone_number_id"] = json!(org.phone_number_id);
             for item in value["contacts"].as_array_mut().into_iter().flatten() {
-                let fresh = if item["wa_id"] == "15550001111" {
-                    &first
-                } else {
-                    &second
-                };
-                item["wa_id"] = json!(fresh);
+                item["wa_id"] = fresh(&item["wa_id"]);
             }
             for message in value["messages"].as_array_mut().into_iter().flatten() {
-                let fresh = if message["from"] == "15550001111" {
-                    &first
-                } else {
-                    &second
-                };
-                message["from"] = json!(fresh);
+                message["from"] = fresh(&message["from"]);
                 message["id"] = json!(new_wamid());
                 message["timestamp"] = json!(chrono::Utc::now().timestamp().to_string());
             }
@@ -570,16 +567,7 @@ async fn a_long_reply_whose_second_part_fails_is_never_resent() {
     // The model answers with more than 4096 characters: a reply in two parts.
     let model = Script::new(vec![openai_text(&"word ".repeat(900), 10, 900, 0)]);
     let openai = fake_openai(&model).await;
-    let graph_url = graph.uri();
-    let (app, org) = app_with_ai(
-        Some(&openai),
-        None,
-        &[
-            ("GRAPH_API_BASE_URL", &graph_url),
-            ("WHATSAPP_ACCESS_TOKEN", GRAPH_TOKEN),
-        ],
-    )
-    .await;
+    let (app, org) = app_with_ai_and_graph(&openai, &graph).await;
     let (body, wamid) = text_delivery(&org, &new_wa_id(), "tell me a very long story");
     app.post_webhook(&body).await;
     let message = app.processed(&wamid).await;

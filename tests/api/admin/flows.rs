@@ -140,7 +140,7 @@ async fn handoff_switches_the_mode_once_and_validates_its_input() {
         )
         .await;
     assert_eq!(status, 400);
-    let unknown = format!("/api/admin/conversations/{}/handoff", uuid::Uuid::new_v4());
+    let unknown = format!("/api/admin/conversations/{}/handoff", new_uuid());
     let (status, _) = w.admin_post(&unknown, &token, &human).await;
     assert_eq!(status, 404);
 }

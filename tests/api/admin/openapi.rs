@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::admin::World;
 use crate::helpers::lib::{OPENAPI_DOCUMENT, ROUTES};
+use crate::helpers::new_uuid;
 
 /// The methods a route answers: anything but 405 (probed without credentials).
 async fn served_methods(w: &World, path: &str) -> BTreeSet<String> {
@@ -56,7 +57,7 @@ async fn the_document_lists_exactly_the_routes_and_their_methods() {
     let mut served = BTreeMap::new();
     for route in ROUTES {
         let path = route.path();
-        let concrete = path.replace("[id]", &uuid::Uuid::new_v4().to_string());
+        let concrete = path.replace("[id]", &new_uuid());
         served.insert(
             path.replace("[id]", "{id}"),
             served_methods(&w, &concrete).await,
@@ -145,141 +146,50 @@ async fn every_admin_answer_matches_its_declared_schema() {
     let conversation = w.a.conversation.clone();
     let [letter, other_letter] = w.a.dead_letters.clone();
     let owner = w.token(w.owner_a);
+    #[rustfmt::skip]
     let calls: Vec<(Method, &str, String, Option<Value>)> = vec![
         (Method::GET, "/api/admin/me", "/api/admin/me".into(), None),
-        (
-            Method::GET,
-            "/api/admin/overview",
-            format!("/api/admin/overview?org_id={org}"),
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/admin/conversations",
-            format!("/api/admin/conversations?org_id={org}&limit=1"),
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/admin/conversations/{id}",
-            format!("/api/admin/conversations/{conversation}"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/conversations/{id}/handoff",
-            format!("/api/admin/conversations/{conversation}/handoff"),
-            Some(json!({"mode": "human"})),
-        ),
-        (
-            Method::POST,
-            "/api/admin/conversations/{id}/messages",
-            format!("/api/admin/conversations/{conversation}/messages"),
-            Some(json!({"text": "Hello from the team"})),
-        ),
-        (
-            Method::GET,
-            "/api/admin/settings",
-            format!("/api/admin/settings?org_id={org}"),
-            None,
-        ),
-        (
-            Method::PUT,
-            "/api/admin/settings",
-            format!("/api/admin/settings?org_id={org}"),
-            Some(json!({"language": "es"})),
-        ),
-        (
-            Method::GET,
-            "/api/admin/usage",
-            format!("/api/admin/usage?org_id={org}"),
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/admin/dead-letters",
-            format!("/api/admin/dead-letters?org_id={org}"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/dead-letters/{id}/replay",
-            format!("/api/admin/dead-letters/{letter}/replay"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/dead-letters/{id}/discard",
-            format!("/api/admin/dead-letters/{other_letter}/discard"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/rate-limits/reset",
-            "/api/admin/rate-limits/reset".into(),
-            Some(json!({"org_id": org})),
-        ),
-        (
-            Method::GET,
-            "/api/admin/alerts",
-            format!("/api/admin/alerts?org_id={org}"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/alerts/{id}/acknowledge",
-            format!("/api/admin/alerts/{}/acknowledge", w.a.alert),
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/admin/audit-log",
-            format!("/api/admin/audit-log?org_id={org}"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/members",
-            format!("/api/admin/members?org_id={org}"),
-            Some(json!({"email": format!("{}@test.invalid", w.admin_b), "role": "viewer"})),
-        ),
-        (
-            Method::GET,
-            "/api/admin/members",
-            format!("/api/admin/members?org_id={org}"),
-            None,
-        ),
-        (
-            Method::PATCH,
-            "/api/admin/members/{id}",
-            format!("/api/admin/members/{}?org_id={org}", w.viewer_a),
-            Some(json!({"role": "admin"})),
-        ),
-        (
-            Method::DELETE,
-            "/api/admin/members/{id}",
-            format!("/api/admin/members/{}?org_id={org}", w.admin_b),
-            None,
-        ),
+        (Method::GET, "/api/admin/overview", format!("/api/admin/overview?org_id={org}"), None),
+        (Method::GET, "/api/admin/conversations",
+         format!("/api/admin/conversations?org_id={org}&limit=1"), None),
+        (Method::GET, "/api/admin/conversations/{id}",
+         format!("/api/admin/conversations/{conversation}"), None),
+        (Method::POST, "/api/admin/conversations/{id}/handoff",
+         format!("/api/admin/conversations/{conversation}/handoff"),
+         Some(json!({"mode": "human"}))),
+        (Method::POST, "/api/admin/conversations/{id}/messages",
+         format!("/api/admin/conversations/{conversation}/messages"),
+         Some(json!({"text": "Hello from the team"}))),
+        (Method::GET, "/api/admin/settings", format!("/api/admin/settings?org_id={org}"), None),
+        (Method::PUT, "/api/admin/settings",
+         format!("/api/admin/settings?org_id={org}"), Some(json!({"language": "es"}))),
+        (Method::GET, "/api/admin/usage", format!("/api/admin/usage?org_id={org}"), None),
+        (Method::GET, "/api/admin/dead-letters",
+         format!("/api/admin/dead-letters?org_id={org}"), None),
+        (Method::POST, "/api/admin/dead-letters/{id}/replay",
+         format!("/api/admin/dead-letters/{letter}/replay"), None),
+        (Method::POST, "/api/admin/dead-letters/{id}/discard",
+         format!("/api/admin/dead-letters/{other_letter}/discard"), None),
+        (Method::POST, "/api/admin/rate-limits/reset",
+         "/api/admin/rate-limits/reset".into(), Some(json!({"org_id": org}))),
+        (Method::GET, "/api/admin/alerts", format!("/api/admin/alerts?org_id={org}"), None),
+        (Method::POST, "/api/admin/alerts/{id}/acknowledge",
+         format!("/api/admin/alerts/{}/acknowledge", w.a.alert), None),
+        (Method::GET, "/api/admin/audit-log", format!("/api/admin/audit-log?org_id={org}"), None),
+        (Method::POST, "/api/admin/members",
+         format!("/api/admin/members?org_id={org}"),
+         Some(json!({"email": format!("{}@test.invalid", w.admin_b), "role": "viewer"}))),
+        (Method::GET, "/api/admin/members", format!("/api/admin/members?org_id={org}"), None),
+        (Method::PATCH, "/api/admin/members/{id}",
+         format!("/api/admin/members/{}?org_id={org}", w.viewer_a), Some(json!({"role": "admin"}))),
+        (Method::DELETE, "/api/admin/members/{id}",
+         format!("/api/admin/members/{}?org_id={org}", w.admin_b), None),
         // Errors have their declared shape too.
-        (
-            Method::GET,
-            "/api/admin/overview",
-            "/api/admin/overview?org_id=nope".into(),
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/admin/overview",
-            format!("/api/admin/overview?org_id={}", w.b.org.id),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/dead-letters/{id}/discard",
-            format!("/api/admin/dead-letters/{other_letter}/discard"),
-            None,
-        ),
+        (Method::GET, "/api/admin/overview", "/api/admin/overview?org_id=nope".into(), None),
+        (Method::GET, "/api/admin/overview",
+         format!("/api/admin/overview?org_id={}", w.b.org.id), None),
+        (Method::POST, "/api/admin/dead-letters/{id}/discard",
+         format!("/api/admin/dead-letters/{other_letter}/discard"), None),
     ];
     let mut errors = Vec::new();
     let mut checked = BTreeSet::new();

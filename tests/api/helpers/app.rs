@@ -10,9 +10,12 @@ use serde_json::Value;
 use wiremock::MockServer;
 
 use super::db::select;
+use super::db::TestOrg;
 use super::eq;
+use super::fixtures::fixture;
 use super::lib::{AppState, Postgrest, Settings};
-use super::whatsapp::signature;
+use super::new_wa_id;
+use super::whatsapp::{personalize, signature};
 
 /// The environment an app reads its settings from.
 pub type Env = HashMap<String, String>;
@@ -203,6 +206,13 @@ impl TestApp {
     pub async fn post_webhook_json(&self, payload: &Value) -> reqwest::Response {
         self.post_webhook(&serde_json::to_vec(payload).expect("json"))
             .await
+    }
+
+    /// Delivers the documented payload `file` from a fresh contact of `org`; its first wamid.
+    pub async fn post_webhook_fixture(&self, file: &str, org: &TestOrg) -> String {
+        let (payload, wamids) = personalize(fixture(file), org, &new_wa_id(), 0);
+        self.post_webhook_json(&payload).await;
+        wamids[0].clone()
     }
 
     /// POSTs `body` to the webhook with `signature` as its signature header (none when `None`).

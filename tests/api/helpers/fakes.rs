@@ -309,6 +309,20 @@ pub async fn app_with_ai(
     (app, org)
 }
 
+/// An app whose chat model is the fake `openai` and whose Graph API is `graph`, and an org.
+pub async fn app_with_ai_and_graph(openai: &MockServer, graph: &MockServer) -> (TestApp, TestOrg) {
+    let graph_url = graph.uri();
+    app_with_ai(
+        Some(openai),
+        None,
+        &[
+            ("GRAPH_API_BASE_URL", &graph_url),
+            ("WHATSAPP_ACCESS_TOKEN", super::app::GRAPH_TOKEN),
+        ],
+    )
+    .await
+}
+
 /// The JSON bodies a fake received.
 pub async fn bodies(server: &MockServer) -> Vec<Value> {
     server

@@ -51,6 +51,13 @@ pub async fn billing_app_with_stripe(
     .await
 }
 
+/// A fake Stripe API, and the app with a secret key that refetches from it.
+pub async fn billing_app_and_stripe() -> (MockServer, TestApp) {
+    let stripe = MockServer::start().await;
+    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    (stripe, app)
+}
+
 pub fn now() -> i64 {
     Utc::now().timestamp()
 }
