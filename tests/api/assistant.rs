@@ -396,8 +396,7 @@ async fn when_every_provider_fails_the_message_is_dead_lettered_with_its_ledger(
     let anthropic = fake_anthropic(&overloaded).await;
     let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[("AI_MAX_RETRIES", "1")]).await;
 
-    let (delivery, wamid) = text_delivery(&org, &new_wa_id(), "are you there?");
-    app.post_webhook(&delivery).await;
+    let wamid = app.post_text(&org, &new_wa_id(), "are you there?").await;
     let message = app.processed(&wamid).await;
     assert_eq!(message["status"], "failed");
     assert!(app.reply_to(&wamid).await.is_none(), "nothing sent");

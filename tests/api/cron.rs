@@ -673,8 +673,7 @@ async fn a_reminder_re_driven_after_the_contact_sent_stop_is_cancelled_not_sent(
 
     // The contact opts out; their message also reopens the 24 h window, so a re-drive could
     // send a freeform text without any template.
-    let (stop, wamid) = text_delivery(&org, &owner.wa_id, "STOP");
-    app.post_webhook(&stop).await;
+    let wamid = app.post_text(&org, &owner.wa_id, "STOP").await;
     app.processed(&wamid).await;
     let row = &select(db, "contacts", &[("id", eq(&owner.id))]).await[0];
     assert_eq!(row["opted_out"], true);

@@ -30,8 +30,11 @@ async fn app_and_org() -> (TestApp, TestOrg) {
     (app, org)
 }
 
-async fn ok_graph() -> wiremock::MockServer {
-    fake_graph(FakeGraph::ok()).await
+/// A fake Graph API that accepts every send, an app sending through it, and a fresh org.
+async fn ok_graph_app() -> (wiremock::MockServer, TestApp, TestOrg) {
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let (app, org) = app_with_graph(&graph).await;
+    (graph, app, org)
 }
 
 #[tokio::test]
@@ -82,8 +85,7 @@ async fn signatures_missing_malformed_or_over_a_tampered_body_get_401() {
 
 #[tokio::test]
 async fn non_ascii_bodies_verify_against_metas_escaped_signature() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
+    let (_graph, app, org) = ok_graph_app().await;
     let (payload, wamids) = personalize(fixture("non_ascii_text.json"), &org, &new_wa_id(), 0);
     let raw = serde_json::to_string(&payload).expect("json");
     assert!(!raw.is_ascii());
@@ -100,8 +102,7 @@ async fn non_ascii_bodies_verify_against_metas_escaped_signature() {
 
 #[tokio::test]
 async fn every_documented_message_type_is_stored_and_unknown_types_never_fail_a_batch() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
+    let (_graph, app, org) = ok_graph_app().await;
     let cases = [
         (
             "text.json",
@@ -149,8 +150,7 @@ async fn every_documented_message_type_is_stored_and_unknown_types_never_fail_a_
 
 #[tokio::test]
 async fn a_batch_of_three_messages_and_two_statuses_is_stored_whole() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
+    let (_graph, app, org) = ok_graph_app().await;
     let db = app.db();
     let mut payload = fixture("batch_3_messages_2_statuses.json");
     // Two senders: rewrite each contact's messages to a fresh wa_id of this test.
@@ -221,10 +221,8 @@ async fn a_batch_of_three_messages_and_two_statuses_is_stored_whole() {
 
 #[tokio::test]
 async fn statuses_never_regress_and_failures_keep_their_error() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
-    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
-    app.post_webhook(&body).await;
+    let (_graph, app, org) = ok_graph_app().await;
+    let wamid = app.post_text(&org, &new_wa_id(), "hello").await;
     let reply = app.reply_to(&wamid).await.expect("reply");
     let reply_wamid = reply["wa_message_id"]
         .as_str()
@@ -247,8 +245,7 @@ async fn statuses_never_regress_and_failures_keep_their_error() {
 
 #[tokio::test]
 async fn fifty_concurrent_identical_deliveries_store_one_message_and_send_one_reply() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
+    let (graph, app, org) = ok_graph_app().await;
     let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello once");
     let deliveries = (0..50).map(|_| app.post_webhook(&body));
     for response in futures_util::future::join_all(deliveries).await {
@@ -273,8 +270,7 @@ async fn fifty_concurrent_identical_deliveries_store_one_message_and_send_one_re
 
 #[tokio::test]
 async fn database_down_answers_503_and_the_redelivery_is_stored_and_answered_once() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
+    let (graph, app, org) = ok_graph_app().await;
     let (body, wamid) = text_delivery(&org, &new_wa_id(), "are you there?");
     let down = spawn_app_with_graph(&graph, &[("POSTGREST_URL", NO_DATABASE)]).await;
     let response = down.post_webhook(&body).await;
@@ -291,8 +287,7 @@ async fn database_down_answers_503_and_the_redelivery_is_stored_and_answered_onc
 
 #[tokio::test]
 async fn outside_the_window_the_reply_is_the_approved_template() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
+    let (graph, app, org) = ok_graph_app().await;
     let (payload, wamids) = personalize(fixture("text.json"), &org, &new_wa_id(), 25 * 3600);
     app.post_webhook_json(&payload).await;
     let reply = app.reply_to(&wamids[0]).await.expect("reply");
@@ -316,8 +311,7 @@ async fn graph_error_131047_falls_back_to_the_template() {
     })
     .await;
     let (app, org) = app_with_graph(&graph).await;
-    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &new_wa_id(), "hello").await;
     let reply = app.reply_to(&wamid).await.expect("reply");
     assert_eq!(reply["type"], "template");
     assert_eq!(reply["status"], "sent");
@@ -329,8 +323,7 @@ async fn graph_error_131047_falls_back_to_the_template() {
 async fn throttling_is_retried_and_an_expired_token_raises_an_alert() {
     let graph = fake_graph(FakeGraph::failing(400, "error_190")).await;
     let (app, org) = app_with_graph(&graph).await;
-    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &new_wa_id(), "hello").await;
     assert_eq!(app.processed(&wamid).await["status"], "failed");
     let alerts = org.rows(app.db(), "alerts", &[]).await;
     assert!(
@@ -340,8 +333,7 @@ async fn throttling_is_retried_and_an_expired_token_raises_an_alert() {
 
     let throttled = fake_graph(FakeGraph::failing(429, "error_130429")).await;
     let (app, org) = app_with_graph(&throttled).await;
-    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &new_wa_id(), "hello").await;
     assert_eq!(app.processed(&wamid).await["status"], "failed");
     assert_eq!(
         sends(&throttled, "text").await.len(),
@@ -354,8 +346,7 @@ async fn throttling_is_retried_and_an_expired_token_raises_an_alert() {
 async fn a_failure_parks_the_message_in_the_dead_letter_queue() {
     let graph = fake_graph(FakeGraph::failing(400, "error_131026")).await;
     let (app, org) = app_with_graph(&graph).await;
-    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &new_wa_id(), "hello").await;
     let message = app.processed(&wamid).await;
     assert_eq!(message["status"], "failed");
     assert!(has_text(&message["error"]["message"], "131026"));
@@ -380,8 +371,7 @@ async fn a_failure_parks_the_message_in_the_dead_letter_queue() {
 
 #[tokio::test]
 async fn past_the_rate_limit_one_notice_then_silence() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
+    let (_graph, app, org) = ok_graph_app().await;
     org.update(
         app.db(),
         "assistant_settings",
@@ -391,8 +381,7 @@ async fn past_the_rate_limit_one_notice_then_silence() {
     let contact = new_wa_id();
     let mut replies = Vec::new();
     for n in 0..4 {
-        let (body, wamid) = text_delivery(&org, &contact, &format!("message {n}"));
-        app.post_webhook(&body).await;
+        let wamid = app.post_text(&org, &contact, &format!("message {n}")).await;
         replies.push(app.reply_to(&wamid).await);
     }
     assert!(replies[0].is_some() && replies[1].is_some());
@@ -405,56 +394,47 @@ async fn past_the_rate_limit_one_notice_then_silence() {
 
 #[tokio::test]
 async fn stop_and_start_are_honoured() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
+    let (_graph, app, org) = ok_graph_app().await;
     let contact = new_wa_id();
     let opted_out = || async {
         org.rows(app.db(), "contacts", &[("wa_id", eq(&contact))])
             .await[0]["opted_out"]
             .clone()
     };
-    let (body, wamid) = text_delivery(&org, &contact, "STOP");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &contact, "STOP").await;
     assert!(app.reply_to(&wamid).await.is_some(), "one confirmation");
     assert_eq!(opted_out().await, true);
 
-    let (body, wamid) = text_delivery(&org, &contact, "hello?");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &contact, "hello?").await;
     assert!(
         app.reply_to(&wamid).await.is_none(),
         "no messages after STOP"
     );
 
-    let (body, wamid) = text_delivery(&org, &contact, "start");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &contact, "start").await;
     assert!(app.reply_to(&wamid).await.is_some());
     assert_eq!(opted_out().await, false);
 }
 
 #[tokio::test]
 async fn human_mode_conversations_are_not_answered() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
+    let (_graph, app, org) = ok_graph_app().await;
     let contact = new_wa_id();
-    let (body, wamid) = text_delivery(&org, &contact, "hi");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &contact, "hi").await;
     app.processed(&wamid).await;
     org.update(app.db(), "conversations", json!({"mode": "human"}))
         .await;
-    let (body, wamid) = text_delivery(&org, &contact, "I want a person");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &contact, "I want a person").await;
     assert!(app.reply_to(&wamid).await.is_none());
 }
 
 #[tokio::test]
 async fn an_exhausted_budget_leaves_the_command_parser_and_raises_an_alert() {
-    let graph = ok_graph().await;
-    let (app, org) = app_with_graph(&graph).await;
+    let (_graph, app, org) = ok_graph_app().await;
     let db = app.db();
     org.update(db, "orgs", json!({"monthly_token_budget": 0}))
         .await;
-    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &new_wa_id(), "hello").await;
     let reply = app.reply_to(&wamid).await.expect("notice");
     assert!(has_text(&reply["body"], "only handle simple commands"));
     assert_eq!(alert_count(db, &org.id, "budget_exhausted").await, 1);
@@ -535,8 +515,7 @@ async fn a_full_backlog_leaves_messages_stored_for_the_cron_without_slowing_acks
 async fn a_reply_that_may_have_reached_meta_is_never_sent_again() {
     let graph = fake_graph_with_delay(FakeGraph::ok(), Duration::from_millis(1500)).await;
     let (app, org) = app_with_graph_and(&graph, &[("GRAPH_TIMEOUT_MS", "200")]).await;
-    let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &new_wa_id(), "hello").await;
     let message = app.processed(&wamid).await;
     assert_eq!(message["status"], "failed", "the send timed out");
     let reply = app.reply_to(&wamid).await.expect("reply row");
@@ -568,8 +547,9 @@ async fn a_long_reply_whose_second_part_fails_is_never_resent() {
     let model = Script::new(vec![openai_text(&"word ".repeat(900), 10, 900, 0)]);
     let openai = fake_openai(&model).await;
     let (app, org) = app_with_ai_and_graph(&openai, &graph).await;
-    let (body, wamid) = text_delivery(&org, &new_wa_id(), "tell me a very long story");
-    app.post_webhook(&body).await;
+    let wamid = app
+        .post_text(&org, &new_wa_id(), "tell me a very long story")
+        .await;
     let message = app.processed(&wamid).await;
     assert_eq!(message["status"], "failed");
     assert!(has_text(&message["error"]["message"], "sent 1 part"));
@@ -597,8 +577,7 @@ async fn stop_counts_even_when_the_confirmation_cannot_be_sent_or_staff_are_answ
         async move { org.rows(db, "contacts", &filters).await[0]["opted_out"].clone() }
     };
     let contact = new_wa_id();
-    let (body, wamid) = text_delivery(&org, &contact, "STOP");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &contact, "STOP").await;
     assert_eq!(
         app.processed(&wamid).await["status"],
         "failed",
@@ -607,13 +586,11 @@ async fn stop_counts_even_when_the_confirmation_cannot_be_sent_or_staff_are_answ
     assert_eq!(opted_out(&contact).await, true, "the opt-out holds anyway");
 
     let staffed = new_wa_id();
-    let (body, wamid) = text_delivery(&org, &staffed, "hi");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &staffed, "hi").await;
     app.processed(&wamid).await;
     org.update(db, "conversations", json!({"mode": "human"}))
         .await;
-    let (body, wamid) = text_delivery(&org, &staffed, "stop");
-    app.post_webhook(&body).await;
+    let wamid = app.post_text(&org, &staffed, "stop").await;
     assert_eq!(app.processed(&wamid).await["status"], "processed");
     assert!(
         app.reply_to(&wamid).await.is_none(),

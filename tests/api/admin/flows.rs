@@ -354,8 +354,7 @@ async fn resetting_rate_limits_lets_a_throttled_contact_be_answered_again() {
     assert_eq!(status, 200, "{body}");
     assert!(body["deleted"].as_i64().is_some_and(|n| n >= 1));
 
-    let (body, wamid) = text_delivery(&w.a.org, &w.a.wa_id, "hello again");
-    w.post_webhook(&body).await;
+    let wamid = w.post_text(&w.a.org, &w.a.wa_id, "hello again").await;
     assert!(
         w.reply_to(&wamid).await.is_some(),
         "answered after the reset"

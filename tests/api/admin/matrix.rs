@@ -22,6 +22,25 @@ struct Case {
     admin_b: u16,
 }
 
+impl Case {
+    /// Calls the endpoint with `token` (none when `None`).
+    async fn send(&self, w: &World, token: Option<&str>) -> reqwest::Response {
+        w.request(self.method.clone(), &self.path, token, self.body.as_ref())
+            .await
+    }
+
+    /// Calls the endpoint with `token`: the status and JSON body.
+    async fn call(&self, w: &World, token: &str) -> (u16, Value) {
+        w.admin(
+            self.method.clone(),
+            &self.path,
+            Some(token),
+            self.body.as_ref(),
+        )
+        .await
+    }
+}
+
 fn case(
     route: &'static str,
     method: Method,
@@ -168,14 +187,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
 
     for (who, token, code) in rejected_tokens(&w) {
         for case in &cases {
-            let response = w
-                .request(
-                    case.method.clone(),
-                    &case.path,
-                    token.as_deref(),
-                    case.body.as_ref(),
-                )
-                .await;
+            let response = case.send(&w, token.as_deref()).await;
             assert_eq!(
                 response.status(),
                 401,
@@ -204,14 +216,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
     let leaks = org_a_ids(&w);
 
     for case in &cases {
-        let (status, body) = w
-            .admin(
-                case.method.clone(),
-                &case.path,
-                Some(&viewer_a),
-                case.body.as_ref(),
-            )
-            .await;
+        let (status, body) = case.call(&w, &viewer_a).await;
         assert_eq!(
             status, case.viewer_a,
             "viewer A: {} {} -> {body}",
@@ -226,14 +231,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
             );
         }
 
-        let (status, body) = w
-            .admin(
-                case.method.clone(),
-                &case.path,
-                Some(&admin_b),
-                case.body.as_ref(),
-            )
-            .await;
+        let (status, body) = case.call(&w, &admin_b).await;
         assert_eq!(
             status, case.admin_b,
             "admin B: {} {} -> {body}",
@@ -255,14 +253,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
     );
 
     for case in &cases {
-        let (status, body) = w
-            .admin(
-                case.method.clone(),
-                &case.path,
-                Some(&admin_a),
-                case.body.as_ref(),
-            )
-            .await;
+        let (status, body) = case.call(&w, &admin_a).await;
         assert_eq!(
             status, case.admin_a,
             "admin A: {} {} -> {body}",

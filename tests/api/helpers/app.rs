@@ -15,7 +15,7 @@ use super::eq;
 use super::fixtures::fixture;
 use super::lib::{AppState, Postgrest, Settings};
 use super::new_wa_id;
-use super::whatsapp::{personalize, signature};
+use super::whatsapp::{personalize, signature, text_delivery};
 
 /// The environment an app reads its settings from.
 pub type Env = HashMap<String, String>;
@@ -206,6 +206,13 @@ impl TestApp {
     pub async fn post_webhook_json(&self, payload: &Value) -> reqwest::Response {
         self.post_webhook(&serde_json::to_vec(payload).expect("json"))
             .await
+    }
+
+    /// Delivers a text message `text` for `org` from `wa_id`; its wamid.
+    pub async fn post_text(&self, org: &TestOrg, wa_id: &str, text: &str) -> String {
+        let (body, wamid) = text_delivery(org, wa_id, text);
+        self.post_webhook(&body).await;
+        wamid
     }
 
     /// Delivers the documented payload `file` from a fresh contact of `org`; its first wamid.
