@@ -9,6 +9,7 @@
 //! - [`whatsapp`], [`stripe`]: deliveries to our webhooks, signed as Meta and Stripe sign them;
 //! - [`admin`]: two seeded orgs and their staff, for the admin API;
 //! - [`logs`]: the captured log lines of this test binary;
+//! - [`reminders`]: contacts, reminders and cron apps for the cron tests;
 //! - [`lib`]: every path of the library under test that a test names.
 
 pub mod admin;
@@ -19,6 +20,7 @@ pub mod fixtures;
 pub mod jwt;
 pub mod lib;
 pub mod logs;
+pub mod reminders;
 pub mod stripe;
 pub mod whatsapp;
 
