@@ -60,16 +60,15 @@ async fn other_origins_get_no_cors_headers() {
         assert!(preflight.headers().get(header).is_none(), "{header}");
     }
 
-    let token = w.token(w.viewer_a);
+    let bearer = format!("Bearer {}", w.token(w.viewer_a));
+    let lookalike = "https://admin.example.com.evil.example";
     let answer = w
-        .app
-        .client
-        .get(w.app.url("/api/admin/me"))
-        .bearer_auth(&token)
-        .header("origin", "https://admin.example.com.evil.example")
-        .send()
-        .await
-        .expect("request");
+        .request_with_headers(
+            Method::GET,
+            "/api/admin/me",
+            &[("authorization", &bearer), ("origin", lookalike)],
+        )
+        .await;
     assert_eq!(answer.status(), 200);
     assert!(answer
         .headers()

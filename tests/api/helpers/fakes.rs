@@ -305,7 +305,7 @@ pub async fn app_with_ai(
         vars.extend(extra);
     })
     .await;
-    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let org = TestOrg::create(app.db()).await;
     (app, org)
 }
 
