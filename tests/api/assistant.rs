@@ -8,9 +8,7 @@ use std::time::Duration;
 use chrono::{Duration as Days, Utc};
 use serde_json::{json, Value};
 
-use crate::ai::*;
-use crate::helpers::spawn_app;
-use crate::whatsapp::*;
+use crate::helpers::*;
 
 fn body(reply: &Option<Value>) -> String {
     reply
@@ -21,10 +19,18 @@ fn body(reply: &Option<Value>) -> String {
 }
 
 /// Sends `text` from `contact` and returns the recorded reply's text.
-async fn say(app: &crate::helpers::TestApp, org: &TestOrg, contact: &str, text: &str) -> String {
+async fn say(app: &TestApp, org: &TestOrg, contact: &str, text: &str) -> String {
     let (delivery, wamid) = text_delivery(org, contact, text);
-    assert_eq!(app.deliver(&delivery).await.status(), 200);
+    assert_eq!(app.post_webhook(&delivery).await.status(), 200);
     body(&app.reply_to(&wamid).await)
+}
+
+/// The last message of a chat request the fake provider received.
+fn last_message(request: &Value) -> &Value {
+    request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .expect("a last message")
 }
 
 fn number(value: &Value) -> f64 {
@@ -37,7 +43,7 @@ fn number(value: &Value) -> f64 {
 #[tokio::test]
 async fn without_an_ai_key_the_command_parser_serves_commands() {
     let app = spawn_app().await;
-    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let org = TestOrg::create(app.db()).await;
     let contact = new_wa_id();
 
     let reply = say(&app, &org, &contact, "remind me to stretch in 10 minutes").await;
@@ -179,18 +185,14 @@ async fn an_openai_tool_call_round_trip_is_recorded_in_the_ledger() {
     assert_eq!(sent[0]["model"], "gpt-4o-mini");
     assert_eq!(sent[0]["tools"].as_array().map(Vec::len), Some(7));
     assert_eq!(sent[0]["messages"][0]["role"], "system");
-    assert!(sent[0]["messages"][0]["content"]
-        .as_str()
-        .is_some_and(|s| s.contains("time zone UTC")));
-    let last = sent[1]["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .expect("tool message");
+    assert!(has_text(
+        &sent[0]["messages"][0]["content"],
+        "time zone UTC"
+    ));
+    let last = last_message(&sent[1]);
     assert_eq!(last["role"], "tool");
     assert_eq!(last["tool_call_id"], "call_12345xyz");
-    assert!(last["content"]
-        .as_str()
-        .is_some_and(|c| c.contains("call mom")));
+    assert!(has_text(&last["content"], "call mom"));
     let auth = &openai.received_requests().await.expect("requests")[0].headers["authorization"];
     assert_eq!(auth, "Bearer sk-test-openai-000000000000");
 }
@@ -245,10 +247,7 @@ async fn an_anthropic_tool_use_round_trip_is_recorded_in_the_ledger() {
     assert_eq!(received[0].headers["anthropic-version"], "2023-06-01");
     let sent = bodies(&anthropic).await;
     assert_eq!(sent[0]["tools"][0]["input_schema"]["type"], "object");
-    let result = &sent[1]["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .expect("last")["content"][0];
+    let result = &last_message(&sent[1])["content"][0];
     assert_eq!(result["type"], "tool_result");
     assert_eq!(result["tool_use_id"], "toolu_01A09q90qw90lq917835lq9");
 }
@@ -287,9 +286,7 @@ async fn a_500_is_retried_then_the_fallback_answers() {
             ("anthropic".into(), "success".into())
         ]
     );
-    assert!(requests[0]["error"]
-        .as_str()
-        .is_some_and(|e| e.contains("HTTP 500")));
+    assert!(has_text(&requests[0]["error"], "HTTP 500"));
     assert_eq!(requests[0]["tokens_in"], 0);
 }
 
@@ -380,9 +377,10 @@ async fn a_quota_error_is_never_retried() {
     assert_eq!(reply, "Served by the fallback.");
     assert_eq!(quota.times().len(), 1, "no retry on insufficient_quota");
     let requests = wait_for_rows(&app, "ai_requests", &org, 2).await;
-    assert!(requests[0]["error"]
-        .as_str()
-        .is_some_and(|e| e.contains("exceeded your current quota")));
+    assert!(has_text(
+        &requests[0]["error"],
+        "exceeded your current quota"
+    ));
 }
 
 #[tokio::test]
@@ -398,14 +396,13 @@ async fn when_every_provider_fails_the_message_is_dead_lettered_with_its_ledger(
     let anthropic = fake_anthropic(&overloaded).await;
     let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[("AI_MAX_RETRIES", "1")]).await;
 
-    let (delivery, wamid) = text_delivery(&org, &new_wa_id(), "are you there?");
-    app.deliver(&delivery).await;
+    let wamid = app.post_text(&org, &new_wa_id(), "are you there?").await;
     let message = app.processed(&wamid).await;
     assert_eq!(message["status"], "failed");
     assert!(app.reply_to(&wamid).await.is_none(), "nothing sent");
     let dead = rows(&app, "dead_letter_queue", &org).await;
     assert_eq!(dead.len(), 1);
-    assert!(dead[0]["error"].as_str().is_some_and(|e| e.contains("529")));
+    assert!(has_text(&dead[0]["error"], "529"));
     let requests = rows(&app, "ai_requests", &org).await;
     assert_eq!(
         requests.len(),
@@ -423,7 +420,7 @@ async fn with_the_budget_spent_the_parser_serves_commands_and_no_provider_is_cal
     let anthropic_script = Script::new(vec![anthropic_text("should not be called", (1, 1, 0))]);
     let anthropic = fake_anthropic(&anthropic_script).await;
     let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[]).await;
-    let db = app.state.db().expect("db");
+    let db = app.db();
     org.update(db, "orgs", json!({"monthly_token_budget": 0}))
         .await;
     let contact = new_wa_id();
@@ -445,7 +442,7 @@ async fn with_the_budget_spent_the_parser_serves_commands_and_no_provider_is_cal
     // A contact past the daily cap: the same, without an org alert.
     let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[]).await;
     org.update(
-        app.state.db().expect("db"),
+        app.db(),
         "assistant_settings",
         json!({"contact_daily_token_cap": 0}),
     )
@@ -506,23 +503,11 @@ async fn invalid_tool_input_is_refused_and_the_model_is_told_why() {
     assert!(rows(&app, "reminders", &org).await.is_empty());
     let executions = wait_for_rows(&app, "tool_executions", &org, 2).await;
     assert_eq!(executions[0]["status"], "error");
-    assert!(executions[0]["error"]
-        .as_str()
-        .is_some_and(|e| e.contains("invalid input")));
-    assert!(executions[1]["error"]
-        .as_str()
-        .is_some_and(|e| e.contains("unknown tool")));
+    assert!(has_text(&executions[0]["error"], "invalid input"));
+    assert!(has_text(&executions[1]["error"], "unknown tool"));
     let sent = bodies(&openai).await;
-    let told = sent[1]["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .expect("tool message");
-    assert!(
-        told["content"]
-            .as_str()
-            .is_some_and(|c| c.contains("due must be")),
-        "{told}"
-    );
+    let told = last_message(&sent[1]);
+    assert!(has_text(&told["content"], "due must be"), "{told}");
 }
 
 #[tokio::test]
@@ -566,26 +551,15 @@ async fn a_voice_note_is_transcribed_then_handled_as_text() {
     let chat = Script::new(vec![openai_text("should not be needed", 1, 1, 0)]);
     let openai = fake_openai(&chat).await;
     mount_transcription(&openai, "Remind me to stretch in 10 minutes.").await;
-    let graph_url = graph.uri();
-    let (app, org) = app_with_ai(
-        Some(&openai),
-        None,
-        &[
-            ("GRAPH_API_BASE_URL", &graph_url),
-            ("WHATSAPP_ACCESS_TOKEN", "EAAtesttoken000000000000"),
-        ],
-    )
-    .await;
-    let (payload, wamids) = personalize(fixture("audio_voice.json"), &org, &new_wa_id(), 0);
-    app.deliver(&serde_json::to_vec(&payload).expect("json"))
-        .await;
-    let reply = body(&app.reply_to(&wamids[0]).await);
+    let (app, org) = app_with_ai_and_graph(&openai, &graph).await;
+    let wamid = app.post_webhook_fixture("audio_voice.json", &org).await;
+    let reply = body(&app.reply_to(&wamid).await);
     assert!(reply.contains("Reminder set: “stretch”"), "{reply}");
     assert!(
         chat.times().is_empty(),
         "a certain command needs no chat model"
     );
-    let inbound = app.processed(&wamids[0]).await;
+    let inbound = app.processed(&wamid).await;
     assert_eq!(
         inbound["body"], "Remind me to stretch in 10 minutes.",
         "the transcript is kept"
@@ -612,11 +586,9 @@ async fn a_voice_note_is_transcribed_then_handled_as_text() {
 
     // Without an OpenAI key a voice note gets a polite answer.
     let app = spawn_app().await;
-    let org = TestOrg::create(app.state.db().expect("db")).await;
-    let (payload, wamids) = personalize(fixture("audio_voice.json"), &org, &new_wa_id(), 0);
-    app.deliver(&serde_json::to_vec(&payload).expect("json"))
-        .await;
-    let reply = body(&app.reply_to(&wamids[0]).await);
+    let org = TestOrg::create(app.db()).await;
+    let wamid = app.post_webhook_fixture("audio_voice.json", &org).await;
+    let reply = body(&app.reply_to(&wamid).await);
     assert!(reply.contains("can't listen to voice notes"), "{reply}");
 }
 
@@ -630,26 +602,12 @@ async fn an_image_is_shown_to_a_model_that_accepts_images() {
         0,
     )]);
     let openai = fake_openai(&chat).await;
-    let graph_url = graph.uri();
-    let (app, org) = app_with_ai(
-        Some(&openai),
-        None,
-        &[
-            ("GRAPH_API_BASE_URL", &graph_url),
-            ("WHATSAPP_ACCESS_TOKEN", "EAAtesttoken000000000000"),
-        ],
-    )
-    .await;
-    let (payload, wamids) = personalize(fixture("image.json"), &org, &new_wa_id(), 0);
-    app.deliver(&serde_json::to_vec(&payload).expect("json"))
-        .await;
-    let reply = body(&app.reply_to(&wamids[0]).await);
+    let (app, org) = app_with_ai_and_graph(&openai, &graph).await;
+    let wamid = app.post_webhook_fixture("image.json", &org).await;
+    let reply = body(&app.reply_to(&wamid).await);
     assert_eq!(reply, "That is an electricity bill for 42 EUR.");
     let sent = bodies(&openai).await;
-    let content = &sent[0]["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .expect("user")["content"];
+    let content = &last_message(&sent[0])["content"];
     assert_eq!(content[0]["text"], "Electricity bill", "the caption");
     assert!(content[1]["image_url"]["url"]
         .as_str()
@@ -700,7 +658,7 @@ async fn calendar_events_go_to_google_when_the_org_connected_it() {
         ],
     )
     .await;
-    let db = app.state.db().expect("db");
+    let db = app.db();
     insert(
         db,
         "calendar_connections",
@@ -765,8 +723,7 @@ async fn calendar_events_go_to_google_when_the_org_connected_it() {
         .url
         .query()
         .is_some_and(|q| q.contains("singleEvents=true") && q.contains("timeMin=")));
-    let told = &bodies(&openai).await[3]["messages"];
-    let result = told.as_array().and_then(|m| m.last()).expect("tool result")["content"]
+    let result = last_message(&bodies(&openai).await[3])["content"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -806,8 +763,7 @@ async fn without_google_calendar_events_are_stored_and_listed_from_the_database(
     let events = rows(&app, "calendar_events", &org).await;
     assert_eq!(events.len(), 1);
     assert!(events[0]["external_id"].is_null());
-    let told = &bodies(&openai).await[2]["messages"];
-    let result = told.as_array().and_then(|m| m.last()).expect("tool result")["content"]
+    let result = last_message(&bodies(&openai).await[2])["content"]
         .as_str()
         .unwrap_or_default()
         .to_string();

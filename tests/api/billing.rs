@@ -1,27 +1,19 @@
-//! `/api/billing/webhook` against the real stack. Signatures are computed here with the hmac
-//! crate (checked against an openssl vector), independently of the code under test; the
-//! Stripe API is faked with wiremock; events are shaped as Stripe's API reference shows them.
-//! Every test uses orgs and customers of its own, so tests run concurrently and again.
+//! `/api/billing/webhook` against the real stack. Signatures are computed by
+//! `helpers::stripe` with the hmac crate (checked here against an openssl vector),
+//! independently of the code under test; the Stripe API is faked with wiremock; events are
+//! shaped as Stripe's API reference shows them. Every test uses orgs and customers of its own,
+//! so tests run concurrently and again.
 
-use assistant::supabase::{Caller, Count};
-use chrono::{DateTime, TimeZone, Utc};
-use hmac::Mac;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use serde_json::json;
+use wiremock::matchers::header;
+use wiremock::{MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_app_with, TestApp};
-
-const SECRET: &str = "whsec_test_primary";
-const WEBHOOK: &str = "/api/billing/webhook";
-/// The seeded plans (supabase/seed.sql).
-const STARTER: (&str, &str, i64) = ("starter", "price_starter_local", 1_000_000);
-const PRO: (&str, &str, i64) = ("pro", "price_pro_local", 5_000_000);
-const FREE_BUDGET: i64 = 100_000;
-/// A billing period: 2026-01-01 to 2026-02-01 (UTC).
-const PERIOD_START: i64 = 1_767_225_600;
-const PERIOD_END: i64 = 1_769_904_000;
+use crate::helpers::logs::{lines_with, logs};
+use crate::helpers::stripe::*;
+use crate::helpers::{
+    alert_count, new_uuid, set, spawn_app_with, stripe_subscription, unique, BILLING_WEBHOOK,
+    NO_DATABASE,
+};
 
 // =============================================================================================
 // Signature
@@ -45,14 +37,10 @@ fn the_test_signer_matches_an_openssl_vector() {
 async fn a_valid_signature_is_accepted_within_the_tolerance_both_ways() {
     let app = billing_app(|_| {}).await;
     for skew in [0, -250, 250] {
-        let body = body_of(&event(
-            "customer.created",
-            now(),
-            json!({"id": "cus_x", "object": "customer"}),
-        ));
+        let body = body_of(&customer_created());
         let t = now() + skew;
-        let header = format!("t={t},v1={}", sign(SECRET, t, &body));
-        let (status, answer) = post(&app, &body, Some(&header)).await;
+        let header = signed_at(SECRET, t, &body);
+        let (status, answer) = app.post_billing(&body, Some(&header)).await;
         assert_eq!(status, 200, "skew {skew}: {answer}");
         assert_eq!(answer["received"], true);
     }
@@ -61,11 +49,7 @@ async fn a_valid_signature_is_accepted_within_the_tolerance_both_ways() {
 #[tokio::test]
 async fn every_bad_signature_gets_the_same_generic_400_and_records_nothing() {
     let app = billing_app(|_| {}).await;
-    let event = event(
-        "customer.created",
-        now(),
-        json!({"id": "cus_x", "object": "customer"}),
-    );
+    let event = customer_created();
     let body = body_of(&event);
     let t = now();
     let good = sign(SECRET, t, &body);
@@ -119,7 +103,7 @@ async fn every_bad_signature_gets_the_same_generic_400_and_records_nothing() {
         ),
     ];
     for (case, header, body) in cases {
-        let (status, answer) = post(&app, body, header.as_deref()).await;
+        let (status, answer) = app.post_billing(body, header.as_deref()).await;
         assert_eq!(status, 400, "{case}: {answer}");
         assert_eq!(
             answer,
@@ -133,9 +117,9 @@ async fn every_bad_signature_gets_the_same_generic_400_and_records_nothing() {
 #[tokio::test]
 async fn any_configured_secret_verifies_during_rotation() {
     let app = billing_app(|env| {
-        env.insert(
-            "STRIPE_WEBHOOK_SECRETS".into(),
-            "whsec_old_one, whsec_new_one".into(),
+        set(
+            env,
+            &[("STRIPE_WEBHOOK_SECRETS", "whsec_old_one, whsec_new_one")],
         );
     })
     .await;
@@ -144,25 +128,21 @@ async fn any_configured_secret_verifies_during_rotation() {
         ("whsec_old_one", 200),
         (SECRET, 400),
     ] {
-        let body = body_of(&event(
-            "customer.created",
-            now(),
-            json!({"id": "cus_x", "object": "customer"}),
-        ));
+        let body = body_of(&customer_created());
         let t = now();
-        let header = format!("t={t},v1={}", sign(secret, t, &body));
-        assert_eq!(post(&app, &body, Some(&header)).await.0, want, "{secret}");
+        let header = signed_at(secret, t, &body);
+        assert_eq!(
+            app.post_billing(&body, Some(&header)).await.0,
+            want,
+            "{secret}"
+        );
     }
 }
 
 #[tokio::test]
 async fn one_right_v1_among_several_is_enough() {
     let app = billing_app(|_| {}).await;
-    let body = body_of(&event(
-        "customer.created",
-        now(),
-        json!({"id": "cus_x", "object": "customer"}),
-    ));
+    let body = body_of(&customer_created());
     let t = now();
     let header = format!(
         "t={t},v1={},v0={},v1={}",
@@ -170,30 +150,28 @@ async fn one_right_v1_among_several_is_enough() {
         sign(SECRET, t, &body),
         sign(SECRET, t, &body)
     );
-    let (status, answer) = post(&app, &body, Some(&header)).await;
+    let (status, answer) = app.post_billing(&body, Some(&header)).await;
     assert_eq!(status, 200, "{answer}");
 }
 
 #[tokio::test]
 async fn without_secrets_503_other_methods_405_big_bodies_413() {
     let unconfigured = spawn_app_with(|_| {}).await;
-    let body = body_of(&event(
-        "customer.created",
-        now(),
-        json!({"id": "cus_x", "object": "customer"}),
-    ));
-    let (status, answer) = post(&unconfigured, &body, Some(&signed(SECRET, &body))).await;
+    let body = body_of(&customer_created());
+    let (status, answer) = unconfigured
+        .post_billing(&body, Some(&signed(SECRET, &body)))
+        .await;
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["error"]["code"], "not_configured");
 
-    let app = billing_app(|env| {
-        env.insert("MAX_BODY_BYTES".into(), "4096".into());
-    })
-    .await;
-    let get = app.get(WEBHOOK).await;
+    let app = billing_app(|env| set(env, &[("MAX_BODY_BYTES", "4096")])).await;
+    let get = app.get(BILLING_WEBHOOK).await;
     assert_eq!(get.status(), 405);
     let big = vec![b'x'; 4097];
-    assert_eq!(post(&app, &big, Some(&signed(SECRET, &big))).await.0, 413);
+    assert_eq!(
+        app.post_billing(&big, Some(&signed(SECRET, &big))).await.0,
+        413
+    );
 }
 
 #[tokio::test]
@@ -211,7 +189,7 @@ async fn a_signed_body_that_is_not_a_stripe_event_is_a_400() {
         &beyond_year_9999,
     ];
     for body in bodies {
-        let (status, answer) = post(&app, body, Some(&signed(SECRET, body))).await;
+        let (status, answer) = app.post_billing(body, Some(&signed(SECRET, body))).await;
         assert_eq!(status, 400, "{answer}");
         assert_eq!(answer["error"]["code"], "bad_request");
     }
@@ -220,14 +198,14 @@ async fn a_signed_body_that_is_not_a_stripe_event_is_a_400() {
 #[tokio::test]
 async fn a_rejected_signature_is_logged_as_a_security_event_without_the_payload() {
     let app = billing_app(|_| {}).await;
-    crate::telemetry::logs();
+    logs();
     let request_id = format!("billing-log-{}", unique());
     let (payload, wrong_secret) = (format!("confidential-{}", unique()), "whsec_wrongsecret");
     let body = format!(r#"{{"id":"evt_{payload}","note":"{payload}"}}"#);
     let t = now();
     let response = app
         .client
-        .post(app.url(WEBHOOK))
+        .post(app.url(BILLING_WEBHOOK))
         .header("x-vercel-id", &request_id)
         .header(
             "stripe-signature",
@@ -239,20 +217,14 @@ async fn a_rejected_signature_is_logged_as_a_security_event_without_the_payload(
         .expect("post");
     assert_eq!(response.status(), 400);
 
-    let lines = crate::telemetry::lines_with(&request_id);
+    let lines = lines_with(&request_id);
     let security = lines
         .iter()
         .find(|line| line.contains("stripe_signature_rejected"))
         .unwrap_or_else(|| panic!("no security event among {lines:?}"));
     assert!(security.contains("no v1 signature matches"), "{security}");
-    assert!(
-        crate::telemetry::lines_with(&payload).is_empty(),
-        "the payload leaked"
-    );
-    assert!(
-        crate::telemetry::lines_with(wrong_secret).is_empty(),
-        "the secret leaked"
-    );
+    assert!(lines_with(&payload).is_empty(), "the payload leaked");
+    assert!(lines_with(wrong_secret).is_empty(), "the secret leaked");
 }
 
 // =============================================================================================
@@ -263,12 +235,8 @@ async fn a_rejected_signature_is_logged_as_a_security_event_without_the_payload(
 async fn ten_concurrent_duplicate_deliveries_apply_once() {
     let app = billing_app(|_| {}).await;
     let org = create_org(&app, "starter", "active").await;
-    let failed = event(
-        "invoice.payment_failed",
-        now(),
-        invoice(&org.customer, "sub_dup", "open", 1),
-    );
-    let deliveries = (0..10).map(|_| deliver(&app, &failed));
+    let failed = invoice_event("payment_failed", now(), &org.customer, "sub_dup", 1);
+    let deliveries = (0..10).map(|_| app.post_billing_event(&failed));
     let answers = futures_util::future::join_all(deliveries).await;
 
     let mut outcomes: Vec<String> = answers
@@ -288,7 +256,10 @@ async fn ten_concurrent_duplicate_deliveries_apply_once() {
         (rows[0].status.as_str(), rows[0].attempts),
         ("processed", 10)
     );
-    assert_eq!(alerts(&app, &org.id, "billing_payment_failed").await, 1);
+    assert_eq!(
+        alert_count(app.db(), &org.id, "billing_payment_failed").await,
+        1
+    );
     assert_eq!(
         org_state(&app, &org.id).await.subscription_status,
         "past_due"
@@ -299,45 +270,26 @@ async fn ten_concurrent_duplicate_deliveries_apply_once() {
 async fn out_of_order_deliveries_end_in_the_right_state() {
     let app = billing_app(|_| {}).await;
     let org = create_org(&app, "free", "none").await;
-    let sub = format!("sub_{}", unique());
+    let sub = stripe_id("sub");
     let t = now() - 600;
-    let created = event(
-        "customer.subscription.created",
-        t,
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
-    let updated = event(
-        "customer.subscription.updated",
-        t + 10,
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
-    let deleted = event(
-        "customer.subscription.deleted",
-        t + 20,
-        subscription(&sub, &org.customer, "canceled", PRO.1),
-    );
-    let late_update = event(
-        "customer.subscription.updated",
-        t + 15,
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
+    let created = subscription_event("created", t, &sub, &org.customer, "active", STARTER.1);
+    let updated = subscription_event("updated", t + 10, &sub, &org.customer, "active", PRO.1);
+    let deleted = subscription_event("deleted", t + 20, &sub, &org.customer, "canceled", PRO.1);
+    let late_update = subscription_event("updated", t + 15, &sub, &org.customer, "active", PRO.1);
 
-    assert_eq!(outcome(&app, &updated).await, "applied");
-    assert_eq!(outcome(&app, &created).await, "stale");
+    assert_eq!(app.billing_outcome(&updated).await, "applied");
+    assert_eq!(app.billing_outcome(&created).await, "stale");
     assert_eq!(
         org_state(&app, &org.id).await.plan,
         PRO.0,
         "created did not undo updated"
     );
-    assert_eq!(outcome(&app, &deleted).await, "applied");
-    assert_eq!(outcome(&app, &late_update).await, "stale");
+    assert_eq!(app.billing_outcome(&deleted).await, "applied");
+    assert_eq!(app.billing_outcome(&late_update).await, "stale");
 
     let state = org_state(&app, &org.id).await;
     assert_eq!(state.subscription_status, "canceled");
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        ("free", FREE_BUDGET)
-    );
+    assert_eq!(state.plan_and_budget(), ("free", FREE_BUDGET));
     for stale in [&created, &late_update] {
         let rows = webhook_rows(&app, event_id(stale)).await;
         assert_eq!(
@@ -351,150 +303,90 @@ async fn out_of_order_deliveries_end_in_the_right_state() {
 async fn events_of_the_same_second_apply_in_lifecycle_order() {
     let app = billing_app(|_| {}).await;
     let org = create_org(&app, "free", "none").await;
-    let sub = format!("sub_{}", unique());
+    let sub = stripe_id("sub");
     let t = now() - 600;
     // The first invoice, paid in the second the subscription was created, arrives first: the
     // creation still applies.
-    let paid = event(
-        "invoice.paid",
-        t - 100,
-        invoice(&org.customer, &sub, "paid", 1),
-    );
-    let created = event(
-        "customer.subscription.created",
-        t - 100,
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
-    assert_eq!(outcome(&app, &paid).await, "applied");
-    assert_eq!(outcome(&app, &created).await, "applied");
+    let paid = invoice_event("paid", t - 100, &org.customer, &sub, 1);
+    let created = subscription_event("created", t - 100, &sub, &org.customer, "active", PRO.1);
+    assert_eq!(app.billing_outcome(&paid).await, "applied");
+    assert_eq!(app.billing_outcome(&created).await, "applied");
     assert_eq!(org_state(&app, &org.id).await.plan, PRO.0);
 
     // Created incomplete, then updated to active, in one second, delivered the other way round.
-    let created = event(
-        "customer.subscription.created",
-        t,
-        subscription(&sub, &org.customer, "incomplete", STARTER.1),
-    );
-    let activated = event(
-        "customer.subscription.updated",
-        t,
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
-    assert_eq!(outcome(&app, &activated).await, "applied");
-    assert_eq!(outcome(&app, &created).await, "stale");
+    let created = subscription_event("created", t, &sub, &org.customer, "incomplete", STARTER.1);
+    let activated = subscription_event("updated", t, &sub, &org.customer, "active", STARTER.1);
+    assert_eq!(app.billing_outcome(&activated).await, "applied");
+    assert_eq!(app.billing_outcome(&created).await, "stale");
     assert_eq!(org_state(&app, &org.id).await.subscription_status, "active");
 
     // Updated then deleted in one second: the deletion stands whatever arrives last.
-    let deleted = event(
-        "customer.subscription.deleted",
-        t + 5,
-        subscription(&sub, &org.customer, "canceled", STARTER.1),
-    );
-    let updated = event(
-        "customer.subscription.updated",
-        t + 5,
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
-    assert_eq!(outcome(&app, &deleted).await, "applied");
-    assert_eq!(outcome(&app, &updated).await, "stale");
+    let deleted = subscription_event("deleted", t + 5, &sub, &org.customer, "canceled", STARTER.1);
+    let updated = subscription_event("updated", t + 5, &sub, &org.customer, "active", STARTER.1);
+    assert_eq!(app.billing_outcome(&deleted).await, "applied");
+    assert_eq!(app.billing_outcome(&updated).await, "stale");
     assert_eq!(
         org_state(&app, &org.id).await.subscription_status,
         "canceled"
     );
 
     // A new checkout and its subscription in one second: both apply, in either order.
-    let next = format!("sub_{}", unique());
-    let created = event(
-        "customer.subscription.created",
-        t + 60,
-        subscription(&next, &org.customer, "active", PRO.1),
-    );
-    let checkout = event(
-        "checkout.session.completed",
-        t + 60,
-        checkout_session(&org.id, &org.customer, &next),
-    );
-    assert_eq!(outcome(&app, &created).await, "applied");
-    assert_eq!(outcome(&app, &checkout).await, "applied");
+    let next = stripe_id("sub");
+    let created = subscription_event("created", t + 60, &next, &org.customer, "active", PRO.1);
+    let checkout = checkout_event(t + 60, &org.id, &org.customer, &next);
+    assert_eq!(app.billing_outcome(&created).await, "applied");
+    assert_eq!(app.billing_outcome(&checkout).await, "applied");
     let state = org_state(&app, &org.id).await;
-    assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
-        (PRO.0, "active")
-    );
+    assert_eq!(state.plan_and_status(), (PRO.0, "active"));
 }
 
 #[tokio::test]
 async fn an_invoice_never_makes_an_older_subscription_event_stale() {
     let app = billing_app(|_| {}).await;
     let org = create_org(&app, "starter", "active").await;
-    let sub = format!("sub_{}", unique());
+    let sub = stripe_id("sub");
     let t = now() - 600;
     // The upgrade is delivered after the invoice of the next second (Stripe retried it).
-    let paid = event(
-        "invoice.paid",
-        t + 1,
-        invoice(&org.customer, &sub, "paid", 1),
-    );
-    let upgraded = event(
-        "customer.subscription.updated",
-        t,
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
-    assert_eq!(outcome(&app, &paid).await, "applied");
-    assert_eq!(outcome(&app, &upgraded).await, "applied");
+    let paid = invoice_event("paid", t + 1, &org.customer, &sub, 1);
+    let upgraded = subscription_event("updated", t, &sub, &org.customer, "active", PRO.1);
+    assert_eq!(app.billing_outcome(&paid).await, "applied");
+    assert_eq!(app.billing_outcome(&upgraded).await, "applied");
     let state = org_state(&app, &org.id).await;
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        (PRO.0, PRO.2)
-    );
+    assert_eq!(state.plan_and_budget(), (PRO.0, PRO.2));
 }
 
 #[tokio::test]
 async fn invoices_are_ordered_among_themselves_and_never_undo_a_newer_subscription_state() {
     let app = billing_app(|_| {}).await;
     let org = create_org(&app, "starter", "active").await;
-    let sub = format!("sub_{}", unique());
+    let sub = stripe_id("sub");
     let t = now() - 600;
 
     // A payment failure delivered after the later payment is stale: no past_due, no alert.
-    let paid = event(
-        "invoice.paid",
-        t + 10,
-        invoice(&org.customer, &sub, "paid", 2),
-    );
-    let failed = event(
-        "invoice.payment_failed",
-        t,
-        invoice(&org.customer, &sub, "open", 1),
-    );
-    assert_eq!(outcome(&app, &paid).await, "applied");
-    assert_eq!(outcome(&app, &failed).await, "stale");
+    let paid = invoice_event("paid", t + 10, &org.customer, &sub, 2);
+    let failed = invoice_event("payment_failed", t, &org.customer, &sub, 1);
+    assert_eq!(app.billing_outcome(&paid).await, "applied");
+    assert_eq!(app.billing_outcome(&failed).await, "stale");
     assert_eq!(org_state(&app, &org.id).await.subscription_status, "active");
-    assert_eq!(alerts(&app, &org.id, "billing_payment_failed").await, 0);
+    assert_eq!(
+        alert_count(app.db(), &org.id, "billing_payment_failed").await,
+        0
+    );
 
     // A failure older than the subscription state the org holds alerts but keeps the status.
-    let active = event(
-        "customer.subscription.updated",
-        t + 30,
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
-    let failed = event(
-        "invoice.payment_failed",
-        t + 20,
-        invoice(&org.customer, &sub, "open", 1),
-    );
-    assert_eq!(outcome(&app, &active).await, "applied");
-    assert_eq!(outcome(&app, &failed).await, "applied");
+    let active = subscription_event("updated", t + 30, &sub, &org.customer, "active", STARTER.1);
+    let failed = invoice_event("payment_failed", t + 20, &org.customer, &sub, 1);
+    assert_eq!(app.billing_outcome(&active).await, "applied");
+    assert_eq!(app.billing_outcome(&failed).await, "applied");
     assert_eq!(org_state(&app, &org.id).await.subscription_status, "active");
-    assert_eq!(alerts(&app, &org.id, "billing_payment_failed").await, 1);
+    assert_eq!(
+        alert_count(app.db(), &org.id, "billing_payment_failed").await,
+        1
+    );
 
     // A newer failure makes the org past_due.
-    let failed = event(
-        "invoice.payment_failed",
-        t + 40,
-        invoice(&org.customer, &sub, "open", 2),
-    );
-    assert_eq!(outcome(&app, &failed).await, "applied");
+    let failed = invoice_event("payment_failed", t + 40, &org.customer, &sub, 2);
+    assert_eq!(app.billing_outcome(&failed).await, "applied");
     assert_eq!(
         org_state(&app, &org.id).await.subscription_status,
         "past_due"
@@ -509,23 +401,15 @@ async fn invoices_are_ordered_among_themselves_and_never_undo_a_newer_subscripti
 async fn events_before_the_checkout_are_kept_and_applied_when_it_links_the_customer() {
     let app = billing_app(|_| {}).await;
     let org = create_org_without_customer(&app).await;
-    let customer = format!("cus_{}", unique());
-    let sub = format!("sub_{}", unique());
+    let customer = stripe_id("cus");
+    let sub = stripe_id("sub");
     let t = now() - 60;
-    let created = event(
-        "customer.subscription.created",
-        t,
-        subscription(&sub, &customer, "incomplete", PRO.1),
-    );
-    let activated = event(
-        "customer.subscription.updated",
-        t,
-        subscription(&sub, &customer, "active", PRO.1),
-    );
-    let paid = event("invoice.paid", t, invoice(&customer, &sub, "paid", 1));
+    let created = subscription_event("created", t, &sub, &customer, "incomplete", PRO.1);
+    let activated = subscription_event("updated", t, &sub, &customer, "active", PRO.1);
+    let paid = invoice_event("paid", t, &customer, &sub, 1);
     // Delivered out of order, all before the checkout.
     for early in [&activated, &paid, &created] {
-        assert_eq!(outcome(&app, early).await, "pending");
+        assert_eq!(app.billing_outcome(early).await, "pending");
         let rows = webhook_rows(&app, event_id(early)).await;
         assert_eq!(
             (rows[0].status.as_str(), rows[0].org_id.as_deref()),
@@ -533,18 +417,14 @@ async fn events_before_the_checkout_are_kept_and_applied_when_it_links_the_custo
         );
         assert!(alerts_about(&app, event_id(early)).await.is_empty());
     }
-    assert_eq!(outcome(&app, &created).await, "duplicate");
+    assert_eq!(app.billing_outcome(&created).await, "duplicate");
     assert_eq!(org_state(&app, &org).await.plan, "free");
 
-    let checkout = event(
-        "checkout.session.completed",
-        t + 1,
-        checkout_session(&org, &customer, &sub),
-    );
-    assert_eq!(outcome(&app, &checkout).await, "applied");
+    let checkout = checkout_event(t + 1, &org, &customer, &sub);
+    assert_eq!(app.billing_outcome(&checkout).await, "applied");
     let state = org_state(&app, &org).await;
     assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
+        state.plan_and_status(),
         (PRO.0, "active"),
         "the kept events applied in their lifecycle order"
     );
@@ -567,26 +447,15 @@ async fn events_before_the_checkout_are_kept_and_applied_when_it_links_the_custo
 async fn a_subscription_event_of_an_earlier_second_than_its_checkout_still_applies() {
     let app = billing_app(|_| {}).await;
     let org = create_org_without_customer(&app).await;
-    let customer = format!("cus_{}", unique());
-    let sub = format!("sub_{}", unique());
+    let customer = stripe_id("cus");
+    let sub = stripe_id("sub");
     let t = now() - 60;
-    let checkout = event(
-        "checkout.session.completed",
-        t,
-        checkout_session(&org, &customer, &sub),
-    );
-    let created = event(
-        "customer.subscription.created",
-        t - 1,
-        subscription(&sub, &customer, "active", STARTER.1),
-    );
-    assert_eq!(outcome(&app, &checkout).await, "applied");
-    assert_eq!(outcome(&app, &created).await, "applied");
+    let checkout = checkout_event(t, &org, &customer, &sub);
+    let created = subscription_event("created", t - 1, &sub, &customer, "active", STARTER.1);
+    assert_eq!(app.billing_outcome(&checkout).await, "applied");
+    assert_eq!(app.billing_outcome(&created).await, "applied");
     let state = org_state(&app, &org).await;
-    assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
-        (STARTER.0, "active")
-    );
+    assert_eq!(state.plan_and_status(), (STARTER.0, "active"));
 }
 
 #[tokio::test]
@@ -597,23 +466,17 @@ async fn concurrent_checkouts_and_early_events_leave_no_event_behind() {
     let mut deliveries = Vec::new();
     for _ in 0..8 {
         let org = create_org_without_customer(&app).await;
-        let customer = format!("cus_{}", unique());
-        let sub = format!("sub_{}", unique());
-        let created = event(
-            "customer.subscription.created",
-            t,
-            subscription(&sub, &customer, "active", PRO.1),
-        );
+        let customer = stripe_id("cus");
+        let sub = stripe_id("sub");
+        let created = subscription_event("created", t, &sub, &customer, "active", PRO.1);
         deliveries.push(created.clone());
-        deliveries.push(event(
-            "checkout.session.completed",
-            t,
-            checkout_session(&org, &customer, &sub),
-        ));
+        deliveries.push(checkout_event(t, &org, &customer, &sub));
         orgs.push((org, created));
     }
-    let answers =
-        futures_util::future::join_all(deliveries.iter().map(|event| deliver(&app, event))).await;
+    let answers = futures_util::future::join_all(
+        deliveries.iter().map(|event| app.post_billing_event(event)),
+    )
+    .await;
     for (status, answer) in answers {
         assert_eq!(status, 200, "{answer}");
     }
@@ -632,26 +495,18 @@ async fn concurrent_checkouts_and_early_events_leave_no_event_behind() {
 async fn checkout_links_the_org_named_in_client_reference_id() {
     let app = billing_app(|_| {}).await;
     let org = create_org_without_customer(&app).await;
-    let customer = format!("cus_{}", unique());
-    let sub = format!("sub_{}", unique());
+    let customer = stripe_id("cus");
+    let sub = stripe_id("sub");
     let t = now() - 60;
-    let checkout = event(
-        "checkout.session.completed",
-        t,
-        checkout_session(&org, &customer, &sub),
-    );
-    assert_eq!(outcome(&app, &checkout).await, "applied");
+    let checkout = checkout_event(t, &org, &customer, &sub);
+    assert_eq!(app.billing_outcome(&checkout).await, "applied");
     let state = org_state(&app, &org).await;
     assert_eq!(state.stripe_customer_id.as_deref(), Some(customer.as_str()));
     assert_eq!(state.stripe_subscription_id.as_deref(), Some(sub.as_str()));
 
     // From now on the customer finds the org.
-    let created = event(
-        "customer.subscription.created",
-        t + 1,
-        subscription(&sub, &customer, "active", STARTER.1),
-    );
-    assert_eq!(outcome(&app, &created).await, "applied");
+    let created = subscription_event("created", t + 1, &sub, &customer, "active", STARTER.1);
+    assert_eq!(app.billing_outcome(&created).await, "applied");
     assert_eq!(org_state(&app, &org).await.plan, STARTER.0);
 }
 
@@ -659,22 +514,15 @@ async fn checkout_links_the_org_named_in_client_reference_id() {
 async fn subscription_events_set_status_plan_budget_period_and_cancellation() {
     let app = billing_app(|_| {}).await;
     let org = create_org(&app, "free", "none").await;
-    let sub = format!("sub_{}", unique());
+    let sub = stripe_id("sub");
     let t = now() - 600;
 
     // API version 2025-03-31.basil and later: the period end is on the item.
-    let created = event(
-        "customer.subscription.created",
-        t,
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
-    assert_eq!(outcome(&app, &created).await, "applied");
+    let created = subscription_event("created", t, &sub, &org.customer, "active", STARTER.1);
+    assert_eq!(app.billing_outcome(&created).await, "applied");
     let state = org_state(&app, &org.id).await;
     assert_eq!(state.subscription_status, "active");
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        (STARTER.0, STARTER.2)
-    );
+    assert_eq!(state.plan_and_budget(), (STARTER.0, STARTER.2));
     assert_eq!(state.stripe_subscription_id.as_deref(), Some(sub.as_str()));
     assert_eq!(state.current_period_end, Some(at(PERIOD_END)));
     assert!(!state.cancel_at_period_end);
@@ -688,27 +536,17 @@ async fn subscription_events_set_status_plan_budget_period_and_cancellation() {
         item.as_object_mut().map(|i| i.remove("current_period_end"));
     }
     let updated = event("customer.subscription.updated", t + 10, legacy);
-    assert_eq!(outcome(&app, &updated).await, "applied");
+    assert_eq!(app.billing_outcome(&updated).await, "applied");
     let state = org_state(&app, &org.id).await;
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        (PRO.0, PRO.2)
-    );
+    assert_eq!(state.plan_and_budget(), (PRO.0, PRO.2));
     assert_eq!(state.current_period_end, Some(at(PERIOD_END + 86_400)));
     assert!(state.cancel_at_period_end);
 
-    let deleted = event(
-        "customer.subscription.deleted",
-        t + 20,
-        subscription(&sub, &org.customer, "canceled", PRO.1),
-    );
-    assert_eq!(outcome(&app, &deleted).await, "applied");
+    let deleted = subscription_event("deleted", t + 20, &sub, &org.customer, "canceled", PRO.1);
+    assert_eq!(app.billing_outcome(&deleted).await, "applied");
     let state = org_state(&app, &org.id).await;
     assert_eq!(state.subscription_status, "canceled");
-    assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        ("free", FREE_BUDGET)
-    );
+    assert_eq!(state.plan_and_budget(), ("free", FREE_BUDGET));
 }
 
 #[tokio::test]
@@ -720,7 +558,8 @@ async fn invoice_paid_renews_the_token_budget_from_the_paid_period() {
     paid["lines"]["data"][0]["period"] =
         json!({"start": PERIOD_END, "end": PERIOD_END + 2_419_200});
     assert_eq!(
-        outcome(&app, &event("invoice.paid", now(), paid)).await,
+        app.billing_outcome(&event("invoice.paid", now(), paid))
+            .await,
         "applied"
     );
 
@@ -737,31 +576,26 @@ async fn invoice_paid_renews_the_token_budget_from_the_paid_period() {
 async fn invoice_payment_failed_makes_the_org_past_due_and_raises_an_alert() {
     let app = billing_app(|_| {}).await;
     let org = create_org(&app, "pro", "active").await;
-    let failed = event(
-        "invoice.payment_failed",
-        now(),
-        invoice(&org.customer, "sub_failing", "open", 1),
-    );
-    assert_eq!(outcome(&app, &failed).await, "applied");
+    let failed = invoice_event("payment_failed", now(), &org.customer, "sub_failing", 1);
+    assert_eq!(app.billing_outcome(&failed).await, "applied");
     let state = org_state(&app, &org.id).await;
     assert_eq!(
         (state.subscription_status.as_str(), state.plan.as_str()),
         ("past_due", PRO.0)
     );
-    assert_eq!(alerts(&app, &org.id, "billing_payment_failed").await, 1);
+    assert_eq!(
+        alert_count(app.db(), &org.id, "billing_payment_failed").await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_checkout_for_an_org_that_does_not_exist_is_acknowledged_recorded_and_alerted() {
     let app = billing_app(|_| {}).await;
-    let stranger = format!("cus_{}", unique());
-    let nowhere = uuid::Uuid::new_v4().to_string();
-    let checkout = event(
-        "checkout.session.completed",
-        now(),
-        checkout_session(&nowhere, &stranger, &format!("sub_{}", unique())),
-    );
-    let (status, answer) = deliver(&app, &checkout).await;
+    let stranger = stripe_id("cus");
+    let nowhere = new_uuid();
+    let checkout = checkout_event(now(), &nowhere, &stranger, &stripe_id("sub"));
+    let (status, answer) = app.post_billing_event(&checkout).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["outcome"], "unknown_customer");
     let rows = webhook_rows(&app, event_id(&checkout)).await;
@@ -782,9 +616,9 @@ async fn other_event_types_are_recorded_and_acknowledged() {
     let other = event(
         "charge.refunded",
         now(),
-        json!({"id": format!("ch_{}", unique()), "object": "charge", "customer": "cus_x"}),
+        json!({"id": stripe_id("ch"), "object": "charge", "customer": "cus_x"}),
     );
-    let (status, answer) = deliver(&app, &other).await;
+    let (status, answer) = app.post_billing_event(&other).await;
     assert_eq!((status, answer["outcome"].as_str()), (200, Some("ignored")));
     let rows = webhook_rows(&app, event_id(&other)).await;
     assert_eq!(
@@ -799,51 +633,39 @@ async fn other_event_types_are_recorded_and_acknowledged() {
 
 #[tokio::test]
 async fn with_a_secret_key_the_api_subscription_wins_over_the_event_body() {
-    let stripe = MockServer::start().await;
-    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let (stripe, app) = billing_app_and_stripe().await;
     let org = create_org(&app, "free", "none").await;
-    let sub = format!("sub_{}", unique());
+    let sub = stripe_id("sub");
     let mut current = subscription(&sub, &org.customer, "trialing", PRO.1);
     current["cancel_at_period_end"] = json!(true);
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
+    stripe_subscription(&sub)
         .and(header("authorization", "Bearer sk_test_billing"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(current))
+        .respond_with(stripe_answer(current))
         .expect(1)
         .mount(&stripe)
         .await;
 
-    let stale_body = event(
-        "customer.subscription.updated",
-        now(),
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
-    assert_eq!(outcome(&app, &stale_body).await, "applied");
+    let stale_body = subscription_event("updated", now(), &sub, &org.customer, "active", STARTER.1);
+    assert_eq!(app.billing_outcome(&stale_body).await, "applied");
     let state = org_state(&app, &org.id).await;
-    assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
-        (PRO.0, "trialing")
-    );
+    assert_eq!(state.plan_and_status(), (PRO.0, "trialing"));
     assert!(state.cancel_at_period_end);
 }
 
 #[tokio::test]
 async fn a_failing_refetch_answers_503_records_nothing_and_the_retry_applies() {
-    let stripe = MockServer::start().await;
-    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let (stripe, app) = billing_app_and_stripe().await;
     let org = create_org(&app, "free", "none").await;
-    let sub = format!("sub_{}", unique());
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
+    let sub = stripe_id("sub");
+    stripe_subscription(&sub)
         .respond_with(ResponseTemplate::new(500).set_body_json(json!({
             "error": {"type": "api_error", "message": "An unknown error occurred"}
         })))
         .up_to_n_times(1)
         .mount(&stripe)
         .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(subscription(
+    stripe_subscription(&sub)
+        .respond_with(stripe_answer(subscription(
             &sub,
             &org.customer,
             "active",
@@ -852,18 +674,18 @@ async fn a_failing_refetch_answers_503_records_nothing_and_the_retry_applies() {
         .mount(&stripe)
         .await;
 
-    let created = event(
-        "customer.subscription.created",
-        now(),
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
-    let (status, answer) = deliver(&app, &created).await;
+    let created = subscription_event("created", now(), &sub, &org.customer, "active", PRO.1);
+    let (status, answer) = app.post_billing_event(&created).await;
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["error"]["code"], "unavailable");
     assert!(webhook_rows(&app, event_id(&created)).await.is_empty());
     assert_eq!(org_state(&app, &org.id).await.plan, "free");
 
-    assert_eq!(outcome(&app, &created).await, "applied", "Stripe's retry");
+    assert_eq!(
+        app.billing_outcome(&created).await,
+        "applied",
+        "Stripe's retry"
+    );
     assert_eq!(org_state(&app, &org.id).await.plan, PRO.0);
 }
 
@@ -871,45 +693,40 @@ async fn a_failing_refetch_answers_503_records_nothing_and_the_retry_applies() {
 async fn a_refetched_subscription_applies_although_newer_events_were_applied() {
     let stripe = MockServer::start().await;
     let app = billing_app_with_stripe(&stripe, |env| {
-        env.insert("STRIPE_API_TIMEOUT_MS".into(), "200".into());
+        set(env, &[("STRIPE_API_TIMEOUT_MS", "200")]);
     })
     .await;
     let org = create_org(&app, "starter", "active").await;
-    let sub = format!("sub_{}", unique());
+    let sub = stripe_id("sub");
     let upgraded = subscription(&sub, &org.customer, "active", PRO.1);
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(&upgraded)
-                .set_delay(std::time::Duration::from_secs(1)),
-        )
+    stripe_subscription(&sub)
+        .respond_with(stripe_answer(&upgraded).set_delay(std::time::Duration::from_secs(1)))
         .up_to_n_times(1)
         .mount(&stripe)
         .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(&upgraded))
+    stripe_subscription(&sub)
+        .respond_with(stripe_answer(&upgraded))
         .mount(&stripe)
         .await;
     let t = now() - 600;
     let update = event("customer.subscription.updated", t, upgraded.clone());
-    assert_eq!(deliver(&app, &update).await.0, 503, "the refetch timed out");
-    let paid = event(
-        "invoice.paid",
-        t + 1,
-        invoice(&org.customer, &sub, "paid", 1),
-    );
-    assert_eq!(outcome(&app, &paid).await, "applied");
-    let newer = event("customer.subscription.updated", t + 5, upgraded.clone());
-    assert_eq!(outcome(&app, &newer).await, "applied");
-
-    assert_eq!(outcome(&app, &update).await, "applied", "Stripe's retry");
-    let state = org_state(&app, &org.id).await;
     assert_eq!(
-        (state.plan.as_str(), state.monthly_token_budget),
-        (PRO.0, PRO.2)
+        app.post_billing_event(&update).await.0,
+        503,
+        "the refetch timed out"
     );
+    let paid = invoice_event("paid", t + 1, &org.customer, &sub, 1);
+    assert_eq!(app.billing_outcome(&paid).await, "applied");
+    let newer = event("customer.subscription.updated", t + 5, upgraded.clone());
+    assert_eq!(app.billing_outcome(&newer).await, "applied");
+
+    assert_eq!(
+        app.billing_outcome(&update).await,
+        "applied",
+        "Stripe's retry"
+    );
+    let state = org_state(&app, &org.id).await;
+    assert_eq!(state.plan_and_budget(), (PRO.0, PRO.2));
     assert_eq!(
         webhook_rows(&app, event_id(&update)).await[0].status,
         "processed"
@@ -923,23 +740,18 @@ async fn a_slow_refetch_cannot_bring_back_a_plan_a_later_deletion_removed() {
     let stripe = MockServer::start().await;
     let app = billing_app_with_stripe(&stripe, |_| {}).await;
     let org = create_org(&app, "starter", "active").await;
-    let sub = format!("sub_{}", unique());
+    let sub = stripe_id("sub");
     let active = subscription(&sub, &org.customer, "active", PRO.1);
     let canceled = subscription(&sub, &org.customer, "canceled", PRO.1);
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(&active)
-                .set_delay(std::time::Duration::from_millis(1500)),
-        )
+    let slowly = std::time::Duration::from_millis(1500);
+    stripe_subscription(&sub)
+        .respond_with(stripe_answer(&active).set_delay(slowly))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&stripe)
         .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(&canceled))
+    stripe_subscription(&sub)
+        .respond_with(stripe_answer(&canceled))
         .with_priority(2)
         .mount(&stripe)
         .await;
@@ -949,10 +761,10 @@ async fn a_slow_refetch_cannot_bring_back_a_plan_a_later_deletion_removed() {
 
     let fast = async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let applied = outcome(&app, &deleted).await;
+        let applied = app.billing_outcome(&deleted).await;
         (applied, org_state(&app, &org.id).await.subscription_status)
     };
-    let (slow, fast) = tokio::join!(outcome(&app, &updated), fast);
+    let (slow, fast) = tokio::join!(app.billing_outcome(&updated), fast);
     assert_eq!(fast, ("applied".to_string(), "canceled".to_string()));
     assert_eq!(slow, "stale");
     let state = org_state(&app, &org.id).await;
@@ -961,40 +773,26 @@ async fn a_slow_refetch_cannot_bring_back_a_plan_a_later_deletion_removed() {
 
 #[tokio::test]
 async fn with_a_secret_key_the_checkout_applies_kept_events_then_the_current_subscription() {
-    let stripe = MockServer::start().await;
-    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let (stripe, app) = billing_app_and_stripe().await;
     let org = create_org_without_customer(&app).await;
-    let customer = format!("cus_{}", unique());
-    let sub = format!("sub_{}", unique());
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(subscription(&sub, &customer, "active", PRO.1)),
-        )
+    let customer = stripe_id("cus");
+    let sub = stripe_id("sub");
+    stripe_subscription(&sub)
+        .respond_with(stripe_answer(subscription(
+            &sub, &customer, "active", PRO.1,
+        )))
         .expect(2)
         .mount(&stripe)
         .await;
     let t = now() - 60;
     // Kept from the event's copy, newer than the checkout: the checkout's refetch, the current
     // state, still comes last.
-    let updated = event(
-        "customer.subscription.updated",
-        t + 1,
-        subscription(&sub, &customer, "incomplete", STARTER.1),
-    );
-    assert_eq!(outcome(&app, &updated).await, "pending");
-    let checkout = event(
-        "checkout.session.completed",
-        t,
-        checkout_session(&org, &customer, &sub),
-    );
-    assert_eq!(outcome(&app, &checkout).await, "applied");
+    let updated = subscription_event("updated", t + 1, &sub, &customer, "incomplete", STARTER.1);
+    assert_eq!(app.billing_outcome(&updated).await, "pending");
+    let checkout = checkout_event(t, &org, &customer, &sub);
+    assert_eq!(app.billing_outcome(&checkout).await, "applied");
     let state = org_state(&app, &org).await;
-    assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
-        (PRO.0, "active")
-    );
+    assert_eq!(state.plan_and_status(), (PRO.0, "active"));
     assert_eq!(
         webhook_rows(&app, event_id(&updated)).await[0].status,
         "processed"
@@ -1005,36 +803,28 @@ async fn with_a_secret_key_the_checkout_applies_kept_events_then_the_current_sub
 async fn a_refetch_timeout_answers_503() {
     let stripe = MockServer::start().await;
     let app = billing_app_with_stripe(&stripe, |env| {
-        env.insert("STRIPE_API_TIMEOUT_MS".into(), "200".into());
+        set(env, &[("STRIPE_API_TIMEOUT_MS", "200")]);
     })
     .await;
     let org = create_org(&app, "free", "none").await;
-    let sub = format!("sub_{}", unique());
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
+    let sub = stripe_id("sub");
+    stripe_subscription(&sub)
         .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(subscription(&sub, &org.customer, "active", PRO.1))
+            stripe_answer(subscription(&sub, &org.customer, "active", PRO.1))
                 .set_delay(std::time::Duration::from_secs(2)),
         )
         .mount(&stripe)
         .await;
-    let created = event(
-        "customer.subscription.created",
-        now(),
-        subscription(&sub, &org.customer, "active", PRO.1),
-    );
-    assert_eq!(deliver(&app, &created).await.0, 503);
+    let created = subscription_event("created", now(), &sub, &org.customer, "active", PRO.1);
+    assert_eq!(app.post_billing_event(&created).await.0, 503);
 }
 
 #[tokio::test]
 async fn a_subscription_the_api_does_not_know_applies_the_signed_event_copy() {
-    let stripe = MockServer::start().await;
-    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let (stripe, app) = billing_app_and_stripe().await;
     let org = create_org(&app, "free", "none").await;
-    let sub = format!("sub_{}", unique());
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
+    let sub = stripe_id("sub");
+    stripe_subscription(&sub)
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({
             "error": {
                 "code": "resource_missing",
@@ -1046,426 +836,35 @@ async fn a_subscription_the_api_does_not_know_applies_the_signed_event_copy() {
         .expect(1)
         .mount(&stripe)
         .await;
-    let created = event(
-        "customer.subscription.created",
-        now(),
-        subscription(&sub, &org.customer, "active", STARTER.1),
-    );
-    assert_eq!(outcome(&app, &created).await, "applied");
+    let created = subscription_event("created", now(), &sub, &org.customer, "active", STARTER.1);
+    assert_eq!(app.billing_outcome(&created).await, "applied");
     assert_eq!(org_state(&app, &org.id).await.plan, STARTER.0);
 }
 
 #[tokio::test]
 async fn checkout_with_a_secret_key_also_applies_the_new_subscription() {
-    let stripe = MockServer::start().await;
-    let app = billing_app_with_stripe(&stripe, |_| {}).await;
+    let (stripe, app) = billing_app_and_stripe().await;
     let org = create_org_without_customer(&app).await;
-    let customer = format!("cus_{}", unique());
-    let sub = format!("sub_{}", unique());
-    Mock::given(method("GET"))
-        .and(path(format!("/v1/subscriptions/{sub}")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(subscription(&sub, &customer, "active", PRO.1)),
-        )
+    let customer = stripe_id("cus");
+    let sub = stripe_id("sub");
+    stripe_subscription(&sub)
+        .respond_with(stripe_answer(subscription(
+            &sub, &customer, "active", PRO.1,
+        )))
         .expect(1)
         .mount(&stripe)
         .await;
-    let checkout = event(
-        "checkout.session.completed",
-        now(),
-        checkout_session(&org, &customer, &sub),
-    );
-    assert_eq!(outcome(&app, &checkout).await, "applied");
+    let checkout = checkout_event(now(), &org, &customer, &sub);
+    assert_eq!(app.billing_outcome(&checkout).await, "applied");
     let state = org_state(&app, &org).await;
-    assert_eq!(
-        (state.plan.as_str(), state.subscription_status.as_str()),
-        (PRO.0, "active")
-    );
+    assert_eq!(state.plan_and_status(), (PRO.0, "active"));
 }
 
 #[tokio::test]
 async fn the_database_down_answers_503_so_that_stripe_retries() {
-    let app = billing_app(|env| {
-        env.insert("POSTGREST_URL".into(), "http://127.0.0.1:9".into());
-    })
-    .await;
-    let failed = event(
-        "invoice.payment_failed",
-        now(),
-        invoice("cus_x", "sub_x", "open", 1),
-    );
-    let (status, answer) = deliver(&app, &failed).await;
+    let app = billing_app(|env| set(env, &[("POSTGREST_URL", NO_DATABASE)])).await;
+    let failed = invoice_event("payment_failed", now(), "cus_x", "sub_x", 1);
+    let (status, answer) = app.post_billing_event(&failed).await;
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["error"]["code"], "unavailable");
-}
-
-// =============================================================================================
-// Fixtures: the app, Stripe's objects, orgs, and what the database holds
-// =============================================================================================
-
-/// The app with [`SECRET`] as its only webhook secret, then `configure`.
-async fn billing_app(
-    configure: impl FnOnce(&mut std::collections::HashMap<String, String>),
-) -> TestApp {
-    spawn_app_with(|env| {
-        env.insert("STRIPE_WEBHOOK_SECRETS".into(), SECRET.into());
-        configure(env);
-    })
-    .await
-}
-
-/// The app with a secret key and `stripe` as the Stripe API.
-async fn billing_app_with_stripe(
-    stripe: &MockServer,
-    configure: impl FnOnce(&mut std::collections::HashMap<String, String>),
-) -> TestApp {
-    let api = stripe.uri();
-    billing_app(|env| {
-        env.insert("STRIPE_SECRET_KEY".into(), "sk_test_billing".into());
-        env.insert("STRIPE_API_BASE_URL".into(), api);
-        configure(env);
-    })
-    .await
-}
-
-fn now() -> i64 {
-    Utc::now().timestamp()
-}
-
-fn at(seconds: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(seconds, 0).single().expect("valid time")
-}
-
-fn unique() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// Stripe's scheme: lowercase hex HMAC-SHA256 of `"{timestamp}.{body}"`.
-fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{timestamp}.").as_bytes());
-    mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A `Stripe-Signature` header for `body`, signed now.
-fn signed(secret: &str, body: &[u8]) -> String {
-    let t = now();
-    format!("t={t},v1={}", sign(secret, t, body))
-}
-
-fn body_of(event: &Value) -> Vec<u8> {
-    serde_json::to_vec_pretty(event).expect("json")
-}
-
-async fn post(app: &TestApp, body: &[u8], signature: Option<&str>) -> (u16, Value) {
-    let mut request = app
-        .client
-        .post(app.url(WEBHOOK))
-        .header("content-type", "application/json; charset=utf-8")
-        .body(body.to_vec());
-    if let Some(signature) = signature {
-        request = request.header("stripe-signature", signature);
-    }
-    let response = request.send().await.expect("post");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// Delivers `event` the way Stripe does: signed with [`SECRET`] now.
-async fn deliver(app: &TestApp, event: &Value) -> (u16, Value) {
-    let body = body_of(event);
-    post(app, &body, Some(&signed(SECRET, &body))).await
-}
-
-/// Delivers `event` and returns the outcome of a 200.
-async fn outcome(app: &TestApp, event: &Value) -> String {
-    let (status, answer) = deliver(app, event).await;
-    assert_eq!(status, 200, "{answer}");
-    answer["outcome"].as_str().expect("outcome").to_string()
-}
-
-fn event_id(event: &Value) -> &str {
-    event["id"].as_str().expect("event id")
-}
-
-/// An Event object (API reference, "The Event object").
-fn event(kind: &str, created: i64, object: Value) -> Value {
-    json!({
-        "id": format!("evt_{}", unique()),
-        "object": "event",
-        "api_version": "2025-03-31.basil",
-        "created": created,
-        "data": { "object": object },
-        "livemode": false,
-        "pending_webhooks": 1,
-        "request": { "id": format!("req_{}", unique()), "idempotency_key": null },
-        "type": kind
-    })
-}
-
-/// A Subscription as API version 2025-03-31.basil renders it: the period on its items.
-fn subscription(id: &str, customer: &str, status: &str, price: &str) -> Value {
-    json!({
-        "id": id,
-        "object": "subscription",
-        "application": null,
-        "automatic_tax": { "enabled": false, "liability": null },
-        "billing_cycle_anchor": PERIOD_START,
-        "cancel_at": null,
-        "cancel_at_period_end": false,
-        "canceled_at": null,
-        "collection_method": "charge_automatically",
-        "created": PERIOD_START,
-        "currency": "usd",
-        "customer": customer,
-        "default_payment_method": null,
-        "ended_at": null,
-        "items": {
-            "object": "list",
-            "data": [{
-                "id": format!("si_{}", unique()),
-                "object": "subscription_item",
-                "created": PERIOD_START,
-                "current_period_end": PERIOD_END,
-                "current_period_start": PERIOD_START,
-                "metadata": {},
-                "price": {
-                    "id": price,
-                    "object": "price",
-                    "active": true,
-                    "billing_scheme": "per_unit",
-                    "currency": "usd",
-                    "product": "prod_assistant",
-                    "recurring": { "interval": "month", "interval_count": 1, "usage_type": "licensed" },
-                    "type": "recurring",
-                    "unit_amount": 2900
-                },
-                "quantity": 1,
-                "subscription": id
-            }],
-            "has_more": false,
-            "total_count": 1,
-            "url": format!("/v1/subscription_items?subscription={id}")
-        },
-        "latest_invoice": format!("in_{}", unique()),
-        "livemode": false,
-        "metadata": {},
-        "start_date": PERIOD_START,
-        "status": status
-    })
-}
-
-/// An Invoice of a subscription as API version 2025-03-31.basil renders it.
-fn invoice(customer: &str, subscription: &str, status: &str, attempt: u32) -> Value {
-    json!({
-        "id": format!("in_{}", unique()),
-        "object": "invoice",
-        "amount_due": 2900,
-        "amount_paid": if status == "paid" { 2900 } else { 0 },
-        "attempt_count": attempt,
-        "attempted": true,
-        "billing_reason": "subscription_cycle",
-        "currency": "usd",
-        "customer": customer,
-        "lines": {
-            "object": "list",
-            "data": [{
-                "id": format!("il_{}", unique()),
-                "object": "line_item",
-                "amount": 2900,
-                "currency": "usd",
-                "parent": {
-                    "type": "subscription_item_details",
-                    "subscription_item_details": { "subscription": subscription, "proration": false }
-                },
-                "period": { "start": PERIOD_START, "end": PERIOD_END },
-                "quantity": 1
-            }],
-            "has_more": false,
-            "total_count": 1
-        },
-        "livemode": false,
-        "parent": {
-            "type": "subscription_details",
-            "subscription_details": { "metadata": {}, "subscription": subscription }
-        },
-        "period_end": PERIOD_START,
-        "period_start": PERIOD_START - 2_678_400,
-        "status": status,
-        "total": 2900
-    })
-}
-
-/// A completed Checkout Session in subscription mode for `org`.
-fn checkout_session(org: &str, customer: &str, subscription: &str) -> Value {
-    json!({
-        "id": format!("cs_test_{}", unique()),
-        "object": "checkout.session",
-        "amount_total": 2900,
-        "client_reference_id": org,
-        "currency": "usd",
-        "customer": customer,
-        "customer_details": { "email": null, "name": null },
-        "livemode": false,
-        "metadata": {},
-        "mode": "subscription",
-        "payment_status": "paid",
-        "status": "complete",
-        "subscription": subscription
-    })
-}
-
-/// An org of its own with a Stripe customer.
-struct TestOrg {
-    id: String,
-    customer: String,
-}
-
-async fn create_org(app: &TestApp, plan: &str, status: &str) -> TestOrg {
-    let org = TestOrg {
-        id: uuid::Uuid::new_v4().to_string(),
-        customer: format!("cus_{}", unique()),
-    };
-    insert_org(
-        app,
-        json!({
-            "id": org.id, "name": "Billing test org", "plan": plan,
-            "subscription_status": status, "stripe_customer_id": org.customer
-        }),
-    )
-    .await;
-    org
-}
-
-/// An org that has never been to Stripe; returns its id.
-async fn create_org_without_customer(app: &TestApp) -> String {
-    let id = uuid::Uuid::new_v4().to_string();
-    insert_org(app, json!({"id": id, "name": "Billing test org"})).await;
-    id
-}
-
-async fn insert_org(app: &TestApp, row: Value) {
-    app.state
-        .db()
-        .expect("db")
-        .from("orgs", Caller::Service)
-        .insert(&row)
-        .execute()
-        .await
-        .expect("insert org");
-}
-
-async fn set_org(app: &TestApp, id: &str, values: Value) {
-    app.state
-        .db()
-        .expect("db")
-        .from("orgs", Caller::Service)
-        .eq("id", id)
-        .update(&values)
-        .execute()
-        .await
-        .expect("update org");
-}
-
-#[derive(Debug, Deserialize)]
-struct OrgState {
-    plan: String,
-    subscription_status: String,
-    monthly_token_budget: i64,
-    stripe_customer_id: Option<String>,
-    stripe_subscription_id: Option<String>,
-    current_period_end: Option<DateTime<Utc>>,
-    cancel_at_period_end: bool,
-    token_period_started_at: DateTime<Utc>,
-}
-
-async fn org_state(app: &TestApp, id: &str) -> OrgState {
-    let rows = app
-        .state
-        .db()
-        .expect("db")
-        .from("orgs", Caller::Service)
-        .select(
-            "plan,subscription_status,monthly_token_budget,stripe_customer_id,\
-             stripe_subscription_id,current_period_end,cancel_at_period_end,token_period_started_at",
-        )
-        .eq("id", id)
-        .fetch::<Vec<OrgState>>()
-        .await
-        .expect("org");
-    rows.data.into_iter().next().expect("the org exists")
-}
-
-#[derive(Debug, Deserialize)]
-struct WebhookRow {
-    status: String,
-    attempts: i32,
-    error: Option<String>,
-    org_id: Option<String>,
-    event_type: String,
-}
-
-async fn webhook_rows(app: &TestApp, event_id: &str) -> Vec<WebhookRow> {
-    app.state
-        .db()
-        .expect("db")
-        .from("webhooks", Caller::Service)
-        .select("status,attempts,error,org_id,event_type")
-        .eq("source", "stripe")
-        .eq("external_id", event_id)
-        .fetch::<Vec<WebhookRow>>()
-        .await
-        .expect("webhooks")
-        .data
-}
-
-/// How many alerts of `kind` `org` has.
-async fn alerts(app: &TestApp, org: &str, kind: &str) -> u64 {
-    let answer = app
-        .state
-        .db()
-        .expect("db")
-        .from("alerts", Caller::Service)
-        .select("id")
-        .eq("kind", kind)
-        .eq("org_id", org)
-        .count(Count::Exact)
-        .fetch::<Vec<Value>>()
-        .await
-        .expect("alerts");
-    answer.count.expect("count")
-}
-
-#[derive(Debug, Deserialize)]
-struct Alert {
-    org_id: Option<String>,
-    kind: String,
-    message: String,
-}
-
-/// The one alert whose message names `event_id`.
-async fn alert_about(app: &TestApp, event_id: &str) -> Alert {
-    let rows = alerts_about(app, event_id).await;
-    assert_eq!(rows.len(), 1, "one alert about {event_id}");
-    rows.into_iter().next().expect("alert")
-}
-
-/// The alerts whose message names `event_id`.
-async fn alerts_about(app: &TestApp, event_id: &str) -> Vec<Alert> {
-    app.state
-        .db()
-        .expect("db")
-        .from("alerts", Caller::Service)
-        .select("org_id,kind,message")
-        .filter("message", "like", format!("*{event_id}*"))
-        .fetch::<Vec<Alert>>()
-        .await
-        .expect("alerts")
-        .data
 }

@@ -3,179 +3,22 @@
 //! window, recurrence across DST, retries, dead letters, stuck messages and retention; opt-out
 //! on re-drives, recurring series that survive a failed occurrence, the time budget.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, TimeZone, Utc};
+use reqwest::Method;
 use serde_json::{json, Value};
-use wiremock::MockServer;
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, CRON_SECRET};
-use crate::whatsapp::*;
-use assistant::supabase::{Caller, Postgrest};
+use crate::helpers::lib::Caller;
+use crate::helpers::reminders::*;
+use crate::helpers::*;
 
 /// A cron run claims every due row of the database, not only its test's: the tests that run
 /// the cron routes take turns, so that one test's failing Graph API never gets another's work.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const CHECK: &str = "/api/cron/check-reminders";
-const RETRY: &str = "/api/cron/retry-failed";
-
-/// An app sending through `graph`, retrying at once (no backoff), with `extra` settings.
-async fn cron_app(graph: &MockServer, extra: &[(&str, &str)]) -> TestApp {
-    let url = graph.uri();
-    let extra: Vec<(String, String)> = extra
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    spawn_app_with(move |env| {
-        env.insert("GRAPH_API_BASE_URL".into(), url);
-        env.insert(
-            "WHATSAPP_ACCESS_TOKEN".into(),
-            "EAAtesttoken000000000000".into(),
-        );
-        env.insert("CRON_RETRY_BASE_SECONDS".into(), "0".into());
-        env.extend(extra);
-    })
-    .await
-}
-
-impl TestApp {
-    /// Runs a cron route with the right secret; its JSON summary.
-    async fn run_cron(&self, path: &str) -> Value {
-        let response = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(CRON_SECRET)
-            .send()
-            .await
-            .expect("cron request");
-        let status = response.status();
-        let body: Value = response.json().await.expect("json summary");
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-}
-
-/// A contact of `org` with a conversation whose last inbound message was `hours_ago`.
-struct Contact {
-    id: String,
-    wa_id: String,
-    conversation_id: String,
-}
-
-async fn contact(db: &Postgrest, org: &TestOrg, hours_ago: i64) -> Contact {
-    let number = &select(
-        db,
-        "whatsapp_numbers",
-        &[("org_id", format!("eq.{}", org.id))],
-    )
-    .await[0];
-    let id = uuid::Uuid::new_v4().to_string();
-    let conversation_id = uuid::Uuid::new_v4().to_string();
-    let wa_id = new_wa_id();
-    insert(
-        db,
-        "contacts",
-        json!({
-            "id": id, "org_id": org.id, "wa_id": wa_id, "timezone": "America/New_York",
-        }),
-    )
-    .await;
-    let last_inbound = Utc::now() - chrono::TimeDelta::hours(hours_ago);
-    insert(
-        db,
-        "conversations",
-        json!({
-            "id": conversation_id, "org_id": org.id, "contact_id": id,
-            "whatsapp_number_id": number["id"], "last_inbound_at": last_inbound,
-        }),
-    )
-    .await;
-    Contact {
-        id,
-        wa_id,
-        conversation_id,
-    }
-}
-
-/// Inserts reminders (one per text) for `contact`, due `due_at`; returns their ids.
-async fn reminders(
-    db: &Postgrest,
-    org: &TestOrg,
-    contact: &Contact,
-    texts: &[String],
-    due_at: DateTime<Utc>,
-    recurrence: &str,
-) -> Vec<String> {
-    let ids: Vec<String> = texts
-        .iter()
-        .map(|_| uuid::Uuid::new_v4().to_string())
-        .collect();
-    let rows: Vec<Value> = ids
-        .iter()
-        .zip(texts)
-        .map(|(id, text)| {
-            json!({
-                "id": id, "org_id": org.id, "contact_id": contact.id, "text": text,
-                "due_at": due_at, "recurrence": recurrence, "timezone": "America/New_York",
-            })
-        })
-        .collect();
-    db.from("reminders", Caller::Service)
-        .insert(&rows)
-        .execute()
-        .await
-        .expect("insert reminders");
-    ids
-}
-
-async fn reminder(db: &Postgrest, id: &str) -> Value {
-    select(db, "reminders", &[("id", format!("eq.{id}"))]).await[0].clone()
-}
-
-/// Texts of a test's own, so that counts ignore anything else a run may send.
-fn texts(n: usize) -> Vec<String> {
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    (0..n).map(|i| format!("reminder {run} #{i}")).collect()
-}
-
-/// How many times the fake Graph API received each text or template parameter.
-async fn sent_counts(graph: &MockServer) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for body in sends(graph, "text")
-        .await
-        .into_iter()
-        .chain(sends(graph, "template").await)
-    {
-        let text = body["text"]["body"]
-            .as_str()
-            .or_else(|| body["template"]["components"][0]["parameters"][0]["text"].as_str())
-            .unwrap_or_default()
-            .trim_start_matches("⏰ ")
-            .to_string();
-        *counts.entry(text).or_default() += 1;
-    }
-    counts
-}
-
-fn minutes_ago(minutes: i64) -> DateTime<Utc> {
-    Utc::now() - chrono::TimeDelta::minutes(minutes)
-}
-
-async fn alerts(db: &Postgrest, org: &TestOrg, kind: &str) -> usize {
-    select(
-        db,
-        "alerts",
-        &[
-            ("org_id", format!("eq.{}", org.id)),
-            ("kind", format!("eq.{kind}")),
-        ],
-    )
-    .await
-    .len()
-}
+const CHECK: &str = CHECK_REMINDERS;
+const RETRY: &str = RETRY_FAILED;
 
 #[tokio::test]
 async fn cron_routes_need_the_bearer_secret_and_stay_closed_without_one() {
@@ -188,22 +31,14 @@ async fn cron_routes_need_the_bearer_secret_and_stay_closed_without_one() {
             ("no scheme", Some(CRON_SECRET.into())),
         ];
         for (case, header) in cases {
-            let mut request = app.client.get(app.url(path));
-            if let Some(header) = header {
-                request = request.header("authorization", header);
-            }
-            let response = request.send().await.expect("request");
+            let response = app.get_cron(path, header.as_deref()).await;
             assert_eq!(response.status(), 401, "{path}: {case}");
             let body: Value = response.json().await.expect("json");
             assert_eq!(body["error"]["code"], "unauthorized");
         }
         let post = app
-            .client
-            .post(app.url(path))
-            .bearer_auth(CRON_SECRET)
-            .send()
-            .await
-            .expect("post");
+            .request(Method::POST, path, Some(CRON_SECRET), None)
+            .await;
         assert_eq!(post.status(), 405, "{path}: Vercel Cron calls GET");
     }
 
@@ -213,19 +48,11 @@ async fn cron_routes_need_the_bearer_secret_and_stay_closed_without_one() {
     .await;
     for path in [CHECK, RETRY] {
         for header in ["", "Bearer ", "Bearer anything"] {
-            let response = unconfigured
-                .client
-                .get(unconfigured.url(path))
-                .header("authorization", header)
-                .send()
-                .await
-                .expect("request");
+            let response = unconfigured.get_cron(path, Some(header)).await;
             assert_eq!(response.status(), 503, "{path}: never open");
             let body: Value = response.json().await.expect("json");
             assert_eq!(body["error"]["code"], "not_configured");
-            assert!(body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("CRON_SECRET")));
+            assert!(has_text(&body["error"]["message"], "CRON_SECRET"));
         }
     }
 
@@ -233,7 +60,7 @@ async fn cron_routes_need_the_bearer_secret_and_stay_closed_without_one() {
     let graph = fake_graph(FakeGraph::ok()).await;
     let app = cron_app(&graph, &[]).await;
     for path in [CHECK, RETRY] {
-        let summary = app.run_cron(path).await;
+        let summary = app.cron(path).await;
         assert!(summary["duration_ms"].is_u64(), "{summary}");
     }
 }
@@ -243,7 +70,7 @@ async fn inside_the_window_a_text_outside_it_the_reminder_template() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
     let app = cron_app(&graph, &[]).await;
-    let db = app.state.db().expect("db");
+    let db = app.db();
     let org = TestOrg::create(db).await;
     org.update(
         db,
@@ -256,12 +83,13 @@ async fn inside_the_window_a_text_outside_it_the_reminder_template() {
         contact(db, &org, 30).await,
         contact(db, &org, 1).await,
     );
-    db.from("contacts", Caller::Service)
-        .eq("id", &opted_out.id)
-        .update(&json!({"opted_out": true}))
-        .execute()
-        .await
-        .expect("opt out");
+    update(
+        db,
+        "contacts",
+        ("id", &opted_out.id),
+        json!({"opted_out": true}),
+    )
+    .await;
     let names = texts(3);
     let due = minutes_ago(1);
     let open_id = &reminders(db, &org, &open, &names[0..1], due, "none").await[0];
@@ -273,7 +101,7 @@ async fn inside_the_window_a_text_outside_it_the_reminder_template() {
     let stranded = contact(db, &bare, 30).await;
     let stranded_id = &reminders(db, &bare, &stranded, &texts(1), due, "none").await[0];
 
-    let summary = app.run_cron(CHECK).await;
+    let summary = app.cron(CHECK).await;
     assert!(summary["sent"].as_u64() >= Some(2), "{summary}");
     assert!(summary["skipped"].as_u64() >= Some(1), "{summary}");
 
@@ -306,7 +134,7 @@ async fn inside_the_window_a_text_outside_it_the_reminder_template() {
         let row = reminder(db, id).await;
         assert_eq!(row["status"], "sent");
         let wamid = row["sent_wa_message_id"].as_str().expect("wamid recorded");
-        let message = &select(db, "messages", &[("reminder_id", format!("eq.{id}"))]).await;
+        let message = &select(db, "messages", &[("reminder_id", eq(id))]).await;
         assert_eq!(message.len(), 1);
         assert_eq!(message[0]["type"], kind);
         assert_eq!(message[0]["status"], "sent");
@@ -319,18 +147,11 @@ async fn inside_the_window_a_text_outside_it_the_reminder_template() {
 
     let failed = reminder(db, stranded_id).await;
     assert_eq!(failed["status"], "failed");
-    assert!(failed["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("reminder_template")));
-    let dead = select(
-        db,
-        "dead_letter_queue",
-        &[("ref", format!("eq.{stranded_id}"))],
-    )
-    .await;
+    assert!(has_text(&failed["last_error"], "reminder_template"));
+    let dead = dead_letters(db, stranded_id).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["kind"], "reminder");
-    assert_eq!(alerts(db, &bare, "reminder_failed").await, 1);
+    assert_eq!(alert_count(db, &bare.id, "reminder_failed").await, 1);
 }
 
 #[tokio::test]
@@ -341,7 +162,7 @@ async fn four_concurrent_runs_send_each_of_1000_due_reminders_exactly_once() {
     for _ in 0..4 {
         apps.push(cron_app(&graph, &[]).await);
     }
-    let db = apps[0].state.db().expect("db");
+    let db = apps[0].db();
     let org = TestOrg::create(db).await;
     let names = texts(1000);
     let mut ids = Vec::new();
@@ -350,7 +171,7 @@ async fn four_concurrent_runs_send_each_of_1000_due_reminders_exactly_once() {
         ids.extend(reminders(db, &org, &owner, chunk, minutes_ago(5), "none").await);
     }
 
-    let runs = futures_util::future::join_all(apps.iter().map(|app| app.run_cron(CHECK))).await;
+    let runs = futures_util::future::join_all(apps.iter().map(|app| app.cron(CHECK))).await;
     let sent: u64 = runs.iter().filter_map(|s| s["sent"].as_u64()).sum();
     assert!(sent >= 1000, "{runs:?}");
     assert!(
@@ -362,25 +183,11 @@ async fn four_concurrent_runs_send_each_of_1000_due_reminders_exactly_once() {
     for name in &names {
         assert_eq!(counts.get(name), Some(&1), "{name} sent exactly once");
     }
-    let rows = select(
-        db,
-        "reminders",
-        &[
-            ("org_id", format!("eq.{}", org.id)),
-            ("status", "eq.sent".into()),
-        ],
-    )
-    .await;
+    let rows = org.rows(db, "reminders", &[("status", eq("sent"))]).await;
     assert_eq!(rows.len(), 1000);
-    let messages = select(
-        db,
-        "messages",
-        &[
-            ("org_id", format!("eq.{}", org.id)),
-            ("direction", "eq.outbound".into()),
-        ],
-    )
-    .await;
+    let messages = org
+        .rows(db, "messages", &[("direction", eq("outbound"))])
+        .await;
     assert_eq!(messages.len(), 1000, "one outbound message per reminder");
     assert!(messages.iter().all(|m| m["status"] == "sent"));
 }
@@ -389,10 +196,8 @@ async fn four_concurrent_runs_send_each_of_1000_due_reminders_exactly_once() {
 async fn a_run_killed_mid_batch_leaves_its_reminders_to_the_next_run_after_the_lease() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
-    let app = cron_app(&graph, &[]).await;
-    let db = app.state.db().expect("db");
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 1).await;
+    let (app, org, owner) = cron_org(&graph, &[], 1).await;
+    let db = app.db();
     let names = texts(5);
     let ids = reminders(db, &org, &owner, &names, minutes_ago(2), "none").await;
 
@@ -429,7 +234,7 @@ async fn a_run_killed_mid_batch_leaves_its_reminders_to_the_next_run_after_the_l
         .data;
     assert!(begun.is_some());
 
-    app.run_cron(CHECK).await;
+    app.cron(CHECK).await;
     let counts = sent_counts(&graph).await;
     assert!(
         names.iter().all(|n| !counts.contains_key(n)),
@@ -437,8 +242,8 @@ async fn a_run_killed_mid_batch_leaves_its_reminders_to_the_next_run_after_the_l
     );
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    app.run_cron(CHECK).await;
-    app.run_cron(CHECK).await;
+    app.cron(CHECK).await;
+    app.cron(CHECK).await;
     let counts = sent_counts(&graph).await;
     for name in &names[1..] {
         assert_eq!(counts.get(name), Some(&1), "{name} sent once");
@@ -453,34 +258,21 @@ async fn a_run_killed_mid_batch_leaves_its_reminders_to_the_next_run_after_the_l
     }
     let unknown = reminder(db, &ids[0]).await;
     assert_eq!(unknown["status"], "failed");
-    assert!(unknown["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("outcome unknown")));
-    let message = &select(db, "messages", &[("reminder_id", format!("eq.{}", ids[0]))]).await[0];
+    assert!(has_text(&unknown["last_error"], "outcome unknown"));
+    let message = &select(db, "messages", &[("reminder_id", eq(&ids[0]))]).await[0];
     assert_eq!(message["status"], "failed");
-    assert_eq!(alerts(db, &org, "reminder_outcome_unknown").await, 1);
-}
-
-/// The next local `hour`:00 in `zone` after `now` (computed here, apart from the code under test).
-fn next_local(zone: Tz, hour: u32, now: DateTime<Utc>) -> DateTime<Utc> {
-    let time = NaiveTime::from_hms_opt(hour, 0, 0).expect("time");
-    let today = now.with_timezone(&zone).date_naive();
-    [today, today + Days::new(1)]
-        .into_iter()
-        .filter_map(|day| zone.from_local_datetime(&day.and_time(time)).single())
-        .map(|at| at.with_timezone(&Utc))
-        .find(|at| *at > now)
-        .expect("an occurrence within a day")
+    assert_eq!(
+        alert_count(db, &org.id, "reminder_outcome_unknown").await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_recurring_reminder_is_rescheduled_at_its_local_time_across_a_dst_change() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
-    let app = cron_app(&graph, &[]).await;
-    let db = app.state.db().expect("db");
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 1).await;
+    let (app, org, owner) = cron_org(&graph, &[], 1).await;
+    let db = app.db();
     let zone = chrono_tz::America::New_York;
     let expected = next_local(zone, 9, Utc::now());
     let offset = |at: DateTime<Utc>| at.with_timezone(&zone).offset().to_string();
@@ -508,7 +300,7 @@ async fn a_recurring_reminder_is_rescheduled_at_its_local_time_across_a_dst_chan
     let names = texts(1);
     let id = &reminders(db, &org, &owner, &names, due, "daily").await[0];
 
-    let summary = app.run_cron(CHECK).await;
+    let summary = app.cron(CHECK).await;
     assert!(summary["rescheduled"].as_u64() >= Some(1), "{summary}");
     let row = reminder(db, id).await;
     assert_eq!(row["status"], "pending");
@@ -531,7 +323,7 @@ async fn a_recurring_reminder_is_rescheduled_at_its_local_time_across_a_dst_chan
         "the UTC hour moved with DST"
     );
 
-    app.run_cron(CHECK).await;
+    app.cron(CHECK).await;
     assert_eq!(
         sent_counts(&graph).await.get(&names[0]),
         Some(&1),
@@ -543,14 +335,12 @@ async fn a_recurring_reminder_is_rescheduled_at_its_local_time_across_a_dst_chan
 async fn a_failing_send_is_retried_then_dead_lettered_and_retry_failed_resolves_it() {
     let _turn = TURN.lock().await;
     let failing = fake_graph(FakeGraph::failing(400, "error_131026")).await;
-    let app = cron_app(&failing, &[]).await;
-    let db = app.state.db().expect("db");
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 1).await;
+    let (app, org, owner) = cron_org(&failing, &[], 1).await;
+    let db = app.db();
     let names = texts(1);
     let id = &reminders(db, &org, &owner, &names, minutes_ago(1), "none").await[0];
 
-    let summary = app.run_cron(CHECK).await;
+    let summary = app.cron(CHECK).await;
     assert!(summary["retrying"].as_u64() >= Some(2), "{summary}");
     assert!(summary["failed"].as_u64() >= Some(1), "{summary}");
     assert_eq!(
@@ -561,48 +351,32 @@ async fn a_failing_send_is_retried_then_dead_lettered_and_retry_failed_resolves_
     let row = reminder(db, id).await;
     assert_eq!(row["status"], "failed");
     assert_eq!(row["attempts"], 3);
-    assert!(row["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("131026")));
-    let dead = select(db, "dead_letter_queue", &[("ref", format!("eq.{id}"))]).await;
+    assert!(has_text(&row["last_error"], "131026"));
+    let dead = dead_letters(db, id).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["kind"], "reminder");
     assert_eq!(dead[0]["status"], "pending");
     assert_eq!(dead[0]["attempts"], 3);
-    assert_eq!(alerts(db, &org, "reminder_failed").await, 1);
-    let messages = select(db, "messages", &[("reminder_id", format!("eq.{id}"))]).await;
+    assert_eq!(alert_count(db, &org.id, "reminder_failed").await, 1);
+    let messages = select(db, "messages", &[("reminder_id", eq(id))]).await;
     assert_eq!(messages.len(), 3);
     assert!(messages.iter().all(|m| m["status"] == "failed"));
 
     // The fault is gone.
     let graph = fake_graph(FakeGraph::ok()).await;
     let fixed = cron_app(&graph, &[]).await;
-    let summary = fixed.run_cron(RETRY).await;
+    let summary = fixed.cron(RETRY).await;
     assert!(summary["resolved"].as_u64() >= Some(1), "{summary}");
     assert_eq!(sent_counts(&graph).await.get(&names[0]), Some(&1));
     let row = reminder(db, id).await;
     assert_eq!(row["status"], "sent");
     assert_eq!(row["attempts"], 4);
-    let dead = &select(db, "dead_letter_queue", &[("ref", format!("eq.{id}"))]).await[0];
+    let dead = &dead_letters(db, id).await[0];
     assert_eq!(dead["status"], "resolved");
     assert!(dead["resolved_at"].is_string());
-    fixed.run_cron(RETRY).await;
-    fixed.run_cron(CHECK).await;
+    fixed.cron(RETRY).await;
+    fixed.cron(CHECK).await;
     assert_eq!(sent_counts(&graph).await.get(&names[0]), Some(&1), "once");
-}
-
-/// Makes a dead letter entry due since `since` (as if its backoff had passed).
-async fn make_due(db: &Postgrest, reference: &str, attempts: Option<u32>, since: DateTime<Utc>) {
-    let mut values = json!({"next_attempt_at": since});
-    if let Some(attempts) = attempts {
-        values["attempts"] = json!(attempts);
-    }
-    db.from("dead_letter_queue", Caller::Service)
-        .eq("ref", reference)
-        .update(&values)
-        .execute()
-        .await
-        .expect("make due");
 }
 
 #[tokio::test]
@@ -610,15 +384,15 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
     let _turn = TURN.lock().await;
     let failing = fake_graph(FakeGraph::failing(400, "error_131026")).await;
     let broken = cron_app(&failing, &[]).await;
-    let db = broken.state.db().expect("db");
+    let db = broken.db();
     let org = TestOrg::create(db).await;
-    let run = uuid::Uuid::new_v4().simple().to_string();
+    let run = unique();
     // A command whose reply names it: each reply is recognisable, and its tool must run once.
     let said = |what: &str| format!("remind me to {what} {run} in 10 minutes");
     let (first, first_wamid) = text_delivery(&org, &new_wa_id(), &said("first"));
     let (second, second_wamid) = text_delivery(&org, &new_wa_id(), &said("second"));
-    broken.deliver(&first).await;
-    broken.deliver(&second).await;
+    broken.post_webhook(&first).await;
+    broken.post_webhook(&second).await;
     let first_id = broken.processed(&first_wamid).await["id"]
         .as_str()
         .expect("id")
@@ -631,27 +405,20 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
     // The second has had all but its last attempt; both entries are due.
     make_due(db, &first_id, None, minutes_ago(1)).await;
     make_due(db, &second_id, Some(4), minutes_ago(1)).await;
-    db.from("messages", Caller::Service)
-        .eq("id", &second_id)
-        .update(&json!({"attempts": 4}))
-        .execute()
-        .await
-        .expect("attempts");
-    broken.run_cron(RETRY).await;
-    let entry = |id: String| async move {
-        select(db, "dead_letter_queue", &[("ref", format!("eq.{id}"))]).await[0].clone()
-    };
+    update(db, "messages", ("id", &second_id), json!({"attempts": 4})).await;
+    broken.cron(RETRY).await;
+    let entry = |id: String| async move { dead_letters(db, &id).await[0].clone() };
     let first_entry = entry(first_id.clone()).await;
     assert_eq!(first_entry["status"], "pending");
     assert_eq!(first_entry["attempts"], 2);
     let second_entry = entry(second_id.clone()).await;
     assert_eq!(second_entry["status"], "discarded");
     assert_eq!(second_entry["attempts"], 5);
-    assert_eq!(alerts(db, &org, "dead_letter_discarded").await, 1);
+    assert_eq!(alert_count(db, &org.id, "dead_letter_discarded").await, 1);
 
     // A message stored while the backlog was full, never processed.
     let owner = contact(db, &org, 0).await;
-    let stuck_wamid = format!("wamid.test.{}", uuid::Uuid::new_v4().simple());
+    let stuck_wamid = new_wamid();
     insert(
         db,
         "messages",
@@ -666,7 +433,7 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
     make_due(db, &first_id, None, minutes_ago(1)).await;
     let graph = fake_graph(FakeGraph::ok()).await;
     let fixed = cron_app(&graph, &[]).await;
-    let summary = fixed.run_cron(RETRY).await;
+    let summary = fixed.cron(RETRY).await;
     assert!(
         summary["messages_redriven"].as_u64() >= Some(1),
         "{summary}"
@@ -687,7 +454,7 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
         "given up"
     );
 
-    fixed.run_cron(RETRY).await;
+    fixed.cron(RETRY).await;
     let replies: Vec<String> = sends(&graph, "text")
         .await
         .iter()
@@ -712,10 +479,10 @@ async fn retry_failed_deletes_webhooks_past_the_retention() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
     let app = cron_app(&graph, &[("WEBHOOK_RETENTION_DAYS", "30")]).await;
-    let db = app.state.db().expect("db");
+    let db = app.db();
     let (old, recent) = (
-        format!("test-old-{}", uuid::Uuid::new_v4().simple()),
-        format!("test-recent-{}", uuid::Uuid::new_v4().simple()),
+        format!("test-old-{}", unique()),
+        format!("test-recent-{}", unique()),
     );
     for (id, days) in [(&old, 31), (&recent, 29)] {
         insert(
@@ -728,10 +495,10 @@ async fn retry_failed_deletes_webhooks_past_the_retention() {
         )
         .await;
     }
-    let summary = app.run_cron(RETRY).await;
+    let summary = app.cron(RETRY).await;
     assert!(summary["webhooks_deleted"].as_u64() >= Some(1), "{summary}");
     let left = |id: String| async move {
-        select(db, "webhooks", &[("external_id", format!("eq.{id}"))])
+        select(db, "webhooks", &[("external_id", eq(&id))])
             .await
             .len()
     };
@@ -739,50 +506,26 @@ async fn retry_failed_deletes_webhooks_past_the_retention() {
     assert_eq!(left(recent).await, 1);
 }
 
-/// An org without a reminder template, a contact whose window is closed, and a reminder of
-/// theirs that check-reminders failed for good (no template): its dead letter entry is pending.
-async fn dead_lettered_reminder(app: &TestApp) -> (TestOrg, Contact, String, String) {
-    let db = app.state.db().expect("db");
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 30).await;
-    let mut names = texts(1);
-    let id = reminders(db, &org, &owner, &names, minutes_ago(1), "none")
-        .await
-        .remove(0);
-    app.run_cron(CHECK).await;
-    (org, owner, id, names.remove(0))
-}
-
-async fn dead_letters(db: &Postgrest, reference: &str) -> Vec<Value> {
-    select(
-        db,
-        "dead_letter_queue",
-        &[("ref", format!("eq.{reference}"))],
-    )
-    .await
-}
-
 #[tokio::test]
 async fn a_reminder_re_driven_after_the_contact_sent_stop_is_cancelled_not_sent() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
     let app = cron_app(&graph, &[]).await;
-    let db = app.state.db().expect("db");
+    let db = app.db();
     let (org, owner, id, name) = dead_lettered_reminder(&app).await;
     assert_eq!(reminder(db, &id).await["status"], "failed");
     assert_eq!(dead_letters(db, &id).await[0]["status"], "pending");
 
     // The contact opts out; their message also reopens the 24 h window, so a re-drive could
     // send a freeform text without any template.
-    let (stop, wamid) = text_delivery(&org, &owner.wa_id, "STOP");
-    app.deliver(&stop).await;
+    let wamid = app.post_text(&org, &owner.wa_id, "STOP").await;
     app.processed(&wamid).await;
-    let row = &select(db, "contacts", &[("id", format!("eq.{}", owner.id))]).await[0];
+    let row = &select(db, "contacts", &[("id", eq(&owner.id))]).await[0];
     assert_eq!(row["opted_out"], true);
 
     make_due(db, &id, None, minutes_ago(1)).await;
-    app.run_cron(RETRY).await;
-    app.run_cron(CHECK).await;
+    app.cron(RETRY).await;
+    app.cron(CHECK).await;
     assert_eq!(
         sent_counts(&graph).await.get(&name),
         None,
@@ -790,50 +533,18 @@ async fn a_reminder_re_driven_after_the_contact_sent_stop_is_cancelled_not_sent(
     );
     let row = reminder(db, &id).await;
     assert_eq!(row["status"], "cancelled");
-    assert!(row["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("opted out")));
+    assert!(has_text(&row["last_error"], "opted out"));
     let entry = &dead_letters(db, &id).await[0];
     assert_eq!(entry["status"], "discarded");
     assert_eq!(entry["attempts"], 1, "no attempt was made");
-}
-
-/// A reminder due at 09:00 local in New York three days ago, and its next occurrence.
-fn nine_am_three_days_ago() -> (DateTime<Utc>, DateTime<Utc>) {
-    let zone = chrono_tz::America::New_York;
-    let next = next_local(zone, 9, Utc::now());
-    let day = next.with_timezone(&zone).date_naive() - Days::new(3);
-    let nine = NaiveTime::from_hms_opt(9, 0, 0).expect("time");
-    let due = zone
-        .from_local_datetime(&day.and_time(nine))
-        .single()
-        .expect("09:00 exists")
-        .with_timezone(&Utc);
-    (due, next)
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    value.as_str().expect("a time").parse().expect("RFC 3339")
-}
-
-/// The failed occurrences split off a recurring reminder.
-async fn occurrences(db: &Postgrest, series: &str) -> Vec<Value> {
-    select(
-        db,
-        "reminders",
-        &[("occurrence_of", format!("eq.{series}"))],
-    )
-    .await
 }
 
 #[tokio::test]
 async fn a_recurring_reminder_whose_occurrence_fails_for_good_continues_at_its_next_occurrence() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
-    let app = cron_app(&graph, &[]).await;
-    let db = app.state.db().expect("db");
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 30).await;
+    let (app, org, owner) = cron_org(&graph, &[], 30).await;
+    let db = app.db();
     let (due, next) = nine_am_three_days_ago();
     let names = texts(1);
     let series = reminders(db, &org, &owner, &names, due, "daily")
@@ -841,7 +552,7 @@ async fn a_recurring_reminder_whose_occurrence_fails_for_good_continues_at_its_n
         .remove(0);
 
     // Outside the window without a template: the occurrence fails for good.
-    let summary = app.run_cron(CHECK).await;
+    let summary = app.cron(CHECK).await;
     assert!(summary["failed"].as_u64() >= Some(1), "{summary}");
     assert!(summary["rescheduled"].as_u64() >= Some(1), "{summary}");
     let row = reminder(db, &series).await;
@@ -860,16 +571,14 @@ async fn a_recurring_reminder_whose_occurrence_fails_for_good_continues_at_its_n
     assert_eq!(time(&occurrence["due_at"]), due);
     assert_eq!(occurrence["recurrence"], "none");
     assert_eq!(occurrence["text"], names[0].as_str());
-    assert!(occurrence["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("reminder_template")));
+    assert!(has_text(&occurrence["last_error"], "reminder_template"));
     let occurrence_id = occurrence["id"].as_str().expect("id").to_string();
     assert!(dead_letters(db, &series).await.is_empty());
     let entry = &dead_letters(db, &occurrence_id).await[0];
     assert_eq!(entry["kind"], "reminder");
     assert_eq!(entry["status"], "pending");
     assert_eq!(entry["payload"]["occurrence_of"], series.as_str());
-    assert_eq!(alerts(db, &org, "reminder_failed").await, 1);
+    assert_eq!(alert_count(db, &org.id, "reminder_failed").await, 1);
 
     // Once a template is set, retry-failed sends the missed occurrence, once; the series stays.
     org.update(
@@ -879,10 +588,10 @@ async fn a_recurring_reminder_whose_occurrence_fails_for_good_continues_at_its_n
     )
     .await;
     make_due(db, &occurrence_id, None, minutes_ago(1)).await;
-    let summary = app.run_cron(RETRY).await;
+    let summary = app.cron(RETRY).await;
     assert!(summary["resolved"].as_u64() >= Some(1), "{summary}");
-    app.run_cron(RETRY).await;
-    app.run_cron(CHECK).await;
+    app.cron(RETRY).await;
+    app.cron(CHECK).await;
     assert_eq!(sent_counts(&graph).await.get(&names[0]), Some(&1));
     assert_eq!(reminder(db, &occurrence_id).await["status"], "sent");
     assert_eq!(
@@ -898,17 +607,15 @@ async fn a_recurring_reminder_whose_occurrence_fails_for_good_continues_at_its_n
 async fn a_recurring_reminder_whose_send_times_out_continues_and_the_occurrence_is_never_resent() {
     let _turn = TURN.lock().await;
     let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_secs(2)).await;
-    let app = cron_app(&slow, &[("GRAPH_TIMEOUT_MS", "300")]).await;
-    let db = app.state.db().expect("db");
-    let org = TestOrg::create(db).await;
-    let owner = contact(db, &org, 1).await;
+    let (app, org, owner) = cron_org(&slow, &[("GRAPH_TIMEOUT_MS", "300")], 1).await;
+    let db = app.db();
     let (due, next) = nine_am_three_days_ago();
     let names = texts(1);
     let series = reminders(db, &org, &owner, &names, due, "daily")
         .await
         .remove(0);
 
-    let summary = app.run_cron(CHECK).await;
+    let summary = app.cron(CHECK).await;
     assert!(summary["failed"].as_u64() >= Some(1), "{summary}");
     assert_eq!(
         sent_counts(&slow).await.get(&names[0]),
@@ -923,10 +630,8 @@ async fn a_recurring_reminder_whose_send_times_out_continues_and_the_occurrence_
     let occurrence_id = failed[0]["id"].as_str().expect("id").to_string();
     assert_eq!(failed[0]["status"], "failed");
     assert_eq!(time(&failed[0]["due_at"]), due);
-    assert!(failed[0]["last_error"]
-        .as_str()
-        .is_some_and(|e| e.contains("outcome unknown")));
-    let message = &select(db, "messages", &[("reminder_id", format!("eq.{series}"))]).await;
+    assert!(has_text(&failed[0]["last_error"], "outcome unknown"));
+    let message = &select(db, "messages", &[("reminder_id", eq(&series))]).await;
     assert_eq!(message.len(), 1);
     assert_eq!(message[0]["status"], "failed");
     assert!(dead_letters(db, &series).await.is_empty());
@@ -934,23 +639,21 @@ async fn a_recurring_reminder_whose_send_times_out_continues_and_the_occurrence_
         dead_letters(db, &occurrence_id).await.is_empty(),
         "nothing to re-drive"
     );
-    assert_eq!(alerts(db, &org, "reminder_outcome_unknown").await, 1);
+    assert_eq!(
+        alert_count(db, &org.id, "reminder_outcome_unknown").await,
+        1
+    );
 
     let graph = fake_graph(FakeGraph::ok()).await;
     let fixed = cron_app(&graph, &[]).await;
-    fixed.run_cron(RETRY).await;
-    fixed.run_cron(CHECK).await;
+    fixed.cron(RETRY).await;
+    fixed.cron(CHECK).await;
     assert_eq!(
         sent_counts(&graph).await.get(&names[0]),
         None,
         "never sent again"
     );
     assert_eq!(reminder(db, &occurrence_id).await["status"], "failed");
-}
-
-/// Long overdue: claimed before any other due work of the database.
-fn long_overdue() -> DateTime<Utc> {
-    Utc::now() - chrono::TimeDelta::days(5 * 365)
 }
 
 #[tokio::test]
@@ -966,13 +669,13 @@ async fn check_reminders_begins_no_send_past_its_time_budget_and_releases_the_re
         ],
     )
     .await;
-    let db = app.state.db().expect("db");
+    let db = app.db();
     let org = TestOrg::create(db).await;
     let owner = contact(db, &org, 1).await;
     let names = texts(5);
     let ids = reminders(db, &org, &owner, &names, long_overdue(), "none").await;
 
-    let summary = app.run_cron(CHECK).await;
+    let summary = app.cron(CHECK).await;
     let counts = sent_counts(&slow).await;
     let sent: Vec<&String> = names.iter().filter(|n| counts.contains_key(*n)).collect();
     assert_eq!(sent.len(), 1, "one send began within the budget: {summary}");
@@ -991,7 +694,7 @@ async fn check_reminders_begins_no_send_past_its_time_budget_and_releases_the_re
 
     // The next run takes them at once, not after the lease.
     let graph = fake_graph(FakeGraph::ok()).await;
-    cron_app(&graph, &[]).await.run_cron(CHECK).await;
+    cron_app(&graph, &[]).await.cron(CHECK).await;
     let counts = sent_counts(&graph).await;
     let rest = names.iter().filter(|n| !sent.contains(n));
     for name in rest {
@@ -1007,7 +710,7 @@ async fn retry_failed_re_drives_nothing_past_its_time_budget_and_the_next_run_ta
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
     let app = cron_app(&graph, &[]).await;
-    let db = app.state.db().expect("db");
+    let db = app.db();
     let mut failed = Vec::new();
     for _ in 0..3 {
         let (org, _, id, name) = dead_lettered_reminder(&app).await;
@@ -1021,7 +724,7 @@ async fn retry_failed_re_drives_nothing_past_its_time_budget_and_the_next_run_ta
         failed.push((id, name));
     }
     // Stuck inbound messages of other tests would spend the hurried run's budget first.
-    app.run_cron(RETRY).await;
+    app.cron(RETRY).await;
     for (id, _) in &failed {
         make_due(db, id, None, long_overdue()).await;
     }
@@ -1036,7 +739,7 @@ async fn retry_failed_re_drives_nothing_past_its_time_budget_and_the_next_run_ta
         ],
     )
     .await;
-    let summary = hurried.run_cron(RETRY).await;
+    let summary = hurried.cron(RETRY).await;
     let counts = sent_counts(&slow).await;
     let sent = failed
         .iter()
@@ -1055,7 +758,7 @@ async fn retry_failed_re_drives_nothing_past_its_time_budget_and_the_next_run_ta
 
     // Once the lease has run out, the next run re-drives them.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    app.run_cron(RETRY).await;
+    app.cron(RETRY).await;
     let resent = sent_counts(&graph).await;
     for (id, name) in &failed {
         let total = counts.get(name).unwrap_or(&0) + resent.get(name).unwrap_or(&0);

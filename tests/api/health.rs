@@ -1,25 +1,22 @@
 //! `/api/health`: database critical, optional services degrade, cached, HEAD works.
 
+use reqwest::Method;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_app, spawn_app_with};
-
-async fn health_json(app: &crate::helpers::TestApp) -> (u16, serde_json::Value) {
-    let response = app.get("/api/health").await;
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json body"))
-}
+use crate::helpers::{
+    has_text, set, spawn_app, spawn_app_with, status_and_json, HEALTH, NO_DATABASE,
+};
 
 #[tokio::test]
 async fn healthy_when_the_database_answers_and_nothing_optional_is_configured() {
     let app = spawn_app().await;
-    let (status, body) = health_json(&app).await;
+    let (status, body) = app.get_health().await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "healthy");
     assert_eq!(body["environment"], "test");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-    assert!(body["timestamp"].as_str().is_some_and(|t| t.contains('T')));
+    assert!(has_text(&body["timestamp"], "T"));
     let services = &body["services"];
     assert_eq!(services["database"]["status"], "up");
     assert!(services["database"]["latency_ms"].is_u64());
@@ -31,11 +28,8 @@ async fn healthy_when_the_database_answers_and_nothing_optional_is_configured() 
 
 #[tokio::test]
 async fn unhealthy_503_when_postgrest_is_unreachable() {
-    let app = spawn_app_with(|env| {
-        env.insert("POSTGREST_URL".into(), "http://127.0.0.1:9".into());
-    })
-    .await;
-    let (status, body) = health_json(&app).await;
+    let app = spawn_app_with(|env| set(env, &[("POSTGREST_URL", NO_DATABASE)])).await;
+    let (status, body) = app.get_health().await;
     assert_eq!(status, 503);
     assert_eq!(body["status"], "unhealthy");
     assert_eq!(body["services"]["database"]["status"], "down");
@@ -47,7 +41,7 @@ async fn health_still_answers_when_a_required_variable_is_missing() {
         env.remove("SUPABASE_SERVICE_ROLE_KEY");
     })
     .await;
-    let (status, body) = health_json(&app).await;
+    let (status, body) = app.get_health().await;
     assert_eq!(status, 503);
     assert_eq!(body["services"]["database"]["status"], "down");
 }
@@ -79,14 +73,19 @@ async fn a_configured_provider_that_fails_degrades_without_spending_tokens() {
         .await;
     let (openai_url, anthropic_url) = (format!("{}/v1", openai.uri()), anthropic.uri());
     let app = spawn_app_with(|env| {
-        env.insert("OPENAI_API_KEY".into(), "sk-test-openai".into());
-        env.insert("OPENAI_BASE_URL".into(), openai_url);
-        env.insert("ANTHROPIC_API_KEY".into(), "sk-ant-test".into());
-        env.insert("ANTHROPIC_BASE_URL".into(), anthropic_url);
+        set(
+            env,
+            &[
+                ("OPENAI_API_KEY", "sk-test-openai"),
+                ("OPENAI_BASE_URL", &openai_url),
+                ("ANTHROPIC_API_KEY", "sk-ant-test"),
+                ("ANTHROPIC_BASE_URL", &anthropic_url),
+            ],
+        )
     })
     .await;
 
-    let (status, body) = health_json(&app).await;
+    let (status, body) = app.get_health().await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["services"]["ai_primary"]["status"], "up");
@@ -111,12 +110,17 @@ async fn a_burst_of_checks_within_the_cache_period_checks_once() {
         .await;
     let graph_url = graph.uri();
     let app = spawn_app_with(|env| {
-        env.insert("HEALTH_CACHE_MS".into(), "60000".into());
-        env.insert("WHATSAPP_ACCESS_TOKEN".into(), "EAAtesttoken".into());
-        env.insert("GRAPH_API_BASE_URL".into(), graph_url);
+        set(
+            env,
+            &[
+                ("HEALTH_CACHE_MS", "60000"),
+                ("WHATSAPP_ACCESS_TOKEN", "EAAtesttoken"),
+                ("GRAPH_API_BASE_URL", &graph_url),
+            ],
+        )
     })
     .await;
-    let burst = (0..10).map(|_| health_json(&app));
+    let burst = (0..10).map(|_| app.get_health());
     for (status, body) in futures_util::future::join_all(burst).await {
         assert_eq!(status, 200);
         assert_eq!(body["services"]["whatsapp"]["status"], "up");
@@ -127,36 +131,22 @@ async fn a_burst_of_checks_within_the_cache_period_checks_once() {
 #[tokio::test]
 async fn head_answers_without_a_body_and_other_methods_get_405() {
     let app = spawn_app().await;
-    let head = app
-        .client
-        .head(app.url("/api/health"))
-        .send()
-        .await
-        .expect("head");
+    let head = app.request(Method::HEAD, HEALTH, None, None).await;
     assert_eq!(head.status(), 200);
     assert!(head.bytes().await.expect("body").is_empty());
 
-    let post = app
-        .client
-        .post(app.url("/api/health"))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(post.status(), 405);
-    let body: serde_json::Value = post.json().await.expect("json");
+    let (status, body) = status_and_json(app.request(Method::POST, HEALTH, None, None).await).await;
+    assert_eq!(status, 405);
     assert_eq!(body["error"]["code"], "method_not_allowed");
     assert!(body["error"]["message"].is_string());
 }
 
 #[tokio::test]
 async fn a_body_over_the_limit_gets_413() {
-    let app = spawn_app_with(|env| {
-        env.insert("MAX_BODY_BYTES".into(), "64".into());
-    })
-    .await;
+    let app = spawn_app_with(|env| set(env, &[("MAX_BODY_BYTES", "64")])).await;
     let response = app
         .client
-        .post(app.url("/api/health"))
+        .post(app.url(HEALTH))
         .body(vec![b'x'; 65])
         .send()
         .await

@@ -1,9 +1,8 @@
 //! Integration tests against the real local stack (PostgreSQL + PostgREST), started by
-//! `scripts/test`. External HTTP APIs are faked with wiremock.
+//! `scripts/test`. External HTTP APIs are faked with wiremock; what the tests share is in
+//! `helpers/`.
 
-mod ai;
 mod helpers;
-mod whatsapp;
 
 mod admin;
 mod assistant;

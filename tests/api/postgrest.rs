@@ -1,11 +1,14 @@
 //! The typed PostgREST client against the real PostgREST and PostgreSQL.
 
-use assistant::supabase::{
-    parse_content_range, Caller, Count, DbError, Prefer, Resolution, Return,
-};
 use serde::Deserialize;
 
-use crate::helpers::{spawn_app, spawn_app_with, user_token, ACME_ORG, ACME_VIEWER};
+use crate::helpers::jwt::user_token;
+use crate::helpers::lib::{
+    parse_content_range, Caller, Count, DbError, Prefer, Resolution, Return,
+};
+use crate::helpers::{
+    set, spawn_app, spawn_app_with, stack_var, unique, ACME_ORG, ACME_VIEWER, NO_DATABASE,
+};
 
 #[derive(Debug, Deserialize)]
 struct Plan {
@@ -21,7 +24,7 @@ struct OrgRow {
 #[tokio::test]
 async fn service_role_reads_with_an_exact_count() {
     let app = spawn_app().await;
-    let db = app.state.db().expect("db configured");
+    let db = app.db();
     let answer = db
         .from("plans", Caller::Service)
         .select("name,monthly_token_budget")
@@ -44,7 +47,7 @@ async fn service_role_reads_with_an_exact_count() {
 #[tokio::test]
 async fn a_user_token_is_confined_by_row_level_security() {
     let app = spawn_app().await;
-    let db = app.state.db().expect("db configured");
+    let db = app.db();
     let token = user_token(ACME_VIEWER);
     let orgs = db
         .from("orgs", Caller::User(&token))
@@ -55,7 +58,7 @@ async fn a_user_token_is_confined_by_row_level_security() {
     let ids: Vec<&str> = orgs.data.iter().map(|o| o.id.as_str()).collect();
     assert_eq!(ids, vec![ACME_ORG], "a viewer of Acme sees Acme only");
 
-    let anon = std::env::var("SUPABASE_ANON_KEY").expect("anon key");
+    let anon = stack_var("SUPABASE_ANON_KEY");
     let none = db
         .from("orgs", Caller::User(&anon))
         .select("id")
@@ -68,8 +71,8 @@ async fn a_user_token_is_confined_by_row_level_security() {
 #[tokio::test]
 async fn writes_honour_prefer_return_and_resolution() {
     let app = spawn_app().await;
-    let db = app.state.db().expect("db configured");
-    let kind = format!("test_{}", uuid_like());
+    let db = app.db();
+    let kind = format!("test_{}", unique());
     let row = serde_json::json!({"org_id": ACME_ORG, "kind": kind, "message": "disk almost full"});
     #[derive(Deserialize)]
     struct Alert {
@@ -117,7 +120,7 @@ async fn writes_honour_prefer_return_and_resolution() {
 #[tokio::test]
 async fn postgrest_errors_come_back_typed() {
     let app = spawn_app().await;
-    let db = app.state.db().expect("db configured");
+    let db = app.db();
     let error = db
         .from("no_such_table", Caller::Service)
         .fetch::<Vec<serde_json::Value>>()
@@ -144,11 +147,8 @@ async fn postgrest_errors_come_back_typed() {
 
 #[tokio::test]
 async fn an_unreachable_postgrest_is_unavailable() {
-    let app = spawn_app_with(|env| {
-        env.insert("POSTGREST_URL".into(), "http://127.0.0.1:9".into());
-    })
-    .await;
-    let db = app.state.db().expect("db configured");
+    let app = spawn_app_with(|env| set(env, &[("POSTGREST_URL", NO_DATABASE)])).await;
+    let db = app.db();
     let error = db
         .rpc("db_ping", Caller::Service)
         .execute()
@@ -178,14 +178,4 @@ fn prefer_header_lists_every_part() {
         Some("return=representation,count=exact,resolution=merge-duplicates")
     );
     assert_eq!(Prefer::default().header(), None);
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }

@@ -3,10 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use assistant::host::{local, Route};
-use assistant::routes::ROUTES;
 use bytes::Bytes;
 
+use crate::helpers::lib::{serve, Route, ROUTES};
 use crate::helpers::spawn_app;
 
 fn root() -> &'static Path {
@@ -137,7 +136,7 @@ async fn dynamic_segments_arrive_as_query_parameters_like_on_vercel() {
         .expect("bind");
     let address = listener.local_addr().expect("address");
     static TABLE: [&Route; 2] = [&ECHO, &NEW];
-    tokio::spawn(local::serve(listener, &TABLE, app.state.clone()));
+    tokio::spawn(serve(listener, &TABLE, app.state.clone()));
 
     let echo = |path: &str| {
         let url = format!("http://{address}{path}");

@@ -1,55 +1,10 @@
 //! The redaction layer: no phone number, message text, email, token or key in a log line.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
-use assistant::host::{handle, Background};
-use assistant::routes::health;
 use bytes::Bytes;
 
-use crate::helpers::spawn_app;
-
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of this test binary: one process-wide subscriber (per-thread subscribers
-/// race with tracing's callsite cache when tests run in parallel).
-pub(crate) fn logs() -> &'static Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
-    CAPTURE.get_or_init(|| {
-        let capture = Capture::default();
-        let writer = capture.clone();
-        let subscriber = assistant::telemetry::subscriber("debug", move || writer.clone());
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        capture
-    })
-}
-
-/// The logged lines that contain `marker`.
-pub(crate) fn lines_with(marker: &str) -> Vec<String> {
-    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
-    text.lines()
-        .filter(|l| l.contains(marker))
-        .map(str::to_owned)
-        .collect()
-}
-
-fn captured(marker: &str, emit: impl FnOnce()) -> String {
-    logs();
-    emit();
-    lines_with(marker).join("\n")
-}
+use crate::helpers::lib::{handle, Background, HEALTH_ROUTE};
+use crate::helpers::logs::{captured, lines_with, logs};
+use crate::helpers::{spawn_app, unique};
 
 #[test]
 fn sensitive_fields_and_patterns_never_reach_a_log_line() {
@@ -128,14 +83,14 @@ fn dates_ids_and_small_numbers_stay_readable() {
 async fn each_request_is_one_line_with_its_id_route_status_and_latency() {
     logs();
     let app = spawn_app().await;
-    let request_id = format!("fra1::iad1::{}", uuid::Uuid::new_v4().simple());
+    let request_id = format!("fra1::iad1::{}", unique());
     let request = http::Request::builder()
         .uri("/api/health")
         .header("x-vercel-id", &request_id)
         .body(http_body_util::Full::new(Bytes::new()))
         .expect("request");
     let response = handle(
-        &health::ROUTE,
+        &HEALTH_ROUTE,
         app.state.clone(),
         request,
         Background::spawned(),

@@ -2,26 +2,25 @@
 
 use reqwest::Method;
 
-use super::World;
-
-const ALLOWED: &str = "https://admin.example.com";
+use crate::helpers::admin::{World, ADMIN_ORIGIN as ALLOWED};
 
 #[tokio::test]
 async fn a_preflight_from_an_allowed_origin_lists_the_routes_methods() {
     let w = World::new().await;
     let response = w
-        .app
-        .client
-        .request(Method::OPTIONS, w.app.url("/api/admin/settings"))
-        .header("origin", ALLOWED)
-        .header("access-control-request-method", "PUT")
-        .header(
-            "access-control-request-headers",
-            "authorization, content-type",
+        .request_with_headers(
+            Method::OPTIONS,
+            "/api/admin/settings",
+            &[
+                ("origin", ALLOWED),
+                ("access-control-request-method", "PUT"),
+                (
+                    "access-control-request-headers",
+                    "authorization, content-type",
+                ),
+            ],
         )
-        .send()
-        .await
-        .expect("preflight");
+        .await;
     assert_eq!(response.status(), 204);
     let header = |name: &str| {
         response
@@ -43,14 +42,15 @@ async fn a_preflight_from_an_allowed_origin_lists_the_routes_methods() {
 async fn other_origins_get_no_cors_headers() {
     let w = World::new().await;
     let preflight = w
-        .app
-        .client
-        .request(Method::OPTIONS, w.app.url("/api/admin/me"))
-        .header("origin", "https://evil.example.com")
-        .header("access-control-request-method", "GET")
-        .send()
-        .await
-        .expect("preflight");
+        .request_with_headers(
+            Method::OPTIONS,
+            "/api/admin/me",
+            &[
+                ("origin", "https://evil.example.com"),
+                ("access-control-request-method", "GET"),
+            ],
+        )
+        .await;
     assert_eq!(preflight.status(), 204);
     for header in [
         "access-control-allow-origin",
@@ -60,16 +60,15 @@ async fn other_origins_get_no_cors_headers() {
         assert!(preflight.headers().get(header).is_none(), "{header}");
     }
 
-    let token = w.token(w.viewer_a);
+    let bearer = format!("Bearer {}", w.token(w.viewer_a));
+    let lookalike = "https://admin.example.com.evil.example";
     let answer = w
-        .app
-        .client
-        .get(w.app.url("/api/admin/me"))
-        .bearer_auth(&token)
-        .header("origin", "https://admin.example.com.evil.example")
-        .send()
-        .await
-        .expect("request");
+        .request_with_headers(
+            Method::GET,
+            "/api/admin/me",
+            &[("authorization", &bearer), ("origin", lookalike)],
+        )
+        .await;
     assert_eq!(answer.status(), 200);
     assert!(answer
         .headers()
@@ -81,13 +80,8 @@ async fn other_origins_get_no_cors_headers() {
 async fn answers_and_errors_carry_the_allowed_origin() {
     let w = World::new().await;
     let unauthenticated = w
-        .app
-        .client
-        .get(w.app.url("/api/admin/me"))
-        .header("origin", ALLOWED)
-        .send()
-        .await
-        .expect("request");
+        .request_with_headers(Method::GET, "/api/admin/me", &[("origin", ALLOWED)])
+        .await;
     assert_eq!(unauthenticated.status(), 401);
     assert_eq!(
         unauthenticated.headers()["access-control-allow-origin"],
@@ -95,13 +89,8 @@ async fn answers_and_errors_carry_the_allowed_origin() {
         "the frontend can read the 401"
     );
     let wrong_method = w
-        .app
-        .client
-        .delete(w.app.url("/api/admin/me"))
-        .header("origin", ALLOWED)
-        .send()
-        .await
-        .expect("request");
+        .request_with_headers(Method::DELETE, "/api/admin/me", &[("origin", ALLOWED)])
+        .await;
     assert_eq!(wrong_method.status(), 405);
     assert_eq!(wrong_method.headers()["allow"], "GET, OPTIONS");
     assert_eq!(

@@ -1,49 +1,25 @@
 //! What each admin endpoint does, end to end on the real stack: reads, every mutation with its
 //! audit row, WhatsApp's rules for staff replies, replays that really reprocess, pagination.
 
-use std::time::Duration;
-
-use assistant::supabase::{Caller, Resolution};
-use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::World;
-use crate::whatsapp::{fake_graph, select, sends, text_delivery, FakeGraph};
+use crate::helpers::admin::World;
+use crate::helpers::lib::{Caller, Resolution};
+use crate::helpers::*;
 
-/// Polls `check` until it holds (at most 10 s).
-async fn eventually<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen in time");
-}
-
-async fn row(w: &World, table: &str, id: &str) -> Value {
-    select(w.db(), table, &[("id", format!("eq.{id}"))])
-        .await
-        .into_iter()
-        .next()
-        .unwrap_or(Value::Null)
+/// The messages staff member admin A sent in org A's conversation.
+async fn staff_messages(w: &World) -> Vec<Value> {
+    let filters = [
+        ("conversation_id", eq(&w.a.conversation)),
+        ("payload->>sent_by", eq(w.admin_a)),
+    ];
+    select(w.db(), "messages", &filters).await
 }
 
 #[tokio::test]
 async fn me_lists_the_users_orgs_with_roles() {
     let w = World::new().await;
-    let (status, body) = w
-        .call(
-            Method::GET,
-            "/api/admin/me",
-            Some(&w.token(w.admin_a)),
-            None,
-        )
-        .await;
+    let (status, body) = w.admin_get("/api/admin/me", &w.token(w.admin_a)).await;
     assert_eq!(status, 200);
     assert_eq!(body["user"]["id"], w.admin_a.to_string());
     assert_eq!(
@@ -59,12 +35,7 @@ async fn overview_and_usage_add_up_the_orgs_month() {
     let token = w.token(w.viewer_a);
     let org = &w.a.org.id;
     let (status, overview) = w
-        .call(
-            Method::GET,
-            &format!("/api/admin/overview?org_id={org}"),
-            Some(&token),
-            None,
-        )
+        .admin_get(&format!("/api/admin/overview?org_id={org}"), &token)
         .await;
     assert_eq!(status, 200, "{overview}");
     assert_eq!(overview["messages"], json!({"inbound": 1, "outbound": 1}));
@@ -78,12 +49,7 @@ async fn overview_and_usage_add_up_the_orgs_month() {
     assert_eq!(overview["health"]["failed_last_day"], 1);
 
     let (status, usage) = w
-        .call(
-            Method::GET,
-            &format!("/api/admin/usage?org_id={org}"),
-            Some(&token),
-            None,
-        )
+        .admin_get(&format!("/api/admin/usage?org_id={org}"), &token)
         .await;
     assert_eq!(status, 200, "{usage}");
     assert_eq!(usage["totals"]["tokens_in"], 1200);
@@ -98,22 +64,12 @@ async fn overview_and_usage_add_up_the_orgs_month() {
         "from=2020-01-01&to=2026-01-01",
     ] {
         let (status, body) = w
-            .call(
-                Method::GET,
-                &format!("/api/admin/usage?org_id={org}&{bad}"),
-                Some(&token),
-                None,
-            )
+            .admin_get(&format!("/api/admin/usage?org_id={org}&{bad}"), &token)
             .await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
     let (status, _) = w
-        .call(
-            Method::GET,
-            "/api/admin/overview?org_id=not-a-uuid",
-            Some(&token),
-            None,
-        )
+        .admin_get("/api/admin/overview?org_id=not-a-uuid", &token)
         .await;
     assert_eq!(status, 400);
 }
@@ -124,15 +80,13 @@ async fn settings_change_only_the_fields_sent_and_are_audited() {
     let token = w.token(w.admin_a);
     let path = format!("/api/admin/settings?org_id={}", w.a.org.id);
     let change = json!({"reply_template": null, "rate_limit_per_minute": 15});
-    let (status, body) = w
-        .call(Method::PUT, &path, Some(&token), Some(&change))
-        .await;
+    let (status, body) = w.admin_put(&path, &token, &change).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["reply_template"], Value::Null);
     assert_eq!(body["rate_limit_per_minute"], 15);
     assert_eq!(body["template_language"], "en_US", "other fields unchanged");
 
-    let (_, read) = w.call(Method::GET, &path, Some(&token), None).await;
+    let (_, read) = w.admin_get(&path, &token).await;
     assert_eq!(read["rate_limit_per_minute"], 15);
     let audit = w.audit("settings.update").await;
     assert_eq!(audit.len(), 1);
@@ -150,7 +104,7 @@ async fn settings_change_only_the_fields_sent_and_are_audited() {
         json!({"reply_template": "Not A Template Name"}),
         json!("language=es"),
     ] {
-        let (status, body) = w.call(Method::PUT, &path, Some(&token), Some(&bad)).await;
+        let (status, body) = w.admin_put(&path, &token, &bad).await;
         assert_eq!(status, 400, "{bad} -> {body}");
     }
     assert_eq!(w.audit("settings.update").await.len(), 1);
@@ -162,46 +116,32 @@ async fn handoff_switches_the_mode_once_and_validates_its_input() {
     let token = w.token(w.admin_a);
     let path = format!("/api/admin/conversations/{}/handoff", w.a.conversation);
     let human = json!({"mode": "human"});
-    let (status, body) = w
-        .call(Method::POST, &path, Some(&token), Some(&human))
-        .await;
+    let (status, body) = w.admin_post(&path, &token, &human).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["mode"], "human");
     assert_eq!(
-        row(&w, "conversations", &w.a.conversation).await["mode"],
+        row(w.db(), "conversations", &w.a.conversation).await["mode"],
         "human"
     );
-    let (status, _) = w
-        .call(Method::POST, &path, Some(&token), Some(&human))
-        .await;
+    let (status, _) = w.admin_post(&path, &token, &human).await;
     assert_eq!(status, 200, "idempotent");
     let audit = w.audit("conversation.handoff").await;
     assert_eq!(audit.len(), 1, "only a change is audited");
     assert_eq!(audit[0]["details"], json!({"from": "bot", "to": "human"}));
     assert_eq!(audit[0]["target"], w.a.conversation);
 
-    let (status, _) = w
-        .call(
-            Method::POST,
-            &path,
-            Some(&token),
-            Some(&json!({"mode": "robot"})),
-        )
-        .await;
+    let (status, _) = w.admin_post(&path, &token, &json!({"mode": "robot"})).await;
     assert_eq!(status, 400);
     let (status, _) = w
-        .call(
-            Method::POST,
+        .admin_post(
             "/api/admin/conversations/not-a-uuid/handoff",
-            Some(&token),
-            Some(&human),
+            &token,
+            &human,
         )
         .await;
     assert_eq!(status, 400);
-    let unknown = format!("/api/admin/conversations/{}/handoff", uuid::Uuid::new_v4());
-    let (status, _) = w
-        .call(Method::POST, &unknown, Some(&token), Some(&human))
-        .await;
+    let unknown = format!("/api/admin/conversations/{}/handoff", new_uuid());
+    let (status, _) = w.admin_post(&unknown, &token, &human).await;
     assert_eq!(status, 404);
 }
 
@@ -210,23 +150,16 @@ async fn a_conversation_comes_with_its_messages_newest_first() {
     let w = World::new().await;
     let token = w.token(w.viewer_a);
     let path = format!("/api/admin/conversations/{}", w.a.conversation);
-    let (status, body) = w.call(Method::GET, &path, Some(&token), None).await;
+    let (status, body) = w.admin_get(&path, &token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["conversation"]["contact_name"], "Ana");
     assert_eq!(body["conversation"]["window_open"], true);
     assert_eq!(body["conversation"]["mode"], "bot");
     assert_eq!(body["messages"].as_array().map(Vec::len), Some(2));
-    let (_, first_page) = w
-        .call(Method::GET, &format!("{path}?limit=1"), Some(&token), None)
-        .await;
+    let (_, first_page) = w.admin_get(&format!("{path}?limit=1"), &token).await;
     let cursor = first_page["next_cursor"].as_str().expect("a second page");
     let (_, second_page) = w
-        .call(
-            Method::GET,
-            &format!("{path}?limit=1&cursor={cursor}"),
-            Some(&token),
-            None,
-        )
+        .admin_get(&format!("{path}?limit=1&cursor={cursor}"), &token)
         .await;
     assert_ne!(
         first_page["messages"][0]["id"],
@@ -238,27 +171,14 @@ async fn a_conversation_comes_with_its_messages_newest_first() {
 #[tokio::test]
 async fn staff_replies_follow_the_window_and_template_rules() {
     let graph = fake_graph(FakeGraph::ok()).await;
-    let url = graph.uri();
-    let w = World::with(|env| {
-        env.insert("GRAPH_API_BASE_URL".into(), url);
-        env.insert(
-            "WHATSAPP_ACCESS_TOKEN".into(),
-            "EAAtesttoken000000000000".into(),
-        );
-    })
-    .await;
+    let w = World::with_graph(&graph).await;
     let token = w.token(w.admin_a);
     let path = format!("/api/admin/conversations/{}/messages", w.a.conversation);
     let say = |text: &str| json!({"text": text});
 
     // Inside the 24 h window: freeform text.
     let (status, body) = w
-        .call(
-            Method::POST,
-            &path,
-            Some(&token),
-            Some(&say("We moved your appointment to 3 pm.")),
-        )
+        .admin_post(&path, &token, &say("We moved your appointment to 3 pm."))
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["message"]["status"], "sent");
@@ -275,20 +195,11 @@ async fn staff_replies_follow_the_window_and_template_rules() {
     );
 
     // Outside it: the approved reply template, with the text as its parameter.
-    w.db()
-        .from("conversations", Caller::Service)
-        .eq("id", &w.a.conversation)
-        .update(&json!({"last_inbound_at": chrono::Utc::now() - chrono::Duration::days(2)}))
-        .execute()
-        .await
-        .expect("close the window");
+    let two_days_ago = chrono::Utc::now() - chrono::Duration::days(2);
+    let closed = json!({"last_inbound_at": two_days_ago});
+    update(w.db(), "conversations", ("id", &w.a.conversation), closed).await;
     let (status, body) = w
-        .call(
-            Method::POST,
-            &path,
-            Some(&token),
-            Some(&say("Are you still coming?")),
-        )
+        .admin_post(&path, &token, &say("Are you still coming?"))
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["message"]["type"], "template");
@@ -308,36 +219,22 @@ async fn staff_replies_follow_the_window_and_template_rules() {
             json!({"reply_template": null}),
         )
         .await;
-    let (status, body) = w
-        .call(Method::POST, &path, Some(&token), Some(&say("Hello?")))
-        .await;
+    let (status, body) = w.admin_post(&path, &token, &say("Hello?")).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"]["message"]
-        .as_str()
-        .is_some_and(|m| m.contains("window")));
+    assert!(has_text(&body["error"]["message"], "window"));
 
     // A contact who opted out: 409.
-    w.db()
-        .from("contacts", Caller::Service)
-        .eq("id", &w.a.contact)
-        .update(&json!({"opted_out": true}))
-        .execute()
-        .await
-        .expect("opt out");
-    let (status, _) = w
-        .call(Method::POST, &path, Some(&token), Some(&say("Hello?")))
-        .await;
-    assert_eq!(status, 409);
-
-    let staff = select(
+    update(
         w.db(),
-        "messages",
-        &[
-            ("conversation_id", format!("eq.{}", w.a.conversation)),
-            ("payload->>sent_by", format!("eq.{}", w.admin_a)),
-        ],
+        "contacts",
+        ("id", &w.a.contact),
+        json!({"opted_out": true}),
     )
     .await;
+    let (status, _) = w.admin_post(&path, &token, &say("Hello?")).await;
+    assert_eq!(status, 409);
+
+    let staff = staff_messages(&w).await;
     assert_eq!(staff.len(), 2, "only the two sent messages are recorded");
     assert_eq!(
         sends(&graph, "text").await.len() + sends(&graph, "template").await.len(),
@@ -351,7 +248,7 @@ async fn staff_replies_follow_the_window_and_template_rules() {
         json!({"text": "x".repeat(4097)}),
         json!({"body": "hi"}),
     ] {
-        let (status, _) = w.call(Method::POST, &path, Some(&token), Some(&bad)).await;
+        let (status, _) = w.admin_post(&path, &token, &bad).await;
         assert_eq!(status, 400, "{bad}");
     }
 }
@@ -359,37 +256,14 @@ async fn staff_replies_follow_the_window_and_template_rules() {
 #[tokio::test]
 async fn a_message_meta_refuses_is_recorded_failed_and_answered_502() {
     let graph = fake_graph(FakeGraph::failing(400, "error_131026")).await;
-    let url = graph.uri();
-    let w = World::with(|env| {
-        env.insert("GRAPH_API_BASE_URL".into(), url);
-        env.insert(
-            "WHATSAPP_ACCESS_TOKEN".into(),
-            "EAAtesttoken000000000000".into(),
-        );
-    })
-    .await;
+    let w = World::with_graph(&graph).await;
     let path = format!("/api/admin/conversations/{}/messages", w.a.conversation);
     let (status, body) = w
-        .call(
-            Method::POST,
-            &path,
-            Some(&w.token(w.admin_a)),
-            Some(&json!({"text": "Hi"})),
-        )
+        .admin_post(&path, &w.token(w.admin_a), &json!({"text": "Hi"}))
         .await;
     assert_eq!(status, 502, "{body}");
-    assert!(body["error"]["message"]
-        .as_str()
-        .is_some_and(|m| m.contains("131026")));
-    let staff = select(
-        w.db(),
-        "messages",
-        &[
-            ("conversation_id", format!("eq.{}", w.a.conversation)),
-            ("payload->>sent_by", format!("eq.{}", w.admin_a)),
-        ],
-    )
-    .await;
+    assert!(has_text(&body["error"]["message"], "131026"));
+    let staff = staff_messages(&w).await;
     assert_eq!(staff.len(), 1);
     assert_eq!(staff[0]["status"], "failed", "recorded, not lost");
 }
@@ -400,9 +274,7 @@ async fn replaying_an_inbound_dead_letter_processes_it_again_and_resolves_it() {
     let token = w.token(w.admin_a);
     let [inbound_letter, outbound_letter] = &w.a.dead_letters;
     let replay = |id: &str| format!("/api/admin/dead-letters/{id}/replay");
-    let (status, body) = w
-        .call(Method::POST, &replay(inbound_letter), Some(&token), None)
-        .await;
+    let (status, body) = w.admin_post_empty(&replay(inbound_letter), &token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "retrying");
     assert!(
@@ -412,36 +284,27 @@ async fn replaying_an_inbound_dead_letter_processes_it_again_and_resolves_it() {
 
     // Re-driven in the background as the retry cron does (outbox mode: the reply is simulated).
     eventually("the replayed message's processing", || async {
-        row(&w, "dead_letter_queue", inbound_letter).await["status"] == "resolved"
+        row(w.db(), "dead_letter_queue", inbound_letter).await["status"] == "resolved"
     })
     .await;
     assert_eq!(
-        row(&w, "messages", &w.a.inbound).await["status"],
+        row(w.db(), "messages", &w.a.inbound).await["status"],
         "processed"
     );
-    let replies = select(
-        w.db(),
-        "messages",
-        &[("reply_to", format!("eq.{}", w.a.inbound))],
-    )
-    .await;
+    let replies = select(w.db(), "messages", &[("reply_to", eq(&w.a.inbound))]).await;
     assert_eq!(replies.len(), 1, "answered once");
     assert_eq!(replies[0]["status"], "simulated");
 
-    let (status, body) = w
-        .call(Method::POST, &replay(inbound_letter), Some(&token), None)
-        .await;
+    let (status, body) = w.admin_post_empty(&replay(inbound_letter), &token).await;
     assert_eq!(status, 409, "a resolved letter is not replayed: {body}");
-    let (status, body) = w
-        .call(Method::POST, &replay(outbound_letter), Some(&token), None)
-        .await;
+    let (status, body) = w.admin_post_empty(&replay(outbound_letter), &token).await;
     assert_eq!(status, 409, "nothing re-drives this kind: {body}");
 
     let discard = format!("/api/admin/dead-letters/{outbound_letter}/discard");
-    let (status, body) = w.call(Method::POST, &discard, Some(&token), None).await;
+    let (status, body) = w.admin_post_empty(&discard, &token).await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "discarded");
-    let (status, _) = w.call(Method::POST, &discard, Some(&token), None).await;
+    let (status, _) = w.admin_post_empty(&discard, &token).await;
     assert_eq!(status, 409);
 
     assert_eq!(w.audit("dead_letter.replay").await.len(), 1);
@@ -454,21 +317,13 @@ async fn replaying_an_inbound_dead_letter_processes_it_again_and_resolves_it() {
 async fn a_dead_letter_being_retried_is_not_claimed_twice() {
     let w = World::new().await;
     let letter = &w.a.dead_letters[0];
-    w.db()
-        .from("dead_letter_queue", Caller::Service)
-        .eq("id", letter)
-        .update(&json!({"status": "retrying", "lease_until": chrono::Utc::now() + chrono::Duration::minutes(2)}))
-        .execute()
-        .await
-        .expect("claimed by a cron run");
+    let lease_until = chrono::Utc::now() + chrono::Duration::minutes(2);
+    let claimed = json!({"status": "retrying", "lease_until": lease_until});
+    update(w.db(), "dead_letter_queue", ("id", letter), claimed).await;
     let path = format!("/api/admin/dead-letters/{letter}/replay");
-    let (status, body) = w
-        .call(Method::POST, &path, Some(&w.token(w.admin_a)), None)
-        .await;
+    let (status, body) = w.admin_post_empty(&path, &w.token(w.admin_a)).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"]["message"]
-        .as_str()
-        .is_some_and(|m| m.contains("being retried")));
+    assert!(has_text(&body["error"]["message"], "being retried"));
 }
 
 #[tokio::test]
@@ -489,25 +344,19 @@ async fn resetting_rate_limits_lets_a_throttled_contact_be_answered_again() {
         .await
         .expect("throttle the contact");
     let (body, wamid) = text_delivery(&w.a.org, &w.a.wa_id, "hello?");
-    assert_eq!(w.app.deliver(&body).await.status(), 200);
-    assert!(w.app.reply_to(&wamid).await.is_none(), "throttled: silence");
+    assert_eq!(w.post_webhook(&body).await.status(), 200);
+    assert!(w.reply_to(&wamid).await.is_none(), "throttled: silence");
 
     let reset = json!({"org_id": w.a.org.id, "contact_id": w.a.contact});
     let (status, body) = w
-        .call(
-            Method::POST,
-            "/api/admin/rate-limits/reset",
-            Some(&w.token(w.admin_a)),
-            Some(&reset),
-        )
+        .admin_post("/api/admin/rate-limits/reset", &w.token(w.admin_a), &reset)
         .await;
     assert_eq!(status, 200, "{body}");
     assert!(body["deleted"].as_i64().is_some_and(|n| n >= 1));
 
-    let (body, wamid) = text_delivery(&w.a.org, &w.a.wa_id, "hello again");
-    w.app.deliver(&body).await;
+    let wamid = w.post_text(&w.a.org, &w.a.wa_id, "hello again").await;
     assert!(
-        w.app.reply_to(&wamid).await.is_some(),
+        w.reply_to(&wamid).await.is_some(),
         "answered after the reset"
     );
 
@@ -517,20 +366,18 @@ async fn resetting_rate_limits_lets_a_throttled_contact_be_answered_again() {
 
     let foreign = json!({"org_id": w.a.org.id, "contact_id": w.b.contact});
     let (status, _) = w
-        .call(
-            Method::POST,
+        .admin_post(
             "/api/admin/rate-limits/reset",
-            Some(&w.token(w.admin_a)),
-            Some(&foreign),
+            &w.token(w.admin_a),
+            &foreign,
         )
         .await;
     assert_eq!(status, 404, "a contact of another org");
     let (status, _) = w
-        .call(
-            Method::POST,
+        .admin_post(
             "/api/admin/rate-limits/reset",
-            Some(&w.token(w.admin_a)),
-            Some(&json!({"org_id": "x"})),
+            &w.token(w.admin_a),
+            &json!({"org_id": "x"}),
         )
         .await;
     assert_eq!(status, 400);
@@ -541,23 +388,23 @@ async fn acknowledging_is_idempotent_and_resolved_alerts_refuse() {
     let w = World::new().await;
     let token = w.token(w.admin_a);
     let path = format!("/api/admin/alerts/{}/acknowledge", w.a.alert);
-    let (status, body) = w.call(Method::POST, &path, Some(&token), None).await;
+    let (status, body) = w.admin_post_empty(&path, &token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "acknowledged");
     assert_eq!(body["acknowledged_by"], w.admin_a.to_string());
-    let (status, again) = w.call(Method::POST, &path, Some(&token), None).await;
+    let (status, again) = w.admin_post_empty(&path, &token).await;
     assert_eq!(status, 200);
     assert_eq!(again["acknowledged_at"], body["acknowledged_at"]);
     assert_eq!(w.audit("alert.acknowledge").await.len(), 1);
 
-    w.db()
-        .from("alerts", Caller::Service)
-        .eq("id", &w.a.alert)
-        .update(&json!({"status": "resolved"}))
-        .execute()
-        .await
-        .expect("resolve");
-    let (status, _) = w.call(Method::POST, &path, Some(&token), None).await;
+    update(
+        w.db(),
+        "alerts",
+        ("id", &w.a.alert),
+        json!({"status": "resolved"}),
+    )
+    .await;
+    let (status, _) = w.admin_post_empty(&path, &token).await;
     assert_eq!(status, 409);
 }
 
@@ -568,62 +415,35 @@ async fn owners_manage_members_and_an_org_keeps_an_owner() {
     let org = &w.a.org.id;
     let members = format!("/api/admin/members?org_id={org}");
     let newcomer = json!({"email": format!("{}@TEST.invalid", w.admin_b), "role": "viewer"});
-    let (status, body) = w
-        .call(Method::POST, &members, Some(&owner), Some(&newcomer))
-        .await;
+    let (status, body) = w.admin_post(&members, &owner, &newcomer).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["user_id"], w.admin_b.to_string());
-    let (status, _) = w
-        .call(Method::POST, &members, Some(&owner), Some(&newcomer))
-        .await;
+    let (status, _) = w.admin_post(&members, &owner, &newcomer).await;
     assert_eq!(status, 409, "already a member");
     let stranger = json!({"email": "nobody-signed-up@test.invalid", "role": "viewer"});
-    let (status, _) = w
-        .call(Method::POST, &members, Some(&owner), Some(&stranger))
-        .await;
+    let (status, _) = w.admin_post(&members, &owner, &stranger).await;
     assert_eq!(status, 404);
     let (status, _) = w
-        .call(
-            Method::POST,
-            &members,
-            Some(&owner),
-            Some(&json!({"email": "a@b.c", "role": "god"})),
-        )
+        .admin_post(&members, &owner, &json!({"email": "a@b.c", "role": "god"}))
         .await;
     assert_eq!(status, 400);
 
     let member = |user: uuid::Uuid| format!("/api/admin/members/{user}?org_id={org}");
     let (status, body) = w
-        .call(
-            Method::PATCH,
-            &member(w.viewer_a),
-            Some(&owner),
-            Some(&json!({"role": "admin"})),
-        )
+        .admin_patch(&member(w.viewer_a), &owner, &json!({"role": "admin"}))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["role"], "admin");
-    let (status, _) = w
-        .call(Method::DELETE, &member(w.admin_b), Some(&owner), None)
-        .await;
+    let (status, _) = w.admin_delete(&member(w.admin_b), &owner).await;
     assert_eq!(status, 200);
     let (status, body) = w
-        .call(
-            Method::PATCH,
-            &member(w.owner_a),
-            Some(&owner),
-            Some(&json!({"role": "viewer"})),
-        )
+        .admin_patch(&member(w.owner_a), &owner, &json!({"role": "viewer"}))
         .await;
     assert_eq!(status, 409, "the last owner stays: {body}");
-    let (status, _) = w
-        .call(Method::DELETE, &member(w.owner_a), Some(&owner), None)
-        .await;
+    let (status, _) = w.admin_delete(&member(w.owner_a), &owner).await;
     assert_eq!(status, 409);
 
-    let (status, list) = w
-        .call(Method::GET, &members, Some(&w.token(w.viewer_a)), None)
-        .await;
+    let (status, list) = w.admin_get(&members, &w.token(w.viewer_a)).await;
     assert_eq!(status, 200);
     let roles: Vec<(String, String)> = list["data"]
         .as_array()
@@ -653,13 +473,13 @@ async fn lists_page_with_cursors_and_refuse_bad_filters() {
     let rows: Vec<Value> = (0..5)
         .map(|i| json!({"org_id": w.a.org.id, "kind": format!("test_{i}"), "message": "m", "severity": "info"}))
         .collect();
-    crate::whatsapp::insert(w.db(), "alerts", json!(rows)).await;
+    insert(w.db(), "alerts", json!(rows)).await;
     let token = w.token(w.viewer_a);
     let base = format!("/api/admin/alerts?org_id={}&limit=2", w.a.org.id);
     let mut seen = Vec::new();
     let mut path = base.clone();
     loop {
-        let (status, page) = w.call(Method::GET, &path, Some(&token), None).await;
+        let (status, page) = w.admin_get(&path, &token).await;
         assert_eq!(status, 200, "{page}");
         let data = page["data"].as_array().expect("data");
         assert!(data.len() <= 2);
@@ -679,11 +499,9 @@ async fn lists_page_with_cursors_and_refuse_bad_filters() {
     assert_eq!(seen, sorted, "newest first, ties by id");
 
     let (_, critical) = w
-        .call(
-            Method::GET,
+        .admin_get(
             &format!("/api/admin/alerts?org_id={}&severity=critical", w.a.org.id),
-            Some(&token),
-            None,
+            &token,
         )
         .await;
     assert_eq!(critical["data"].as_array().map(Vec::len), Some(1));
@@ -698,7 +516,7 @@ async fn lists_page_with_cursors_and_refuse_bad_filters() {
         "/api/admin/conversations?mode=robot",
         "/api/admin/audit-log?action=DROP%20TABLE",
     ] {
-        let (status, body) = w.call(Method::GET, bad, Some(&token), None).await;
+        let (status, body) = w.admin_get(bad, &token).await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(body["error"]["code"], "bad_request");
     }

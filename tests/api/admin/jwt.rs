@@ -1,29 +1,21 @@
 //! Access-token verification in detail: the JWKS cache and its bounded refresh, algorithm
 //! confusion, and claims that are not a signed-in user's.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::Method;
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
-use super::{
-    admin_app, claims, create_users, es256, fake_jwks, hs256, hs256_with, rs256, test_jwks,
-    JWKS_PATH, TEST_KID,
+use crate::helpers::admin::admin_app;
+use crate::helpers::jwt::{
+    claims, es256, hs256, hs256_with, relabelled, rs256, sign, test_jwks, TEST_KID,
 };
-use crate::helpers::TestApp;
+use crate::helpers::{
+    create_users, fake_jwks, fake_jwks_answering, has_text, mount_jwks, stack_var, TestApp,
+};
 
 async fn me(app: &TestApp, token: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url("/api/admin/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    app.get_admin_me(token).await
 }
 
 async fn fetches(jwks: &MockServer) -> usize {
@@ -50,10 +42,9 @@ async fn rs256_tokens_verify_with_the_rsa_key_of_the_set() {
     let user = create_users(1).await[0];
     let (status, body) = me(&app, &rs256(&claims(user))).await;
     assert_eq!(status, 200, "{body}");
-    let mut as_es256 = rs256(&claims(user));
-    as_es256.replace_range(
-        ..as_es256.find('.').unwrap_or(0),
-        &URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"test-only-rs256"}"#),
+    let as_es256 = relabelled(
+        &rs256(&claims(user)),
+        r#"{"alg":"ES256","kid":"test-only-rs256"}"#,
     );
     assert_eq!(
         me(&app, &as_es256).await.0,
@@ -83,12 +74,8 @@ async fn unknown_kids_refetch_the_keys_at_most_once_per_interval() {
 
 #[tokio::test]
 async fn a_rotated_key_is_picked_up_on_first_use() {
-    let jwks = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(JWKS_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"keys": []})))
-        .mount(&jwks)
-        .await;
+    let jwks =
+        fake_jwks_answering(ResponseTemplate::new(200).set_body_json(json!({"keys": []}))).await;
     let app = admin_app(&jwks, |env| {
         env.insert("JWKS_MIN_REFRESH_SECONDS".into(), "0".into());
     })
@@ -98,11 +85,7 @@ async fn a_rotated_key_is_picked_up_on_first_use() {
     assert_eq!(me(&app, &token).await.0, 401, "not published yet");
 
     jwks.reset().await;
-    Mock::given(method("GET"))
-        .and(path(JWKS_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_json(test_jwks()))
-        .mount(&jwks)
-        .await;
+    mount_jwks(&jwks, ResponseTemplate::new(200).set_body_json(test_jwks())).await;
     assert_eq!(
         me(&app, &token).await.0,
         200,
@@ -112,12 +95,7 @@ async fn a_rotated_key_is_picked_up_on_first_use() {
 
 #[tokio::test]
 async fn an_unreachable_jwks_is_503_and_hs256_keeps_working() {
-    let jwks = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(JWKS_PATH))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&jwks)
-        .await;
+    let jwks = fake_jwks_answering(ResponseTemplate::new(500)).await;
     let app = admin_app(&jwks, |_| {}).await;
     let user = create_users(1).await[0];
     let (status, body) = me(&app, &es256(&claims(user), TEST_KID)).await;
@@ -138,31 +116,16 @@ async fn algorithm_confusion_is_refused() {
         key["x"].as_str().unwrap_or_default().to_string(),
         key.to_string(),
     ] {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-        header.kid = Some(TEST_KID.into());
-        let token = jsonwebtoken::encode(
-            &header,
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(public.as_bytes()),
-        )
-        .expect("sign");
+        let key = EncodingKey::from_secret(public.as_bytes());
+        let token = sign(Algorithm::HS256, Some(TEST_KID), &claims, &key);
         assert_eq!(me(&app, &token).await.0, 401);
     }
     // An ES256 header on an HS256 signature, and other algorithms.
-    let hs = hs256(&claims);
-    let (_, rest) = hs.split_once('.').expect("jwt");
-    let relabelled = format!(
-        "{}.{rest}",
-        URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"ES256","kid":"{TEST_KID}"}}"#))
-    );
+    let es256_header = format!(r#"{{"alg":"ES256","kid":"{TEST_KID}"}}"#);
+    let relabelled = relabelled(&hs256(&claims), &es256_header);
     assert_eq!(me(&app, &relabelled).await.0, 401);
-    let secret = std::env::var("SUPABASE_JWT_SECRET").expect("secret");
-    let hs384 = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS384),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign");
+    let secret = EncodingKey::from_secret(stack_var("SUPABASE_JWT_SECRET").as_bytes());
+    let hs384 = sign(Algorithm::HS384, None, &claims, &secret);
     assert_eq!(me(&app, &hs384).await.0, 401, "only HS256, ES256, RS256");
     assert_eq!(fetches(&jwks).await, 1);
 }
@@ -207,13 +170,10 @@ async fn only_a_signed_in_users_current_token_from_this_project_passes() {
             "signed with another secret",
             hs256_with(&claims(user), b"0123456789abcdef0123456789abcdef"),
         ),
-        (
-            "the anon key",
-            std::env::var("SUPABASE_ANON_KEY").expect("anon"),
-        ),
+        ("the anon key", stack_var("SUPABASE_ANON_KEY")),
         (
             "the service-role key",
-            std::env::var("SUPABASE_SERVICE_ROLE_KEY").expect("service"),
+            stack_var("SUPABASE_SERVICE_ROLE_KEY"),
         ),
         ("not a JWT", "definitely-not-a-jwt".to_string()),
     ] {
@@ -221,13 +181,14 @@ async fn only_a_signed_in_users_current_token_from_this_project_passes() {
         assert_eq!(status, 401, "{what}: {body}");
         assert_eq!(body["error"]["code"], "invalid_token", "{what}");
     }
+    let basic_auth = format!("Basic {}", hs256(&claims(user)));
     let basic = app
-        .client
-        .request(Method::GET, app.url("/api/admin/me"))
-        .header("authorization", format!("Basic {}", hs256(&claims(user))))
-        .send()
-        .await
-        .expect("request");
+        .request_with_headers(
+            Method::GET,
+            "/api/admin/me",
+            &[("authorization", &basic_auth)],
+        )
+        .await;
     assert_eq!(basic.status(), 401);
     assert_eq!(
         basic.headers()["www-authenticate"],
@@ -253,7 +214,5 @@ async fn without_keys_or_an_issuer_the_admin_api_is_not_configured() {
     .await;
     let (status, body) = me(&no_issuer, &hs256(&claims(user))).await;
     assert_eq!(status, 503);
-    assert!(body["error"]["message"]
-        .as_str()
-        .is_some_and(|m| m.contains("SUPABASE_JWT_ISSUER")));
+    assert!(has_text(&body["error"]["message"], "SUPABASE_JWT_ISSUER"));
 }

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{claims, es256, hs256, hs256_with, World, TEST_KID};
+use crate::helpers::admin::World;
+use crate::helpers::jwt::{claims, es256, hs256, hs256_with, unsigned, TEST_KID};
+use crate::helpers::lib::ROUTES;
 
 /// One endpoint called on org A's resources, and what each signed-in identity gets.
 struct Case {
@@ -20,6 +20,25 @@ struct Case {
     viewer_a: u16,
     admin_a: u16,
     admin_b: u16,
+}
+
+impl Case {
+    /// Calls the endpoint with `token` (none when `None`).
+    async fn send(&self, w: &World, token: Option<&str>) -> reqwest::Response {
+        w.request(self.method.clone(), &self.path, token, self.body.as_ref())
+            .await
+    }
+
+    /// Calls the endpoint with `token`: the status and JSON body.
+    async fn call(&self, w: &World, token: &str) -> (u16, Value) {
+        w.admin(
+            self.method.clone(),
+            &self.path,
+            Some(token),
+            self.body.as_ref(),
+        )
+        .await
+    }
 }
 
 fn case(
@@ -41,6 +60,7 @@ fn case(
 }
 
 /// Reads as the matrix runs them: the mutations come after the reads.
+#[rustfmt::skip]
 fn cases(w: &World) -> Vec<Case> {
     let org = &w.a.org.id;
     let conversation = &w.a.conversation;
@@ -48,154 +68,66 @@ fn cases(w: &World) -> Vec<Case> {
     let viewer = w.viewer_a;
     use Method as M;
     vec![
-        case(
-            "/api/admin/me",
-            M::GET,
-            "/api/admin/me".into(),
-            None,
-            [200, 200, 200],
-        ),
-        case(
-            "/api/admin/overview",
-            M::GET,
-            format!("/api/admin/overview?org_id={org}"),
-            None,
-            [200, 200, 404],
-        ),
-        case(
-            "/api/admin/conversations",
-            M::GET,
-            format!("/api/admin/conversations?org_id={org}"),
-            None,
-            [200, 200, 200],
-        ),
-        case(
-            "/api/admin/conversations/[id]",
-            M::GET,
-            format!("/api/admin/conversations/{conversation}"),
-            None,
-            [200, 200, 404],
-        ),
-        case(
-            "/api/admin/settings",
-            M::GET,
-            format!("/api/admin/settings?org_id={org}"),
-            None,
-            [200, 200, 404],
-        ),
-        case(
-            "/api/admin/usage",
-            M::GET,
-            format!("/api/admin/usage?org_id={org}"),
-            None,
-            [200, 200, 404],
-        ),
-        case(
-            "/api/admin/dead-letters",
-            M::GET,
-            format!("/api/admin/dead-letters?org_id={org}"),
-            None,
-            [200, 200, 200],
-        ),
-        case(
-            "/api/admin/alerts",
-            M::GET,
-            format!("/api/admin/alerts?org_id={org}"),
-            None,
-            [200, 200, 200],
-        ),
-        case(
-            "/api/admin/audit-log",
-            M::GET,
-            format!("/api/admin/audit-log?org_id={org}"),
-            None,
-            [200, 200, 200],
-        ),
-        case(
-            "/api/admin/members",
-            M::GET,
-            format!("/api/admin/members?org_id={org}"),
-            None,
-            [200, 200, 404],
-        ),
-        case(
-            "/api/admin/conversations/[id]/handoff",
-            M::POST,
-            format!("/api/admin/conversations/{conversation}/handoff"),
-            Some(json!({"mode": "human"})),
-            [403, 200, 404],
-        ),
-        case(
-            "/api/admin/conversations/[id]/messages",
-            M::POST,
-            format!("/api/admin/conversations/{conversation}/messages"),
-            Some(json!({"text": "Hi, this is Marta from the front desk."})),
-            [403, 201, 404],
-        ),
-        case(
-            "/api/admin/settings",
-            M::PUT,
-            format!("/api/admin/settings?org_id={org}"),
-            Some(json!({"language": "es", "rate_limit_per_minute": 20})),
-            [403, 200, 404],
-        ),
-        case(
-            "/api/admin/dead-letters/[id]/replay",
-            M::POST,
-            format!("/api/admin/dead-letters/{replayed}/replay"),
-            None,
-            [403, 200, 404],
-        ),
-        case(
-            "/api/admin/dead-letters/[id]/discard",
-            M::POST,
-            format!("/api/admin/dead-letters/{discarded}/discard"),
-            None,
-            [403, 200, 404],
-        ),
-        case(
-            "/api/admin/rate-limits/reset",
-            M::POST,
-            "/api/admin/rate-limits/reset".into(),
-            Some(json!({"org_id": org})),
-            [403, 200, 404],
-        ),
-        case(
-            "/api/admin/alerts/[id]/acknowledge",
-            M::POST,
-            format!("/api/admin/alerts/{}/acknowledge", w.a.alert),
-            None,
-            [403, 200, 404],
-        ),
-        case(
-            "/api/admin/members",
-            M::POST,
-            format!("/api/admin/members?org_id={org}"),
-            Some(json!({"email": format!("{}@test.invalid", w.admin_b), "role": "viewer"})),
-            [403, 403, 404],
-        ),
-        case(
-            "/api/admin/members/[id]",
-            M::PATCH,
-            format!("/api/admin/members/{viewer}?org_id={org}"),
-            Some(json!({"role": "admin"})),
-            [403, 403, 404],
-        ),
-        case(
-            "/api/admin/members/[id]",
-            M::DELETE,
-            format!("/api/admin/members/{viewer}?org_id={org}"),
-            None,
-            [403, 403, 404],
-        ),
+        case("/api/admin/me", M::GET, "/api/admin/me".into(), None, [200, 200, 200]),
+        case("/api/admin/overview", M::GET,
+             format!("/api/admin/overview?org_id={org}"),
+             None, [200, 200, 404]),
+        case("/api/admin/conversations", M::GET,
+             format!("/api/admin/conversations?org_id={org}"),
+             None, [200, 200, 200]),
+        case("/api/admin/conversations/[id]", M::GET,
+             format!("/api/admin/conversations/{conversation}"),
+             None, [200, 200, 404]),
+        case("/api/admin/settings", M::GET,
+             format!("/api/admin/settings?org_id={org}"),
+             None, [200, 200, 404]),
+        case("/api/admin/usage", M::GET,
+             format!("/api/admin/usage?org_id={org}"),
+             None, [200, 200, 404]),
+        case("/api/admin/dead-letters", M::GET,
+             format!("/api/admin/dead-letters?org_id={org}"),
+             None, [200, 200, 200]),
+        case("/api/admin/alerts", M::GET,
+             format!("/api/admin/alerts?org_id={org}"),
+             None, [200, 200, 200]),
+        case("/api/admin/audit-log", M::GET,
+             format!("/api/admin/audit-log?org_id={org}"),
+             None, [200, 200, 200]),
+        case("/api/admin/members", M::GET,
+             format!("/api/admin/members?org_id={org}"),
+             None, [200, 200, 404]),
+        case("/api/admin/conversations/[id]/handoff", M::POST,
+             format!("/api/admin/conversations/{conversation}/handoff"),
+             Some(json!({"mode": "human"})), [403, 200, 404]),
+        case("/api/admin/conversations/[id]/messages", M::POST,
+             format!("/api/admin/conversations/{conversation}/messages"),
+             Some(json!({"text": "Hi, this is Marta from the front desk."})), [403, 201, 404]),
+        case("/api/admin/settings", M::PUT,
+             format!("/api/admin/settings?org_id={org}"),
+             Some(json!({"language": "es", "rate_limit_per_minute": 20})), [403, 200, 404]),
+        case("/api/admin/dead-letters/[id]/replay", M::POST,
+             format!("/api/admin/dead-letters/{replayed}/replay"),
+             None, [403, 200, 404]),
+        case("/api/admin/dead-letters/[id]/discard", M::POST,
+             format!("/api/admin/dead-letters/{discarded}/discard"),
+             None, [403, 200, 404]),
+        case("/api/admin/rate-limits/reset", M::POST,
+             "/api/admin/rate-limits/reset".into(),
+             Some(json!({"org_id": org})), [403, 200, 404]),
+        case("/api/admin/alerts/[id]/acknowledge", M::POST,
+             format!("/api/admin/alerts/{}/acknowledge", w.a.alert),
+             None, [403, 200, 404]),
+        case("/api/admin/members", M::POST,
+             format!("/api/admin/members?org_id={org}"),
+             Some(json!({"email": format!("{}@test.invalid", w.admin_b), "role": "viewer"})),
+             [403, 403, 404]),
+        case("/api/admin/members/[id]", M::PATCH,
+             format!("/api/admin/members/{viewer}?org_id={org}"),
+             Some(json!({"role": "admin"})), [403, 403, 404]),
+        case("/api/admin/members/[id]", M::DELETE,
+             format!("/api/admin/members/{viewer}?org_id={org}"),
+             None, [403, 403, 404]),
     ]
-}
-
-/// A token with `alg: none` and no signature.
-fn unsigned(claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{header}.{payload}.")
 }
 
 /// The identities that must get 401, with the error code they get.
@@ -243,7 +175,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
 
     // The matrix covers every admin route but the public OpenAPI document.
     let covered: BTreeSet<&str> = cases.iter().map(|c| c.route).collect();
-    let routes: BTreeSet<String> = assistant::routes::ROUTES
+    let routes: BTreeSet<String> = ROUTES
         .iter()
         .map(|r| r.path())
         .filter(|p| p.starts_with("/api/admin/") && p != "/api/admin/openapi.json")
@@ -255,14 +187,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
 
     for (who, token, code) in rejected_tokens(&w) {
         for case in &cases {
-            let response = w
-                .send(
-                    case.method.clone(),
-                    &case.path,
-                    token.as_deref(),
-                    case.body.as_ref(),
-                )
-                .await;
+            let response = case.send(&w, token.as_deref()).await;
             assert_eq!(
                 response.status(),
                 401,
@@ -291,14 +216,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
     let leaks = org_a_ids(&w);
 
     for case in &cases {
-        let (status, body) = w
-            .call(
-                case.method.clone(),
-                &case.path,
-                Some(&viewer_a),
-                case.body.as_ref(),
-            )
-            .await;
+        let (status, body) = case.call(&w, &viewer_a).await;
         assert_eq!(
             status, case.viewer_a,
             "viewer A: {} {} -> {body}",
@@ -313,14 +231,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
             );
         }
 
-        let (status, body) = w
-            .call(
-                case.method.clone(),
-                &case.path,
-                Some(&admin_b),
-                case.body.as_ref(),
-            )
-            .await;
+        let (status, body) = case.call(&w, &admin_b).await;
         assert_eq!(
             status, case.admin_b,
             "admin B: {} {} -> {body}",
@@ -342,14 +253,7 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
     );
 
     for case in &cases {
-        let (status, body) = w
-            .call(
-                case.method.clone(),
-                &case.path,
-                Some(&admin_a),
-                case.body.as_ref(),
-            )
-            .await;
+        let (status, body) = case.call(&w, &admin_a).await;
         assert_eq!(
             status, case.admin_a,
             "admin A: {} {} -> {body}",
@@ -372,16 +276,4 @@ async fn every_admin_endpoint_answers_each_identity_as_expected() {
         "settings.update",
     ];
     assert_eq!(actions, expected.iter().map(|a| a.to_string()).collect());
-}
-
-impl World {
-    /// Every audit row of org A.
-    async fn audit_all(&self) -> Vec<Value> {
-        crate::whatsapp::select(
-            self.db(),
-            "audit_log_entries",
-            &[("org_id", format!("eq.{}", self.a.org.id))],
-        )
-        .await
-    }
 }

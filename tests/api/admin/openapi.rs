@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::World;
+use crate::helpers::admin::World;
+use crate::helpers::lib::{OPENAPI_DOCUMENT, ROUTES};
+use crate::helpers::new_uuid;
 
 /// The methods a route answers: anything but 405 (probed without credentials).
 async fn served_methods(w: &World, path: &str) -> BTreeSet<String> {
@@ -19,7 +21,7 @@ async fn served_methods(w: &World, path: &str) -> BTreeSet<String> {
         Method::PATCH,
         Method::DELETE,
     ] {
-        let response = w.send(method.clone(), path, None, None).await;
+        let response = w.request(method.clone(), path, None, None).await;
         assert_ne!(response.status(), 404, "{method} {path} is not routed");
         if response.status() != 405 {
             served.insert(method.as_str().to_lowercase());
@@ -32,7 +34,7 @@ async fn served_methods(w: &World, path: &str) -> BTreeSet<String> {
 async fn the_document_lists_exactly_the_routes_and_their_methods() {
     let w = World::new().await;
     let response = w
-        .send(Method::GET, "/api/admin/openapi.json", None, None)
+        .request(Method::GET, "/api/admin/openapi.json", None, None)
         .await;
     assert_eq!(response.status(), 200, "public, no token");
     let document: Value = response.json().await.expect("JSON");
@@ -53,9 +55,9 @@ async fn the_document_lists_exactly_the_routes_and_their_methods() {
         })
         .collect();
     let mut served = BTreeMap::new();
-    for route in assistant::routes::ROUTES {
+    for route in ROUTES {
         let path = route.path();
-        let concrete = path.replace("[id]", &uuid::Uuid::new_v4().to_string());
+        let concrete = path.replace("[id]", &new_uuid());
         served.insert(
             path.replace("[id]", "{id}"),
             served_methods(&w, &concrete).await,
@@ -139,153 +141,61 @@ fn check(document: &Value, schema: &Value, value: &Value, at: &str, errors: &mut
 #[tokio::test]
 async fn every_admin_answer_matches_its_declared_schema() {
     let w = World::new().await;
-    let document: Value =
-        serde_json::from_str(assistant::routes::admin::openapi::DOCUMENT).expect("document");
+    let document: Value = serde_json::from_str(OPENAPI_DOCUMENT).expect("document");
     let org = w.a.org.id.clone();
     let conversation = w.a.conversation.clone();
     let [letter, other_letter] = w.a.dead_letters.clone();
     let owner = w.token(w.owner_a);
+    #[rustfmt::skip]
     let calls: Vec<(Method, &str, String, Option<Value>)> = vec![
         (Method::GET, "/api/admin/me", "/api/admin/me".into(), None),
-        (
-            Method::GET,
-            "/api/admin/overview",
-            format!("/api/admin/overview?org_id={org}"),
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/admin/conversations",
-            format!("/api/admin/conversations?org_id={org}&limit=1"),
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/admin/conversations/{id}",
-            format!("/api/admin/conversations/{conversation}"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/conversations/{id}/handoff",
-            format!("/api/admin/conversations/{conversation}/handoff"),
-            Some(json!({"mode": "human"})),
-        ),
-        (
-            Method::POST,
-            "/api/admin/conversations/{id}/messages",
-            format!("/api/admin/conversations/{conversation}/messages"),
-            Some(json!({"text": "Hello from the team"})),
-        ),
-        (
-            Method::GET,
-            "/api/admin/settings",
-            format!("/api/admin/settings?org_id={org}"),
-            None,
-        ),
-        (
-            Method::PUT,
-            "/api/admin/settings",
-            format!("/api/admin/settings?org_id={org}"),
-            Some(json!({"language": "es"})),
-        ),
-        (
-            Method::GET,
-            "/api/admin/usage",
-            format!("/api/admin/usage?org_id={org}"),
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/admin/dead-letters",
-            format!("/api/admin/dead-letters?org_id={org}"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/dead-letters/{id}/replay",
-            format!("/api/admin/dead-letters/{letter}/replay"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/dead-letters/{id}/discard",
-            format!("/api/admin/dead-letters/{other_letter}/discard"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/rate-limits/reset",
-            "/api/admin/rate-limits/reset".into(),
-            Some(json!({"org_id": org})),
-        ),
-        (
-            Method::GET,
-            "/api/admin/alerts",
-            format!("/api/admin/alerts?org_id={org}"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/alerts/{id}/acknowledge",
-            format!("/api/admin/alerts/{}/acknowledge", w.a.alert),
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/admin/audit-log",
-            format!("/api/admin/audit-log?org_id={org}"),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/members",
-            format!("/api/admin/members?org_id={org}"),
-            Some(json!({"email": format!("{}@test.invalid", w.admin_b), "role": "viewer"})),
-        ),
-        (
-            Method::GET,
-            "/api/admin/members",
-            format!("/api/admin/members?org_id={org}"),
-            None,
-        ),
-        (
-            Method::PATCH,
-            "/api/admin/members/{id}",
-            format!("/api/admin/members/{}?org_id={org}", w.viewer_a),
-            Some(json!({"role": "admin"})),
-        ),
-        (
-            Method::DELETE,
-            "/api/admin/members/{id}",
-            format!("/api/admin/members/{}?org_id={org}", w.admin_b),
-            None,
-        ),
+        (Method::GET, "/api/admin/overview", format!("/api/admin/overview?org_id={org}"), None),
+        (Method::GET, "/api/admin/conversations",
+         format!("/api/admin/conversations?org_id={org}&limit=1"), None),
+        (Method::GET, "/api/admin/conversations/{id}",
+         format!("/api/admin/conversations/{conversation}"), None),
+        (Method::POST, "/api/admin/conversations/{id}/handoff",
+         format!("/api/admin/conversations/{conversation}/handoff"),
+         Some(json!({"mode": "human"}))),
+        (Method::POST, "/api/admin/conversations/{id}/messages",
+         format!("/api/admin/conversations/{conversation}/messages"),
+         Some(json!({"text": "Hello from the team"}))),
+        (Method::GET, "/api/admin/settings", format!("/api/admin/settings?org_id={org}"), None),
+        (Method::PUT, "/api/admin/settings",
+         format!("/api/admin/settings?org_id={org}"), Some(json!({"language": "es"}))),
+        (Method::GET, "/api/admin/usage", format!("/api/admin/usage?org_id={org}"), None),
+        (Method::GET, "/api/admin/dead-letters",
+         format!("/api/admin/dead-letters?org_id={org}"), None),
+        (Method::POST, "/api/admin/dead-letters/{id}/replay",
+         format!("/api/admin/dead-letters/{letter}/replay"), None),
+        (Method::POST, "/api/admin/dead-letters/{id}/discard",
+         format!("/api/admin/dead-letters/{other_letter}/discard"), None),
+        (Method::POST, "/api/admin/rate-limits/reset",
+         "/api/admin/rate-limits/reset".into(), Some(json!({"org_id": org}))),
+        (Method::GET, "/api/admin/alerts", format!("/api/admin/alerts?org_id={org}"), None),
+        (Method::POST, "/api/admin/alerts/{id}/acknowledge",
+         format!("/api/admin/alerts/{}/acknowledge", w.a.alert), None),
+        (Method::GET, "/api/admin/audit-log", format!("/api/admin/audit-log?org_id={org}"), None),
+        (Method::POST, "/api/admin/members",
+         format!("/api/admin/members?org_id={org}"),
+         Some(json!({"email": format!("{}@test.invalid", w.admin_b), "role": "viewer"}))),
+        (Method::GET, "/api/admin/members", format!("/api/admin/members?org_id={org}"), None),
+        (Method::PATCH, "/api/admin/members/{id}",
+         format!("/api/admin/members/{}?org_id={org}", w.viewer_a), Some(json!({"role": "admin"}))),
+        (Method::DELETE, "/api/admin/members/{id}",
+         format!("/api/admin/members/{}?org_id={org}", w.admin_b), None),
         // Errors have their declared shape too.
-        (
-            Method::GET,
-            "/api/admin/overview",
-            "/api/admin/overview?org_id=nope".into(),
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/admin/overview",
-            format!("/api/admin/overview?org_id={}", w.b.org.id),
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/admin/dead-letters/{id}/discard",
-            format!("/api/admin/dead-letters/{other_letter}/discard"),
-            None,
-        ),
+        (Method::GET, "/api/admin/overview", "/api/admin/overview?org_id=nope".into(), None),
+        (Method::GET, "/api/admin/overview",
+         format!("/api/admin/overview?org_id={}", w.b.org.id), None),
+        (Method::POST, "/api/admin/dead-letters/{id}/discard",
+         format!("/api/admin/dead-letters/{other_letter}/discard"), None),
     ];
     let mut errors = Vec::new();
     let mut checked = BTreeSet::new();
     for (method, template, path, body) in calls {
         let (status, answer) = w
-            .call(method.clone(), &path, Some(&owner), body.as_ref())
+            .admin(method.clone(), &path, Some(&owner), body.as_ref())
             .await;
         let operation = &document["paths"][template][method.as_str().to_lowercase()];
         let declared = &operation["responses"][status.to_string()];
@@ -324,7 +234,7 @@ async fn every_admin_answer_matches_its_declared_schema() {
     );
 
     // A 401 matches too.
-    let (status, answer) = w.call(Method::GET, "/api/admin/me", None, None).await;
+    let (status, answer) = w.admin(Method::GET, "/api/admin/me", None, None).await;
     assert_eq!(status, 401);
     let mut errors = Vec::new();
     check(

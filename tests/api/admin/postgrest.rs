@@ -1,10 +1,11 @@
 //! The same isolation straight against PostgREST, with the tokens the admin API forwards: org B
 //! reads none of org A's rows in any table or view, and cannot call its way around RLS.
 
-use assistant::supabase::{Caller, DbError};
 use serde_json::{json, Value};
 
-use super::{claims, es256, World, TEST_KID};
+use crate::helpers::admin::World;
+use crate::helpers::jwt::{claims, es256, TEST_KID};
+use crate::helpers::lib::{Caller, DbError, Prefer, Return};
 
 /// Every table and view PostgREST exposes, with the column naming its org.
 const RELATIONS: &[(&str, &str)] = &[
@@ -84,8 +85,8 @@ async fn org_b_cannot_write_or_call_its_way_into_org_a() {
         .from("conversations", Caller::User(&admin_b))
         .eq("id", &w.a.conversation)
         .update(&json!({"mode": "human"}))
-        .prefer(assistant::supabase::Prefer {
-            returning: Some(assistant::supabase::Return::Representation),
+        .prefer(Prefer {
+            returning: Some(Return::Representation),
             ..Default::default()
         })
         .fetch::<Vec<Value>>()

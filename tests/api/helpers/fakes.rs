@@ -1,15 +1,137 @@
-//! Test doubles for the AI providers and Google Calendar: scripted wiremock servers answering
-//! with payloads shaped as OpenAI, Anthropic and Google document them.
+//! The external APIs, faked with wiremock and answering with payloads shaped as their owners
+//! document them: Meta's Graph API, OpenAI, Anthropic, Google Calendar, Stripe and Supabase
+//! Auth's JWKS.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::{spawn_app_with, TestApp};
-use crate::whatsapp::{select, TestOrg};
+use super::app::{spawn_app_with, TestApp};
+use super::db::TestOrg;
+use super::fixtures::{fixture, graph_error};
+use super::jwt::test_jwks;
+use super::unique;
+
+// =============================================================================================
+// Meta's Graph API
+// =============================================================================================
+
+/// Meta's Graph API, faked: answers sends with fresh wamids and mark-as-read with success;
+/// text sends fail with `text_error` when set (e.g. 131047), every send with `error` when set.
+pub struct FakeGraph {
+    pub text_error: Option<Value>,
+    pub error: Option<(u16, Value)>,
+}
+
+impl FakeGraph {
+    pub fn ok() -> Self {
+        Self {
+            text_error: None,
+            error: None,
+        }
+    }
+
+    /// Every send fails with `status` and the documented Graph error `key`.
+    pub fn failing(status: u16, key: &str) -> Self {
+        Self {
+            text_error: None,
+            error: Some((status, graph_error(key))),
+        }
+    }
+}
+
+impl Respond for FakeGraph {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        if body["status"] == "read" {
+            return ResponseTemplate::new(200).set_body_json(json!({"success": true}));
+        }
+        if let Some((status, error)) = &self.error {
+            return ResponseTemplate::new(*status).set_body_json(error);
+        }
+        if let (Some(error), "text") = (&self.text_error, body["type"].as_str().unwrap_or_default())
+        {
+            return ResponseTemplate::new(400).set_body_json(error);
+        }
+        ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+            "messages": [{"id": format!("wamid.out.{}", unique())}],
+        }))
+    }
+}
+
+/// Starts a fake Graph API.
+pub async fn fake_graph(graph: FakeGraph) -> MockServer {
+    fake_graph_with_delay(graph, Duration::ZERO).await
+}
+
+/// A fake Graph API that takes `delay` to answer each call.
+pub async fn fake_graph_with_delay(graph: FakeGraph, delay: Duration) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v23\.0/[0-9]+/messages$"))
+        .respond_with(Slow(graph, delay))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Accepts the first text send, then answers every later one with `error` (a long reply
+/// whose second part fails).
+pub struct FirstTextOnly {
+    pub texts: std::sync::atomic::AtomicUsize,
+    pub error: Value,
+}
+
+impl Respond for FirstTextOnly {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let is_text = body["type"] == "text";
+        if is_text && self.texts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            return ResponseTemplate::new(429).set_body_json(&self.error);
+        }
+        FakeGraph::ok().respond(request)
+    }
+}
+
+/// A fake Graph API answering with `responder`.
+pub async fn fake_graph_with(responder: impl Respond + 'static) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v23\.0/[0-9]+/messages$"))
+        .respond_with(responder)
+        .mount(&server)
+        .await;
+    server
+}
+
+struct Slow(FakeGraph, Duration);
+
+impl Respond for Slow {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.respond(request).set_delay(self.1)
+    }
+}
+
+/// The requests the fake Graph API received whose body `type` is `kind` (sends, not reads).
+pub async fn sends(server: &MockServer, kind: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|b| b["type"] == kind)
+        .collect()
+}
+
+// =============================================================================================
+// OpenAI and Anthropic
+// =============================================================================================
 
 /// Answers with `responses` in order, then repeats the last one; remembers when it was called.
 #[derive(Clone)]
@@ -183,8 +305,22 @@ pub async fn app_with_ai(
         vars.extend(extra);
     })
     .await;
-    let org = TestOrg::create(app.state.db().expect("db")).await;
+    let org = TestOrg::create(app.db()).await;
     (app, org)
+}
+
+/// An app whose chat model is the fake `openai` and whose Graph API is `graph`, and an org.
+pub async fn app_with_ai_and_graph(openai: &MockServer, graph: &MockServer) -> (TestApp, TestOrg) {
+    let graph_url = graph.uri();
+    app_with_ai(
+        Some(openai),
+        None,
+        &[
+            ("GRAPH_API_BASE_URL", &graph_url),
+            ("WHATSAPP_ACCESS_TOKEN", super::app::GRAPH_TOKEN),
+        ],
+    )
+    .await
 }
 
 /// The JSON bodies a fake received.
@@ -198,36 +334,10 @@ pub async fn bodies(server: &MockServer) -> Vec<Value> {
         .collect()
 }
 
-/// Rows of `table` for `org`, oldest first.
-pub async fn rows(app: &TestApp, table: &str, org: &TestOrg) -> Vec<Value> {
-    let db = app.state.db().expect("db");
-    select(
-        db,
-        table,
-        &[
-            ("org_id", format!("eq.{}", org.id)),
-            ("order", "created_at.asc".into()),
-        ],
-    )
-    .await
-}
-
-/// Polls until `table` has at least `n` rows for `org` (ledger rows land with the outcome).
-pub async fn wait_for_rows(app: &TestApp, table: &str, org: &TestOrg, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let found = rows(app, table, org).await;
-        if found.len() >= n {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    rows(app, table, org).await
-}
-
 /// A fake Graph API that also serves media `id` (documented URL lookup, then the bytes).
 pub async fn graph_with_media(id: &str, mime_type: &str, bytes: &[u8]) -> MockServer {
-    let server = crate::whatsapp::fake_graph(crate::whatsapp::FakeGraph::ok()).await;
-    let mut info = crate::whatsapp::fixture("graph_responses.json")["media_url_ok"].clone();
+    let server = fake_graph(FakeGraph::ok()).await;
+    let mut info = fixture("graph_responses.json")["media_url_ok"].clone();
     info["url"] = json!(format!("{}/lookaside/{id}", server.uri()));
     info["id"] = json!(id);
     info["mime_type"] = json!(mime_type);
@@ -294,4 +404,41 @@ pub async fn fake_google(listed: Value) -> MockServer {
         .mount(&server)
         .await;
     server
+}
+
+// =============================================================================================
+// Supabase Auth's JWKS
+// =============================================================================================
+
+/// The JWKS path of a Supabase project.
+pub const JWKS_PATH: &str = "/auth/v1/.well-known/jwks.json";
+
+/// A wiremock Supabase Auth serving the test key set.
+pub async fn fake_jwks() -> MockServer {
+    fake_jwks_answering(ResponseTemplate::new(200).set_body_json(test_jwks())).await
+}
+
+/// A wiremock Supabase Auth answering its JWKS path with `answer`.
+pub async fn fake_jwks_answering(answer: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    mount_jwks(&server, answer).await;
+    server
+}
+
+/// Mounts `answer` on the JWKS path of `server`.
+pub async fn mount_jwks(server: &MockServer, answer: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(JWKS_PATH))
+        .respond_with(answer)
+        .mount(server)
+        .await;
+}
+
+// =============================================================================================
+// Stripe
+// =============================================================================================
+
+/// The Stripe API's `GET /v1/subscriptions/{id}`, to answer as the test says.
+pub fn stripe_subscription(id: &str) -> MockBuilder {
+    Mock::given(method("GET")).and(path(format!("/v1/subscriptions/{id}")))
 }
