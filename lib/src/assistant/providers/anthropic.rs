@@ -150,7 +150,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Completion, ProviderError> {
         .map(|u| {
             let cached = u.cache_read_input_tokens.unwrap_or(0);
             Usage {
-                input: u.input_tokens + cached + u.cache_creation_input_tokens.unwrap_or(0),
+                // Counts are the provider's numbers: saturate rather than overflow.
+                input: u
+                    .input_tokens
+                    .saturating_add(cached)
+                    .saturating_add(u.cache_creation_input_tokens.unwrap_or(0)),
                 output: u.output_tokens,
                 cached,
             }

@@ -286,9 +286,9 @@ pub async fn complete(
             let wait = error
                 .retry_after()
                 .unwrap_or_else(|| crate::backoff::backoff(policy.retry_base, attempt));
-            let time_left = policy
-                .deadline
-                .checked_duration_since(Instant::now() + wait)
+            let time_left = Instant::now()
+                .checked_add(wait)
+                .and_then(|then| policy.deadline.checked_duration_since(then))
                 .is_some_and(|left| left >= Duration::from_secs(1));
             let retry = error.is_retryable() && attempt <= policy.max_retries && time_left;
             last = error;
@@ -337,14 +337,19 @@ pub fn record(
     id
 }
 
-/// `retry-after-ms` (milliseconds) or `retry-after` (seconds) of an answer.
+/// The longest wait a provider's `retry-after` is taken at (a longer one is this long; the
+/// turn's deadline then rules the retry out).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `retry-after-ms` (milliseconds) or `retry-after` (seconds) of an answer, at most
+/// [`MAX_RETRY_AFTER`].
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let header = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
     header("retry-after-ms")
         .map(|ms| ms / 1000.0)
         .or_else(|| header("retry-after"))
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .map(|s| Duration::try_from_secs_f64(s).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)))
 }
 
 /// Posts `body` as JSON; returns the answer's bytes, or the provider's error.
@@ -410,5 +415,11 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("header"),
         );
         assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", "1e300".parse().expect("header"));
+        assert_eq!(
+            retry_after(&headers),
+            Some(MAX_RETRY_AFTER),
+            "no overflow panic"
+        );
     }
 }
