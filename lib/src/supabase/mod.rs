@@ -5,6 +5,7 @@
 
 mod error;
 mod query;
+pub mod storable;
 
 pub use error::{DbError, PostgrestError};
 pub use query::{parse_content_range, Answer, Count, Prefer, Query, Resolution, Return};
