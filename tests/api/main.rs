@@ -10,6 +10,7 @@ mod assistant;
 mod billing;
 mod cron;
 mod health;
+mod hostile;
 mod postgrest;
 mod routes;
 mod telemetry;
