@@ -130,8 +130,7 @@ struct ResponseUsage {
 /// Anthropic's `input_tokens` exclude cache reads and writes: they are added back so that
 /// `Usage::input` counts every input token, as with OpenAI.
 pub(super) fn parse(bytes: &[u8]) -> Result<Completion, ProviderError> {
-    let response: Response =
-        serde_json::from_slice(bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
+    let response: Response = super::decode(bytes)?;
     let mut texts = Vec::new();
     let mut tool_calls = Vec::new();
     for block in response.content {
@@ -161,11 +160,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Completion, ProviderError> {
         })
         .unwrap_or_default();
     let text = texts.join("\n");
-    Ok(Completion {
+    Ok(super::storable_completion(Completion {
         text: (!text.trim().is_empty()).then_some(text),
         tool_calls,
         usage,
-    })
+    }))
 }
 
 /// The error's message, and whether it is about billing or the spend limit (402,

@@ -16,6 +16,7 @@ use super::ledger::{AiRequest, AttemptStatus, Ledger};
 use super::models::Models;
 use super::tools::ToolSpec;
 use crate::configuration::{ProviderSettings, Secret};
+use crate::supabase::storable;
 
 pub use openai::Transcript;
 
@@ -95,6 +96,25 @@ pub struct Completion {
     pub text: Option<String>,
     pub tool_calls: Vec<ToolCall>,
     pub usage: Usage,
+}
+
+/// The model's output is input too: what a completion says ends up in `messages`,
+/// `tool_executions` and tool rows, so NUL becomes U+FFFD everywhere in it (lone surrogates
+/// were already replaced in the answer's bytes, [`storable::repair_json`]).
+fn storable_completion(mut completion: Completion) -> Completion {
+    completion.text = completion.text.map(|t| storable::text(&t).into_owned());
+    for call in &mut completion.tool_calls {
+        call.id = storable::text(&call.id).into_owned();
+        call.name = storable::text(&call.name).into_owned();
+        storable::json(&mut call.arguments, usize::MAX);
+    }
+    completion
+}
+
+/// Decodes a provider's JSON answer, lone surrogate escapes replaced first.
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ProviderError> {
+    serde_json::from_slice(&storable::repair_json(bytes))
+        .map_err(|e| ProviderError::Decode(e.to_string()))
 }
 
 /// Why one call failed.
@@ -400,6 +420,25 @@ mod tests {
         assert!(!status(400, false).is_retryable());
         assert!(!status(401, false).is_retryable());
         assert!(!ProviderError::Timeout.is_retryable(), "timeouts fall back");
+    }
+
+    #[test]
+    fn model_output_is_made_storable() {
+        let body = br#"{"choices":[{"message":{"content":"hi\u0000 \ud800",
+            "tool_calls":[{"id":"c1","type":"function","function":{"name":"create_reminder",
+            "arguments":"{\"text\":\"x\\u0000y\",\"due\":\"2026-01-01T09:00\"}"}}]}}]}"#;
+        let completion = openai::parse(body).expect("decoded");
+        assert_eq!(completion.text.as_deref(), Some("hi\u{FFFD} \u{FFFD}"));
+        assert_eq!(completion.tool_calls[0].arguments["text"], "x\u{FFFD}y");
+        let body = br#"{"content":[{"type":"text","text":"a\u0000"},
+            {"type":"tool_use","id":"t","name":"n\u0000","input":{"k\u0000":"\udfff"}}],
+            "usage":{"input_tokens":18446744073709551615,"output_tokens":1,
+                     "cache_read_input_tokens":5}}"#;
+        let completion = anthropic::parse(body).expect("decoded");
+        assert_eq!(completion.text.as_deref(), Some("a\u{FFFD}"));
+        assert_eq!(completion.tool_calls[0].name, "n\u{FFFD}");
+        assert_eq!(completion.tool_calls[0].arguments["k\u{FFFD}"], "\u{FFFD}");
+        assert_eq!(completion.usage.input, u64::MAX, "saturated, no overflow");
     }
 
     #[test]
