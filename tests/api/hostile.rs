@@ -236,3 +236,24 @@ async fn media_urls_on_foreign_hosts_are_refused_without_a_request() {
     let after = graph.received_requests().await.expect("recorded").len();
     assert_eq!(before, after, "no request for a malformed media id");
 }
+
+#[tokio::test]
+async fn an_out_of_range_reminder_is_refused_in_words_not_a_panic() {
+    let app = spawn_app().await;
+    let org = TestOrg::create(app.state.db().expect("db")).await;
+    for (text, refusal) in [
+        ("remind me in 999999999999999min to x", "doesn't exist"),
+        (
+            "recuérdame en 99999999999999999999 horas llamar",
+            "no existe",
+        ),
+        ("remind me on 25/12/999999 to pay", "doesn't exist"),
+    ] {
+        let (body, wamid) = text_delivery(&org, &new_wa_id(), text);
+        assert_eq!(app.deliver(&body).await.status(), 200, "{text}");
+        assert_eq!(app.processed(&wamid).await["status"], "processed", "{text}");
+        let reply = app.reply_to(&wamid).await.expect("a reply");
+        let said = reply["body"].as_str().unwrap_or_default();
+        assert!(said.contains(refusal), "{text}: {said}");
+    }
+}
