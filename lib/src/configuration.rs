@@ -188,7 +188,15 @@ pub struct WhatsAppSettings {
     pub app_secret: Result<Secret, Missing>,
     /// `WHATSAPP_VERIFY_TOKEN`: answers Meta's subscription handshake.
     pub verify_token: Result<Secret, Missing>,
+    /// `WHATSAPP_MEDIA_HOSTS`: comma-separated hosts a media URL returned by Graph may point
+    /// at (over https); `.example.net` means any host under `example.net`. Default
+    /// [`DEFAULT_MEDIA_HOSTS`]. The Graph base URL's own origin is always allowed besides.
+    pub media_hosts: Vec<String>,
 }
+
+/// Where Meta serves WhatsApp media: `lookaside.fbsbx.com` (the URL the media endpoint
+/// documents) and Meta's CDNs.
+pub const DEFAULT_MEDIA_HOSTS: &str = "lookaside.fbsbx.com,.fbcdn.net,.whatsapp.net";
 
 /// Stripe billing webhook and API.
 #[derive(Clone, Debug)]
@@ -256,6 +264,13 @@ impl Settings {
                 timeout: Duration::from_millis(env.number("GRAPH_TIMEOUT_MS", 15_000) as u64),
                 app_secret: env.required("WHATSAPP_APP_SECRET").map(Secret::new),
                 verify_token: env.required("WHATSAPP_VERIFY_TOKEN").map(Secret::new),
+                media_hosts: env
+                    .get("WHATSAPP_MEDIA_HOSTS")
+                    .unwrap_or_else(|| DEFAULT_MEDIA_HOSTS.into())
+                    .split(',')
+                    .map(|host| host.trim().to_ascii_lowercase())
+                    .filter(|host| !host.is_empty())
+                    .collect(),
             },
             stripe: StripeSettings {
                 webhook_secrets: env.required("STRIPE_WEBHOOK_SECRETS").map(|list| {

@@ -43,11 +43,7 @@ impl AppState {
             .tcp_nodelay(true)
             .user_agent(concat!("whatsapp-assistant/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let db = settings
-            .database
-            .as_ref()
-            .ok()
-            .map(|db| Postgrest::new(http.clone(), db));
+        let db = settings.database.as_ref().ok().map(Postgrest::new);
         let health = HealthCache::new(settings.health.cache_ttl);
         let whatsapp = WhatsApp::new(
             http.clone(),

@@ -9,6 +9,7 @@ mod assistant;
 mod billing;
 mod cron;
 mod health;
+mod hostile;
 mod migrations;
 mod postgrest;
 mod routes;

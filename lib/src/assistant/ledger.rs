@@ -62,8 +62,8 @@ impl Ledger {
     pub fn tokens(&self) -> u64 {
         self.ai_requests
             .iter()
-            .map(|r| r.tokens_in + r.tokens_out)
-            .sum()
+            .map(|r| r.tokens_in.saturating_add(r.tokens_out))
+            .fold(0, u64::saturating_add)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -122,7 +122,12 @@ impl Assistant {
     ) -> Result<Answer, AssistantError> {
         let now = Utc::now();
         let tz = time::zone(&turn.contact.timezone);
-        let deadline = Instant::now() + self.settings.turn_deadline;
+        // An absurd AI_TURN_DEADLINE_MS must not overflow the clock: an hour at most.
+        let deadline = Instant::now()
+            + self
+                .settings
+                .turn_deadline
+                .min(std::time::Duration::from_secs(3600));
         let ai = turn.ai_allowed && self.has_ai();
         let enabled = turn.settings.enabled_tools.clone().unwrap_or_else(|| {
             tools::all_specs()

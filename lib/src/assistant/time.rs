@@ -1,6 +1,11 @@
 //! Wall-clock times in a contact's time zone, resolved to instants DST-correctly.
+//!
+//! Date arithmetic here is checked: a date from a message or a tool call never reaches
+//! chrono's panicking operators (dates from tool calls must lie in [`TOOL_YEARS`]).
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc, Weekday};
+use std::ops::RangeInclusive;
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -26,26 +31,38 @@ pub fn day_start(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
 /// The next `weekday` on or after `from`.
 pub fn next_weekday(from: NaiveDate, weekday: Weekday) -> NaiveDate {
     let ahead = (7 + weekday.num_days_from_monday() - from.weekday().num_days_from_monday()) % 7;
-    from + Duration::days(i64::from(ahead))
+    from.checked_add_days(Days::new(u64::from(ahead)))
+        .unwrap_or(from)
 }
+
+/// The years a date in a tool call may name: chrono parses `%Y` up to ±262143, where
+/// converting between zones overflows (and panics); the model has no business there.
+pub const TOOL_YEARS: RangeInclusive<i32> = 1970..=9999;
 
 /// A due time given by a tool call: RFC 3339 with an offset (an instant), or a local
 /// `YYYY-MM-DDTHH:MM[:SS]` (or with a space) read in `tz`, or a date alone (09:00 local).
+/// `None` for anything else, including years outside [`TOOL_YEARS`].
 pub fn parse_local_or_instant(tz: Tz, value: &str) -> Option<DateTime<Utc>> {
     let value = value.trim();
     if let Ok(instant) = DateTime::parse_from_rfc3339(value) {
-        return Some(instant.with_timezone(&Utc));
+        return TOOL_YEARS
+            .contains(&instant.year())
+            .then(|| instant.with_timezone(&Utc));
     }
     let value = value.replacen(' ', "T", 1);
     ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(&value, format).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(&value, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(9, 0, 0))
-        })
+        .or_else(|| parse_date(&value).and_then(|d| d.and_hms_opt(9, 0, 0)))
+        .filter(|local| TOOL_YEARS.contains(&local.year()))
         .map(|local| resolve(tz, local))
+}
+
+/// A `YYYY-MM-DD` date from a tool call, in [`TOOL_YEARS`].
+pub fn parse_date(value: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .ok()
+        .filter(|date| TOOL_YEARS.contains(&date.year()))
 }
 
 /// A named span of days for summaries, in the contact's calendar.
@@ -93,12 +110,17 @@ impl Period {
     pub fn range(self, tz: Tz, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
         let today = local(tz, now).date();
         let month_start = today.with_day(1).unwrap_or(today);
-        let week_start = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        // `now` is the clock's, far from chrono's limits; saturate rather than panic anyway.
+        let plus =
+            |date: NaiveDate, days: u64| date.checked_add_days(Days::new(days)).unwrap_or(date);
+        let minus =
+            |date: NaiveDate, days: u64| date.checked_sub_days(Days::new(days)).unwrap_or(date);
+        let week_start = minus(today, u64::from(today.weekday().num_days_from_monday()));
         let (from, to) = match self {
-            Self::Today => (today, today + Duration::days(1)),
-            Self::Yesterday => (today - Duration::days(1), today),
-            Self::ThisWeek => (week_start, week_start + Duration::days(7)),
-            Self::LastWeek => (week_start - Duration::days(7), week_start),
+            Self::Today => (today, plus(today, 1)),
+            Self::Yesterday => (minus(today, 1), today),
+            Self::ThisWeek => (week_start, plus(week_start, 7)),
+            Self::LastWeek => (minus(week_start, 7), week_start),
             Self::ThisMonth => (month_start, add_months(month_start, 1)),
             Self::LastMonth => (add_months(month_start, -1), month_start),
             Self::ThisYear => {
@@ -110,10 +132,20 @@ impl Period {
     }
 }
 
-/// `date` moved by `months`, on the same day or the month's last one.
+/// `date` moved by `months`, on the same day or the month's last one (`date` itself when
+/// that is beyond the calendar's range).
 pub fn add_months(date: NaiveDate, months: i32) -> NaiveDate {
-    let total = date.year() * 12 + date.month0() as i32 + months;
-    let (year, month) = (total.div_euclid(12), total.rem_euclid(12) as u32 + 1);
+    let month0 = i32::try_from(date.month0()).unwrap_or(0);
+    let Some(total) = date
+        .year()
+        .checked_mul(12)
+        .and_then(|m| m.checked_add(month0))
+        .and_then(|m| m.checked_add(months))
+    else {
+        return date;
+    };
+    let year = total.div_euclid(12);
+    let month = total.rem_euclid(12).unsigned_abs() + 1;
     (1..=date.day())
         .rev()
         .find_map(|day| NaiveDate::from_ymd_opt(year, month, day))

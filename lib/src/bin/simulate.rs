@@ -151,7 +151,7 @@ async fn message(options: &Options) -> Result<(), String> {
         );
         return Ok(());
     };
-    let db = Postgrest::new(reqwest::Client::new(), &database);
+    let db = Postgrest::new(&database);
     print_reply(&db, &wamid, Duration::from_secs(options.wait)).await
 }
 

@@ -1,15 +1,22 @@
-//! A typed PostgREST client (Supabase's REST API) on the process's one reqwest client.
+//! A typed PostgREST client (Supabase's REST API).
 //!
 //! System routes call it as [`Caller::Service`] (the service-role key); admin routes forward
 //! the signed-in user's own token as [`Caller::User`] so that row-level security decides.
+//!
+//! It never follows a redirect: the keys travel in headers (`apikey` is not one reqwest drops
+//! on a redirect to another host), so a PostgREST URL answering 3xx is an error, and the
+//! place it points at sees no request.
 
 mod error;
 mod query;
+pub mod storable;
 
 pub use error::{DbError, PostgrestError};
 pub use query::{parse_content_range, Answer, Count, Prefer, Query, Resolution, Return};
 
 use std::time::Duration;
+
+use reqwest::redirect::Policy;
 
 use crate::configuration::{DatabaseSettings, Secret};
 
@@ -22,20 +29,37 @@ pub enum Caller<'a> {
     User(&'a str),
 }
 
-/// The PostgREST endpoint and keys, sharing the process's HTTP client.
+/// The PostgREST endpoint and keys, with an HTTP client of its own that follows no redirect.
 #[derive(Clone)]
 pub struct Postgrest {
-    http: reqwest::Client,
+    /// `None` only if the client could not be built (every call then fails).
+    http: Option<reqwest::Client>,
     base_url: String,
     service_key: Secret,
     anon_key: Option<Secret>,
     timeout: Duration,
 }
 
+/// The client PostgREST calls go through: the process's settings, and no redirects.
+fn client() -> Option<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(concat!("whatsapp-assistant/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .inspect_err(|e| tracing::error!(error = %e, "PostgREST HTTP client not built"))
+        .ok()
+}
+
 impl Postgrest {
-    pub fn new(http: reqwest::Client, settings: &DatabaseSettings) -> Self {
+    /// The process's shared client follows redirects, which must never happen with the
+    /// service key in the headers: PostgREST gets a client of its own built with
+    /// `redirect::Policy::none()` (one more connection pool per process).
+    pub fn new(settings: &DatabaseSettings) -> Self {
         Self {
-            http,
+            http: client(),
             base_url: settings.rest_url.clone(),
             service_key: settings.service_role_key.clone(),
             anon_key: settings.anon_key.clone(),

@@ -5,7 +5,7 @@ use reqwest::header::{HeaderValue, ACCEPT, CONTENT_RANGE, CONTENT_TYPE};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::DbError;
+use super::{DbError, PostgrestError};
 
 /// `Prefer: return=...`
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +86,7 @@ pub struct Query {
 
 /// Where a query goes and as whom.
 pub(super) struct Target {
-    pub http: reqwest::Client,
+    pub http: Option<reqwest::Client>,
     pub url: String,
     pub apikey: Option<String>,
     pub bearer: String,
@@ -215,8 +215,11 @@ impl Query {
 
     async fn send(self) -> Result<(Bytes, Option<u64>), DbError> {
         let target = self.target;
-        let mut request = target
+        let http = target
             .http
+            .as_ref()
+            .ok_or_else(|| DbError::Decode("no HTTP client for PostgREST".into()))?;
+        let mut request = http
             .request(self.method, &target.url)
             .timeout(target.timeout)
             .bearer_auth(&target.bearer)
@@ -241,6 +244,16 @@ impl Query {
             .get(CONTENT_RANGE)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_content_range);
+        if (300..400).contains(&status) {
+            // Not followed (the client's policy): the keys stay with PostgREST.
+            return Err(DbError::Api(PostgrestError {
+                status,
+                code: String::new(),
+                message: format!("PostgREST answered a redirect ({status}), not followed"),
+                details: None,
+                hint: None,
+            }));
+        }
         let bytes = response.bytes().await?;
         if !(200..300).contains(&status) {
             return Err(DbError::from_response(status, &bytes));

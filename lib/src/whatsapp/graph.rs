@@ -1,6 +1,7 @@
 //! Outbound WhatsApp: the Graph API client, or the outbox transport when no access token is
 //! configured (messages are recorded as `simulated`, so the whole flow runs locally).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +16,68 @@ pub const MAX_TEXT_CHARS: usize = 4096;
 
 /// The largest media download kept in memory (OpenAI's transcription limit).
 pub const MAX_MEDIA_BYTES: usize = 25 * 1024 * 1024;
+
+/// The longest media id put in a Graph URL (Meta's are 15 to 17 digits).
+pub const MAX_MEDIA_ID_LEN: usize = 64;
+
+/// Redirects a media download may follow, each to an allowed host.
+const MAX_MEDIA_REDIRECTS: usize = 3;
+
+/// Whether `id` may go into a Graph URL as a media id: ASCII letters and digits only, at most
+/// [`MAX_MEDIA_ID_LEN`] of them (so never `/`, `?`, `#`, `%`, `..` or anything encoded). The
+/// id comes from a message's payload, written by whoever sent the delivery.
+pub fn is_media_id(id: &str) -> bool {
+    (1..=MAX_MEDIA_ID_LEN).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Where a media URL returned by Graph may point: over https, a host of `WHATSAPP_MEDIA_HOSTS`
+/// (`.suffix` entries match any host under the suffix); or the Graph base URL's own origin,
+/// scheme and port included (how local fakes serve media).
+#[derive(Clone, Debug)]
+pub struct MediaHosts {
+    graph: Option<url::Origin>,
+    hosts: Vec<String>,
+}
+
+impl MediaHosts {
+    pub fn new(graph_base_url: &str, hosts: &[String]) -> Self {
+        Self {
+            graph: url::Url::parse(graph_base_url).ok().map(|url| url.origin()),
+            hosts: hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Whether `url` may be fetched with the access token.
+    pub fn allows(&self, url: &url::Url) -> bool {
+        if !url.username().is_empty() || url.password().is_some() {
+            return false;
+        }
+        if self
+            .graph
+            .as_ref()
+            .is_some_and(|graph| url.origin() == *graph)
+        {
+            return true;
+        }
+        let Some(url::Host::Domain(host)) = url.host() else {
+            return false;
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        url.scheme() == "https"
+            && self
+                .hosts
+                .iter()
+                .any(|allowed| match allowed.strip_prefix('.') {
+                    Some(suffix) => host
+                        .strip_suffix(suffix)
+                        .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                    None => host == *allowed,
+                })
+    }
+}
 
 /// A message to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +137,9 @@ pub enum GraphError {
     Transport(#[source] reqwest::Error),
     #[error("unexpected Graph API response: {0}")]
     Decode(String),
+    /// Refused before any request: a media id or media URL that is not Graph's or Meta's.
+    #[error("refused: {0}")]
+    Refused(String),
     /// A long text whose first parts went out before a later part failed.
     #[error("sent {sent} part(s) of the message, then: {source}")]
     Partial {
@@ -93,7 +159,9 @@ impl GraphError {
             } => GraphAction::Retry,
             Self::Api { code: 190, .. } => GraphAction::TokenExpired,
             Self::Api { status, .. } if *status >= 500 => GraphAction::Retry,
-            Self::Api { .. } | Self::Decode(_) | Self::Partial { .. } => GraphAction::DeadLetter,
+            Self::Api { .. } | Self::Decode(_) | Self::Partial { .. } | Self::Refused(_) => {
+                GraphAction::DeadLetter
+            }
             Self::Transport(_) => GraphAction::Retry,
         }
     }
@@ -106,6 +174,7 @@ impl GraphError {
         match self {
             Self::Transport(error) => !error.is_connect(),
             Self::Decode(_) | Self::Partial { .. } => true,
+            Self::Refused(_) => false,
             Self::Api { status, code, .. } => {
                 matches!(status, 502 | 504) || (*status >= 500 && *code == 0)
             }
@@ -166,6 +235,10 @@ pub struct WhatsApp {
     timeout: Duration,
     /// The first backoff of a throttled send (`GRAPH_RETRY_BASE_MS`).
     pub(super) retry_base: Duration,
+    media_hosts: MediaHosts,
+    /// Fetches media URLs, following redirects only to [`MediaHosts`] (the shared client
+    /// follows any); built on first use. `None` when it could not be built.
+    media_http: Arc<OnceLock<Option<reqwest::Client>>>,
 }
 
 impl WhatsApp {
@@ -176,7 +249,32 @@ impl WhatsApp {
             token: settings.access_token.clone(),
             timeout: settings.timeout,
             retry_base,
+            media_hosts: MediaHosts::new(&settings.graph_base_url, &settings.media_hosts),
+            media_http: Arc::default(),
         }
+    }
+
+    fn media_http(&self) -> Result<&reqwest::Client, GraphError> {
+        let hosts = self.media_hosts.clone();
+        self.media_http
+            .get_or_init(|| {
+                let policy = reqwest::redirect::Policy::custom(move |attempt| {
+                    if attempt.previous().len() > MAX_MEDIA_REDIRECTS {
+                        attempt.error("too many redirects")
+                    } else if hosts.allows(attempt.url()) {
+                        attempt.follow()
+                    } else {
+                        attempt.stop()
+                    }
+                });
+                reqwest::Client::builder()
+                    .redirect(policy)
+                    .build()
+                    .inspect_err(|e| tracing::error!(error = %e, "media HTTP client not built"))
+                    .ok()
+            })
+            .as_ref()
+            .ok_or_else(|| GraphError::Refused("no HTTP client for media".into()))
     }
 
     /// Whether messages are only recorded (no access token configured).
@@ -248,13 +346,17 @@ impl WhatsApp {
             .map(drop)
     }
 
-    /// Media id -> short-lived URL -> bytes, both with the bearer token.
+    /// Media id -> short-lived URL -> bytes, both with the bearer token. The id must be
+    /// [`is_media_id`] and the URL [`MediaHosts::allows`], else nothing is requested.
     pub async fn download_media(&self, media_id: &str) -> Result<Media, GraphError> {
         let Some(token) = &self.token else {
             return Err(GraphError::Decode(
                 "media download needs WHATSAPP_ACCESS_TOKEN".into(),
             ));
         };
+        if !is_media_id(media_id) {
+            return Err(GraphError::Refused("not a Graph media id".into()));
+        }
         let info: MediaInfo = decode(
             self.http
                 .get(format!("{}/{media_id}", self.base_url))
@@ -262,9 +364,13 @@ impl WhatsApp {
                 .bearer_auth(token.expose()),
         )
         .await?;
+        let url = url::Url::parse(&info.url)
+            .ok()
+            .filter(|url| self.media_hosts.allows(url))
+            .ok_or_else(|| GraphError::Refused("media URL on a host that is not Meta's".into()))?;
         let mut response = self
-            .http
-            .get(&info.url)
+            .media_http()?
+            .get(url)
             .timeout(self.timeout)
             .bearer_auth(token.expose())
             .send()
@@ -412,6 +518,67 @@ mod tests {
             [4096, 4096, 808]
         );
         assert_eq!(split_text("hi", MAX_TEXT_CHARS), vec!["hi"]);
+    }
+
+    #[test]
+    fn only_plain_media_ids_go_into_a_graph_url() {
+        assert!(is_media_id("1003383421387256"));
+        assert!(is_media_id("abcXYZ09"));
+        for id in [
+            "",
+            "../me",
+            "1/messages",
+            "1?fields=x",
+            "1#x",
+            "1%2F",
+            "..",
+            "1.2",
+            "1 2",
+            "١٢",
+            "１２",
+            "1\0",
+        ] {
+            assert!(!is_media_id(id), "{id:?}");
+        }
+        assert!(!is_media_id(&"1".repeat(MAX_MEDIA_ID_LEN + 1)));
+    }
+
+    #[test]
+    fn media_urls_are_fetched_only_from_meta_or_the_graph_base() {
+        let hosts: Vec<String> = crate::configuration::DEFAULT_MEDIA_HOSTS
+            .split(',')
+            .map(String::from)
+            .collect();
+        let allowed = MediaHosts::new("http://127.0.0.1:4010", &hosts);
+        let allows = |url: &str| allowed.allows(&url::Url::parse(url).expect("url"));
+        assert!(allows(
+            "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1"
+        ));
+        assert!(allows("https://LOOKASIDE.fbsbx.com./x"));
+        assert!(allows("https://scontent.xx.fbcdn.net/v/t1"));
+        assert!(allows("https://mmg.whatsapp.net/d/f/x.enc"));
+        assert!(
+            allows("http://127.0.0.1:4010/lookaside/1"),
+            "the Graph base's origin"
+        );
+        for url in [
+            "http://lookaside.fbsbx.com/x",
+            "https://evil.example/x",
+            "https://lookaside.fbsbx.com.evil.example/x",
+            "https://evilfbcdn.net/x",
+            "https://fbcdn.net.evil/x",
+            "https://lookaside.fbsbx.com@evil.example/x",
+            "https://user:pw@lookaside.fbsbx.com/x",
+            "http://127.0.0.1:4011/x",
+            "https://127.0.0.1:4010/x",
+            "https://[::1]/x",
+            "file:///etc/passwd",
+        ] {
+            assert!(!allows(url), "{url}");
+        }
+        let production = MediaHosts::new("https://graph.facebook.com", &hosts);
+        let url = url::Url::parse("https://graph.facebook.com/x").expect("url");
+        assert!(production.allows(&url));
     }
 
     #[test]

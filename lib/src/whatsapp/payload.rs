@@ -1,6 +1,18 @@
 //! Webhook deliveries (`object: whatsapp_business_account`), parsed into every message and
 //! status of the batch. A message of an unknown type is kept as `unsupported`; a message or
 //! status without the ids needed to store it is skipped and counted, never failing the batch.
+//!
+//! Content never fails a delivery either: every string produced (and every string of the raw
+//! payload kept) is storable in PostgreSQL, NUL and lone surrogates replaced by U+FFFD, bytes
+//! that are not UTF-8 too, and over-long strings cut with a marker
+//! ([`crate::supabase::storable`]). The limits, in characters:
+//! - [`MAX_BODY_CHARS`] 8192 for the readable body: twice WhatsApp's 4096-character text
+//!   limit (captions are at most 1024), room for joined contact names or a place's name and
+//!   address, and still a bounded row and model prompt;
+//! - [`MAX_PROFILE_NAME_CHARS`] 256 for the profile name (WhatsApp allows 25; `contacts.name`
+//!   is an unbounded `text`);
+//! - [`MAX_PAYLOAD_STRING_CHARS`] 16384 for any string inside the stored raw payload (ids and
+//!   media ids are far shorter; the whole body is already bounded by `MAX_BODY_BYTES`).
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,6 +20,16 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{PhoneNumberId, WaId, Wamid};
+use crate::supabase::storable;
+
+/// The longest readable body stored, in characters (see the module's documentation).
+pub const MAX_BODY_CHARS: usize = 8192;
+
+/// The longest profile name stored, in characters.
+pub const MAX_PROFILE_NAME_CHARS: usize = 256;
+
+/// The longest string kept inside a message's raw payload, in characters.
+pub const MAX_PAYLOAD_STRING_CHARS: usize = 16384;
 
 /// Message types stored under their own name; anything else is `unsupported`.
 const KNOWN_TYPES: &[&str] = &[
@@ -129,9 +151,12 @@ pub enum PayloadError {
 }
 
 impl Delivery {
-    /// Parses a (signature-verified) webhook body.
+    /// Parses a (signature-verified) webhook body. Lone surrogate escapes and bytes that are
+    /// not UTF-8 are replaced first ([`storable::repair_json`]), so that they cost the string
+    /// they are in a character, not the whole batch; the id stays the digest of the bytes as
+    /// received.
     pub fn parse(body: &[u8]) -> Result<Self, PayloadError> {
-        let payload: Payload = serde_json::from_slice(body)?;
+        let payload: Payload = serde_json::from_slice(&storable::repair_json(body))?;
         if payload.object != "whatsapp_business_account" {
             return Err(PayloadError::WrongObject);
         }
@@ -182,6 +207,12 @@ fn text(value: &Value, pointer: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Unix seconds of years 1970 to 9999: later (or negative) ones overflow RFC 3339's four-digit
+/// year, which PostgreSQL would refuse for the whole batch.
+const TIMESTAMPS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799;
+
+/// The item's `timestamp` (Unix seconds, as a string or a number); now when it has none that
+/// is usable.
 fn timestamp(value: &Value) -> DateTime<Utc> {
     value
         .get("timestamp")
@@ -190,6 +221,7 @@ fn timestamp(value: &Value) -> DateTime<Utc> {
                 .and_then(|s| s.parse().ok())
                 .or_else(|| t.as_i64())
         })
+        .filter(|secs| TIMESTAMPS.contains(secs))
         .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
         .unwrap_or_else(Utc::now)
 }
@@ -206,25 +238,29 @@ fn inbound(
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("unsupported");
-    let kind = if KNOWN_TYPES.contains(&given) {
-        given
-    } else {
-        "unsupported"
-    };
+    let kind = KNOWN_TYPES
+        .iter()
+        .copied()
+        .find(|known| *known == given)
+        .unwrap_or("unsupported");
     let profile_name = contacts
         .iter()
         .find(|c| c.wa_id.as_deref() == Some(wa_id.as_str()))
-        .and_then(|c| c.profile.as_ref()?.name.clone());
+        .and_then(|c| c.profile.as_ref()?.name.as_deref())
+        .map(|name| storable::bounded(name, MAX_PROFILE_NAME_CHARS));
+    let body = readable_body(kind, &raw).map(|body| storable::bounded(&body, MAX_BODY_CHARS));
+    let mut payload = raw;
+    storable::json(&mut payload, MAX_PAYLOAD_STRING_CHARS);
     Some(InboundMessage {
         ord,
         phone_number_id: number.clone(),
-        body: readable_body(kind, &raw),
+        body,
         kind: kind.to_string(),
-        sent_at: timestamp(&raw),
+        sent_at: timestamp(&payload),
         wa_id,
         wamid,
         profile_name,
-        payload: raw,
+        payload,
     })
 }
 
@@ -268,7 +304,10 @@ fn status(number: &PhoneNumberId, raw: Value) -> Option<StatusUpdate> {
         wamid: Wamid::parse(raw.get("id")?.as_str()?)?,
         status: status.to_string(),
         at: timestamp(&raw),
-        errors: raw.get("errors").cloned(),
+        errors: raw.get("errors").cloned().map(|mut errors| {
+            storable::json(&mut errors, MAX_PAYLOAD_STRING_CHARS);
+            errors
+        }),
     })
 }
 
@@ -295,5 +334,250 @@ mod tests {
         assert_eq!(delivery.messages.len(), 1);
         assert_eq!(delivery.messages[0].body.as_deref(), Some("hi"));
         assert_eq!(delivery.skipped, 3);
+    }
+
+    #[test]
+    fn content_postgresql_refuses_is_replaced_not_fatal() {
+        let long = "x".repeat(MAX_BODY_CHARS + 10);
+        let body = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"changes":[{{"value":{{
+            "metadata":{{"phone_number_id":"100000000000001"}},
+            "contacts":[{{"wa_id":"15550001111","profile":{{"name":"Nul\u0000Name"}}}}],
+            "messages":[
+              {{"from":"15550001111","id":"wamid.A","timestamp":"99999999999999","type":"text",
+                "text":{{"body":"a\u0000b"}},"k\u0000":"\ud800"}},
+              {{"from":"15550001111","id":"wamid.B","timestamp":"1700000000","type":"text",
+                "text":{{"body":"{long}"}}}}
+            ],
+            "statuses":[{{"id":"wamid.S","status":"failed","timestamp":"-5",
+              "errors":[{{"title":"t\u0000","x":"\udfff"}}]}}]
+            }}}}]}}]}}"#
+        );
+        let delivery = Delivery::parse(body.as_bytes()).expect("parsed");
+        assert_eq!(delivery.id, hex::encode(Sha256::digest(body.as_bytes())));
+        let [first, second] = delivery.messages.as_slice() else {
+            panic!("two messages: {:?}", delivery.messages);
+        };
+        assert_eq!(first.body.as_deref(), Some("a\u{FFFD}b"));
+        assert_eq!(first.profile_name.as_deref(), Some("Nul\u{FFFD}Name"));
+        assert_eq!(first.payload["text"]["body"], "a\u{FFFD}b");
+        assert_eq!(first.payload["k\u{FFFD}"], "\u{FFFD}");
+        assert!((Utc::now() - first.sent_at).num_seconds().abs() < 60, "now");
+        let stored = second.body.as_deref().expect("body");
+        assert_eq!(stored.chars().count(), MAX_BODY_CHARS);
+        assert!(stored.ends_with(storable::TRUNCATED));
+        let errors = delivery.statuses[0].errors.as_ref().expect("errors");
+        assert_eq!(errors[0]["title"], "t\u{FFFD}");
+        assert_eq!(errors[0]["x"], "\u{FFFD}");
+        let json = serde_json::to_string(&delivery.messages).expect("json");
+        assert!(!json.contains("\\u0000") && !json.contains('\0'));
+    }
+
+    /// Properties: no delivery makes the parser panic, and everything it keeps is storable
+    /// (issue 11). Deliveries are shaped like Meta's, with hostile strings in every field a
+    /// sender controls, lone surrogate escapes spliced into the JSON text, odd timestamps and
+    /// ids; and raw bytes of any kind. 3,000 + 1,000 cases, beside the command parser's 6,000.
+    mod properties {
+        use chrono::Datelike;
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+
+        /// Spliced into the JSON text as escapes serde_json cannot write itself.
+        const LONE_HIGH: char = '\u{E000}';
+        const LONE_LOW: char = '\u{E001}';
+
+        const ODD: &[&str] = &[
+            "\0",
+            "\u{1}",
+            "\u{7f}",
+            "\u{85}",
+            "\u{200f}",
+            "\u{202e}",
+            "\u{feff}",
+            "😀",
+            "👨‍👩‍👧",
+            "٣",
+            "３",
+            "e\u{301}",
+            "\\",
+            "\"",
+            "\\u0000",
+            "\u{10ffff}",
+            "ok",
+            "remind me in 999999999999999min to x",
+            "wamid.HBgL",
+            "15550001111",
+        ];
+
+        fn hostile() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                8 => prop::sample::select(ODD).prop_map(str::to_string),
+                2 => Just(LONE_HIGH.to_string()),
+                2 => Just(LONE_LOW.to_string()),
+                4 => any::<char>().prop_map(String::from),
+                2 => any::<u64>().prop_map(|n| n.to_string()),
+            ];
+            prop::collection::vec(piece, 0..6).prop_map(|parts| parts.concat())
+        }
+
+        /// An id that is sometimes valid and sometimes not.
+        fn id(valid: &'static str) -> impl Strategy<Value = Value> {
+            prop_oneof![
+                3 => Just(json!(valid)),
+                1 => hostile().prop_map(Value::from),
+                1 => any::<i64>().prop_map(Value::from),
+                1 => Just(Value::Null),
+            ]
+        }
+
+        fn timestamp() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(json!("1767225600")),
+                any::<i64>().prop_map(|n| json!(n.to_string())),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)),
+                hostile().prop_map(Value::from),
+            ]
+        }
+
+        fn message() -> impl Strategy<Value = Value> {
+            let kind = prop::sample::select(
+                &[
+                    "text",
+                    "interactive",
+                    "button",
+                    "reaction",
+                    "location",
+                    "contacts",
+                    "image",
+                    "document",
+                    "audio",
+                    "sticker",
+                    "order",
+                    "",
+                ][..],
+            );
+            // Now and then a body past the limits (cut, never refused).
+            let body = prop_oneof![
+                20 => hostile(),
+                1 => hostile().prop_map(|h| format!("{h}{}", "é".repeat(MAX_BODY_CHARS))),
+            ];
+            (id("15550001111"), id("wamid.HBgLMTU1NTAwMDExMTEV"), kind, timestamp(),
+             body, hostile(), hostile())
+                .prop_map(|(from, wamid, kind, ts, long, b, c)| {
+                    let a: String = long.chars().take(20).collect();
+                    json!({
+                        "from": from, "id": wamid, "type": kind, "timestamp": ts,
+                        "text": {"body": long},
+                        "interactive": {"button_reply": {"id": b, "title": c}},
+                        "button": {"text": b, "payload": c},
+                        "reaction": {"emoji": c, "message_id": a},
+                        "location": {"name": a, "address": b, "latitude": 1e308},
+                        "contacts": [{"name": {"formatted_name": a}}, {"name": {"formatted_name": c}}],
+                        "image": {"id": b, "caption": a, "mime_type": c},
+                        "document": {"id": c, "filename": b},
+                        a.clone(): {b.clone(): c},
+                    })
+                })
+        }
+
+        fn delivery() -> impl Strategy<Value = String> {
+            let status = (id("wamid.S"), prop::sample::select(&["sent", "read", "failed", "x"][..]),
+                          timestamp(), hostile())
+                .prop_map(|(wamid, status, ts, text)| json!({
+                    "id": wamid, "status": status, "timestamp": ts,
+                    "errors": [{"code": 131026, "title": text, "error_data": {"details": text}}],
+                }));
+            let name = prop_oneof![
+                4 => hostile(),
+                1 => hostile().prop_map(|h| format!("{h}{}", "n".repeat(MAX_PROFILE_NAME_CHARS))),
+            ];
+            let value = (id("100000000000001"), hostile(), name,
+                         prop::collection::vec(message(), 0..4),
+                         prop::collection::vec(status, 0..3))
+                .prop_map(|(number, wa_id, name, messages, statuses)| json!({
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550000000", "phone_number_id": number},
+                    "contacts": [{"wa_id": "15550001111", "profile": {"name": name}},
+                                 {"wa_id": wa_id, "profile": {"name": wa_id}}],
+                    "messages": messages,
+                    "statuses": statuses,
+                }));
+            prop::collection::vec(value, 1..3).prop_map(|values| {
+                let changes: Vec<Value> = values
+                    .into_iter()
+                    .map(|v| json!({"field": "messages", "value": v}))
+                    .collect();
+                json!({"object": "whatsapp_business_account",
+                       "entry": [{"id": "1", "changes": changes}]})
+                .to_string()
+                .replace(LONE_HIGH, "\\ud800")
+                .replace(LONE_LOW, "\\udfff")
+            })
+        }
+
+        fn storable(text: &str) -> bool {
+            !text.contains('\0')
+        }
+
+        fn no_nul(value: &Value) -> bool {
+            match value {
+                Value::String(s) => storable(s),
+                Value::Array(items) => items.iter().all(no_nul),
+                Value::Object(map) => map.iter().all(|(k, v)| storable(k) && no_nul(v)),
+                _ => true,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                failure_persistence: None,
+                ..ProptestConfig::with_cases(3_000)
+            })]
+
+            #[test]
+            fn hostile_deliveries_parse_into_storable_rows(body in delivery()) {
+                let delivery = Delivery::parse(body.as_bytes())
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {body}")))?;
+                for message in &delivery.messages {
+                    prop_assert!(message.body.as_deref().is_none_or(storable));
+                    prop_assert!(message
+                        .body
+                        .as_deref()
+                        .is_none_or(|b| b.chars().count() <= MAX_BODY_CHARS));
+                    prop_assert!(message.profile_name.as_deref().is_none_or(storable));
+                    prop_assert!(message
+                        .profile_name
+                        .as_deref()
+                        .is_none_or(|n| n.chars().count() <= MAX_PROFILE_NAME_CHARS));
+                    prop_assert!(message.sent_at.year() <= 9999);
+                }
+                let stored = serde_json::to_value((&delivery.messages, &delivery.statuses))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert!(no_nul(&stored), "NUL reaches the database");
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                failure_persistence: None,
+                ..ProptestConfig::with_cases(1_000)
+            })]
+
+            #[test]
+            fn raw_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512),
+                                     prefix in prop::sample::select(&[
+                                         "", "{\"object\":\"whatsapp_business_account\",\"entry\":[",
+                                         "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"text\":\"",
+                                     ][..])) {
+                let mut body = prefix.as_bytes().to_vec();
+                body.extend_from_slice(&bytes);
+                let _ = Delivery::parse(&body);
+                let _ = Delivery::parse(&bytes);
+            }
+        }
     }
 }

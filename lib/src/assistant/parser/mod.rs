@@ -7,6 +7,8 @@
 mod when;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};

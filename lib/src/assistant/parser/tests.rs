@@ -227,3 +227,33 @@ fn the_language_of_a_command_is_the_language_it_was_written_in() {
     assert_eq!(lang("gasté 20 en taxi"), Some(Lang::Es));
     assert_eq!(lang("hola"), None);
 }
+
+/// Numbers too large for a duration are refused, never a panic (issue 11).
+#[test]
+fn huge_counts_are_refused() {
+    let context = Context {
+        now: NOW_NY.parse().expect("now"),
+        tz: NY.parse().expect("tz"),
+        currency: Currency::for_locale(Some("en_US")),
+    };
+    for text in [
+        "remind me in 999999999999999min to x",
+        "remind me in 999999999999999 minutes to x",
+        "remind me in 99999999999999999999999999h to x",
+        "remind me in 9223372036854775807 weeks to x",
+        "recuérdame en 5000 días llamar",
+        "remind me in 1001 hours to x",
+        "remind me on 25/12/999999 to x",
+        "remind me on 2200-01-01 to x",
+    ] {
+        assert_eq!(
+            parse(text, &context).parsed,
+            Parsed::Unclear(Unclear::InvalidDateOrTime),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        parse("remind me on 25/12/1999 to x", &context).parsed,
+        Parsed::Unclear(Unclear::InThePast)
+    );
+}

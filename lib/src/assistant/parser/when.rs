@@ -8,13 +8,26 @@
 //! a part of the day says otherwise; a weekday is its next occurrence (today if the time is
 //! still ahead); a date without a year is its next occurrence. Anything vague, contradictory,
 //! impossible or past is refused with what is wrong.
+//!
+//! Nothing here panics on what a message says: counts are range-checked before a duration is
+//! built ([`MAX_COUNT`]), dates are built with checked constructors and checked arithmetic,
+//! and written years must lie in [`YEARS`]; anything outside is
+//! [`Unclear::InvalidDateOrTime`] (or [`Unclear::InThePast`] for a year already gone).
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
+use std::ops::RangeInclusive;
+
+use chrono::{DateTime, Datelike, Days, Duration, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 
 use super::Unclear;
 use crate::assistant::time;
 use crate::domain::Recurrence;
+
+/// The largest count of a relative time: "in 1000 minutes" / hours / days / weeks.
+pub const MAX_COUNT: i64 = 1000;
+
+/// The years a written date may name; later ones are refused as invalid, earlier ones as past.
+pub const YEARS: RangeInclusive<i32> = 2000..=2100;
 
 /// The time expressions found in a message's words.
 #[derive(Debug, Default)]
@@ -168,12 +181,18 @@ impl Spec {
             if self.day.is_some() || self.clock.is_some() || self.in_days.is_some() {
                 return Err(Unclear::ReminderNeedsTime);
             }
-            return Ok(now + after);
+            return now
+                .checked_add_signed(after)
+                .ok_or(Unclear::InvalidDateOrTime);
         }
         let local_now = time::local(tz, now);
         let today = local_now.date();
         let clock = self.time_of_day()?;
         let at = |date: NaiveDate, t: NaiveTime| time::resolve(tz, date.and_time(t));
+        let plus = |date: NaiveDate, days: u64| {
+            date.checked_add_days(Days::new(days))
+                .ok_or(Unclear::InvalidDateOrTime)
+        };
         let future = |due: DateTime<Utc>| {
             if due > now {
                 Ok(due)
@@ -187,7 +206,8 @@ impl Spec {
             if self.day.is_some() {
                 return Err(Unclear::ReminderNeedsTime);
             }
-            let date = today + Duration::days(days);
+            let days = u64::try_from(days).map_err(|_| Unclear::InvalidDateOrTime)?;
+            let date = plus(today, days)?;
             return future(at(date, clock.unwrap_or(local_now.time())));
         }
         let Some(day) = self.day else {
@@ -198,23 +218,28 @@ impl Spec {
             return Ok(if due > now {
                 due
             } else {
-                at(today + Duration::days(1), default_time)
+                at(plus(today, 1)?, default_time)
             });
         };
         match day {
             Day::Today => future(at(today, default_time)),
-            Day::Tomorrow => future(at(today + Duration::days(1), default_time)),
-            Day::AfterTomorrow => future(at(today + Duration::days(2), default_time)),
+            Day::Tomorrow => future(at(plus(today, 1)?, default_time)),
+            Day::AfterTomorrow => future(at(plus(today, 2)?, default_time)),
             Day::Weekday(weekday) => {
                 let date = time::next_weekday(today, weekday);
                 let due = at(date, default_time);
                 future(if due > now {
                     due
                 } else {
-                    at(date + Duration::days(7), default_time)
+                    at(plus(date, 7)?, default_time)
                 })
             }
             Day::Date { month, day, year } => {
+                match year {
+                    Some(year) if year < *YEARS.start() => return Err(Unclear::InThePast),
+                    Some(year) if !YEARS.contains(&year) => return Err(Unclear::InvalidDateOrTime),
+                    _ => {}
+                }
                 let date_in = |y: i32| {
                     NaiveDate::from_ymd_opt(y, month, day).ok_or(Unclear::InvalidDateOrTime)
                 };
@@ -222,7 +247,13 @@ impl Spec {
                 match (due > now, year) {
                     (true, _) => Ok(due),
                     (false, Some(_)) => Err(Unclear::InThePast),
-                    (false, None) => future(at(date_in(today.year() + 1)?, default_time)),
+                    (false, None) => {
+                        let next = today
+                            .year()
+                            .checked_add(1)
+                            .ok_or(Unclear::InvalidDateOrTime)?;
+                        future(at(date_in(next)?, default_time))
+                    }
                 }
             }
             Day::OfTheMonth(day) => (0..3)
@@ -337,7 +368,7 @@ fn relative(words: &[&str]) -> Match {
     let rest = &words[lead..];
     if rest.starts_with(&["half", "an", "hour"]) || rest.starts_with(&["media", "hora"]) {
         let len = if rest[0] == "half" { 3 } else { 2 };
-        return one(lead + len, Piece::After(Duration::minutes(30)));
+        return one(lead + len, Piece::After(Duration::try_minutes(30)?));
     }
     let (count, unit, used) = match rest.first().and_then(|w| compact_quantity(w)) {
         Some((count, unit)) => (count, unit, 1),
@@ -346,21 +377,44 @@ fn relative(words: &[&str]) -> Match {
             (count, *rest.get(used)?, used + 1)
         }
     };
-    let piece = match unit {
-        "minute" | "minutes" | "min" | "mins" | "minuto" | "minutos" => {
-            Piece::After(Duration::minutes(count))
-        }
-        "hour" | "hours" | "hr" | "hrs" | "h" | "hora" | "horas" => {
-            Piece::After(Duration::minutes(count * 60))
-        }
-        "day" | "days" | "dia" | "dias" => Piece::InDays(count),
-        "week" | "weeks" | "semana" | "semanas" => Piece::InDays(count * 7),
+    let unit = match unit {
+        "minute" | "minutes" | "min" | "mins" | "minuto" | "minutos" => Unit::Minutes,
+        "hour" | "hours" | "hr" | "hrs" | "h" | "hora" | "horas" => Unit::Hours,
+        "day" | "days" | "dia" | "dias" => Unit::Days,
+        "week" | "weeks" | "semana" | "semanas" => Unit::Weeks,
         _ => return None,
     };
-    if !(1..=1000).contains(&count) {
+    // Checked before anything is built from it: the count is whatever the message says.
+    if !(1..=MAX_COUNT).contains(&count) {
         return Some(Err(Unclear::InvalidDateOrTime));
     }
-    one(lead + used, piece)
+    let piece = match unit {
+        Unit::Minutes => Duration::try_minutes(count).map(Piece::After),
+        Unit::Hours => Duration::try_hours(count).map(Piece::After),
+        Unit::Days => Some(Piece::InDays(count)),
+        Unit::Weeks => count.checked_mul(7).map(Piece::InDays),
+    };
+    match piece {
+        Some(piece) => one(lead + used, piece),
+        None => Some(Err(Unclear::InvalidDateOrTime)),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Minutes,
+    Hours,
+    Days,
+    Weeks,
+}
+
+/// Digits as a count; a count too large for `i64` saturates (and is refused by the caller's
+/// range check rather than read as no count at all).
+fn count(digits: &str) -> Option<i64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse().unwrap_or(i64::MAX))
 }
 
 /// A count in words or digits, and how many words it took.
@@ -379,10 +433,7 @@ fn quantity(words: &[&str]) -> Option<(i64, usize)> {
         "fifteen" | "quince" => 15,
         "twenty" | "veinte" => 20,
         "thirty" | "treinta" => 30,
-        digits if digits.bytes().all(|b| b.is_ascii_digit()) && digits.len() <= 4 => {
-            digits.parse().ok()?
-        }
-        _ => return None,
+        digits => count(digits)?,
     };
     Some((n, 1))
 }
@@ -390,11 +441,11 @@ fn quantity(words: &[&str]) -> Option<(i64, usize)> {
 /// `10min`, `2h`: a count and its unit in one word.
 fn compact_quantity(word: &str) -> Option<(i64, &str)> {
     let split = word.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = word.split_at(split);
-    if digits.is_empty() || !["min", "mins", "h", "hr", "hrs"].contains(&unit) {
+    let (digits, unit) = word.split_at_checked(split)?;
+    if !["min", "mins", "h", "hr", "hrs"].contains(&unit) {
         return None;
     }
-    Some((digits.parse().ok()?, unit))
+    Some((count(digits)?, unit))
 }
 
 fn day(words: &[&str]) -> Match {

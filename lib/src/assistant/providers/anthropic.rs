@@ -130,8 +130,7 @@ struct ResponseUsage {
 /// Anthropic's `input_tokens` exclude cache reads and writes: they are added back so that
 /// `Usage::input` counts every input token, as with OpenAI.
 pub(super) fn parse(bytes: &[u8]) -> Result<Completion, ProviderError> {
-    let response: Response =
-        serde_json::from_slice(bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
+    let response: Response = super::decode(bytes)?;
     let mut texts = Vec::new();
     let mut tool_calls = Vec::new();
     for block in response.content {
@@ -150,18 +149,22 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Completion, ProviderError> {
         .map(|u| {
             let cached = u.cache_read_input_tokens.unwrap_or(0);
             Usage {
-                input: u.input_tokens + cached + u.cache_creation_input_tokens.unwrap_or(0),
+                // Counts are the provider's numbers: saturate rather than overflow.
+                input: u
+                    .input_tokens
+                    .saturating_add(cached)
+                    .saturating_add(u.cache_creation_input_tokens.unwrap_or(0)),
                 output: u.output_tokens,
                 cached,
             }
         })
         .unwrap_or_default();
     let text = texts.join("\n");
-    Ok(Completion {
+    Ok(super::storable_completion(Completion {
         text: (!text.trim().is_empty()).then_some(text),
         tool_calls,
         usage,
-    })
+    }))
 }
 
 /// The error's message, and whether it is about billing or the spend limit (402,

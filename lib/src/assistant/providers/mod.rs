@@ -17,6 +17,7 @@ use super::models::Models;
 pub use super::models::Usage;
 use super::tools::ToolSpec;
 use crate::configuration::{ProviderSettings, Secret};
+use crate::supabase::storable;
 
 pub use openai::Transcript;
 
@@ -88,6 +89,25 @@ pub struct Completion {
     pub text: Option<String>,
     pub tool_calls: Vec<ToolCall>,
     pub usage: Usage,
+}
+
+/// The model's output is input too: what a completion says ends up in `messages`,
+/// `tool_executions` and tool rows, so NUL becomes U+FFFD everywhere in it (lone surrogates
+/// were already replaced in the answer's bytes, [`storable::repair_json`]).
+fn storable_completion(mut completion: Completion) -> Completion {
+    completion.text = completion.text.map(|t| storable::text(&t).into_owned());
+    for call in &mut completion.tool_calls {
+        call.id = storable::text(&call.id).into_owned();
+        call.name = storable::text(&call.name).into_owned();
+        storable::json(&mut call.arguments, usize::MAX);
+    }
+    completion
+}
+
+/// Decodes a provider's JSON answer, lone surrogate escapes replaced first.
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ProviderError> {
+    serde_json::from_slice(&storable::repair_json(bytes))
+        .map_err(|e| ProviderError::Decode(e.to_string()))
 }
 
 /// Why one call failed.
@@ -279,9 +299,9 @@ pub async fn complete(
             let wait = error
                 .retry_after()
                 .unwrap_or_else(|| crate::backoff::backoff(policy.retry_base, attempt));
-            let time_left = policy
-                .deadline
-                .checked_duration_since(Instant::now() + wait)
+            let time_left = Instant::now()
+                .checked_add(wait)
+                .and_then(|then| policy.deadline.checked_duration_since(then))
                 .is_some_and(|left| left >= Duration::from_secs(1));
             let retry = error.is_retryable() && attempt <= policy.max_retries && time_left;
             last = error;
@@ -330,14 +350,19 @@ pub fn record(
     id
 }
 
-/// `retry-after-ms` (milliseconds) or `retry-after` (seconds) of an answer.
+/// The longest wait a provider's `retry-after` is taken at (a longer one is this long; the
+/// turn's deadline then rules the retry out).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `retry-after-ms` (milliseconds) or `retry-after` (seconds) of an answer, at most
+/// [`MAX_RETRY_AFTER`].
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let header = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
     header("retry-after-ms")
         .map(|ms| ms / 1000.0)
         .or_else(|| header("retry-after"))
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .map(|s| Duration::try_from_secs_f64(s).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)))
 }
 
 /// Posts `body` as JSON; returns the answer's bytes, or the provider's error.
@@ -391,6 +416,25 @@ mod tests {
     }
 
     #[test]
+    fn model_output_is_made_storable() {
+        let body = br#"{"choices":[{"message":{"content":"hi\u0000 \ud800",
+            "tool_calls":[{"id":"c1","type":"function","function":{"name":"create_reminder",
+            "arguments":"{\"text\":\"x\\u0000y\",\"due\":\"2026-01-01T09:00\"}"}}]}}]}"#;
+        let completion = openai::parse(body).expect("decoded");
+        assert_eq!(completion.text.as_deref(), Some("hi\u{FFFD} \u{FFFD}"));
+        assert_eq!(completion.tool_calls[0].arguments["text"], "x\u{FFFD}y");
+        let body = br#"{"content":[{"type":"text","text":"a\u0000"},
+            {"type":"tool_use","id":"t","name":"n\u0000","input":{"k\u0000":"\udfff"}}],
+            "usage":{"input_tokens":18446744073709551615,"output_tokens":1,
+                     "cache_read_input_tokens":5}}"#;
+        let completion = anthropic::parse(body).expect("decoded");
+        assert_eq!(completion.text.as_deref(), Some("a\u{FFFD}"));
+        assert_eq!(completion.tool_calls[0].name, "n\u{FFFD}");
+        assert_eq!(completion.tool_calls[0].arguments["k\u{FFFD}"], "\u{FFFD}");
+        assert_eq!(completion.usage.input, u64::MAX, "saturated, no overflow");
+    }
+
+    #[test]
     fn retry_after_reads_seconds_and_milliseconds() {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("retry-after", "2".parse().expect("header"));
@@ -403,5 +447,11 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("header"),
         );
         assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", "1e300".parse().expect("header"));
+        assert_eq!(
+            retry_after(&headers),
+            Some(MAX_RETRY_AFTER),
+            "no overflow panic"
+        );
     }
 }

@@ -133,8 +133,7 @@ struct PromptDetails {
 }
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Completion, ProviderError> {
-    let response: Response =
-        serde_json::from_slice(bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
+    let response: Response = super::decode(bytes)?;
     let message = response
         .choices
         .into_iter()
@@ -163,11 +162,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Completion, ProviderError> {
                 .unwrap_or(0),
         })
         .unwrap_or_default();
-    Ok(Completion {
+    Ok(super::storable_completion(Completion {
         text: message.content.filter(|t| !t.trim().is_empty()),
         tool_calls,
         usage,
-    })
+    }))
 }
 
 /// The error's message, and whether it is about quota or billing (`insufficient_quota`).
@@ -232,8 +231,7 @@ pub(super) async fn transcribe(
         .bearer_auth(provider.api_key.expose())
         .multipart(form);
     let bytes = post(http, timeout, classify).await?;
-    let response: TranscriptionResponse =
-        serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
+    let response: TranscriptionResponse = super::decode(&bytes)?;
     let usage = response
         .usage
         .map(|u| Usage {
@@ -243,7 +241,7 @@ pub(super) async fn transcribe(
         })
         .unwrap_or_default();
     Ok(Transcript {
-        text: response.text,
+        text: crate::supabase::storable::text(&response.text).into_owned(),
         usage,
     })
 }

@@ -10,6 +10,12 @@ use super::{local_iso, object_schema, text, Scope, ToolError, ToolSpec};
 use crate::assistant::time;
 use crate::supabase::{Caller, Prefer, Return};
 
+/// `duration_minutes`: the schema's bounds, checked again before a duration is built from it.
+const DURATION_MINUTES: std::ops::RangeInclusive<i64> = 5..=1440;
+
+/// `days` of `list_calendar_events`, likewise.
+const LIST_DAYS: std::ops::RangeInclusive<i64> = 1..=31;
+
 pub fn create_spec() -> ToolSpec {
     ToolSpec {
         name: "create_calendar_event",
@@ -19,7 +25,8 @@ pub fn create_spec() -> ToolSpec {
                 "title": {"type": "string", "minLength": 1, "maxLength": 200},
                 "start": {"type": "string", "minLength": 10, "maxLength": 40,
                           "description": "Local date-time YYYY-MM-DDTHH:MM in the user's time zone."},
-                "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 1440},
+                "duration_minutes": {"type": "integer", "minimum": DURATION_MINUTES.start(),
+                                     "maximum": DURATION_MINUTES.end()},
             }),
             &["title", "start"],
         ),
@@ -31,7 +38,7 @@ pub fn list_spec() -> ToolSpec {
         name: "list_calendar_events",
         description: "List the user's calendar events from now on.",
         parameters: object_schema(
-            json!({"days": {"type": "integer", "minimum": 1, "maximum": 31,
+            json!({"days": {"type": "integer", "minimum": LIST_DAYS.start(), "maximum": LIST_DAYS.end(),
                             "description": "How many days ahead (default 7)."}}),
             &[],
         ),
@@ -73,7 +80,16 @@ pub async fn create(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError
     if start < scope.now - Duration::minutes(1) {
         return Err(ToolError::Invalid("start is in the past".into()));
     }
-    let end = start + Duration::minutes(input["duration_minutes"].as_i64().unwrap_or(60));
+    let minutes = match &input["duration_minutes"] {
+        Value::Null => 60,
+        given => given
+            .as_i64()
+            .filter(|m| DURATION_MINUTES.contains(m))
+            .ok_or_else(|| ToolError::Invalid("duration_minutes must be 5 to 1440".into()))?,
+    };
+    let end = Duration::try_minutes(minutes)
+        .and_then(|length| start.checked_add_signed(length))
+        .ok_or_else(|| ToolError::Invalid("the event ends beyond the calendar".into()))?;
     let external_id = match google(scope).await? {
         Some((google, connection)) => {
             let token = google.access_token(&connection).await?;
@@ -113,8 +129,17 @@ pub async fn create(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError
 }
 
 pub async fn list(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
-    let days = input["days"].as_i64().unwrap_or(7);
-    let span = (scope.now, scope.now + Duration::days(days));
+    let days = match &input["days"] {
+        Value::Null => 7,
+        given => given
+            .as_i64()
+            .filter(|d| LIST_DAYS.contains(d))
+            .ok_or_else(|| ToolError::Invalid("days must be 1 to 31".into()))?,
+    };
+    let until = Duration::try_days(days)
+        .and_then(|ahead| scope.now.checked_add_signed(ahead))
+        .ok_or_else(|| ToolError::Invalid("days reaches beyond the calendar".into()))?;
+    let span = (scope.now, until);
     let (events, source) = match google(scope).await? {
         Some((google, connection)) => {
             let token = google.access_token(&connection).await?;

@@ -1,6 +1,6 @@
 //! `log_expense` and `expense_summary`: rows of `expenses`, summed by currency and category.
 
-use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono::{Days, NaiveTime};
 use serde_json::{json, Value};
 
 use super::{object_schema, text, Scope, ToolError, ToolSpec};
@@ -63,13 +63,17 @@ pub async fn log(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
         .unwrap_or_else(|| note.map(category_of).unwrap_or("other").to_string());
     let spent_at = match text(input, "date") {
         Some(date) => {
-            let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
-                .map_err(|_| ToolError::Invalid("date must be YYYY-MM-DD".into()))?;
+            let date = time::parse_date(date)
+                .ok_or_else(|| ToolError::Invalid("date must be YYYY-MM-DD".into()))?;
             let noon = time::resolve(
                 scope.tz,
                 date.and_time(NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default()),
             );
-            if noon > scope.now + Duration::days(1) {
+            if scope
+                .now
+                .checked_add_days(Days::new(1))
+                .is_none_or(|tomorrow| noon > tomorrow)
+            {
                 return Err(ToolError::Invalid("date is in the future".into()));
             }
             noon
