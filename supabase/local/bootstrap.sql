@@ -93,3 +93,6 @@ create table if not exists local_stack.migrations (
   name text primary key,
   applied_at timestamptz not null default now()
 );
+-- The file's SHA-256 when applied: a migration edited since (allowed until the first release)
+-- makes `scripts/stack up` recreate a test or bench stack, and stop a dev one.
+alter table local_stack.migrations add column if not exists checksum text;
