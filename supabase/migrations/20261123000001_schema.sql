@@ -303,8 +303,8 @@ create table public.assistant_settings (
                                    and private.all_match(enabled_tools, '^[a-z0-9_]{1,64}$')),
   language                text not null default 'en' check (language ~ '^[A-Za-z0-9_-]{1,35}$'),
   timezone                text not null default 'UTC' check (timezone ~ '^[A-Za-z0-9/_+-]{1,64}$'),
-  reply_template          text check (reply_template ~ '^[a-z0-9_]{1,512}$'),
-  reminder_template       text check (reminder_template ~ '^[a-z0-9_]{1,512}$'),
+  reply_template          text check (char_length(reply_template) between 1 and 512 and reply_template ~ '^[a-z0-9_]+$'),
+  reminder_template       text check (char_length(reminder_template) between 1 and 512 and reminder_template ~ '^[a-z0-9_]+$'),
   template_language       text not null default 'en_US' check (template_language ~ '^[A-Za-z0-9_]{1,15}$'),
   rate_limit_per_minute   int not null default 10 check (rate_limit_per_minute between 1 and 10000),
   contact_daily_token_cap bigint not null default 20000
