@@ -8,14 +8,23 @@
 --                                           viewer@bravo.test  bbbbbbbb-0000-0000-0000-000000000002  viewer
 
 -- Plans --------------------------------------------------------------------------------------
-insert into public.plans (name, stripe_price_id, monthly_token_budget, limits) values
-  ('free',    null,                  100000,  '{"messages_per_minute": 10, "contact_daily_tokens": 20000}'),
-  ('starter', 'price_starter_local', 1000000, '{"messages_per_minute": 30, "contact_daily_tokens": 100000}'),
-  ('pro',     'price_pro_local',     5000000, '{"messages_per_minute": 60, "contact_daily_tokens": 500000}')
+-- models: what an org on the plan may choose (each priced in lib/src/assistant/models.rs).
+insert into public.plans (name, stripe_price_id, monthly_token_budget, limits, models) values
+  ('free',    null,                  100000,  '{"messages_per_minute": 10, "contact_daily_tokens": 20000}',
+   array['gpt-4o-mini', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-5-nano', 'gpt-5-mini',
+         'claude-3-5-haiku-latest', 'claude-haiku-4-5']),
+  ('starter', 'price_starter_local', 1000000, '{"messages_per_minute": 30, "contact_daily_tokens": 100000}',
+   array['gpt-4o-mini', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-5-nano', 'gpt-5-mini',
+         'claude-3-5-haiku-latest', 'claude-haiku-4-5', 'gpt-4o', 'gpt-4.1', 'gpt-5']),
+  ('pro',     'price_pro_local',     5000000, '{"messages_per_minute": 60, "contact_daily_tokens": 500000}',
+   array['gpt-4o-mini', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-5-nano', 'gpt-5-mini',
+         'claude-3-5-haiku-latest', 'claude-haiku-4-5', 'gpt-4o', 'gpt-4.1', 'gpt-5',
+         'claude-3-7-sonnet-latest', 'claude-sonnet-4-0', 'claude-opus-4-0'])
 on conflict (name) do update
   set stripe_price_id = excluded.stripe_price_id,
       monthly_token_budget = excluded.monthly_token_budget,
-      limits = excluded.limits;
+      limits = excluded.limits,
+      models = excluded.models;
 
 -- Orgs ---------------------------------------------------------------------------------------
 insert into public.orgs (id, name, plan, subscription_status, stripe_customer_id, monthly_token_budget) values

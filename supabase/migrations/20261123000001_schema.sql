@@ -9,7 +9,14 @@
 --   * anon has no policy anywhere, so it sees nothing;
 --   * service_role (bypassrls) does all system writes (webhook, cron, billing);
 --   * grants decide which commands and columns users may use at all (e.g. only orgs.name is
---     updatable by users); RLS decides which rows.
+--     updatable by users); RLS decides which rows. Writes that are audited or validated
+--     (membership and roles, settings, conversation mode, alerts) have no grant at all: users
+--     make them only through the `admin_*` security definer functions (20261123000005_admin);
+--     audit rows are written by those functions, never by users directly;
+--   * every column a user can write, directly or through a function, is constrained here
+--     (finite dates in a fixed range, bounded text, checked enums, numbers in range): what the
+--     admin API validates, the database enforces too. docs/database.md lists what users may
+--     still write directly.
 -- Runs unchanged on hosted Supabase: no roles, no superuser-only statements.
 
 -- =============================================================================================
@@ -81,6 +88,21 @@ $$;
 comment on function public.set_updated_at() is 'BEFORE UPDATE trigger: stamps updated_at with now().';
 revoke all on function public.set_updated_at() from public, anon, authenticated;
 
+-- True when every element of p_values is non-null and matches p_pattern (an empty array: true).
+-- Immutable, for CHECK constraints on text[] columns.
+create or replace function private.all_match(p_values text[], p_pattern text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(bool_and(v is not null and v ~ p_pattern), true) from unnest(p_values) v;
+$$;
+
+comment on function private.all_match(text[], text) is 'CHECK helper: every element is non-null and matches the pattern.';
+revoke all on function private.all_match(text[], text) from public, anon;
+grant execute on function private.all_match(text[], text) to authenticated, service_role;
+
 -- =============================================================================================
 -- plans: catalogue of billing plans (reference data)
 -- =============================================================================================
@@ -90,10 +112,16 @@ create table public.plans (
   stripe_price_id      text unique,
   monthly_token_budget bigint not null check (monthly_token_budget >= 0),
   limits               jsonb not null default '{}'::jsonb check (jsonb_typeof(limits) = 'object'),
+  -- The AI models an org on this plan may choose (assistant_settings.model and fallback_model);
+  -- each must have a price in lib/src/assistant/models.rs (a test checks every plan's list).
+  models               text[] not null default array['gpt-4o-mini', 'claude-3-5-haiku-latest']
+                         check (cardinality(models) between 1 and 50
+                                and private.all_match(models, '^[A-Za-z0-9._:/-]{1,100}$')),
   created_at           timestamptz not null default now()
 );
 
-comment on table public.plans is 'Billing plans: Stripe price, monthly token budget and limits; written by service_role only.';
+comment on table public.plans is 'Billing plans: Stripe price, monthly token budget, limits and the AI models offered; written by service_role only.';
+comment on column public.plans.models is 'AI models an org on this plan may use as model or fallback_model (each priced in lib/src/assistant/models.rs).';
 
 alter table public.plans enable row level security;
 
@@ -104,8 +132,10 @@ create policy plans_select_signed_in on public.plans
 revoke insert, update, delete, truncate, references, trigger on public.plans from anon, authenticated;
 
 -- orgs.plan defaults to 'free', so that plan must exist on every database (hosted included).
-insert into public.plans (name, monthly_token_budget, limits)
-values ('free', 100000, '{"messages_per_minute": 10, "contact_daily_tokens": 20000}')
+insert into public.plans (name, monthly_token_budget, limits, models)
+values ('free', 100000, '{"messages_per_minute": 10, "contact_daily_tokens": 20000}',
+        array['gpt-4o-mini', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-5-nano', 'gpt-5-mini',
+              'claude-3-5-haiku-latest', 'claude-haiku-4-5'])
 on conflict (name) do nothing;
 
 -- =============================================================================================
@@ -173,23 +203,9 @@ create policy org_members_select_member on public.org_members
   for select to authenticated
   using (private.is_org_member(org_id));
 
-create policy org_members_insert_owner on public.org_members
-  for insert to authenticated
-  with check (private.has_org_role(org_id, array['owner']));
-
-create policy org_members_update_owner on public.org_members
-  for update to authenticated
-  using (private.has_org_role(org_id, array['owner']))
-  with check (private.has_org_role(org_id, array['owner']));
-
-create policy org_members_delete_owner on public.org_members
-  for delete to authenticated
-  using (private.has_org_role(org_id, array['owner']));
-
+-- Membership is audited: owners add, re-role and remove members only through admin_add_member,
+-- admin_set_member_role and admin_remove_member (20261123000005_admin.sql); no direct writes.
 revoke insert, update, delete, truncate, references, trigger on public.org_members from anon, authenticated;
-grant insert (org_id, user_id, role) on public.org_members to authenticated;
-grant update (role) on public.org_members to authenticated;
-grant delete on public.org_members to authenticated;
 
 -- Users cannot leave an org without an owner (service_role and cascades are not restricted).
 create or replace function private.keep_an_owner()
@@ -230,7 +246,7 @@ create table public.whatsapp_numbers (
   id                   uuid primary key default gen_random_uuid(),
   org_id               uuid not null references public.orgs (id) on delete cascade,
   phone_number_id      text not null unique check (phone_number_id <> ''),
-  display_phone_number text not null,
+  display_phone_number text not null check (display_phone_number ~ '^[0-9+() .-]{1,32}$'),
   waba_id              text,
   created_at           timestamptz not null default now()
 );
@@ -271,21 +287,28 @@ grant delete on public.whatsapp_numbers to authenticated;
 
 create table public.assistant_settings (
   org_id                  uuid primary key references public.orgs (id) on delete cascade,
+  -- The same bounds as the admin API's validation (lib/src/routes/admin/settings.rs).
   system_prompt           text not null default
     'You are a helpful assistant on WhatsApp. Answer briefly and clearly, in the user''s language. '
-    'Use your tools to manage reminders, expenses and calendar events.',
-  model                   text not null default 'gpt-4o-mini',
-  fallback_model          text not null default 'claude-3-5-haiku-latest',
+    'Use your tools to manage reminders, expenses and calendar events.'
+    check (char_length(system_prompt) between 1 and 8000 and system_prompt ~ '[^[:space:]]'),
+  model                   text not null default 'gpt-4o-mini'
+                            check (model ~ '^[A-Za-z0-9._:/-]{1,100}$'),
+  fallback_model          text not null default 'claude-3-5-haiku-latest'
+                            check (fallback_model ~ '^[A-Za-z0-9._:/-]{1,100}$'),
   enabled_tools           text[] not null default array[
                             'create_reminder', 'list_reminders', 'cancel_reminder', 'log_expense',
-                            'expense_summary', 'create_calendar_event', 'list_calendar_events'],
-  language                text not null default 'en',
-  timezone                text not null default 'UTC',
-  reply_template          text,
-  reminder_template       text,
-  template_language       text not null default 'en_US',
-  rate_limit_per_minute   int not null default 10 check (rate_limit_per_minute > 0),
-  contact_daily_token_cap bigint not null default 20000 check (contact_daily_token_cap >= 0),
+                            'expense_summary', 'create_calendar_event', 'list_calendar_events']
+                            check (cardinality(enabled_tools) <= 50
+                                   and private.all_match(enabled_tools, '^[a-z0-9_]{1,64}$')),
+  language                text not null default 'en' check (language ~ '^[A-Za-z0-9_-]{1,35}$'),
+  timezone                text not null default 'UTC' check (timezone ~ '^[A-Za-z0-9/_+-]{1,64}$'),
+  reply_template          text check (char_length(reply_template) between 1 and 512 and reply_template ~ '^[a-z0-9_]+$'),
+  reminder_template       text check (char_length(reminder_template) between 1 and 512 and reminder_template ~ '^[a-z0-9_]+$'),
+  template_language       text not null default 'en_US' check (template_language ~ '^[A-Za-z0-9_]{1,15}$'),
+  rate_limit_per_minute   int not null default 10 check (rate_limit_per_minute between 1 and 10000),
+  contact_daily_token_cap bigint not null default 20000
+                            check (contact_daily_token_cap between 0 and 1000000000),
   updated_at              timestamptz not null default now()
 );
 
@@ -301,15 +324,54 @@ create policy assistant_settings_select_member on public.assistant_settings
   for select to authenticated
   using (private.is_org_member(org_id));
 
-create policy assistant_settings_update_admin on public.assistant_settings
-  for update to authenticated
-  using (private.has_org_role(org_id, array['owner', 'admin']))
-  with check (private.has_org_role(org_id, array['owner', 'admin']));
-
+-- Settings are validated and audited: users change them only through admin_update_settings
+-- (20261123000005_admin.sql); no direct writes.
 revoke insert, update, delete, truncate, references, trigger on public.assistant_settings from anon, authenticated;
-grant update (system_prompt, model, fallback_model, enabled_tools, language, timezone, reply_template,
-              reminder_template, template_language, rate_limit_per_minute, contact_daily_token_cap)
-  on public.assistant_settings to authenticated;
+
+-- The models are the org's plan's to offer (plans.models): any other is refused, for every
+-- writer (the platform's AI keys pay for them, and an unpriced model would be recorded as
+-- costing 0). Checked when a model is set, so that a plan change does not lock other edits.
+create or replace function private.check_settings_models()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_plan text;
+  v_models text[];
+begin
+  if tg_op = 'UPDATE' and new.model is not distinct from old.model
+     and new.fallback_model is not distinct from old.fallback_model then
+    return new;
+  end if;
+  select o.plan, p.models into v_plan, v_models
+  from public.orgs o join public.plans p on p.name = o.plan
+  where o.id = new.org_id;
+  if v_models is null then
+    raise exception 'the org has no plan' using errcode = 'invalid_parameter_value';
+  end if;
+  if (tg_op = 'INSERT' or new.model is distinct from old.model) and not new.model = any (v_models) then
+    raise exception 'model: % is not offered on the % plan (offered: %)',
+      new.model, v_plan, array_to_string(v_models, ', ')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if (tg_op = 'INSERT' or new.fallback_model is distinct from old.fallback_model)
+     and not new.fallback_model = any (v_models) then
+    raise exception 'fallback_model: % is not offered on the % plan (offered: %)',
+      new.fallback_model, v_plan, array_to_string(v_models, ', ')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  return new;
+end;
+$$;
+
+comment on function private.check_settings_models() is
+  'BEFORE INSERT/UPDATE trigger: model and fallback_model must be offered by the org''s plan (22023).';
+revoke all on function private.check_settings_models() from public, anon, authenticated;
+
+create trigger assistant_settings_check_models before insert or update on public.assistant_settings
+  for each row execute function private.check_settings_models();
 
 -- =============================================================================================
 -- contacts: people who chat with an org's assistant
@@ -320,10 +382,10 @@ create table public.contacts (
   org_id       uuid not null references public.orgs (id) on delete cascade,
   wa_id        text not null check (wa_id ~ '^[0-9]+$'),
   name         text,
-  locale       text,
-  timezone     text,
+  locale       text check (locale ~ '^[A-Za-z0-9_-]{1,35}$'),
+  timezone     text check (timezone ~ '^[A-Za-z0-9/_+-]{1,64}$'),
   opted_out    boolean not null default false,
-  opted_out_at timestamptz,
+  opted_out_at timestamptz check (opted_out_at between '2000-01-01 00:00:00+00' and '2100-01-01 00:00:00+00'),
   created_at   timestamptz not null default now(),
   updated_at   timestamptz not null default now(),
   unique (org_id, wa_id)
@@ -345,8 +407,12 @@ create policy contacts_update_admin on public.contacts
   using (private.has_org_role(org_id, array['owner', 'admin']))
   with check (private.has_org_role(org_id, array['owner', 'admin']));
 
+-- Staff may correct a contact's locale and time zone (the assistant's language, reminder times).
+-- The name is the contact's WhatsApp profile (written by ingest). The opt-out is the contact's
+-- own: STOP and START through WhatsApp set it (the service role); no grant or function lets
+-- staff change it, so an opt-out cannot be undone by anyone but the contact.
 revoke insert, update, delete, truncate, references, trigger on public.contacts from anon, authenticated;
-grant update (name, locale, timezone, opted_out, opted_out_at) on public.contacts to authenticated;
+grant update (locale, timezone) on public.contacts to authenticated;
 
 -- =============================================================================================
 -- conversations: one thread per (WhatsApp number, contact)
@@ -379,13 +445,8 @@ create policy conversations_select_member on public.conversations
   for select to authenticated
   using (private.is_org_member(org_id));
 
-create policy conversations_update_admin on public.conversations
-  for update to authenticated
-  using (private.has_org_role(org_id, array['owner', 'admin']))
-  with check (private.has_org_role(org_id, array['owner', 'admin']));
-
+-- The handoff (mode) is audited: users change it only through admin_set_conversation_mode.
 revoke insert, update, delete, truncate, references, trigger on public.conversations from anon, authenticated;
-grant update (mode) on public.conversations to authenticated;
 
 -- messaging_windows: WhatsApp's 24 h customer-service window per conversation.
 create view public.messaging_windows
@@ -556,9 +617,12 @@ create table public.reminders (
   org_id             uuid not null references public.orgs (id) on delete cascade,
   contact_id         uuid not null references public.contacts (id) on delete cascade,
   text               text not null check (char_length(text) between 1 and 1000),
-  due_at             timestamptz not null,
+  -- A fixed, finite range: no infinity, no BC date, no year 10000 (the cron sends every org's
+  -- due reminders in one pass; one unrepresentable date must not stop it).
+  due_at             timestamptz not null
+                       check (due_at >= '2000-01-01 00:00:00+00' and due_at < '2100-01-01 00:00:00+00'),
   recurrence         text not null default 'none' check (recurrence in ('none', 'daily', 'weekly', 'monthly')),
-  timezone           text not null default 'UTC',
+  timezone           text not null default 'UTC' check (timezone ~ '^[A-Za-z0-9/_+-]{1,64}$'),
   status             text not null default 'pending' check (status in ('pending', 'sending', 'sent', 'failed', 'cancelled')),
   attempts           int not null default 0 check (attempts >= 0),
   lease_until        timestamptz,
@@ -590,6 +654,31 @@ create policy reminders_update_admin on public.reminders
 
 revoke insert, update, delete, truncate, references, trigger on public.reminders from anon, authenticated;
 grant update (text, due_at, recurrence, timezone, status) on public.reminders to authenticated;
+
+-- Users may reschedule, reword, re-arm or cancel a reminder, but the delivery states (sending,
+-- sent, failed) are the cron's: a user sets status only to pending or cancelled.
+create or replace function private.reminder_user_rules()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- The user's own direct write (current_user, not the JWT: the cron's functions run as the
+  -- service role or as their owner).
+  if current_user = 'authenticated'
+     and new.status is distinct from old.status
+     and new.status not in ('pending', 'cancelled') then
+    raise exception 'status: a reminder may only be set to pending or cancelled'
+      using errcode = 'check_violation';
+  end if;
+  return new;
+end;
+$$;
+
+revoke all on function private.reminder_user_rules() from public, anon, authenticated;
+
+create trigger reminders_user_rules before update on public.reminders
+  for each row execute function private.reminder_user_rules();
 
 -- =============================================================================================
 -- expenses: expenses logged by contacts
@@ -804,13 +893,8 @@ create policy alerts_select_member on public.alerts
   for select to authenticated
   using (private.is_org_member(org_id));
 
-create policy alerts_update_admin on public.alerts
-  for update to authenticated
-  using (private.has_org_role(org_id, array['owner', 'admin']))
-  with check (private.has_org_role(org_id, array['owner', 'admin']));
-
+-- Acknowledging is audited: users do it only through admin_acknowledge_alert; no direct writes.
 revoke insert, update, delete, truncate, references, trigger on public.alerts from anon, authenticated;
-grant update (status, acknowledged_by, acknowledged_at, resolved_at) on public.alerts to authenticated;
 
 -- =============================================================================================
 -- audit_log_entries: append-only record of admin actions
@@ -826,7 +910,7 @@ create table public.audit_log_entries (
   created_at timestamptz not null default now()
 );
 
-comment on table public.audit_log_entries is 'Append-only audit log of admin actions; users may only add entries as themselves.';
+comment on table public.audit_log_entries is 'Append-only audit log of admin actions, written by the system (the admin_* security definer functions), never by users.';
 
 create index audit_log_entries_org_id_created_at_idx on public.audit_log_entries (org_id, created_at desc);
 
@@ -836,16 +920,9 @@ create policy audit_log_entries_select_member on public.audit_log_entries
   for select to authenticated
   using (private.is_org_member(org_id));
 
-create policy audit_log_entries_insert_admin on public.audit_log_entries
-  for insert to authenticated
-  with check (
-    actor_id = auth.uid()
-    and private.has_org_role(org_id, array['owner', 'admin'])
-  );
-
--- No update or delete for anyone but service_role; created_at is not settable by users.
+-- Users write no audit row themselves (no insert, update or delete): the admin_* security
+-- definer functions write them with the change they record (private.audit).
 revoke insert, update, delete, truncate, references, trigger on public.audit_log_entries from anon, authenticated;
-grant insert (org_id, actor_id, action, target, details) on public.audit_log_entries to authenticated;
 
 -- =============================================================================================
 -- Operator views (security_invoker: the caller's RLS applies; service_role sees every org)

@@ -1,16 +1,18 @@
 -- Admin API (issue 6): what the admin routes need beyond plain reads under RLS.
 --
 -- The admin routes call PostgREST with the signed-in user's own access token, so that RLS
--- decides what they see and change. Every function here that users call is one of two kinds:
+-- decides what they see. Every change a user may make goes through one of the functions here,
+-- and only through them: the tables they write (org_members, assistant_settings,
+-- conversations.mode, alerts, audit_log_entries, ...) have no user grant that would let a
+-- user write them directly, bypassing the validation and the audit row.
 --
---   * security invoker: a change a user may make table by table under RLS (settings, handoff,
---     alert acknowledgement, member roles), done together with its audit_log_entries row in one
---     transaction. RLS and column grants still decide; the function only orders the steps and
---     tells "not yours" (404) from "not your role" (403).
---   * security definer (search_path = ''): the few actions that need more than RLS grants
---     (replay or discard a dead letter, send as the business, reset rate limits, add a member
---     by email). They check the caller's membership and role themselves (private.require_role)
---     before touching anything.
+--   * security invoker: the reads that aggregate (overview, usage): RLS applies to every row.
+--   * security definer (search_path = ''): every change (settings, handoff, alert
+--     acknowledgement, member roles, removal and addition, dead-letter replay and discard,
+--     staff messages, rate-limit resets). Each checks the caller's membership and role itself
+--     (private.require_role: "not yours" 404, "not your role" 403) before touching anything,
+--     validates what it writes (the table constraints of 20261123000001_schema.sql back it up)
+--     and writes its audit_log_entries row (private.audit) in the same transaction.
 --
 -- A replayed dead letter is re-driven and settled by the retry cron's own functions
 -- (20261123000004_cron.sql), called by the admin route as the service role.
@@ -47,8 +49,8 @@ $$;
 comment on function private.require_role(uuid, text[]) is
   'P0002 unless auth.uid() is a member of the org; 42501 unless their role is one of p_roles.';
 
--- One audit row, as the caller. Security invoker: under RLS, only owners and admins of the org
--- may write it (audit_log_entries_insert_admin), and only as themselves.
+-- One audit row, as the caller (auth.uid()). Users hold no insert grant on audit_log_entries and
+-- may not execute this: only the security definer functions below (and the service role) call it.
 create or replace function private.audit(p_org_id uuid, p_action text, p_target text, p_details jsonb default '{}')
 returns void
 language sql
@@ -62,9 +64,9 @@ comment on function private.audit(uuid, text, text, jsonb) is
   'Writes one audit_log_entries row for the caller (auth.uid()).';
 
 revoke all on function private.require_role(uuid, text[]) from public, anon;
-revoke all on function private.audit(uuid, text, text, jsonb) from public, anon;
+revoke all on function private.audit(uuid, text, text, jsonb) from public, anon, authenticated;
 grant execute on function private.require_role(uuid, text[]) to authenticated, service_role;
-grant execute on function private.audit(uuid, text, text, jsonb) to authenticated, service_role;
+grant execute on function private.audit(uuid, text, text, jsonb) to service_role;
 
 -- =============================================================================================
 -- conversation_summaries: the admin inbox (one row per conversation with its contact)
@@ -228,18 +230,22 @@ comment on function public.admin_usage(uuid, date, date) is
   'AI requests, tokens and cost of one org per UTC day and per contact (members only).';
 
 -- =============================================================================================
--- Changes users may make under RLS, with their audit row (security invoker)
+-- Changes of one org's rows, with their audit row (security definer: they check the caller)
 -- =============================================================================================
 
--- Partial update of the org's assistant settings: only the keys present change.
+-- Partial update of the org's assistant settings: only the keys present change. The values are
+-- checked by the table's constraints (the admin API's bounds) and the models by the org's plan
+-- (assistant_settings_check_models); a value out of bounds is bad input (22023), as in the API.
 create or replace function public.admin_update_settings(p_org_id uuid, p_settings jsonb)
 returns jsonb
 language plpgsql
+security definer
 set search_path = ''
 as $$
 declare
   v_keys text[];
   v_row public.assistant_settings;
+  v_constraint text;
 begin
   perform private.require_role(p_org_id, array['owner', 'admin']);
   if jsonb_typeof(p_settings) is distinct from 'object' or p_settings = '{}'::jsonb then
@@ -253,23 +259,30 @@ begin
     raise exception 'settings: unknown field' using errcode = 'invalid_parameter_value';
   end if;
 
-  update public.assistant_settings s set
-    system_prompt = case when p_settings ? 'system_prompt' then p_settings ->> 'system_prompt' else s.system_prompt end,
-    model = case when p_settings ? 'model' then p_settings ->> 'model' else s.model end,
-    fallback_model = case when p_settings ? 'fallback_model' then p_settings ->> 'fallback_model' else s.fallback_model end,
-    enabled_tools = case when p_settings ? 'enabled_tools'
-      then array(select jsonb_array_elements_text(p_settings -> 'enabled_tools')) else s.enabled_tools end,
-    language = case when p_settings ? 'language' then p_settings ->> 'language' else s.language end,
-    timezone = case when p_settings ? 'timezone' then p_settings ->> 'timezone' else s.timezone end,
-    reply_template = case when p_settings ? 'reply_template' then p_settings ->> 'reply_template' else s.reply_template end,
-    reminder_template = case when p_settings ? 'reminder_template' then p_settings ->> 'reminder_template' else s.reminder_template end,
-    template_language = case when p_settings ? 'template_language' then p_settings ->> 'template_language' else s.template_language end,
-    rate_limit_per_minute = case when p_settings ? 'rate_limit_per_minute'
-      then (p_settings ->> 'rate_limit_per_minute')::int else s.rate_limit_per_minute end,
-    contact_daily_token_cap = case when p_settings ? 'contact_daily_token_cap'
-      then (p_settings ->> 'contact_daily_token_cap')::bigint else s.contact_daily_token_cap end
-  where s.org_id = p_org_id
-  returning * into v_row;
+  begin
+    update public.assistant_settings s set
+      system_prompt = case when p_settings ? 'system_prompt' then p_settings ->> 'system_prompt' else s.system_prompt end,
+      model = case when p_settings ? 'model' then p_settings ->> 'model' else s.model end,
+      fallback_model = case when p_settings ? 'fallback_model' then p_settings ->> 'fallback_model' else s.fallback_model end,
+      enabled_tools = case when p_settings ? 'enabled_tools'
+        then array(select jsonb_array_elements_text(p_settings -> 'enabled_tools')) else s.enabled_tools end,
+      language = case when p_settings ? 'language' then p_settings ->> 'language' else s.language end,
+      timezone = case when p_settings ? 'timezone' then p_settings ->> 'timezone' else s.timezone end,
+      reply_template = case when p_settings ? 'reply_template' then p_settings ->> 'reply_template' else s.reply_template end,
+      reminder_template = case when p_settings ? 'reminder_template' then p_settings ->> 'reminder_template' else s.reminder_template end,
+      template_language = case when p_settings ? 'template_language' then p_settings ->> 'template_language' else s.template_language end,
+      rate_limit_per_minute = case when p_settings ? 'rate_limit_per_minute'
+        then (p_settings ->> 'rate_limit_per_minute')::int else s.rate_limit_per_minute end,
+      contact_daily_token_cap = case when p_settings ? 'contact_daily_token_cap'
+        then (p_settings ->> 'contact_daily_token_cap')::bigint else s.contact_daily_token_cap end
+    where s.org_id = p_org_id
+    returning * into v_row;
+  exception when check_violation then
+    get stacked diagnostics v_constraint = constraint_name;
+    raise exception 'settings: % is out of bounds',
+      coalesce(substring(v_constraint from '^assistant_settings_(.*)_check$'), v_constraint)
+      using errcode = 'invalid_parameter_value';
+  end;
   if not found then
     raise exception 'the org has no assistant settings' using errcode = 'no_data_found';
   end if;
@@ -281,12 +294,13 @@ end;
 $$;
 
 comment on function public.admin_update_settings(uuid, jsonb) is
-  'Owners/admins: partial update of the org''s assistant_settings under RLS, audited.';
+  'Owners/admins: partial update of the org''s assistant_settings, audited.';
 
 -- Bot <-> human: in human mode the assistant does not answer the conversation.
 create or replace function public.admin_set_conversation_mode(p_conversation_id uuid, p_mode text)
 returns jsonb
 language plpgsql
+security definer
 set search_path = ''
 as $$
 declare
@@ -319,6 +333,7 @@ comment on function public.admin_set_conversation_mode(uuid, text) is
 create or replace function public.admin_acknowledge_alert(p_alert_id uuid)
 returns jsonb
 language plpgsql
+security definer
 set search_path = ''
 as $$
 declare
@@ -353,6 +368,7 @@ comment on function public.admin_acknowledge_alert(uuid) is
 create or replace function public.admin_set_member_role(p_org_id uuid, p_user_id uuid, p_role text)
 returns jsonb
 language plpgsql
+security definer
 set search_path = ''
 as $$
 declare
@@ -378,11 +394,12 @@ end;
 $$;
 
 comment on function public.admin_set_member_role(uuid, uuid, text) is
-  'Owners: change a member''s role under RLS, audited; the last owner cannot be demoted.';
+  'Owners: change a member''s role, audited; the last owner cannot be demoted.';
 
 create or replace function public.admin_remove_member(p_org_id uuid, p_user_id uuid)
 returns jsonb
 language plpgsql
+security definer
 set search_path = ''
 as $$
 declare
@@ -401,7 +418,7 @@ end;
 $$;
 
 comment on function public.admin_remove_member(uuid, uuid) is
-  'Owners: remove a member under RLS, audited; the last owner cannot leave.';
+  'Owners: remove a member, audited; the last owner cannot leave.';
 
 -- =============================================================================================
 -- Actions that need more than RLS grants (security definer: they check the caller themselves)

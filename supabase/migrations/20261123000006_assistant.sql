@@ -76,8 +76,8 @@ to service_role;
 create table public.calendar_connections (
   org_id        uuid primary key references public.orgs (id) on delete cascade,
   provider      text not null default 'google' check (provider = 'google'),
-  calendar_id   text not null default 'primary' check (calendar_id <> ''),
-  refresh_token text not null check (refresh_token <> ''),
+  calendar_id   text not null default 'primary' check (char_length(calendar_id) between 1 and 1024),
+  refresh_token text not null check (char_length(refresh_token) between 1 and 4096),
   created_at    timestamptz not null default now(),
   updated_at    timestamptz not null default now()
 );

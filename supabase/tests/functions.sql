@@ -1,7 +1,7 @@
 -- Behaviour of the schema's functions, triggers and views.
 begin;
 create extension if not exists pgtap;
-select plan(31);
+select plan(33);
 
 -- A fresh org of its own, so the seed does not matter.
 insert into public.plans (name, monthly_token_budget) values ('free', 100000) on conflict (name) do nothing;
@@ -164,45 +164,50 @@ select results_eq(
   'ai_cost_per_org_monthly sums per org per UTC month');
 
 -- ---------------------------------------------------------------------------------------------
--- Alerts: users acknowledge as themselves
+-- Alerts: users acknowledge as themselves, through the audited function only
 -- ---------------------------------------------------------------------------------------------
 set local role authenticated;
 set local request.jwt.claims to '{"sub":"f0000000-0000-4000-8000-0000000000a2","role":"authenticated"}';
-update public.alerts set status = 'acknowledged', acknowledged_by = 'f0000000-0000-4000-8000-0000000000a1'
-where id = 'f0000000-0000-4000-8000-000000000031';
+select throws_ok(
+  $$ update public.alerts set status = 'acknowledged', acknowledged_by = 'f0000000-0000-4000-8000-0000000000a1'
+     where id = 'f0000000-0000-4000-8000-000000000031' $$,
+  '42501', null, 'users cannot write alerts directly');
+select is(
+  (public.admin_acknowledge_alert('f0000000-0000-4000-8000-000000000031') ->> 'acknowledged_by')::uuid,
+  'f0000000-0000-4000-8000-0000000000a2'::uuid, 'admin_acknowledge_alert acknowledges as the caller');
 reset role;
 select results_eq(
   $$ select status, acknowledged_by, acknowledged_at from public.alerts where id = 'f0000000-0000-4000-8000-000000000031' $$,
   $$ values ('acknowledged', 'f0000000-0000-4000-8000-0000000000a2'::uuid, now()) $$,
-  'acknowledging stamps the acting user and time, whatever acknowledged_by was sent');
-set local role authenticated;
-set local request.jwt.claims to '{"sub":"f0000000-0000-4000-8000-0000000000a2","role":"authenticated"}';
+  'acknowledging stamps the acting user and time');
+set local role service_role;
+set local request.jwt.claims to '{"role":"service_role"}';
 update public.alerts set status = 'resolved' where id = 'f0000000-0000-4000-8000-000000000031';
 reset role;
 select results_eq(
   $$ select status, acknowledged_by, resolved_at from public.alerts where id = 'f0000000-0000-4000-8000-000000000031' $$,
   $$ values ('resolved', 'f0000000-0000-4000-8000-0000000000a2'::uuid, now()) $$,
-  'resolving stamps resolved_at and keeps the acknowledgement');
+  'resolving (the system''s) stamps resolved_at and keeps the acknowledgement');
 
 -- ---------------------------------------------------------------------------------------------
--- Org owners
+-- Org owners (through the audited functions; the last-owner rule holds in them too)
 -- ---------------------------------------------------------------------------------------------
 set local role authenticated;
 set local request.jwt.claims to '{"sub":"f0000000-0000-4000-8000-0000000000a1","role":"authenticated"}';
 select lives_ok(
-  $$ update public.org_members set role = 'owner'
-     where org_id = 'f0000000-0000-4000-8000-000000000000' and user_id = 'f0000000-0000-4000-8000-0000000000a2' $$,
+  $$ select public.admin_set_member_role('f0000000-0000-4000-8000-000000000000',
+       'f0000000-0000-4000-8000-0000000000a2', 'owner') $$,
   'an owner can promote an admin to owner');
 select lives_ok(
-  $$ update public.org_members set role = 'viewer'
-     where org_id = 'f0000000-0000-4000-8000-000000000000' and user_id = 'f0000000-0000-4000-8000-0000000000a1' $$,
+  $$ select public.admin_set_member_role('f0000000-0000-4000-8000-000000000000',
+       'f0000000-0000-4000-8000-0000000000a1', 'viewer') $$,
   'an owner can step down while another owner remains');
 reset role;
 set local role authenticated;
 set local request.jwt.claims to '{"sub":"f0000000-0000-4000-8000-0000000000a2","role":"authenticated"}';
 select throws_ok(
-  $$ delete from public.org_members
-     where org_id = 'f0000000-0000-4000-8000-000000000000' and user_id = 'f0000000-0000-4000-8000-0000000000a2' $$,
+  $$ select public.admin_remove_member('f0000000-0000-4000-8000-000000000000',
+       'f0000000-0000-4000-8000-0000000000a2') $$,
   '23514', 'an org must keep at least one owner', 'the last owner cannot leave');
 reset role;
 

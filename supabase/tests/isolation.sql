@@ -76,7 +76,7 @@ end;
 $$;
 
 -- 4 identities x every relation, plus the fixed tests below.
-select plan(4 * (select count(*)::int from tap_helpers.relations()) + 63);
+select plan(4 * (select count(*)::int from tap_helpers.relations()) + 73);
 
 -- ---------------------------------------------------------------------------------------------
 -- Fixtures (as superuser): a row in every tenant table for org A and org B
@@ -214,37 +214,52 @@ set local request.jwt.claims to '{"sub":"aaaaaaaa-0000-0000-0000-000000000001","
 
 select * from tap_helpers.check_visibility('11111111-1111-1111-1111-111111111111', 'owner A', true);
 
-select lives_ok(
+-- Membership changes go through the audited functions only; no direct writes.
+select throws_ok(
   $$ insert into public.org_members (org_id, user_id, role)
      values ('11111111-1111-1111-1111-111111111111', 'aaaaaaaa-0000-0000-0000-000000000004', 'viewer') $$,
+  '42501', null, 'owner A cannot insert org_members directly (only admin_add_member)'
+);
+select lives_ok(
+  $$ select public.admin_add_member('11111111-1111-1111-1111-111111111111', 'invitee@acme.test', 'viewer') $$,
   'owner A can add a member to org A'
 );
 select throws_ok(
-  $$ insert into public.org_members (org_id, user_id, role)
-     values ('22222222-2222-2222-2222-222222222222', 'aaaaaaaa-0000-0000-0000-000000000004', 'viewer') $$,
-  '42501', null, 'owner A cannot add a member to org B'
+  $$ select public.admin_add_member('22222222-2222-2222-2222-222222222222', 'invitee@acme.test', 'viewer') $$,
+  'P0002', null, 'owner A cannot add a member to org B'
 );
-with u as (
-  update public.org_members set role = 'admin'
-  where org_id = '11111111-1111-1111-1111-111111111111' and user_id = 'aaaaaaaa-0000-0000-0000-000000000004'
-  returning 1)
-select is(count(*)::int, 1, 'owner A can change a member''s role') from u;
-with u as (
-  update public.org_members set role = 'viewer'
-  where org_id = '22222222-2222-2222-2222-222222222222' returning 1)
-select is(count(*)::int, 0, 'owner A cannot change roles in org B') from u;
-with u as (
-  delete from public.org_members
-  where org_id = '22222222-2222-2222-2222-222222222222' returning 1)
-select is(count(*)::int, 0, 'owner A cannot remove members of org B') from u;
 select throws_ok(
   $$ update public.org_members set role = 'admin'
-     where org_id = '11111111-1111-1111-1111-111111111111' and user_id = 'aaaaaaaa-0000-0000-0000-000000000001' $$,
+     where org_id = '11111111-1111-1111-1111-111111111111' and user_id = 'aaaaaaaa-0000-0000-0000-000000000004' $$,
+  '42501', null, 'owner A cannot update org_members directly (only admin_set_member_role)'
+);
+select is(
+  public.admin_set_member_role('11111111-1111-1111-1111-111111111111',
+    'aaaaaaaa-0000-0000-0000-000000000004', 'admin') ->> 'role',
+  'admin', 'owner A can change a member''s role');
+select throws_ok(
+  $$ select public.admin_set_member_role('22222222-2222-2222-2222-222222222222',
+       'bbbbbbbb-0000-0000-0000-000000000002', 'admin') $$,
+  'P0002', null, 'owner A cannot change roles in org B'
+);
+select throws_ok(
+  $$ delete from public.org_members where org_id = '11111111-1111-1111-1111-111111111111'
+       and user_id = 'aaaaaaaa-0000-0000-0000-000000000004' $$,
+  '42501', null, 'owner A cannot delete org_members directly (only admin_remove_member)'
+);
+select throws_ok(
+  $$ select public.admin_remove_member('22222222-2222-2222-2222-222222222222',
+       'bbbbbbbb-0000-0000-0000-000000000002') $$,
+  'P0002', null, 'owner A cannot remove members of org B'
+);
+select throws_ok(
+  $$ select public.admin_set_member_role('11111111-1111-1111-1111-111111111111',
+       'aaaaaaaa-0000-0000-0000-000000000001', 'admin') $$,
   '23514', 'an org must keep at least one owner', 'the last owner cannot demote themselves'
 );
 select throws_ok(
-  $$ delete from public.org_members
-     where org_id = '11111111-1111-1111-1111-111111111111' and user_id = 'aaaaaaaa-0000-0000-0000-000000000001' $$,
+  $$ select public.admin_remove_member('11111111-1111-1111-1111-111111111111',
+       'aaaaaaaa-0000-0000-0000-000000000001') $$,
   '23514', 'an org must keep at least one owner', 'the last owner cannot leave'
 );
 select throws_ok(
@@ -261,26 +276,39 @@ reset role;
 set local role authenticated;
 set local request.jwt.claims to '{"sub":"aaaaaaaa-0000-0000-0000-000000000003","role":"authenticated"}';
 
+select throws_ok(
+  $$ update public.assistant_settings set system_prompt = 'direct' where org_id = '11111111-1111-1111-1111-111111111111' $$,
+  '42501', null, 'admin A cannot update assistant_settings directly (only admin_update_settings)'
+);
+select is(
+  public.admin_update_settings('11111111-1111-1111-1111-111111111111', '{"system_prompt": "changed by admin A"}') ->> 'system_prompt',
+  'changed by admin A', 'admin A can update org A assistant_settings');
 with u as (
-  update public.assistant_settings set system_prompt = 'changed by admin A'
-  where org_id = '11111111-1111-1111-1111-111111111111' returning 1)
-select is(count(*)::int, 1, 'admin A can update org A assistant_settings') from u;
-with u as (
-  update public.contacts set name = 'renamed', opted_out = true
+  update public.contacts set locale = 'pt-BR', timezone = 'America/Sao_Paulo'
   where id = 'a0000000-0000-4000-8000-000000000002' returning 1)
-select is(count(*)::int, 1, 'admin A can update org A contacts') from u;
-with u as (
-  update public.alerts set status = 'acknowledged'
-  where id = 'a0000000-0000-4000-8000-00000000000b' returning 1)
-select is(count(*)::int, 1, 'admin A can acknowledge org A alerts') from u;
+select is(count(*)::int, 1, 'admin A can correct an org A contact''s locale and time zone') from u;
+select throws_ok(
+  $$ update public.contacts set opted_out = true where id = 'a0000000-0000-4000-8000-000000000002' $$,
+  '42501', null, 'admin A cannot write a contact''s opt-out (the contact''s own)'
+);
+select throws_ok(
+  $$ update public.alerts set status = 'acknowledged' where id = 'a0000000-0000-4000-8000-00000000000b' $$,
+  '42501', null, 'admin A cannot update alerts directly (only admin_acknowledge_alert)'
+);
+select is(
+  public.admin_acknowledge_alert('a0000000-0000-4000-8000-00000000000b') ->> 'status',
+  'acknowledged', 'admin A can acknowledge org A alerts');
 with u as (
   update public.reminders set status = 'cancelled'
   where id = 'a0000000-0000-4000-8000-000000000007' returning 1)
 select is(count(*)::int, 1, 'admin A can cancel org A reminders') from u;
-with u as (
-  update public.conversations set mode = 'human'
-  where id = 'a0000000-0000-4000-8000-000000000003' returning 1)
-select is(count(*)::int, 1, 'admin A can hand org A conversations to a human') from u;
+select throws_ok(
+  $$ update public.conversations set mode = 'human' where id = 'a0000000-0000-4000-8000-000000000003' $$,
+  '42501', null, 'admin A cannot update conversations directly (only admin_set_conversation_mode)'
+);
+select is(
+  public.admin_set_conversation_mode('a0000000-0000-4000-8000-000000000003', 'human') ->> 'mode',
+  'human', 'admin A can hand org A conversations to a human');
 with u as (
   update public.orgs set name = 'Acme Dental Clinic'
   where id = '11111111-1111-1111-1111-111111111111' returning 1)
@@ -297,26 +325,30 @@ select throws_ok(
 );
 
 -- Org B's rows are out of reach.
+select throws_ok(
+  $$ select public.admin_update_settings('22222222-2222-2222-2222-222222222222', '{"system_prompt": "hijacked"}') $$,
+  'P0002', null, 'admin A cannot update org B assistant_settings'
+);
 with u as (
-  update public.assistant_settings set system_prompt = 'hijacked'
-  where org_id = '22222222-2222-2222-2222-222222222222' returning 1)
-select is(count(*)::int, 0, 'admin A cannot update org B assistant_settings') from u;
-with u as (
-  update public.contacts set name = 'hijacked'
+  update public.contacts set locale = 'xx'
   where id = 'b0000000-0000-4000-8000-000000000002' returning 1)
 select is(count(*)::int, 0, 'admin A cannot update org B contacts') from u;
-with u as (
-  update public.alerts set status = 'resolved'
-  where org_id = '22222222-2222-2222-2222-222222222222' or org_id is null returning 1)
-select is(count(*)::int, 0, 'admin A cannot update org B or system alerts') from u;
+select throws_ok(
+  $$ select public.admin_acknowledge_alert('b0000000-0000-4000-8000-00000000000b') $$,
+  'P0002', null, 'admin A cannot acknowledge org B alerts'
+);
+select throws_ok(
+  $$ select public.admin_acknowledge_alert('c0000000-0000-4000-8000-00000000000b') $$,
+  'P0002', null, 'admin A cannot acknowledge system alerts'
+);
 with u as (
   update public.reminders set status = 'cancelled'
   where id = 'b0000000-0000-4000-8000-000000000007' returning 1)
 select is(count(*)::int, 0, 'admin A cannot update org B reminders') from u;
-with u as (
-  update public.conversations set mode = 'human'
-  where id = 'b0000000-0000-4000-8000-000000000003' returning 1)
-select is(count(*)::int, 0, 'admin A cannot update org B conversations') from u;
+select throws_ok(
+  $$ select public.admin_set_conversation_mode('b0000000-0000-4000-8000-000000000003', 'human') $$,
+  'P0002', null, 'admin A cannot update org B conversations'
+);
 with u as (
   update public.orgs set name = 'hijacked'
   where id = '22222222-2222-2222-2222-222222222222' returning 1)
@@ -359,17 +391,24 @@ select throws_ok(
      values ('11111111-1111-1111-1111-111111111111', 'bbbbbbbb-0000-0000-0000-000000000002', 'owner') $$,
   '42501', null, 'admin A (not owner) cannot add members'
 );
-with u as (
-  delete from public.org_members
-  where org_id = '11111111-1111-1111-1111-111111111111' and user_id = 'aaaaaaaa-0000-0000-0000-000000000002'
-  returning 1)
-select is(count(*)::int, 0, 'admin A (not owner) cannot remove members') from u;
+select throws_ok(
+  $$ select public.admin_add_member('11111111-1111-1111-1111-111111111111', 'viewer@bravo.test', 'owner') $$,
+  '42501', null, 'admin A (not owner) cannot add members through the function either'
+);
+select throws_ok(
+  $$ select public.admin_remove_member('11111111-1111-1111-1111-111111111111', 'aaaaaaaa-0000-0000-0000-000000000002') $$,
+  '42501', null, 'admin A (not owner) cannot remove members'
+);
 
--- Audit log: append-only, as oneself, in one's own org.
-select lives_ok(
+-- Audit log: written by the system only (the admin_* functions), never by users.
+select throws_ok(
   $$ insert into public.audit_log_entries (org_id, actor_id, action, target)
      values ('11111111-1111-1111-1111-111111111111', 'aaaaaaaa-0000-0000-0000-000000000003', 'settings.update', 'assistant_settings') $$,
-  'admin A can write an audit entry as themselves'
+  '42501', null, 'admin A cannot write an audit entry, even as themselves'
+);
+select throws_ok(
+  $$ select private.audit('11111111-1111-1111-1111-111111111111', 'forged', null, '{}') $$,
+  '42501', null, 'admin A cannot call private.audit'
 );
 select throws_ok(
   $$ insert into public.audit_log_entries (org_id, actor_id, action)
@@ -413,18 +452,18 @@ reset role;
 set local role authenticated;
 set local request.jwt.claims to '{"sub":"aaaaaaaa-0000-0000-0000-000000000002","role":"authenticated"}';
 
+select throws_ok(
+  $$ select public.admin_update_settings('11111111-1111-1111-1111-111111111111', '{"system_prompt": "changed by viewer"}') $$,
+  '42501', null, 'viewer A cannot update assistant_settings'
+);
 with u as (
-  update public.assistant_settings set system_prompt = 'changed by viewer'
-  where org_id = '11111111-1111-1111-1111-111111111111' returning 1)
-select is(count(*)::int, 0, 'viewer A cannot update assistant_settings') from u;
-with u as (
-  update public.contacts set name = 'changed by viewer'
+  update public.contacts set locale = 'xx'
   where org_id = '11111111-1111-1111-1111-111111111111' returning 1)
 select is(count(*)::int, 0, 'viewer A cannot update contacts') from u;
-with u as (
-  update public.alerts set status = 'resolved'
-  where org_id = '11111111-1111-1111-1111-111111111111' returning 1)
-select is(count(*)::int, 0, 'viewer A cannot update alerts') from u;
+select throws_ok(
+  $$ select public.admin_acknowledge_alert('a0000000-0000-4000-8000-00000000000b') $$,
+  '42501', null, 'viewer A cannot acknowledge alerts'
+);
 with u as (
   update public.reminders set status = 'cancelled'
   where org_id = '11111111-1111-1111-1111-111111111111' returning 1)

@@ -14,4 +14,5 @@ mod migrations;
 mod postgrest;
 mod routes;
 mod telemetry;
+mod tenant;
 mod webhook;

@@ -3,6 +3,10 @@
 //! `{"gpt-4o-mini": {"input": 0.15, "cached_input": 0.075, "output": 0.6, "images": true}}`.
 //! A model is looked up by its longest listed prefix (`gpt-4o-mini-2024-07-18` is
 //! `gpt-4o-mini`); an unknown model costs 0 and is logged.
+//!
+//! Orgs choose only among the models their plan offers (`plans.models`, enforced by the
+//! database on `assistant_settings`), and every offered model must have a price here:
+//! `tests/api/tenant.rs` (`every_model_a_plan_offers_has_a_price`) reads the plans and checks.
 
 use std::collections::HashMap;
 

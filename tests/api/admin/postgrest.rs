@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::admin::World;
 use crate::helpers::jwt::{claims, es256, TEST_KID};
-use crate::helpers::lib::{Caller, DbError, Prefer, Return};
+use crate::helpers::lib::{Caller, DbError};
 
 /// Every table and view PostgREST exposes, with the column naming its org.
 const RELATIONS: &[(&str, &str)] = &[
@@ -81,18 +81,21 @@ async fn org_b_cannot_write_or_call_its_way_into_org_a() {
     let w = World::new().await;
     let admin_b = w.token(w.admin_b);
     let db = w.db();
-    let changed = db
+    // The handoff is written only through its audited function, which B cannot reach A with.
+    let direct = db
         .from("conversations", Caller::User(&admin_b))
         .eq("id", &w.a.conversation)
         .update(&json!({"mode": "human"}))
-        .prefer(Prefer {
-            returning: Some(Return::Representation),
-            ..Default::default()
-        })
-        .fetch::<Vec<Value>>()
-        .await
-        .expect("update under RLS");
-    assert!(changed.data.is_empty(), "no row of org A is updatable by B");
+        .execute()
+        .await;
+    assert_eq!(
+        direct
+            .err()
+            .and_then(|e| e.code().map(str::to_string))
+            .as_deref(),
+        Some("42501"),
+        "no user updates conversations directly"
+    );
 
     let code =
         |result: Result<Value, DbError>| result.err().and_then(|e| e.code().map(str::to_string));
@@ -106,6 +109,25 @@ async fn org_b_cannot_write_or_call_its_way_into_org_a() {
                 .map(|answer| answer.data)
         }
     };
+    assert_eq!(
+        code(
+            call(
+                "admin_set_conversation_mode",
+                json!({"p_conversation_id": w.a.conversation, "p_mode": "human"})
+            )
+            .await
+        )
+        .as_deref(),
+        Some("P0002"),
+        "no row of org A is updatable by B"
+    );
+    let conversation = crate::helpers::select(
+        db,
+        "conversations",
+        &[("id", format!("eq.{}", w.a.conversation))],
+    )
+    .await;
+    assert_eq!(conversation[0]["mode"], "bot");
     assert_eq!(
         code(call("admin_overview", json!({"p_org_id": w.a.org.id})).await).as_deref(),
         Some("P0002")

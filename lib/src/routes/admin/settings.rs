@@ -1,9 +1,11 @@
 //! `GET|PUT /api/admin/settings?org_id=`: the org's assistant settings.
 //!
 //! `GET` (any member) reads them under RLS. `PUT` (owners and admins) changes the fields
-//! present in the body and nothing else (`admin_update_settings`: RLS and column grants apply,
-//! one audit row `settings.update` naming the fields). Unknown fields and out-of-range values
-//! are 400.
+//! present in the body and nothing else (`admin_update_settings`, the only way users write
+//! settings: it checks the caller's role and writes one audit row `settings.update` naming the
+//! fields). Unknown fields and out-of-range values are 400; so is a model (or fallback model)
+//! that the org's plan does not offer (`plans.models`, checked by the database). The bounds
+//! here are the table's constraints (`assistant_settings` in the schema migration), exactly.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
@@ -71,6 +73,9 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
+/// The longest system prompt, in characters (`assistant_settings_system_prompt_check`).
+pub const SYSTEM_PROMPT_MAX_CHARS: usize = 8_000;
+
 impl Update {
     /// Every present field within its bounds; the first one that is not is named.
     fn validate(&self) -> Result<(), String> {
@@ -83,7 +88,12 @@ impl Update {
             };
         let name_char = |c: char| c.is_ascii_alphanumeric() || "._:/-".contains(c);
         let template_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
-        text("system_prompt", &self.system_prompt, 20_000, |_| true)?;
+        text(
+            "system_prompt",
+            &self.system_prompt,
+            SYSTEM_PROMPT_MAX_CHARS,
+            |_| true,
+        )?;
         text("model", &self.model, 100, name_char)?;
         text("fallback_model", &self.fallback_model, 100, name_char)?;
         text("language", &self.language, 35, |c| {
@@ -175,6 +185,15 @@ mod tests {
         assert!(update(json!({"model": ""})).is_err());
         assert!(update(json!({"reply_template": "Bad Name"})).is_err());
         assert!(update(json!({"enabled_tools": ["log_expense", "DROP TABLE"]})).is_err());
+    }
+
+    #[test]
+    fn the_system_prompt_is_bounded_in_characters() {
+        let longest = "é".repeat(SYSTEM_PROMPT_MAX_CHARS);
+        assert!(update(json!({ "system_prompt": longest })).is_ok());
+        let over = "a".repeat(SYSTEM_PROMPT_MAX_CHARS + 1);
+        assert!(update(json!({ "system_prompt": over })).is_err());
+        assert!(update(json!({"system_prompt": " \n "})).is_err());
     }
 
     #[test]
