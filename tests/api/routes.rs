@@ -156,3 +156,57 @@ async fn dynamic_segments_arrive_as_query_parameters_like_on_vercel() {
     assert_eq!(echo("/api/things/42/handoff").await, "id=42");
     assert_eq!(echo("/api/things/new/handoff").await, "literal");
 }
+
+/// Every `.rs` file below `dir`, with its text.
+fn sources(dir: &Path) -> Vec<(String, String)> {
+    let mut files = BTreeSet::new();
+    api_files(dir, &mut files);
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(root().join(&file)).expect("read source");
+            (file, text)
+        })
+        .collect()
+}
+
+/// The area of a file under `lib/src/routes/`: `webhook` for `routes/webhook.rs`, `admin` for
+/// `routes/admin/settings.rs`.
+fn area(file: &str) -> &str {
+    let rest = file.trim_start_matches("lib/src/routes/");
+    rest.split(['/', '.']).next().unwrap_or(rest)
+}
+
+#[test]
+fn no_route_imports_another_and_the_core_imports_no_route() {
+    let routes = sources(&root().join("lib/src/routes"));
+    assert!(routes.len() > 5, "routes found: {}", routes.len());
+    let areas: BTreeSet<&str> = routes.iter().map(|(file, _)| area(file)).collect();
+    for (file, text) in &routes {
+        for prefix in ["crate::routes::", "super::"] {
+            for (at, _) in text.match_indices(prefix) {
+                let used = text[at + prefix.len()..]
+                    .trim_start_matches("super::")
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .next()
+                    .unwrap_or_default();
+                let other_area = areas.contains(used) && used != area(file);
+                assert!(!other_area, "{file} imports the route area {used}");
+            }
+        }
+    }
+    let core = sources(&root().join("lib/src"))
+        .into_iter()
+        .filter(|(file, _)| {
+            !file.starts_with("lib/src/routes/") && !file.starts_with("lib/src/bin/")
+        });
+    for (file, text) in core {
+        if file == "lib/src/lib.rs" {
+            continue;
+        }
+        assert!(
+            !text.contains("crate::routes"),
+            "{file} (the core) imports from routes/"
+        );
+    }
+}
