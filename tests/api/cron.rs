@@ -16,8 +16,8 @@ use crate::whatsapp::*;
 use assistant::supabase::{Caller, Postgrest};
 
 /// A cron run claims every due row of the database, not only its test's: the tests that run
-/// the cron routes take turns, so that one test's failing Graph API never gets another's work.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// the cron routes (here and in poison.rs) take turns, so that one test's failing Graph API never gets another's work.
+pub(crate) static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const CHECK: &str = "/api/cron/check-reminders";
 const RETRY: &str = "/api/cron/retry-failed";

@@ -11,6 +11,7 @@ mod billing;
 mod cron;
 mod health;
 mod migrations;
+mod poison;
 mod postgrest;
 mod routes;
 mod telemetry;

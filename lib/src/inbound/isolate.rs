@@ -94,7 +94,10 @@ mod tests {
         })
         .await;
         assert_eq!(panicking, Err(Panicked));
-        assert!(!IN_ITEM.with(Cell::get), "the mark is cleared after the unwind");
+        assert!(
+            !IN_ITEM.with(Cell::get),
+            "the mark is cleared after the unwind"
+        );
 
         let fine = isolated(async { 2 }).await;
         assert_eq!(fine, Ok(2), "the next item is not affected");
