@@ -118,6 +118,10 @@ pub struct ProcessingSettings {
     pub lease: Duration,
     /// `GRAPH_RETRY_BASE_MS`: first backoff of a throttled Graph send (doubles, 3 tries).
     pub retry_base: Duration,
+    /// `MAX_ATTEMPTS`: attempts of one item (an inbound message's processing, a reminder's
+    /// send, a dead letter entry's work) after which it is discarded with an alert and never
+    /// claimed again (default 5, at least 1). Every claim counts, whatever ended it.
+    pub max_attempts: u32,
 }
 
 /// How to reach PostgREST (hosted Supabase or a bare PostgREST).
@@ -296,6 +300,7 @@ impl Settings {
                 concurrency: env.number("WEBHOOK_CONCURRENCY", 8).max(1),
                 lease: Duration::from_secs(env.number("PROCESSING_LEASE_SECONDS", 120) as u64),
                 retry_base: Duration::from_millis(env.number("GRAPH_RETRY_BASE_MS", 1000) as u64),
+                max_attempts: env.number("MAX_ATTEMPTS", 5).clamp(1, 1_000_000) as u32,
             },
             cron: CronSettings {
                 secret: env.required("CRON_SECRET").map(Secret::new),
@@ -464,5 +469,15 @@ mod tests {
             vec!["MAX_BODY_BYTES".to_string()]
         );
         assert_eq!(settings.database.err(), Some(Missing("SUPABASE_URL")));
+    }
+
+    #[test]
+    fn max_attempts_defaults_to_five_and_is_at_least_one() {
+        let default = Settings::from_lookup(|_| None);
+        assert_eq!(default.processing.max_attempts, 5);
+        let zero = Settings::from_lookup(|name| (name == "MAX_ATTEMPTS").then(|| "0".into()));
+        assert_eq!(zero.processing.max_attempts, 1);
+        let three = Settings::from_lookup(|name| (name == "MAX_ATTEMPTS").then(|| "3".into()));
+        assert_eq!(three.processing.max_attempts, 3);
     }
 }

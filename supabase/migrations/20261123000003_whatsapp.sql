@@ -16,6 +16,13 @@ comment on column public.messages.reply_to is
   'For an outbound reply: the inbound message it answers. At most one reply per message, so a retry never sends twice.';
 create unique index messages_reply_to_key on public.messages (reply_to) where reply_to is not null;
 
+-- Poison ends: a message that has used up its attempts (MAX_ATTEMPTS claims, whatever ended
+-- them: a failure, a panic, a crash) is discarded and never claimed again.
+alter table public.messages
+  add column discarded_at timestamptz;
+comment on column public.messages.discarded_at is
+  'For an inbound message: when it was given up after its last attempt (its dead letter entry is discarded); never claimed again.';
+
 -- =============================================================================================
 -- Helpers (private: not exposed by PostgREST)
 -- =============================================================================================
@@ -48,6 +55,45 @@ as $$
     select 1 from public.alerts a
     where a.org_id is not distinct from p_org_id and a.kind = p_kind and a.status = 'open'
   )
+$$;
+
+-- Gives up inbound message p_message_id for good: failed, discarded_at set (never claimed
+-- again), its dead letter entry discarded (created if it has none) and a critical
+-- dead_letter_discarded alert naming p_reason. Returns whether the message was discarded now.
+create or replace function private.whatsapp_discard_message(p_message_id uuid, p_reason text)
+returns boolean
+language plpgsql
+set search_path = ''
+as $$
+declare
+  m public.messages;
+begin
+  update public.messages
+  set status = 'failed', lease_until = null, discarded_at = now(),
+      error = jsonb_build_object('message', p_reason)
+  where id = p_message_id and direction = 'inbound' and discarded_at is null
+  returning * into m;
+  if not found then
+    return false;
+  end if;
+
+  update public.dead_letter_queue
+  set status = 'discarded', lease_until = null, resolved_at = now(), error = p_reason,
+      attempts = greatest(attempts, m.attempts)
+  where kind = 'inbound_message' and ref = m.id::text and status in ('pending', 'retrying');
+  if not found then
+    insert into public.dead_letter_queue
+      (org_id, kind, ref, payload, error, attempts, status, resolved_at)
+    values (m.org_id, 'inbound_message', m.id::text,
+            jsonb_build_object('message_id', m.id, 'wamid', m.wa_message_id), p_reason,
+            m.attempts, 'discarded', now());
+  end if;
+
+  perform private.raise_alert(m.org_id, 'dead_letter_discarded', 'critical',
+    format('A WhatsApp message was discarded: %s; see dead_letter_queue (status discarded).',
+           left(p_reason, 300)));
+  return true;
+end;
 $$;
 
 -- Midnight today in p_tz (UTC when the zone name is not known).
@@ -227,8 +273,10 @@ $$;
 -- =============================================================================================
 -- Claimable: received, failed (re-driven by cron), or processing with an expired lease.
 -- Counts the contact's rate limit and reads the org's budget in the same round trip.
--- Returns null when another worker holds the message (or it is done). Besides the message, the
--- contact, the conversation and the org's settings, it returns:
+-- Returns null when another worker holds the message (or it is done, or discarded). Each claim
+-- counts an attempt; a message with p_max_attempts attempts already is discarded instead
+-- (private.whatsapp_discard_message). Besides the message, the contact, the conversation
+-- and the org's settings, it returns:
 --   history: the conversation's last p_history messages before this one that have a text,
 --            oldest first ({direction, type, body, at});
 --   budget:  used_tokens since the org's budget period start (private.token_period_start),
@@ -236,7 +284,8 @@ $$;
 --   previous_reply: the text of a reply composed by an earlier attempt whose send failed, so a
 --            retry sends it again instead of asking the assistant (and running its tools) twice.
 create or replace function public.whatsapp_claim_message(
-  p_message_id uuid, p_lease_seconds int default 120, p_history int default 20)
+  p_message_id uuid, p_lease_seconds int default 120, p_history int default 20,
+  p_max_attempts int default 5)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -250,17 +299,30 @@ declare
   v_period_start timestamptz;
   v_tz text;
 begin
+  select * into m from public.messages
+  where id = p_message_id
+    and direction = 'inbound'
+    and discarded_at is null
+    and (status in ('received', 'failed') or (status = 'processing' and lease_until < now()))
+  for update;
+  if not found then
+    return null;
+  end if;
+  -- Every claim is an attempt, whatever ends it (a panic or a crash too): a message claimed
+  -- p_max_attempts times already is poison, and is discarded instead of claimed again.
+  if m.attempts >= p_max_attempts then
+    perform private.whatsapp_discard_message(m.id, format(
+      'discarded after %s attempts (last error: %s)', m.attempts,
+      coalesce(m.error ->> 'message', 'none recorded: the attempt did not finish')));
+    return null;
+  end if;
+
   update public.messages
   set status = 'processing',
       attempts = attempts + 1,
       lease_until = now() + make_interval(secs => p_lease_seconds)
-  where id = p_message_id
-    and direction = 'inbound'
-    and (status in ('received', 'failed') or (status = 'processing' and lease_until < now()))
+  where id = m.id
   returning * into m;
-  if not found then
-    return null;
-  end if;
 
   select s.rate_limit_per_minute into v_limit
   from public.assistant_settings s where s.org_id = m.org_id;
@@ -437,9 +499,11 @@ $$;
 -- that was being sent is marked failed (known not sent). p_ledger is the failed turn's ledger
 -- (as in whatsapp_finish_message). p_opt_out (a STOP or START) is recorded first, so that it
 -- counts even when the rest of the processing failed (e.g. the confirmation could not be sent).
+-- The attempt numbered p_max_attempts (when given) is the last: the message is discarded
+-- (private.whatsapp_discard_message) instead of waiting for a retry.
 create or replace function public.whatsapp_fail_message(
   p_message_id uuid, p_error text, p_outbound_id uuid default null, p_alert jsonb default null,
-  p_ledger jsonb default null, p_opt_out boolean default null)
+  p_ledger jsonb default null, p_opt_out boolean default null, p_max_attempts int default null)
 returns void
 language plpgsql
 set search_path = ''
@@ -472,6 +536,18 @@ begin
     where id = p_outbound_id and status = 'sending';
   end if;
 
+  if p_alert is not null then
+    perform private.raise_alert(m.org_id, p_alert ->> 'kind',
+      coalesce(p_alert ->> 'severity', 'warning'), p_alert ->> 'message');
+  end if;
+
+  -- Its last attempt: poison ends here (never claimed again).
+  if m.attempts >= p_max_attempts then
+    perform private.whatsapp_discard_message(m.id, format(
+      'failed %s attempts (last error: %s)', m.attempts, p_error));
+    return;
+  end if;
+
   update public.dead_letter_queue
   set attempts = m.attempts, error = p_error, status = 'pending',
       next_attempt_at = now() + least(interval '6 hours', interval '1 minute' * 2 ^ (m.attempts - 1))
@@ -481,11 +557,6 @@ begin
     values (m.org_id, 'inbound_message', m.id::text,
             jsonb_build_object('message_id', m.id, 'wamid', m.wa_message_id), p_error, m.attempts,
             now() + least(interval '6 hours', interval '1 minute' * 2 ^ (m.attempts - 1)));
-  end if;
-
-  if p_alert is not null then
-    perform private.raise_alert(m.org_id, p_alert ->> 'kind',
-      coalesce(p_alert ->> 'severity', 'warning'), p_alert ->> 'message');
   end if;
 
   select count(*) into v_pending
@@ -501,28 +572,30 @@ $$;
 -- Service role only (the default privileges would let every role execute them).
 revoke execute on function
   public.whatsapp_ingest(text, jsonb, jsonb),
-  public.whatsapp_claim_message(uuid, int, int),
+  public.whatsapp_claim_message(uuid, int, int, int),
   public.whatsapp_begin_reply(uuid, text, text),
   public.whatsapp_finish_message(uuid, jsonb),
-  public.whatsapp_fail_message(uuid, text, uuid, jsonb, jsonb, boolean)
+  public.whatsapp_fail_message(uuid, text, uuid, jsonb, jsonb, boolean, int)
 from public, anon, authenticated;
 grant execute on function
   public.whatsapp_ingest(text, jsonb, jsonb),
-  public.whatsapp_claim_message(uuid, int, int),
+  public.whatsapp_claim_message(uuid, int, int, int),
   public.whatsapp_begin_reply(uuid, text, text),
   public.whatsapp_finish_message(uuid, jsonb),
-  public.whatsapp_fail_message(uuid, text, uuid, jsonb, jsonb, boolean)
+  public.whatsapp_fail_message(uuid, text, uuid, jsonb, jsonb, boolean, int)
 to service_role;
 revoke execute on function private.raise_alert(uuid, text, text, text) from public, anon, authenticated;
 revoke execute on function private.outbound_status_rank(text) from public, anon, authenticated;
 grant execute on function private.raise_alert(uuid, text, text, text), private.outbound_status_rank(text)
   to service_role;
 revoke execute on function
+  private.whatsapp_discard_message(uuid, text),
   private.local_day_start(text),
   private.token_period_start(timestamptz),
   private.record_ledger(public.messages, jsonb)
 from public, anon, authenticated;
 grant execute on function
+  private.whatsapp_discard_message(uuid, text),
   private.local_day_start(text),
   private.token_period_start(timestamptz),
   private.record_ledger(public.messages, jsonb)

@@ -225,16 +225,19 @@ as $$
 $$;
 
 -- Discards dead letter entries past the last attempt (one of them, or every due one), with
--- a critical alert per org. Returns how many were discarded.
+-- a critical alert per org naming the reason (the attempts and the last error); an inbound
+-- message discarded so is never claimed again (messages.discarded_at). Returns how many were
+-- discarded.
 create or replace function private.cron_discard_exhausted(p_max_attempts int, p_only uuid default null)
 returns int
 language plpgsql
 set search_path = ''
 as $$
 declare
-  v_orgs uuid[];
+  v_rows jsonb;
   v_count int;
   v_org uuid;
+  v_reason text;
 begin
   with discarded as (
     update public.dead_letter_queue d
@@ -245,15 +248,66 @@ begin
                then d.next_attempt_at <= now()
                     and (d.status = 'pending' or (d.status = 'retrying' and d.lease_until < now()))
                else d.id = p_only and d.status in ('pending', 'retrying') end
-    returning d.org_id
+    returning d.org_id, d.kind, d.ref, d.attempts, d.error
   )
-  select count(*), array_agg(distinct org_id) into v_count, v_orgs from discarded;
-  foreach v_org in array coalesce(v_orgs, '{}') loop
+  select count(*)::int,
+         coalesce(jsonb_agg(jsonb_build_object('org_id', org_id, 'kind', kind, 'ref', ref,
+                                               'attempts', attempts, 'error', error)), '[]')
+  into v_count, v_rows from discarded;
+
+  update public.messages m
+  set discarded_at = now(), lease_until = null
+  from jsonb_array_elements(v_rows) x
+  where x ->> 'kind' = 'inbound_message' and m.id = private.try_uuid(x ->> 'ref')
+    and m.discarded_at is null;
+
+  for v_org, v_reason in
+    select distinct on (x ->> 'org_id') (x ->> 'org_id')::uuid,
+           format('%s work failed %s attempts (last error: %s)',
+                  replace(x ->> 'kind', '_', ' '), x ->> 'attempts', left(x ->> 'error', 300))
+    from jsonb_array_elements(v_rows) x
+  loop
     perform private.raise_alert(v_org, 'dead_letter_discarded', 'critical',
-      format('Work failed %s times and was discarded; see dead_letter_queue (status discarded).',
-             p_max_attempts));
+      format('Discarded: %s; see dead_letter_queue (status discarded).', v_reason));
   end loop;
   return v_count;
+end;
+$$;
+
+-- Gives up reminder p_id for good after its last attempt (a claim past p_max_attempts): its
+-- occurrence failed (private.cron_fail_occurrence; a recurring series continues at a stored
+-- next_due_at, else it ends), its dead letter entry discarded (created if it has none), and a
+-- critical dead_letter_discarded alert naming p_reason. Never claimed or re-driven again.
+create or replace function private.cron_discard_reminder(p_id uuid, p_reason text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  r public.reminders;
+  v_occurrence uuid;
+begin
+  select * into r from public.reminders where id = p_id for update;
+  if not found then
+    return;
+  end if;
+  v_occurrence := private.cron_fail_occurrence(r.id, r.next_due_at, p_reason, false);
+  update public.dead_letter_queue
+  set status = 'discarded', lease_until = null, resolved_at = now(), error = p_reason,
+      attempts = greatest(attempts, r.attempts)
+  where kind = 'reminder' and ref = v_occurrence::text and status in ('pending', 'retrying');
+  if not found then
+    insert into public.dead_letter_queue
+      (org_id, kind, ref, payload, error, attempts, status, resolved_at)
+    values (r.org_id, 'reminder', v_occurrence::text,
+            jsonb_strip_nulls(jsonb_build_object(
+              'reminder_id', v_occurrence, 'due_at', r.due_at,
+              'occurrence_of', case when v_occurrence <> r.id then r.id end)),
+            p_reason, r.attempts, 'discarded', now());
+  end if;
+  perform private.raise_alert(r.org_id, 'dead_letter_discarded', 'critical',
+    format('A reminder was discarded: %s; see dead_letter_queue (status discarded).',
+           left(p_reason, 300)));
 end;
 $$;
 
@@ -263,9 +317,12 @@ $$;
 
 -- Claims up to p_limit due reminders for p_lease_seconds. Reminders of opted-out contacts are
 -- cancelled instead; sends whose lease ran out (outcome unknown) are marked failed
--- (private.cron_mark_unknown).
--- Returns {reminders: [claim], skipped: int, unknown: int}.
-create or replace function public.cron_claim_reminders(p_limit int, p_lease_seconds int)
+-- (private.cron_mark_unknown). Every claim counts an attempt (whatever ends it: a failure, a
+-- panic, a crash; cron_release_reminders gives it back for a claim never begun); a reminder
+-- claimed p_max_attempts times already is poison: discarded (private.cron_discard_reminder).
+-- Returns {reminders: [claim], skipped: int, unknown: int, discarded: int}.
+create or replace function public.cron_claim_reminders(
+  p_limit int, p_lease_seconds int, p_max_attempts int default 5)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -275,6 +332,8 @@ declare
   v_ids uuid[];
   v_unknown int;
   v_skipped int;
+  v_poison uuid[];
+  v_id uuid;
 begin
   -- Sends whose run stopped before recording the outcome: never sent again.
   select coalesce(array_agg(s.id), '{}') into v_stale
@@ -310,18 +369,31 @@ begin
   )
   select count(*) into v_skipped from cancelled;
 
+  select coalesce(array_agg(r.id), '{}') into v_poison
+  from public.reminders r
+  where r.id = any (v_ids) and r.status = 'pending' and r.attempts >= p_max_attempts;
+  foreach v_id in array v_poison loop
+    perform private.cron_discard_reminder(v_id, format(
+      'discarded after %s attempts (last error: %s)',
+      (select attempts from public.reminders where id = v_id),
+      coalesce((select last_error from public.reminders where id = v_id),
+               'none recorded: the attempt did not finish')));
+  end loop;
+
   update public.reminders
   set lease_until = now() + make_interval(secs => p_lease_seconds),
-      lease_token = gen_random_uuid()
-  where id = any (v_ids) and status = 'pending';
+      lease_token = gen_random_uuid(),
+      attempts = attempts + 1
+  where id = any (v_ids) and id <> all (v_poison) and status = 'pending';
 
   return jsonb_build_object(
     'reminders', coalesce((
       select jsonb_agg(private.cron_reminder_claim(r.id) order by r.due_at)
       from public.reminders r
-      where r.id = any (v_ids) and r.status = 'pending'), '[]'),
+      where r.id = any (v_ids) and r.id <> all (v_poison) and r.status = 'pending'), '[]'),
     'skipped', v_skipped,
-    'unknown', v_unknown);
+    'unknown', v_unknown,
+    'discarded', cardinality(v_poison));
 end;
 $$;
 
@@ -357,7 +429,7 @@ begin
   end if;
 
   update public.reminders
-  set status = 'sending', attempts = attempts + 1,
+  set status = 'sending',
       next_due_at = case when recurrence = 'none' then null else p_next_due_at end,
       lease_until = now() + make_interval(secs => p_lease_seconds)
   where id = r.id;
@@ -512,8 +584,9 @@ end;
 $$;
 
 -- Un-claims reminders a run claimed but did not begin (its time budget ran out), so that the
--- next run takes them at once instead of after their lease. p_claims: [{id, token}]; only the
--- holder of a claim can release it. Returns how many were released.
+-- next run takes them at once instead of after their lease, and gives back the attempt their
+-- claim counted. p_claims: [{id, token}]; only the holder of a claim can release it. Returns how
+-- many were released.
 create or replace function public.cron_release_reminders(p_claims jsonb)
 returns int
 language sql
@@ -521,7 +594,7 @@ set search_path = ''
 as $$
   with released as (
     update public.reminders r
-    set lease_until = null, lease_token = null
+    set lease_until = null, lease_token = null, attempts = greatest(r.attempts - 1, 0)
     from jsonb_to_recordset(p_claims) as c(id uuid, token uuid)
     where r.id = c.id and r.lease_token = c.token and r.status = 'pending'
     returning 1
@@ -574,8 +647,10 @@ $$;
 -- Returns its claim, or null when it is not failed any more (sent, cancelled, deleted...) or
 -- must not be sent any more (private.cron_cancel_reason: the contact opted out, or the
 -- occurrence's series was cancelled): it is cancelled then, and its dead letter entry settles
--- as discarded.
-create or replace function public.cron_redrive_reminder(p_reminder_id uuid, p_lease_seconds int)
+-- as discarded. The claim counts an attempt; a reminder claimed p_max_attempts times already is
+-- discarded instead (private.cron_discard_reminder), and null returned.
+create or replace function public.cron_redrive_reminder(
+  p_reminder_id uuid, p_lease_seconds int, p_max_attempts int default 5)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -596,11 +671,17 @@ begin
     where id = r.id;
     return null;
   end if;
+  if r.attempts >= p_max_attempts then
+    perform private.cron_discard_reminder(r.id, format('discarded after %s attempts (last error: %s)',
+      r.attempts, coalesce(r.last_error, 'none recorded: the attempt did not finish')));
+    return null;
+  end if;
 
   update public.reminders
   set status = 'pending', retry_at = null,
       lease_until = now() + make_interval(secs => p_lease_seconds),
-      lease_token = gen_random_uuid()
+      lease_token = gen_random_uuid(),
+      attempts = attempts + 1
   where id = r.id;
   return private.cron_reminder_claim(r.id);
 end;
@@ -608,10 +689,13 @@ $$;
 
 -- After one re-drive of a claimed entry: records the outcome the work's own functions did not
 -- (a processed message resolves it; work that is gone or cancelled discards it; anything else
--- waits for its next attempt), then discards it if it is past the last attempt.
+-- waits for its next attempt), then discards it if it is past the last attempt. p_error: the
+-- re-drive itself failed (a database error, a panic) before the work could record an outcome:
+-- that counts an attempt of the entry, with p_error as its error, so that an entry whose
+-- re-drive always fails ends discarded too.
 -- Returns the entry's status: resolved | pending | discarded.
 create or replace function public.cron_settle_dead_letter(
-  p_id uuid, p_max_attempts int, p_backoff_seconds int)
+  p_id uuid, p_max_attempts int, p_backoff_seconds int, p_error text default null)
 returns text
 language plpgsql
 set search_path = ''
@@ -623,6 +707,13 @@ begin
   select * into e from public.dead_letter_queue where id = p_id for update;
   if not found then
     return null;
+  end if;
+
+  if e.status = 'retrying' and p_error is not null then
+    update public.dead_letter_queue
+    set attempts = attempts + 1, error = p_error
+    where id = p_id
+    returning * into e;
   end if;
 
   if e.status = 'retrying' then
@@ -652,7 +743,9 @@ end;
 $$;
 
 -- Inbound messages stored but never processed: `received` for longer than p_min_age_seconds
--- (a full in-process backlog leaves them there) or `processing` with an expired lease.
+-- (a full in-process backlog leaves them there) or `processing` with an expired lease (its
+-- attempt ended without an outcome: a crash). One past its last attempt is listed too: its
+-- claim discards it (whatsapp_claim_message). Discarded messages never are.
 -- Returns up to p_limit message ids, oldest first.
 create or replace function public.cron_stuck_messages(p_limit int, p_min_age_seconds int)
 returns jsonb
@@ -666,6 +759,7 @@ as $$
     from public.messages m
     where m.status in ('received', 'processing')
       and m.direction = 'inbound'
+      and m.discarded_at is null
       and case m.status
             when 'received' then m.created_at < now() - make_interval(secs => p_min_age_seconds)
             else m.lease_until < now() end
@@ -697,26 +791,26 @@ $$;
 -- =============================================================================================
 
 revoke execute on function
-  public.cron_claim_reminders(int, int),
+  public.cron_claim_reminders(int, int, int),
   public.cron_begin_reminder(uuid, uuid, uuid, text, text, int, timestamptz),
   public.cron_finish_reminder(uuid, uuid, uuid, jsonb),
   public.cron_fail_reminder(uuid, uuid, uuid, text, text, int, int, jsonb, timestamptz),
   public.cron_release_reminders(jsonb),
   public.cron_claim_dead_letters(int, int, int),
-  public.cron_redrive_reminder(uuid, int),
-  public.cron_settle_dead_letter(uuid, int, int),
+  public.cron_redrive_reminder(uuid, int, int),
+  public.cron_settle_dead_letter(uuid, int, int, text),
   public.cron_stuck_messages(int, int),
   public.cron_purge_webhooks(int, int)
 from public, anon, authenticated;
 grant execute on function
-  public.cron_claim_reminders(int, int),
+  public.cron_claim_reminders(int, int, int),
   public.cron_begin_reminder(uuid, uuid, uuid, text, text, int, timestamptz),
   public.cron_finish_reminder(uuid, uuid, uuid, jsonb),
   public.cron_fail_reminder(uuid, uuid, uuid, text, text, int, int, jsonb, timestamptz),
   public.cron_release_reminders(jsonb),
   public.cron_claim_dead_letters(int, int, int),
-  public.cron_redrive_reminder(uuid, int),
-  public.cron_settle_dead_letter(uuid, int, int),
+  public.cron_redrive_reminder(uuid, int, int),
+  public.cron_settle_dead_letter(uuid, int, int, text),
   public.cron_stuck_messages(int, int),
   public.cron_purge_webhooks(int, int)
 to service_role;
@@ -728,7 +822,8 @@ revoke execute on function
   private.cron_fail_occurrence(uuid, timestamptz, text, boolean),
   private.cron_mark_unknown(uuid[], text),
   private.cron_cancel_reason(public.reminders),
-  private.cron_discard_exhausted(int, uuid)
+  private.cron_discard_exhausted(int, uuid),
+  private.cron_discard_reminder(uuid, text)
 from public, anon, authenticated;
 grant execute on function
   private.cron_backoff(int, int),
@@ -737,5 +832,6 @@ grant execute on function
   private.cron_fail_occurrence(uuid, timestamptz, text, boolean),
   private.cron_mark_unknown(uuid[], text),
   private.cron_cancel_reason(public.reminders),
-  private.cron_discard_exhausted(int, uuid)
+  private.cron_discard_exhausted(int, uuid),
+  private.cron_discard_reminder(uuid, text)
 to service_role;

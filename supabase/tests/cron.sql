@@ -107,7 +107,7 @@ select is(public.cron_fail_reminder('e0c00000-0000-4000-8000-0000000000a2',
   'failed', 'a final failure fails the reminder');
 select is((select attempts || '/' || status from public.dead_letter_queue
            where kind = 'reminder' and ref = 'e0c00000-0000-4000-8000-0000000000a2'),
-  '1/pending', 'with a dead letter entry');
+  '2/pending', 'with a dead letter entry, counting both claims (every claim is an attempt)');
 update public.dead_letter_queue set attempts = 5, next_attempt_at = now() - interval '1 second'
 where ref = 'e0c00000-0000-4000-8000-0000000000a2';
 select is((public.cron_claim_dead_letters(10, 60, 5) ->> 'discarded')::int, 1,

@@ -14,8 +14,9 @@ use crate::helpers::reminders::*;
 use crate::helpers::*;
 
 /// A cron run claims every due row of the database, not only its test's: the tests that run
-/// the cron routes take turns, so that one test's failing Graph API never gets another's work.
-pub static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// the cron routes (here, in poison.rs and in tenant.rs) take turns, so that one test's failing
+/// Graph API never gets another's work.
+pub(crate) static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const CHECK: &str = CHECK_REMINDERS;
 const RETRY: &str = RETRY_FAILED;

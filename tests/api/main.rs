@@ -11,6 +11,7 @@ mod cron;
 mod health;
 mod hostile;
 mod migrations;
+mod poison;
 mod postgrest;
 mod routes;
 mod telemetry;

@@ -48,17 +48,23 @@ pub enum Claimed {
     Claim(Box<Claim>),
     /// Claimed, but the stored rows do not decode: the message fails on its own.
     Undecodable(serde_json::Error),
-    /// Processed already, or another worker holds it.
+    /// Processed already, another worker holds it, or discarded (past its last attempt).
     Unavailable,
 }
 
-/// Claims `id` for `PROCESSING_LEASE_SECONDS`.
+/// Claims `id` for `PROCESSING_LEASE_SECONDS`; each claim counts an attempt, and a message
+/// claimed `MAX_ATTEMPTS` times already is discarded instead (`Unavailable`).
 pub async fn claim(state: &AppState, db: &Postgrest, id: Uuid) -> Result<Claimed, DbError> {
     let lease = state.settings.processing.lease.as_secs();
     let history = state.assistant.history_messages();
     let found: Option<Value> = db
         .rpc("whatsapp_claim_message", Caller::Service)
-        .args(&json!({"p_message_id": id, "p_lease_seconds": lease, "p_history": history}))
+        .args(&json!({
+            "p_message_id": id,
+            "p_lease_seconds": lease,
+            "p_history": history,
+            "p_max_attempts": state.settings.processing.max_attempts,
+        }))
         .fetch()
         .await?
         .data;

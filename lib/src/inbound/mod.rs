@@ -2,14 +2,17 @@
 //! ([`ingest`]), each new message is queued in this process ([`Backlog`], drained by
 //! [`drain`]) and processed in the background ([`process`]: claim, decide, answer, record,
 //! send, finish or fail). The retry cron and the admin replay re-drive a message through the
-//! same [`process`].
+//! same [`process`]. Each message's processing, wherever it runs, is [`isolated`]: a panic is
+//! that message's failure (dead-lettered as "processing panicked").
 
 mod backlog;
 mod claim;
 mod decide;
 mod ingest;
+mod isolate;
 mod process;
 
 pub use backlog::{drain, Backlog};
 pub use ingest::{ingest, Ingested};
+pub use isolate::{isolated, Panicked};
 pub use process::process;

@@ -8,6 +8,11 @@
 //!
 //! In between: the decision ([`super::decide`]), mark as read with typing indicator, the
 //! assistant, and the send ([`WhatsApp::send_text`](crate::whatsapp::WhatsApp::send_text)).
+//!
+//! The work between claim and outcome is [`isolated`]: a panic in it (the assistant on a
+//! hostile text) fails the message with the fixed reason "processing panicked", never leaving
+//! it `processing`; a panic anywhere else in the processing ends that message alone (its lease
+//! runs out and the claim counted the attempt, so it ends discarded after `MAX_ATTEMPTS`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,6 +20,7 @@ use uuid::Uuid;
 
 use super::claim::{claim, Claim, Claimed};
 use super::decide::{decide, Reply};
+use super::isolate::isolated;
 use crate::assistant::ledger::Ledger;
 use crate::assistant::{AssistantError, Turn};
 use crate::domain::{Alert, AlertKind, MessageKind, Wamid};
@@ -38,6 +44,9 @@ enum Failure {
     Undecodable(String),
     #[error(transparent)]
     Assistant(#[from] AssistantError),
+    /// The fixed reason: a panic's message may quote the message text.
+    #[error("processing panicked")]
+    Panicked,
 }
 
 impl From<DeliveryError> for Failure {
@@ -50,6 +59,16 @@ impl From<DeliveryError> for Failure {
 }
 
 impl Failure {
+    /// Whether Meta may have taken the reply: its send is then never repeated.
+    fn maybe_sent(&self) -> bool {
+        match self {
+            Self::Graph(error) => error.maybe_sent(),
+            // Where the panic struck is unknown: perhaps during the send.
+            Self::Panicked => true,
+            _ => false,
+        }
+    }
+
     fn undecodable(error: &serde_json::Error) -> Self {
         Self::Undecodable(format!(
             "{:?} error at column {}",
@@ -123,16 +142,25 @@ enum ReplyState {
     Settled,
 }
 
-/// Processes `message_id` if it can be claimed; every outcome is recorded, never lost.
+/// Processes `message_id` if it can be claimed; every outcome is recorded, never lost. A panic
+/// never escapes: it is this message's failure alone.
 pub async fn process(state: &AppState, message_id: Uuid) {
+    if isolated(process_claimed(state, message_id)).await.is_err() {
+        // Outside the isolated answer (recording the outcome): the lease decides.
+        tracing::error!(%message_id, "processing panicked; the lease will expire");
+    }
+}
+
+async fn process_claimed(state: &AppState, message_id: Uuid) {
     let Ok(db) = state.db() else { return };
+    let max_attempts = state.settings.processing.max_attempts;
     let claim = match claim(state, db, message_id).await {
         Ok(Claimed::Claim(claim)) => claim,
         Ok(Claimed::Unavailable) => return,
         Ok(Claimed::Undecodable(error)) => {
             let failure = Failure::undecodable(&error);
             tracing::warn!(%message_id, error = %failure, "claimed message unreadable; dead-lettered");
-            let recorded = fail(db, message_id, &failure, Progress::default()).await;
+            let recorded = fail(db, message_id, &failure, Progress::default(), max_attempts).await;
             if let Err(error) = recorded {
                 tracing::error!(%message_id, error = %error, "could not record the outcome; the lease will expire");
             }
@@ -145,7 +173,9 @@ pub async fn process(state: &AppState, message_id: Uuid) {
         }
     };
     let mut progress = Progress::default();
-    let result = answer(state, db, message_id, &claim, &mut progress).await;
+    let result = isolated(answer(state, db, message_id, &claim, &mut progress))
+        .await
+        .unwrap_or(Err(Failure::Panicked));
     let recorded = match result {
         Ok(finished) => {
             let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
@@ -153,7 +183,7 @@ pub async fn process(state: &AppState, message_id: Uuid) {
         }
         Err(failure) => {
             tracing::warn!(%message_id, error = %failure, "processing failed; dead-lettered");
-            fail(db, message_id, &failure, progress).await
+            fail(db, message_id, &failure, progress, max_attempts).await
         }
     };
     if let Err(error) = recorded {
@@ -259,14 +289,13 @@ async fn fail(
     id: Uuid,
     failure: &Failure,
     progress: Progress,
+    max_attempts: u32,
 ) -> Result<(), DbError> {
     let alert = matches!(failure, Failure::Graph(e) if e.action() == GraphAction::TokenExpired)
         .then_some(Alert(AlertKind::WhatsappTokenExpired));
     // A send that may have reached Meta leaves its reply `sending`: a retry then refuses to
     // send it again (and raises `reply_outcome_unknown`) instead of risking a double send.
-    let outbound = progress
-        .outbound
-        .filter(|_| !matches!(failure, Failure::Graph(e) if e.maybe_sent()));
+    let outbound = progress.outbound.filter(|_| !failure.maybe_sent());
     let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
     db.rpc("whatsapp_fail_message", Caller::Service)
         .args(&json!({
@@ -276,6 +305,7 @@ async fn fail(
             "p_alert": alert,
             "p_ledger": ledger,
             "p_opt_out": progress.opt_out,
+            "p_max_attempts": max_attempts,
         }))
         .execute()
         .await

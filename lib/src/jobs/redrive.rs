@@ -6,12 +6,18 @@
 //! 2. Due dead letter entries are claimed with a lease (`cron_claim_dead_letters`) and re-driven
 //!    once: an inbound message is processed again, a reminder sent again. The outcome settles
 //!    the entry (`cron_settle_dead_letter`): resolved, pending with backoff, or past
-//!    [`DEAD_LETTER_ATTEMPTS`] attempts, discarded with a critical alert.
+//!    `MAX_ATTEMPTS` attempts, discarded with a critical alert.
 //! 3. `webhooks` rows older than `WEBHOOK_RETENTION_DAYS` are deleted.
 //!
 //! No message is processed and no entry re-driven once `CRON_TIME_BUDGET_MS` is spent: an entry
 //! claimed but not re-driven stays `retrying` until its lease runs out, then the next run
 //! claims it again (no attempt is counted).
+//!
+//! Bulkheads: claimed entries are decoded and re-driven one by one, each [`isolated`]; an
+//! entry that cannot be decoded, or whose re-drive fails (a database error, a panic), is
+//! settled on its own with that failure counted as an attempt (`failed` in the summary), and
+//! the run goes on. A run answers its summary (200) unless the database is unreachable (503);
+//! a step that fails otherwise is logged and counted in `errors`.
 
 use std::collections::HashSet;
 
@@ -20,16 +26,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use serde_json::Value;
+
 use super::reminders::{self, ClaimedReminder};
 use super::TimeBudget;
 use crate::error::ApiError;
-use crate::inbound;
+use crate::inbound::{self, isolated};
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
-
-/// Attempts of a piece of work (an inbound message's processing, a reminder's send) after which
-/// its dead letter entry is discarded with an alert.
-pub const DEAD_LETTER_ATTEMPTS: u32 = 5;
 
 /// Old `webhooks` rows deleted per round trip.
 const PURGE_BATCH: usize = 5_000;
@@ -48,14 +52,27 @@ pub struct Summary {
     discarded: u64,
     /// Claimed but not re-driven before the time budget ran out: left to their lease.
     deferred: u64,
+    /// Entries that could not be decoded or whose re-drive failed (a database error, a
+    /// panic): settled on their own, the failure counted as an attempt.
+    failed: u64,
+    /// Steps of the run that failed (a claim, the stuck-message list, the purge) while the
+    /// database was reachable: logged; the run went on with its next step.
+    errors: u64,
     webhooks_deleted: u64,
     duration_ms: u64,
 }
 
+/// A batch of claims; each entry is decoded on its own.
 #[derive(Deserialize)]
 struct ClaimedEntries {
-    entries: Vec<Entry>,
+    entries: Vec<Value>,
     discarded: u64,
+}
+
+/// The one field of a claimed entry that must be read to settle it.
+#[derive(Deserialize)]
+struct EntryId {
+    id: Uuid,
 }
 
 /// A claimed dead letter entry.
@@ -91,12 +108,13 @@ pub enum DeadLetterStatus {
 pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
     let db = state.db()?;
     let budget = TimeBudget::start(state.settings.cron.time_budget);
-    let mut summary = Summary {
-        messages_redriven: redrive_stuck_messages(state, db, &budget).await?,
-        ..Summary::default()
-    };
-    redrive_dead_letters(state, db, &budget, &mut summary).await?;
-    summary.webhooks_deleted = purge_webhooks(state, db, &budget).await?;
+    let mut summary = Summary::default();
+    let stuck = redrive_stuck_messages(state, db, &budget, &mut summary.messages_redriven).await;
+    step(stuck, "re-drive stuck messages", &mut summary)?;
+    let dead = redrive_dead_letters(state, db, &budget, &mut summary).await;
+    step(dead, "re-drive dead letters", &mut summary)?;
+    let purged = purge_webhooks(state, db, &budget, &mut summary.webhooks_deleted).await;
+    step(purged, "delete old webhooks", &mut summary)?;
     summary.duration_ms = budget.elapsed_ms();
     tracing::info!(
         messages_redriven = summary.messages_redriven,
@@ -105,6 +123,8 @@ pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
         retrying = summary.retrying,
         discarded = summary.discarded,
         deferred = summary.deferred,
+        failed = summary.failed,
+        errors = summary.errors,
         webhooks_deleted = summary.webhooks_deleted,
         duration_ms = summary.duration_ms,
         "retry-failed run"
@@ -112,18 +132,33 @@ pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
     Ok(summary)
 }
 
+/// A step of the run that failed: the run fails (503) when the database is unreachable;
+/// otherwise the failure is logged and counted, and the run goes on.
+fn step(result: Result<(), DbError>, what: &str, summary: &mut Summary) -> Result<(), ApiError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(error) if error.is_unavailable() => Err(error.into()),
+        Err(error) => {
+            tracing::error!(error = %error, step = what, "a retry-failed step failed");
+            summary.errors += 1;
+            Ok(())
+        }
+    }
+}
+
 /// Processes stuck inbound messages, batch after batch, each message at most once per run and
-/// none once the time budget is spent; returns how many were processed.
+/// none once the time budget is spent; counts them in `processed`. Each message's processing
+/// is isolated ([`inbound::process`]): one that fails or panics is dead-lettered on its own.
 async fn redrive_stuck_messages(
     state: &AppState,
     db: &Postgrest,
     budget: &TimeBudget,
-) -> Result<u64, DbError> {
+    processed: &mut u64,
+) -> Result<(), DbError> {
     let cron = &state.settings.cron;
     let mut seen = HashSet::new();
-    let mut processed = 0;
     while !budget.spent() {
-        let ids: Vec<Uuid> = db
+        let ids: Vec<Value> = db
             .rpc("cron_stuck_messages", Caller::Service)
             .args(&json!({
                 "p_limit": cron.batch_size,
@@ -132,7 +167,16 @@ async fn redrive_stuck_messages(
             .fetch()
             .await?
             .data;
-        let fresh: Vec<Uuid> = ids.into_iter().filter(|id| seen.insert(*id)).collect();
+        // Decoded one by one: an id that does not read is skipped (logged), the rest go on.
+        let fresh: Vec<Uuid> = ids
+            .into_iter()
+            .filter_map(|id| {
+                serde_json::from_value(id)
+                    .inspect_err(|_| tracing::error!("a stuck message id that is not a uuid"))
+                    .ok()
+            })
+            .filter(|id| seen.insert(*id))
+            .collect();
         if fresh.is_empty() {
             break;
         }
@@ -147,9 +191,9 @@ async fn redrive_stuck_messages(
             .buffer_unordered(cron.concurrency)
             .collect()
             .await;
-        processed += started.into_iter().filter(|&started| started).count() as u64;
+        *processed += started.into_iter().filter(|&started| started).count() as u64;
     }
-    Ok(processed)
+    Ok(())
 }
 
 /// Claims due entries batch after batch and re-drives each at most once per run (an entry due
@@ -168,66 +212,158 @@ async fn redrive_dead_letters(
             .args(&json!({
                 "p_limit": cron.batch_size,
                 "p_lease_seconds": cron.lease.as_secs(),
-                "p_max_attempts": DEAD_LETTER_ATTEMPTS,
+                "p_max_attempts": state.settings.processing.max_attempts,
             }))
             .fetch()
             .await?
             .data;
         summary.discarded += claimed.discarded;
-        let (fresh, again): (Vec<Entry>, Vec<Entry>) = claimed
-            .entries
-            .into_iter()
-            .partition(|entry| seen.insert(entry.id));
-        for entry in again {
-            settle(state, db, entry.id).await?;
+        let mut fresh = Vec::new();
+        for row in claimed.entries {
+            match serde_json::from_value::<Entry>(row.clone()) {
+                Ok(entry) if seen.insert(entry.id) => fresh.push(entry),
+                // Due again at once (no backoff configured): left for the next run.
+                Ok(entry) => summary.count(settle_alone(state, db, entry.id, None).await),
+                Err(error) => {
+                    let reason = format!(
+                        "the stored dead letter entry cannot be read: {:?} error at column {}",
+                        error.classify(),
+                        error.column()
+                    );
+                    summary.count(fail_undecodable(state, db, row, &reason).await);
+                }
+            }
         }
         if fresh.is_empty() {
             break;
         }
         summary.claimed += fresh.len() as u64;
-        let ended: Vec<Result<Redriven, DbError>> = futures_util::stream::iter(fresh)
+        let ended: Vec<Redriven> = futures_util::stream::iter(fresh)
             .map(|entry| async move {
                 if budget.spent() {
-                    return Ok(Redriven::Deferred);
+                    return Redriven::Deferred;
                 }
-                Ok(Redriven::Settled(
-                    redrive_and_settle(state, db, &entry).await?,
-                ))
+                // The outer bulkhead: whatever happens to this entry stays with it.
+                match isolated(redrive_and_settle(state, db, &entry)).await {
+                    Ok(Ok(settled)) => Redriven::Settled(settled),
+                    Ok(Err(error)) => {
+                        tracing::error!(dead_letter = %entry.id, error = %error, "could not settle a dead letter entry; its lease decides");
+                        Redriven::Failed
+                    }
+                    Err(_) => {
+                        tracing::error!(dead_letter = %entry.id, "settling a dead letter entry panicked; its lease decides");
+                        Redriven::Failed
+                    }
+                }
             })
             .buffer_unordered(cron.concurrency)
             .collect()
             .await;
         for redriven in ended {
-            match redriven? {
-                Redriven::Deferred => summary.deferred += 1,
-                Redriven::Settled(status) => match status {
-                    Some(DeadLetterStatus::Resolved) => summary.resolved += 1,
-                    Some(DeadLetterStatus::Discarded) => summary.discarded += 1,
-                    _ => summary.retrying += 1,
-                },
-            }
+            summary.count(redriven);
         }
     }
     Ok(())
 }
 
+impl Summary {
+    fn count(&mut self, redriven: Redriven) {
+        match redriven {
+            Redriven::Deferred => self.deferred += 1,
+            Redriven::Failed => self.failed += 1,
+            Redriven::Settled(settled) => {
+                self.failed += u64::from(settled.failed);
+                match settled.status {
+                    Some(DeadLetterStatus::Resolved) => self.resolved += 1,
+                    Some(DeadLetterStatus::Discarded) => self.discarded += 1,
+                    _ => self.retrying += 1,
+                }
+            }
+        }
+    }
+}
+
 /// How a claimed entry ended in this run.
 enum Redriven {
-    /// Re-driven and settled: its status (`None` when the entry is gone).
-    Settled(Option<DeadLetterStatus>),
+    /// Settled (re-driven, or failed on its own).
+    Settled(Settled),
     /// Not re-driven: the time budget was spent first.
     Deferred,
+    /// Could not even be settled: its lease decides.
+    Failed,
+}
+
+/// A settled entry.
+pub struct Settled {
+    /// Its status (`None` when the entry is gone).
+    pub status: Option<DeadLetterStatus>,
+    /// Its re-drive failed before the work could record an outcome (counted as an attempt).
+    pub failed: bool,
+}
+
+/// Settles one entry on its own; a database error is this entry's alone.
+async fn settle_alone(
+    state: &AppState,
+    db: &Postgrest,
+    entry: Uuid,
+    failure: Option<&str>,
+) -> Redriven {
+    match settle(state, db, entry, failure).await {
+        Ok(status) => Redriven::Settled(Settled {
+            status,
+            failed: failure.is_some(),
+        }),
+        Err(error) => {
+            tracing::error!(dead_letter = %entry, error = %error, "could not settle a dead letter entry; its lease decides");
+            Redriven::Failed
+        }
+    }
+}
+
+/// A claimed row that does not decode: settled on its own with that failure (an attempt).
+async fn fail_undecodable(state: &AppState, db: &Postgrest, row: Value, reason: &str) -> Redriven {
+    match serde_json::from_value::<EntryId>(row) {
+        Ok(EntryId { id }) => {
+            tracing::warn!(dead_letter = %id, error = reason, "a claimed dead letter entry is unreadable");
+            match settle_alone(state, db, id, Some(reason)).await {
+                Redriven::Settled(settled) => Redriven::Settled(Settled {
+                    failed: true,
+                    ..settled
+                }),
+                other => other,
+            }
+        }
+        Err(_) => {
+            tracing::error!("a claimed dead letter entry without an id; its lease decides");
+            Redriven::Failed
+        }
+    }
 }
 
 /// Re-drives a claimed entry once and settles it (also the admin API's replay); returns its
-/// status: resolved | pending | discarded.
+/// status: resolved | pending | discarded. A re-drive that fails (a database error other than
+/// an unreachable database, a panic) is this entry's failure: settled with it, as an attempt.
 pub async fn redrive_and_settle(
     state: &AppState,
     db: &Postgrest,
     entry: &Entry,
-) -> Result<Option<DeadLetterStatus>, DbError> {
-    redrive(state, db, entry).await?;
-    settle(state, db, entry.id).await
+) -> Result<Settled, DbError> {
+    let failure = match isolated(redrive(state, db, entry)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) if error.is_unavailable() => return Err(error),
+        Ok(Err(error)) => {
+            tracing::warn!(dead_letter = %entry.id, error = %error, "a re-drive failed");
+            Some(format!(
+                "the re-drive failed: database error {}",
+                error.code().unwrap_or("unknown")
+            ))
+        }
+        Err(_) => Some("re-drive panicked".to_string()),
+    };
+    Ok(Settled {
+        status: settle(state, db, entry.id, failure.as_deref()).await?,
+        failed: failure.is_some(),
+    })
 }
 
 /// Tries an entry's work once more: processes the inbound message, or sends the reminder.
@@ -246,6 +382,7 @@ async fn redrive(state: &AppState, db: &Postgrest, entry: &Entry) -> Result<(), 
                 .args(&json!({
                     "p_reminder_id": reminder_id,
                     "p_lease_seconds": state.settings.cron.lease.as_secs(),
+                    "p_max_attempts": state.settings.processing.max_attempts,
                 }))
                 .fetch()
                 .await?
@@ -260,18 +397,21 @@ async fn redrive(state: &AppState, db: &Postgrest, entry: &Entry) -> Result<(), 
     Ok(())
 }
 
-/// Records an entry's outcome after a re-drive (or releases it); returns its status.
+/// Records an entry's outcome after a re-drive (or releases it); `failure`: the re-drive
+/// itself failed (counted as an attempt). Returns its status.
 async fn settle(
     state: &AppState,
     db: &Postgrest,
     entry: Uuid,
+    failure: Option<&str>,
 ) -> Result<Option<DeadLetterStatus>, DbError> {
     Ok(db
         .rpc("cron_settle_dead_letter", Caller::Service)
         .args(&json!({
             "p_id": entry,
-            "p_max_attempts": DEAD_LETTER_ATTEMPTS,
+            "p_max_attempts": state.settings.processing.max_attempts,
             "p_backoff_seconds": state.settings.cron.retry_base.as_secs(),
+            "p_error": failure,
         }))
         .fetch()
         .await?
@@ -283,8 +423,8 @@ async fn purge_webhooks(
     state: &AppState,
     db: &Postgrest,
     budget: &TimeBudget,
-) -> Result<u64, DbError> {
-    let mut deleted = 0;
+    deleted: &mut u64,
+) -> Result<(), DbError> {
     loop {
         let batch: u64 = db
             .rpc("cron_purge_webhooks", Caller::Service)
@@ -295,9 +435,9 @@ async fn purge_webhooks(
             .fetch()
             .await?
             .data;
-        deleted += batch;
+        *deleted += batch;
         if batch < PURGE_BATCH as u64 || budget.spent() {
-            return Ok(deleted);
+            return Ok(());
         }
     }
 }

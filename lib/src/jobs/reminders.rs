@@ -7,8 +7,11 @@
 //! `cron_fail_reminder` (retried with backoff; after [`ATTEMPTS`] failed, dead-lettered with an
 //! alert; never retried when the send may have happened; a recurring one continues at its next
 //! occurrence either way). Reminders claimed but not begun when the budget runs out are
-//! released for the next run (`cron_release_reminders`). A claimed row that does not decode
-//! fails on its own. See `supabase/migrations/20261123000004_cron.sql`.
+//! released for the next run (`cron_release_reminders`, which gives back the attempt the claim
+//! counted). A claimed row that does not decode fails on its own; a panic while sending one is
+//! that reminder's failure ([`isolated`]). Every claim counts an attempt: a reminder claimed
+//! `MAX_ATTEMPTS` times already is discarded by the claim, with an alert. A run answers its
+//! summary unless the database is unreachable. See `supabase/migrations/20261123000004_cron.sql`.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -20,13 +23,20 @@ use uuid::Uuid;
 use super::TimeBudget;
 use crate::domain::{Alert, AlertKind, MessageKind, PhoneNumberId, Recurrence, WaId};
 use crate::error::ApiError;
+use crate::inbound::isolated;
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
 use crate::whatsapp::{Delivered, DeliveryError, GraphAction, GraphError, Recipient, Template};
 
 /// Sends of one reminder occurrence by check-reminders before it goes to the dead letter queue
-/// (retry-failed then tries it until the dead letter queue's last attempt).
+/// (retry-failed then tries it until `MAX_ATTEMPTS`, the dead letter queue's last attempt);
+/// never more than `MAX_ATTEMPTS` ([`sends_before_dead_letter`]).
 pub const ATTEMPTS: u32 = 3;
+
+/// [`ATTEMPTS`], within the configured `MAX_ATTEMPTS`.
+fn sends_before_dead_letter(state: &AppState) -> u32 {
+    ATTEMPTS.min(state.settings.processing.max_attempts)
+}
 
 /// A reminder's claim: what any outcome is recorded against.
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -58,6 +68,9 @@ struct Claimed {
     reminders: Vec<Value>,
     skipped: u64,
     unknown: u64,
+    /// Past their last attempt: discarded with an alert by the claim.
+    #[serde(default)]
+    discarded: u64,
 }
 
 /// What one check-reminders run did.
@@ -66,7 +79,7 @@ pub struct Summary {
     /// Reminders claimed (sent, retried, failed or lost to another run).
     claimed: u64,
     sent: u64,
-    /// Failed for good: dead-lettered, or outcome unknown.
+    /// Failed for good: dead-lettered, outcome unknown, or discarded past the last attempt.
     failed: u64,
     /// Failed, tried again after a backoff.
     retrying: u64,
@@ -77,7 +90,8 @@ pub struct Summary {
     skipped: u64,
     /// Claimed but not begun before the time budget ran out: released for the next run.
     deferred: u64,
-    /// The database failed mid-send: the lease decides what happens next.
+    /// The database failed mid-send, a send panicked before its outcome was recorded, or a
+    /// claim failed: the lease decides what happens next.
     errors: u64,
     duration_ms: u64,
 }
@@ -105,10 +119,24 @@ pub async fn check_reminders(state: &AppState) -> Result<Summary, ApiError> {
     let budget = TimeBudget::start(state.settings.cron.time_budget);
     let mut summary = Summary::default();
     while !budget.spent() {
-        let batch = claim(state, db).await?;
+        let batch = match claim(state, db).await {
+            Ok(batch) => batch,
+            // The database is down: the run fails (503) and the next one starts over.
+            Err(error) if error.is_unavailable() => return Err(error.into()),
+            Err(error) => {
+                // Not one item's failure: reported, and the next run tries again.
+                tracing::error!(error = %error, "could not claim reminders");
+                summary.errors += 1;
+                break;
+            }
+        };
         summary.skipped += batch.skipped;
-        summary.failed += batch.unknown;
-        if batch.reminders.is_empty() && batch.skipped == 0 && batch.unknown == 0 {
+        summary.failed += batch.unknown + batch.discarded;
+        if batch.reminders.is_empty()
+            && batch.skipped == 0
+            && batch.unknown == 0
+            && batch.discarded == 0
+        {
             break;
         }
         summary.claimed += batch.reminders.len() as u64;
@@ -161,14 +189,22 @@ async fn send_batch(
 ) -> Vec<ClaimKey> {
     let results: Vec<Result<ReminderOutcome, ClaimKey>> = futures_util::stream::iter(reminders)
         .map(|row| async move {
-            let reminder = match serde_json::from_value::<ClaimedReminder>(row.clone()) {
-                Ok(reminder) => reminder,
-                Err(error) => return Ok(fail_undecodable(state, db, row, &error).await),
-            };
-            if budget.spent() {
-                return Err(reminder.key);
-            }
-            Ok(send(state, db, reminder).await)
+            // One reminder's work, on its own: a panic is its failure, never the batch's.
+            isolated(async move {
+                let reminder = match serde_json::from_value::<ClaimedReminder>(row.clone()) {
+                    Ok(reminder) => reminder,
+                    Err(error) => return Ok(fail_undecodable(state, db, row, &error).await),
+                };
+                if budget.spent() {
+                    return Err(reminder.key);
+                }
+                Ok(send(state, db, reminder).await)
+            })
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!("a reminder's work panicked; its lease decides");
+                Ok(ReminderOutcome::Interrupted)
+            })
         })
         .buffer_unordered(state.settings.cron.concurrency)
         .collect()
@@ -208,7 +244,11 @@ async fn claim(state: &AppState, db: &Postgrest) -> Result<Claimed, DbError> {
     let cron = &state.settings.cron;
     Ok(db
         .rpc("cron_claim_reminders", Caller::Service)
-        .args(&json!({"p_limit": cron.batch_size, "p_lease_seconds": cron.lease.as_secs()}))
+        .args(&json!({
+            "p_limit": cron.batch_size,
+            "p_lease_seconds": cron.lease.as_secs(),
+            "p_max_attempts": state.settings.processing.max_attempts,
+        }))
         .fetch()
         .await?
         .data)
@@ -228,6 +268,10 @@ enum SendError {
     /// The claimed row does not decode (the reason names no stored value).
     #[error("the stored reminder cannot be read: {0}")]
     Undecodable(String),
+    /// The fixed reason (a panic's message may quote the reminder's text); `begun`: the send
+    /// had begun, so it may have happened.
+    #[error("sending panicked")]
+    Panicked { begun: bool },
 }
 
 impl From<DeliveryError> for SendError {
@@ -247,6 +291,7 @@ impl SendError {
         match self {
             Self::Graph(error) if error.maybe_sent() => "unknown",
             Self::Graph(_) => "retry",
+            Self::Panicked { begun: true } => "unknown",
             _ => "final",
         }
     }
@@ -269,12 +314,24 @@ impl ClaimedReminder {
     }
 }
 
-/// Sends one claimed reminder and records the outcome; never sends an occurrence twice.
+/// Sends one claimed reminder and records the outcome; never sends an occurrence twice. A
+/// panic while computing or sending it is recorded as its failure ("sending panicked"; never
+/// sent again once begun).
 pub async fn send(state: &AppState, db: &Postgrest, reminder: ClaimedReminder) -> ReminderOutcome {
-    let next = reminder.next_occurrence();
     let key = reminder.key;
+    let mut next = None;
     let mut message_id = None;
-    let recorded = match deliver(state, db, &reminder, next, &mut message_id).await {
+    let attempt = isolated(async {
+        next = reminder.next_occurrence();
+        deliver(state, db, &reminder, next, &mut message_id).await
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(SendError::Panicked {
+            begun: message_id.is_some(),
+        })
+    });
+    let recorded = match attempt {
         Ok(Some(delivered)) => finish(db, key, message_id, &delivered, next).await,
         Ok(None) => Ok(ReminderOutcome::Lost),
         Err(SendError::Database(error)) => Err(error),
@@ -419,7 +476,7 @@ async fn fail(
             "p_message_id": message_id,
             "p_error": error.to_string(),
             "p_mode": error.mode(),
-            "p_max_attempts": ATTEMPTS,
+            "p_max_attempts": sends_before_dead_letter(state),
             "p_backoff_seconds": state.settings.cron.retry_base.as_secs(),
             "p_alert": error.alert(),
             "p_next_due_at": next,

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use super::{ok, rows, serve, Admin, Page};
 use crate::error::ApiError;
 use crate::host::{HandlerResult, Route};
+use crate::inbound::isolated;
 use crate::jobs::redrive::{redrive_and_settle, Entry};
 
 pub const LIST: Route = Route {
@@ -77,9 +78,14 @@ async fn replay(admin: Admin) -> HandlerResult {
     let state = admin.ctx.state.clone();
     admin.ctx.background.run(async move {
         let Ok(db) = state.db() else { return };
-        if let Err(error) = redrive_and_settle(&state, db, &entry).await {
+        // The same bulkhead as the cron's: a failure or panic of the work is the entry's.
+        match isolated(redrive_and_settle(&state, db, &entry)).await {
+            Ok(Ok(_)) => {}
             // The lease runs out and the retry cron takes the entry over.
-            tracing::error!(dead_letter = %entry.id, error = %error, "replay failed");
+            Ok(Err(error)) => {
+                tracing::error!(dead_letter = %entry.id, error = %error, "replay failed")
+            }
+            Err(_) => tracing::error!(dead_letter = %entry.id, "replay panicked"),
         }
     });
     ok(&claimed)
