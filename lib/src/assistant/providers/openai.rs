@@ -72,6 +72,10 @@ pub(super) fn body(model: &str, request: &ChatRequest) -> Value {
         "messages": messages,
         "max_completion_tokens": request.max_output_tokens,
     });
+    // GPT-6 models reason by default, and Chat Completions calls tools only without reasoning.
+    if model.starts_with("gpt-6") {
+        body["reasoning_effort"] = json!("none");
+    }
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
             .tools
@@ -258,5 +262,19 @@ mod tests {
         let (message, is_quota) = classify(429, rate);
         assert!(!is_quota);
         assert!(message.starts_with("Rate limit reached"));
+    }
+
+    #[test]
+    fn gpt_6_models_are_asked_without_reasoning_so_that_they_call_tools() {
+        let request = ChatRequest {
+            system: "s".into(),
+            messages: vec![],
+            tools: vec![],
+            max_output_tokens: 100,
+        };
+        assert_eq!(body("gpt-6-luna", &request)["reasoning_effort"], "none");
+        assert!(body("gpt-4o-mini", &request)
+            .get("reasoning_effort")
+            .is_none());
     }
 }
