@@ -97,6 +97,7 @@ pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
     };
     redrive_dead_letters(state, db, &budget, &mut summary).await?;
     summary.webhooks_deleted = purge_webhooks(state, db, &budget).await?;
+    super::models::check_models(state).await;
     summary.duration_ms = budget.elapsed_ms();
     tracing::info!(
         messages_redriven = summary.messages_redriven,
