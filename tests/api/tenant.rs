@@ -387,9 +387,9 @@ async fn only_the_models_of_the_orgs_plan_are_accepted() {
     let db = w.db();
     let owner = w.token(w.owner_a);
     let path = format!("/api/admin/settings?org_id={}", w.a.org.id);
-    // Org A is on the free plan: gpt-6.1-sol is offered on starter and pro only.
+    // Org A is on the free plan: gpt-6.1-terra is offered on starter and pro only.
     for body in [
-        json!({"model": "gpt-6.1-sol"}),
+        json!({"model": "gpt-6.1-terra"}),
         json!({"fallback_model": "claude-opus-5-5"}),
         json!({"model": "some-unpriced-model"}),
     ] {
@@ -446,7 +446,7 @@ async fn only_the_models_of_the_orgs_plan_are_accepted() {
             Method::PUT,
             &path,
             Some(&owner),
-            Some(&json!({"model": "gpt-6.1-sol", "fallback_model": "claude-opus-5-5"})),
+            Some(&json!({"model": "gpt-6.1-terra", "fallback_model": "claude-opus-5-5"})),
         )
         .await;
     assert_eq!(status, 200, "offered on pro: {body}");

@@ -72,8 +72,10 @@ pub(super) fn body(model: &str, request: &ChatRequest) -> Value {
         "messages": messages,
         "max_completion_tokens": request.max_output_tokens,
     });
-    // GPT-6 models reason by default, and Chat Completions calls tools only without reasoning.
-    if model.starts_with("gpt-6") {
+    // GPT-6 models reason by default, and Chat Completions calls tools only without reasoning;
+    // GPT-6 Astra and GPT-6.1 Sol do not accept `none` (and are offered on no plan).
+    let no_none = ["gpt-6-astra", "gpt-6.1-sol"];
+    if model.starts_with("gpt-6") && !no_none.iter().any(|m| model.starts_with(m)) {
         body["reasoning_effort"] = json!("none");
     }
     if !request.tools.is_empty() {
@@ -274,6 +276,9 @@ mod tests {
         };
         assert_eq!(body("gpt-6-luna", &request)["reasoning_effort"], "none");
         assert!(body("gpt-4o-mini", &request)
+            .get("reasoning_effort")
+            .is_none());
+        assert!(body("gpt-6.1-sol", &request)
             .get("reasoning_effort")
             .is_none());
     }
