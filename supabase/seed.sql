@@ -11,15 +11,13 @@
 -- models: what an org on the plan may choose (each priced in lib/src/assistant/models.rs).
 insert into public.plans (name, stripe_price_id, monthly_token_budget, limits, models) values
   ('free',    null,                  100000,  '{"messages_per_minute": 10, "contact_daily_tokens": 20000}',
-   array['gpt-4o-mini', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-5-nano', 'gpt-5-mini',
-         'claude-3-5-haiku-latest', 'claude-haiku-4-5']),
+   array['gpt-6-luna', 'gpt-4o-mini', 'gpt-4.1-mini', 'claude-haiku-5-5', 'claude-haiku-4-5']),
   ('starter', 'price_starter_local', 1000000, '{"messages_per_minute": 30, "contact_daily_tokens": 100000}',
-   array['gpt-4o-mini', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-5-nano', 'gpt-5-mini',
-         'claude-3-5-haiku-latest', 'claude-haiku-4-5', 'gpt-4o', 'gpt-4.1', 'gpt-5']),
+   array['gpt-6-luna', 'gpt-4o-mini', 'gpt-4.1-mini', 'claude-haiku-5-5', 'claude-haiku-4-5',
+         'gpt-6.1-terra', 'gpt-4o', 'gpt-4.1']),
   ('pro',     'price_pro_local',     5000000, '{"messages_per_minute": 60, "contact_daily_tokens": 500000}',
-   array['gpt-4o-mini', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-5-nano', 'gpt-5-mini',
-         'claude-3-5-haiku-latest', 'claude-haiku-4-5', 'gpt-4o', 'gpt-4.1', 'gpt-5',
-         'claude-3-7-sonnet-latest', 'claude-sonnet-4-0', 'claude-opus-4-0'])
+   array['gpt-6-luna', 'gpt-4o-mini', 'gpt-4.1-mini', 'claude-haiku-5-5', 'claude-haiku-4-5',
+         'gpt-6.1-terra', 'gpt-4o', 'gpt-4.1', 'claude-sonnet-5-5', 'claude-opus-5-5'])
 on conflict (name) do update
   set stripe_price_id = excluded.stripe_price_id,
       monthly_token_budget = excluded.monthly_token_budget,

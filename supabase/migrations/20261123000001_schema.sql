@@ -114,7 +114,7 @@ create table public.plans (
   limits               jsonb not null default '{}'::jsonb check (jsonb_typeof(limits) = 'object'),
   -- The AI models an org on this plan may choose (assistant_settings.model and fallback_model);
   -- each must have a price in lib/src/assistant/models.rs (a test checks every plan's list).
-  models               text[] not null default array['gpt-4o-mini', 'claude-3-5-haiku-latest']
+  models               text[] not null default array['gpt-6-luna', 'claude-haiku-5-5']
                          check (cardinality(models) between 1 and 50
                                 and private.all_match(models, '^[A-Za-z0-9._:/-]{1,100}$')),
   created_at           timestamptz not null default now()
@@ -134,8 +134,7 @@ revoke insert, update, delete, truncate, references, trigger on public.plans fro
 -- orgs.plan defaults to 'free', so that plan must exist on every database (hosted included).
 insert into public.plans (name, monthly_token_budget, limits, models)
 values ('free', 100000, '{"messages_per_minute": 10, "contact_daily_tokens": 20000}',
-        array['gpt-4o-mini', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-5-nano', 'gpt-5-mini',
-              'claude-3-5-haiku-latest', 'claude-haiku-4-5'])
+        array['gpt-6-luna', 'gpt-4o-mini', 'gpt-4.1-mini', 'claude-haiku-5-5', 'claude-haiku-4-5'])
 on conflict (name) do nothing;
 
 -- =============================================================================================
@@ -292,9 +291,9 @@ create table public.assistant_settings (
     'You are a helpful assistant on WhatsApp. Answer briefly and clearly, in the user''s language. '
     'Use your tools to manage reminders, expenses and calendar events.'
     check (char_length(system_prompt) between 1 and 8000 and system_prompt ~ '[^[:space:]]'),
-  model                   text not null default 'gpt-4o-mini'
+  model                   text not null default 'gpt-6-luna'
                             check (model ~ '^[A-Za-z0-9._:/-]{1,100}$'),
-  fallback_model          text not null default 'claude-3-5-haiku-latest'
+  fallback_model          text not null default 'claude-haiku-5-5'
                             check (fallback_model ~ '^[A-Za-z0-9._:/-]{1,100}$'),
   enabled_tools           text[] not null default array[
                             'create_reminder', 'list_reminders', 'cancel_reminder', 'log_expense',

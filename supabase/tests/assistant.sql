@@ -51,7 +51,7 @@ select is((select (c -> 'budget' ->> 'contact_daily_cap')::int from claimed), 77
   'the contact''s daily cap comes from the settings');
 select ok((select (c -> 'budget' ->> 'contact_used_today')::int from claimed) in (330, 550),
   'the contact''s use today counts from local midnight');
-select is((select c -> 'settings' ->> 'fallback_model' from claimed), 'claude-3-5-haiku-latest',
+select is((select c -> 'settings' ->> 'fallback_model' from claimed), 'claude-haiku-5-5',
   'settings carry the fallback model');
 select is((select jsonb_array_length(c -> 'settings' -> 'enabled_tools') from claimed), 7,
   'settings carry the enabled tools');

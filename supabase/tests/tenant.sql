@@ -162,14 +162,14 @@ select throws_ok($$ insert into public.plans (name, monthly_token_budget, models
   '23514', null, 'plans.models: at least one model');
 
 -- Models: the org's plan's only (free here), for every writer.
-select throws_ok($$ update public.assistant_settings set model = 'gpt-5' where org_id = 'd1000000-0000-4000-8000-000000000001' $$,
+select throws_ok($$ update public.assistant_settings set model = 'gpt-6.1-terra' where org_id = 'd1000000-0000-4000-8000-000000000001' $$,
   '22023', null, 'a model the plan does not offer is refused');
 select throws_ok($$ update public.assistant_settings set fallback_model = 'made-up-model' where org_id = 'd1000000-0000-4000-8000-000000000001' $$,
   '22023', null, 'a fallback model the plan does not offer is refused');
 select lives_ok($$ update public.assistant_settings set model = 'gpt-4.1-mini' where org_id = 'd1000000-0000-4000-8000-000000000001' $$,
   'a model the plan offers is accepted');
 select ok(
-  (select bool_and(p.models @> array['gpt-4o-mini', 'claude-3-5-haiku-latest']) from public.plans p),
+  (select bool_and(p.models @> array['gpt-6-luna', 'claude-haiku-5-5']) from public.plans p),
   'every plan offers the default models of new settings');
 
 -- ---------------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ select lives_ok($$ update public.reminders set status = 'cancelled', due_at = '2
   'the owner can reschedule and cancel a reminder');
 select throws_ok($$ select public.admin_update_settings('d1000000-0000-4000-8000-000000000001', jsonb_build_object('system_prompt', repeat('p', 8001))) $$,
   '22023', null, 'admin_update_settings: an oversized prompt is bad input');
-select throws_ok($$ select public.admin_update_settings('d1000000-0000-4000-8000-000000000001', '{"model": "gpt-5"}') $$,
+select throws_ok($$ select public.admin_update_settings('d1000000-0000-4000-8000-000000000001', '{"model": "gpt-6.1-terra"}') $$,
   '22023', null, 'admin_update_settings: an unoffered model is bad input');
 select throws_ok($$ select public.admin_update_settings('d1000000-0000-4000-8000-000000000001', '{"timezone": "Europe/Madrid; drop"}') $$,
   '22023', null, 'admin_update_settings: an odd time zone is bad input');

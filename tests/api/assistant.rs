@@ -160,10 +160,10 @@ async fn an_openai_tool_call_round_trip_is_recorded_in_the_ledger() {
     assert_eq!(requests.len(), 2);
     for (row, (tokens_in, tokens_out, cached, cost)) in requests
         .iter()
-        .zip([(250, 30, 100, 0.000048), (300, 12, 0, 0.000052)])
+        .zip([(250, 30, 100, 0.000031), (300, 12, 0, 0.000036)])
     {
         assert_eq!(row["provider"], "openai");
-        assert_eq!(row["model"], "gpt-4o-mini");
+        assert_eq!(row["model"], "gpt-6-luna");
         assert_eq!(row["status"], "success");
         assert_eq!(row["tokens_in"], tokens_in);
         assert_eq!(row["tokens_out"], tokens_out);
@@ -182,7 +182,7 @@ async fn an_openai_tool_call_round_trip_is_recorded_in_the_ledger() {
 
     let sent = bodies(&openai).await;
     assert_eq!(sent.len(), 2);
-    assert_eq!(sent[0]["model"], "gpt-4o-mini");
+    assert_eq!(sent[0]["model"], "gpt-6-luna");
     assert_eq!(sent[0]["tools"].as_array().map(Vec::len), Some(7));
     assert_eq!(sent[0]["messages"][0]["role"], "system");
     assert!(has_text(
@@ -230,15 +230,15 @@ async fn an_anthropic_tool_use_round_trip_is_recorded_in_the_ledger() {
 
     let requests = wait_for_rows(&app, "ai_requests", &org, 2).await;
     assert_eq!(requests[0]["provider"], "anthropic");
-    assert_eq!(requests[0]["model"], "claude-3-5-haiku-latest");
+    assert_eq!(requests[0]["model"], "claude-haiku-5-5");
     assert_eq!(
         requests[0]["tokens_in"], 600,
         "input_tokens plus cache reads"
     );
     assert_eq!(requests[0]["tokens_cached"], 200);
     assert_eq!(requests[0]["tokens_out"], 50);
-    // 400 uncached at 0.80, 200 cached at 0.08, 50 out at 4.00 per million.
-    assert_eq!(number(&requests[0]["cost_usd"]), 0.000536);
+    // 400 uncached at 0.10, 200 cached at 0.01, 50 out at 0.50 per million.
+    assert_eq!(number(&requests[0]["cost_usd"]), 0.000067);
     let executions = rows(&app, "tool_executions", &org).await;
     assert_eq!(executions[0]["ai_request_id"], requests[0]["id"]);
 

@@ -11,6 +11,7 @@ mod cron;
 mod health;
 mod hostile;
 mod migrations;
+mod models;
 mod poison;
 mod postgrest;
 mod routes;

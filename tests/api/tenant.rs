@@ -387,10 +387,10 @@ async fn only_the_models_of_the_orgs_plan_are_accepted() {
     let db = w.db();
     let owner = w.token(w.owner_a);
     let path = format!("/api/admin/settings?org_id={}", w.a.org.id);
-    // Org A is on the free plan: gpt-5 is offered on starter and pro only.
+    // Org A is on the free plan: gpt-6.1-terra is offered on starter and pro only.
     for body in [
-        json!({"model": "gpt-5"}),
-        json!({"fallback_model": "claude-opus-4-0"}),
+        json!({"model": "gpt-6.1-terra"}),
+        json!({"fallback_model": "claude-opus-5-5"}),
         json!({"model": "some-unpriced-model"}),
     ] {
         let (status, answer) = w.admin(Method::PUT, &path, Some(&owner), Some(&body)).await;
@@ -423,7 +423,7 @@ async fn only_the_models_of_the_orgs_plan_are_accepted() {
         &[("org_id", format!("eq.{}", w.a.org.id))],
     )
     .await[0];
-    assert_eq!(row["model"], "gpt-4o-mini");
+    assert_eq!(row["model"], "gpt-6-luna");
 
     let (status, body) = w
         .admin(
@@ -446,7 +446,7 @@ async fn only_the_models_of_the_orgs_plan_are_accepted() {
             Method::PUT,
             &path,
             Some(&owner),
-            Some(&json!({"model": "gpt-5", "fallback_model": "claude-opus-4-0"})),
+            Some(&json!({"model": "gpt-6.1-terra", "fallback_model": "claude-opus-5-5"})),
         )
         .await;
     assert_eq!(status, 200, "offered on pro: {body}");
@@ -503,7 +503,7 @@ async fn every_model_a_plan_offers_has_a_price() {
     }
     // The column defaults (the settings of a new org) are offered on every plan.
     for plan in &plans {
-        for default in ["gpt-4o-mini", "claude-3-5-haiku-latest"] {
+        for default in ["gpt-6-luna", "claude-haiku-5-5"] {
             assert!(
                 plan["models"]
                     .as_array()

@@ -11,6 +11,7 @@
 
 pub mod context;
 pub mod ledger;
+pub mod lifecycle;
 pub mod models;
 pub mod parser;
 pub mod providers;
@@ -43,14 +44,18 @@ pub use turn::Turn;
 const MAX_CALLS_PER_ROUND: usize = 5;
 /// Larger images are not sent to the model.
 const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
-const DEFAULT_MODEL: &str = "gpt-4o-mini";
-const DEFAULT_FALLBACK_MODEL: &str = "claude-3-5-haiku-latest";
+/// The model of settings that name none (also the column default of
+/// `assistant_settings.model`), and the one that takes a retired model's place.
+pub const DEFAULT_MODEL: &str = "gpt-6-luna";
+/// The same for `fallback_model`.
+pub const DEFAULT_FALLBACK_MODEL: &str = "claude-haiku-5-5";
 
 /// The assistant of this process: providers, model table and Google client, built once.
 pub struct Assistant {
     openai: Option<Provider>,
     anthropic: Option<Provider>,
     models: Models,
+    lifecycle: lifecycle::Lifecycle,
     settings: AiSettings,
     google: Option<GoogleCalendar>,
     whatsapp: WhatsApp,
@@ -94,6 +99,7 @@ impl Assistant {
             openai: provider(ProviderKind::OpenAi, &settings.openai),
             anthropic: provider(ProviderKind::Anthropic, &settings.anthropic),
             models: Models::new(settings.ai.models.as_deref()),
+            lifecycle: lifecycle::Lifecycle::default(),
             settings: settings.ai.clone(),
             google: settings
                 .google
@@ -106,6 +112,21 @@ impl Assistant {
     /// Whether any AI provider is configured.
     pub fn has_ai(&self) -> bool {
         self.openai.is_some() || self.anthropic.is_some()
+    }
+
+    /// The shutdown dates this process knows (published, and OpenAI's last model list).
+    pub fn lifecycle(&self) -> &lifecycle::Lifecycle {
+        &self.lifecycle
+    }
+
+    /// The models the service itself is configured with: the defaults of settings that name
+    /// none, and the transcription model.
+    pub fn configured_models(&self) -> [&str; 3] {
+        [
+            DEFAULT_MODEL,
+            DEFAULT_FALLBACK_MODEL,
+            self.settings.transcribe_model.as_str(),
+        ]
     }
 
     /// How many earlier messages to read with a claim.
@@ -430,28 +451,55 @@ impl Assistant {
 
     /// The org's model then fallback model, each on the provider its name belongs to
     /// (`claude-*` on Anthropic, anything else on OpenAI), skipping unconfigured providers.
+    /// A model past its shutdown date is skipped (requests to it fail): the other one answers,
+    /// and the service's defaults (when not retired themselves) fill the place it leaves.
     fn candidates<'a>(&'a self, turn: &'a Turn<'_>) -> Vec<Candidate<'a>> {
         let settings = turn.settings;
-        [
+        let chosen = [
             settings.model.as_deref().unwrap_or(DEFAULT_MODEL),
             settings
                 .fallback_model
                 .as_deref()
                 .unwrap_or(DEFAULT_FALLBACK_MODEL),
-        ]
-        .into_iter()
-        .filter_map(|model| {
-            let provider = if model.starts_with("claude") {
-                self.anthropic.as_ref()
+        ];
+        let today = Utc::now().date_naive();
+        let retired = |model: &str| {
+            matches!(
+                self.lifecycle.stage(model, today),
+                lifecycle::Stage::Retired(_)
+            )
+        };
+        let mut models: Vec<&'a str> = Vec::with_capacity(2);
+        let mut skipped = false;
+        for model in chosen {
+            if retired(model) {
+                tracing::warn!(model, "model past its shutdown date skipped");
+                skipped = true;
             } else {
-                self.openai.as_ref()
-            };
-            Some(Candidate {
-                provider: provider?,
-                model,
+                models.push(model);
+            }
+        }
+        if skipped {
+            for model in [DEFAULT_MODEL, DEFAULT_FALLBACK_MODEL] {
+                if models.len() < chosen.len() && !models.contains(&model) && !retired(model) {
+                    models.push(model);
+                }
+            }
+        }
+        models
+            .into_iter()
+            .filter_map(|model| {
+                let provider = if model.starts_with("claude") {
+                    self.anthropic.as_ref()
+                } else {
+                    self.openai.as_ref()
+                };
+                Some(Candidate {
+                    provider: provider?,
+                    model,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 }
 

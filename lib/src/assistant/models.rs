@@ -40,7 +40,13 @@ pub struct ModelInfo {
 pub struct Models(HashMap<String, ModelInfo>);
 
 /// List prices (USD per million tokens) when this was written; override with `AI_MODELS`.
+/// Checked 2026-12-01 (OpenAI <https://developers.openai.com/api/docs/pricing>, Anthropic
+/// <https://platform.claude.com/docs/en/about-claude/pricing>); models past their shutdown
+/// (`assistant/lifecycle.rs`) stay so that older ledger rows and settings keep a price.
 const DEFAULTS: &[(&str, f64, f64, f64, bool)] = &[
+    ("gpt-6-luna", 0.10, 0.01, 0.50, true),
+    ("gpt-6.1-terra", 1.00, 0.05, 5.00, true),
+    ("gpt-6.1-sol", 2.00, 0.20, 10.00, true),
     ("gpt-4o-mini", 0.15, 0.075, 0.60, true),
     ("gpt-4o", 2.50, 1.25, 10.00, true),
     ("gpt-4.1", 2.00, 0.50, 8.00, true),
@@ -51,6 +57,11 @@ const DEFAULTS: &[(&str, f64, f64, f64, bool)] = &[
     ("gpt-5-nano", 0.05, 0.005, 0.40, true),
     ("gpt-4o-mini-transcribe", 1.25, 1.25, 5.00, false),
     ("gpt-4o-transcribe", 2.50, 2.50, 10.00, false),
+    // Haiku 5.5: the price of prompts up to 100,000 tokens (5x above; history is trimmed far
+    // below that by AI_HISTORY_TOKENS).
+    ("claude-haiku-5-5", 0.10, 0.01, 0.50, true),
+    ("claude-sonnet-5-5", 2.00, 0.10, 10.00, true),
+    ("claude-opus-5-5", 4.00, 0.40, 20.00, true),
     ("claude-3-5-haiku", 0.80, 0.08, 4.00, false),
     ("claude-haiku-4-5", 1.00, 0.10, 5.00, true),
     ("claude-3-7-sonnet", 3.00, 0.30, 15.00, true),

@@ -22,13 +22,19 @@ pub enum AlertKind {
     ReplyOutcomeUnknown,
     /// Graph error 190: the access token must be replaced.
     WhatsappTokenExpired,
+    /// A configured or offered AI model shuts down within 30 days (platform-wide, no org).
+    ModelRetiring,
+    /// A configured or offered AI model is past its shutdown date: turns skip it.
+    ModelRetired,
 }
 
 impl AlertKind {
     pub fn severity(self) -> Severity {
         match self {
-            Self::BudgetExhausted | Self::ReplyOutcomeUnknown => Severity::Warning,
-            Self::WhatsappTokenExpired => Severity::Critical,
+            Self::BudgetExhausted | Self::ReplyOutcomeUnknown | Self::ModelRetiring => {
+                Severity::Warning
+            }
+            Self::WhatsappTokenExpired | Self::ModelRetired => Severity::Critical,
         }
     }
 
@@ -43,6 +49,10 @@ impl AlertKind {
             }
             Self::WhatsappTokenExpired => {
                 "The WhatsApp access token expired (Graph error 190): replace WHATSAPP_ACCESS_TOKEN."
+            }
+            Self::ModelRetiring => "An AI model in use or offered shuts down within 30 days.",
+            Self::ModelRetired => {
+                "An AI model in use or offered is past its shutdown date; turns skip it."
             }
         }
     }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::{Check, HealthReport, Overall, ServiceStatus, Services};
+use super::{Check, HealthReport, ModelNotice, Overall, ServiceStatus, Services};
+use crate::assistant::lifecycle::Stage;
 use crate::configuration::ProviderSettings;
 use crate::startup::AppState;
 use crate::supabase::Caller;
@@ -37,7 +38,26 @@ pub async fn check(state: &AppState) -> HealthReport {
         version: state.settings.version.clone(),
         environment: state.settings.environment.clone(),
         services,
+        models: model_notices(state),
     }
+}
+
+/// The configured models that retire within 30 days or have retired (the OpenAI check above
+/// has just refreshed the shutdown dates it lists).
+fn model_notices(state: &AppState) -> Vec<ModelNotice> {
+    let today = Utc::now().date_naive();
+    let assistant = &state.assistant;
+    let mut notices: Vec<ModelNotice> = Vec::new();
+    for model in assistant.configured_models() {
+        let stage = assistant.lifecycle().stage(model, today);
+        if stage != Stage::Active && !notices.iter().any(|n| n.model == model) {
+            notices.push(ModelNotice {
+                model: model.to_string(),
+                stage,
+            });
+        }
+    }
+    notices
 }
 
 fn overall(services: &Services) -> Overall {
@@ -116,17 +136,17 @@ async fn provider(
     let Some(settings) = settings else {
         return not_configured(Some(name));
     };
-    let request = match name {
-        "anthropic" => state
-            .http
-            .get(format!("{}/v1/models", settings.base_url))
-            .header("x-api-key", settings.api_key.expose())
-            .header("anthropic-version", "2023-06-01"),
-        _ => state
-            .http
-            .get(format!("{}/models", settings.base_url))
-            .bearer_auth(settings.api_key.expose()),
-    };
+    if name != "anthropic" {
+        // OpenAI's model list carries each model's `shutdown_date`: keep it for the lifecycle.
+        let lifecycle = state.assistant.lifecycle();
+        let probe = lifecycle.refresh_openai(&state.http, settings, timeout);
+        return timed(name, Some(name), timeout, async { probe.await.map(drop) }).await;
+    }
+    let request = state
+        .http
+        .get(format!("{}/v1/models", settings.base_url))
+        .header("x-api-key", settings.api_key.expose())
+        .header("anthropic-version", "2023-06-01");
     timed(name, Some(name), timeout, ok_status(request)).await
 }
 

@@ -46,6 +46,15 @@ pub struct Services {
     pub whatsapp: Check,
 }
 
+/// A configured model within 30 days of its shutdown, or past it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelNotice {
+    pub model: String,
+    /// `retiring` or `retired`, and `shutdown_date`.
+    #[serde(flatten)]
+    pub stage: crate::assistant::lifecycle::Stage,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct HealthReport {
     pub status: Overall,
@@ -53,4 +62,6 @@ pub struct HealthReport {
     pub version: String,
     pub environment: String,
     pub services: Services,
+    /// The service's configured models that retire soon or have retired (empty: none).
+    pub models: Vec<ModelNotice>,
 }

@@ -2,7 +2,8 @@
 //!
 //! - [`reminders`]: due reminders sent, exactly once;
 //! - [`redrive`]: dead letter entries and stuck inbound messages re-driven, old `webhooks`
-//!   rows deleted (also the admin API's replay of one entry).
+//!   rows deleted (also the admin API's replay of one entry);
+//! - [`models`]: alerts for models near or past their shutdown (a stage of retry-failed).
 //!
 //! Both claim work in batches with leases (Postgres functions, `FOR UPDATE SKIP LOCKED`), so
 //! that overlapping runs share it and a crashed run's work is taken over once its lease runs
@@ -11,6 +12,7 @@
 //! work begun just before it ran out must fit in the function's `maxDuration` (see
 //! `docs/cron.md`).
 
+pub mod models;
 pub mod redrive;
 pub mod reminders;
 

@@ -115,6 +115,7 @@ pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
     step(dead, "re-drive dead letters", &mut summary)?;
     let purged = purge_webhooks(state, db, &budget, &mut summary.webhooks_deleted).await;
     step(purged, "delete old webhooks", &mut summary)?;
+    super::models::check_models(state).await;
     summary.duration_ms = budget.elapsed_ms();
     tracing::info!(
         messages_redriven = summary.messages_redriven,

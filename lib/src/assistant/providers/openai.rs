@@ -72,6 +72,12 @@ pub(super) fn body(model: &str, request: &ChatRequest) -> Value {
         "messages": messages,
         "max_completion_tokens": request.max_output_tokens,
     });
+    // GPT-6 models reason by default, and Chat Completions calls tools only without reasoning;
+    // GPT-6 Astra and GPT-6.1 Sol do not accept `none` (and are offered on no plan).
+    let no_none = ["gpt-6-astra", "gpt-6.1-sol"];
+    if model.starts_with("gpt-6") && !no_none.iter().any(|m| model.starts_with(m)) {
+        body["reasoning_effort"] = json!("none");
+    }
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
             .tools
@@ -258,5 +264,22 @@ mod tests {
         let (message, is_quota) = classify(429, rate);
         assert!(!is_quota);
         assert!(message.starts_with("Rate limit reached"));
+    }
+
+    #[test]
+    fn gpt_6_models_are_asked_without_reasoning_so_that_they_call_tools() {
+        let request = ChatRequest {
+            system: "s".into(),
+            messages: vec![],
+            tools: vec![],
+            max_output_tokens: 100,
+        };
+        assert_eq!(body("gpt-6-luna", &request)["reasoning_effort"], "none");
+        assert!(body("gpt-4o-mini", &request)
+            .get("reasoning_effort")
+            .is_none());
+        assert!(body("gpt-6.1-sol", &request)
+            .get("reasoning_effort")
+            .is_none());
     }
 }

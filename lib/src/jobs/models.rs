@@ -1,0 +1,170 @@
+//! The model lifecycle stage of the retry-failed cron: every model the service is configured
+//! with, every model a plan offers and every model an org's settings name is looked up in the
+//! lifecycle (`assistant/lifecycle.rs`; OpenAI's `GET /v1/models` is read first when the last
+//! read is older than its TTL). A model within 30 days of its shutdown raises one platform
+//! alert (`org_id` null) `model_retiring` (warning), one past it `model_retired` (critical):
+//! one per model and kind while it is open or acknowledged.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::assistant::lifecycle::{self, Stage};
+use crate::domain::{AlertKind, Severity};
+use crate::startup::AppState;
+use crate::supabase::{Caller, DbError, Postgrest};
+
+/// Raises the lifecycle alerts not raised yet; returns how many were raised. Failures are
+/// logged (this stage never fails the cron run).
+pub async fn check_models(state: &AppState) -> u64 {
+    let Ok(db) = state.db() else { return 0 };
+    match raise(state, db).await {
+        Ok(raised) => raised,
+        Err(error) => {
+            tracing::warn!(error = %error, "model lifecycle check failed");
+            0
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Plan {
+    models: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ChosenModels {
+    model: String,
+    fallback_model: String,
+}
+
+#[derive(Deserialize)]
+struct OpenAlert {
+    kind: String,
+    message: String,
+}
+
+/// The alert text: names the model first (`Model <id> …`), which is how an open alert is
+/// recognised as raised.
+fn message(model: &str, stage: Stage, today: chrono::NaiveDate) -> Option<String> {
+    let replace = match lifecycle::replacement(model) {
+        Some(replacement) => format!("replace it (the provider names {replacement})"),
+        None => "replace it".to_string(),
+    };
+    Some(match stage {
+        Stage::Active => return None,
+        Stage::Retiring(date) => format!(
+            "Model {model} shuts down on {date} (in {} days): {replace} in the plans and settings that use it.",
+            (date - today).num_days()
+        ),
+        Stage::Retired(date) => format!(
+            "Model {model} shut down on {date}: turns skip it for the fallback; {replace} in the plans and settings that use it."
+        ),
+    })
+}
+
+fn prefix(model: &str) -> String {
+    format!("Model {model} ")
+}
+
+async fn raise(state: &AppState, db: &Postgrest) -> Result<u64, DbError> {
+    let lifecycle = state.assistant.lifecycle();
+    if let Some(openai) = state.settings.openai.as_ref().filter(|_| lifecycle.stale()) {
+        let timeout = state.settings.health.check_timeout;
+        if let Err(error) = lifecycle.refresh_openai(&state.http, openai, timeout).await {
+            tracing::warn!(error = %error, "OpenAI model list not read; known dates used");
+        }
+    }
+    let mut models: BTreeSet<String> = state
+        .assistant
+        .configured_models()
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    let plans: Vec<Plan> = db
+        .from("plans", Caller::Service)
+        .select("models")
+        .fetch()
+        .await?
+        .data;
+    models.extend(plans.into_iter().flat_map(|p| p.models));
+    let chosen: Vec<ChosenModels> = db
+        .from("assistant_settings", Caller::Service)
+        .select("model,fallback_model")
+        .fetch()
+        .await?
+        .data;
+    models.extend(chosen.into_iter().flat_map(|c| [c.model, c.fallback_model]));
+
+    let today = Utc::now().date_naive();
+    let due: Vec<(String, Stage)> = models
+        .into_iter()
+        .map(|m| {
+            let stage = lifecycle.stage(&m, today);
+            (m, stage)
+        })
+        .filter(|(_, stage)| *stage != Stage::Active)
+        .collect();
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let open: Vec<OpenAlert> = db
+        .from("alerts", Caller::Service)
+        .select("kind,message")
+        .filter("org_id", "is", "null")
+        .filter("kind", "in", "(model_retiring,model_retired)")
+        .filter("status", "in", "(open,acknowledged)")
+        .fetch()
+        .await?
+        .data;
+    let mut rows = Vec::new();
+    for (model, stage) in due {
+        let kind = match stage {
+            Stage::Retired(_) => AlertKind::ModelRetired,
+            _ => AlertKind::ModelRetiring,
+        };
+        let kind_name = serde_json::to_value(kind).unwrap_or_default();
+        let raised = open
+            .iter()
+            .any(|a| kind_name == a.kind.as_str() && a.message.starts_with(&prefix(&model)));
+        let Some(text) = message(&model, stage, today).filter(|_| !raised) else {
+            continue;
+        };
+        tracing::warn!(model, ?stage, "AI model retiring: alert raised");
+        let severity: Severity = kind.severity();
+        rows.push(json!({"org_id": null, "kind": kind, "severity": severity, "message": text}));
+    }
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let raised = rows.len() as u64;
+    db.from("alerts", Caller::Service)
+        .insert(&rows)
+        .execute()
+        .await?;
+    Ok(raised)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alert_names_the_model_first_and_its_date() {
+        let today: chrono::NaiveDate = "2026-12-01".parse().expect("date");
+        let date = "2026-12-11".parse().expect("date");
+        let text = message("gpt-5-mini", Stage::Retiring(date), today).expect("text");
+        assert!(text.starts_with(&prefix("gpt-5-mini")), "{text}");
+        assert!(
+            text.contains("2026-12-11") && text.contains("10 days"),
+            "{text}"
+        );
+        assert!(text.contains("gpt-6.1-terra"), "{text}");
+        let text = message("claude-3-5-haiku-latest", Stage::Retired(date), today).expect("text");
+        assert!(text.contains("skip"), "{text}");
+        assert_eq!(message("gpt-6-luna", Stage::Active, today), None);
+        assert!(!prefix("gpt-5").starts_with(&prefix("gpt-5-mini")));
+    }
+}
