@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::{Check, HealthReport, Overall, ServiceStatus, Services};
+use super::{Check, ConfigurationCheck, HealthReport, Overall, ServiceStatus, Services};
 use crate::configuration::ProviderSettings;
 use crate::startup::AppState;
 use crate::supabase::Caller;
@@ -37,6 +37,7 @@ pub async fn check(state: &AppState) -> HealthReport {
         version: state.settings.version.clone(),
         environment: state.settings.environment.clone(),
         services,
+        configuration: ConfigurationCheck::of(&state.settings),
     }
 }
 
