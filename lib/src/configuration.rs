@@ -35,10 +35,82 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// A required environment variable that is not set; names the variable.
+/// A required environment variable that is not set; names the variable. A setting given
+/// under two names with different values is reported the same way, naming both
+/// ([`CONFLICTS`]): neither value is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("missing required environment variable {0}")]
+#[error("{}", describe_missing(self.0))]
 pub struct Missing(pub &'static str);
+
+fn describe_missing(name: &str) -> String {
+    if let Some((_, message)) = CONFLICTS.iter().find(|(names, _)| *names == name) {
+        return message.to_string();
+    }
+    if name == "SUPABASE_JWKS_URL" {
+        return "missing required environment variable SUPABASE_URL or SUPABASE_JWKS_URL (the \
+                project's signing keys; SUPABASE_JWT_SECRET only for legacy HS256 tokens)"
+            .into();
+    }
+    match ALIASES.iter().find(|(new, _)| *new == name) {
+        Some((new, old)) => format!("missing required environment variable {new} (or {old})"),
+        None => format!("missing required environment variable {name}"),
+    }
+}
+
+/// The settings that have two names: `(new or conventional name, other name)`. Either works;
+/// both set with different values is an error naming both, and neither value is used.
+pub const ALIASES: [(&str, &str); 3] = [
+    ("SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY"),
+    ("SUPABASE_PUBLISHABLE_KEY", "SUPABASE_ANON_KEY"),
+    ("STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRETS"),
+];
+
+/// The [`Missing`] of a conflict between two names of a setting, and its message.
+const CONFLICTS: [(&str, &str); 3] = [
+    (
+        "SUPABASE_SECRET_KEY|SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_SECRET_KEY and SUPABASE_SERVICE_ROLE_KEY are both set, to different values: set one",
+    ),
+    (
+        "SUPABASE_PUBLISHABLE_KEY|SUPABASE_ANON_KEY",
+        "SUPABASE_PUBLISHABLE_KEY and SUPABASE_ANON_KEY are both set, to different values: set one",
+    ),
+    (
+        "STRIPE_WEBHOOK_SECRET|STRIPE_WEBHOOK_SECRETS",
+        "STRIPE_WEBHOOK_SECRET and STRIPE_WEBHOOK_SECRETS are both set, to different values: set one",
+    ),
+];
+
+/// A variable that is set but not used, and why (logged at startup, listed by `/api/health`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Ignored {
+    pub variable: String,
+    pub reason: String,
+}
+
+/// What kind of Supabase API key a value is, which decides how it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `sb_secret_…`: not a JWT; sent only as `apikey` (the gateway then acts as service_role).
+    Secret,
+    /// `sb_publishable_…`: not a JWT; sent as `apikey`, a user's token as the bearer.
+    Publishable,
+    /// A legacy `anon` / `service_role` JWT (also the local stack's): `apikey` and bearer.
+    LegacyJwt,
+}
+
+impl KeyKind {
+    pub fn of(key: &Secret) -> Self {
+        let key = key.expose();
+        if key.starts_with("sb_secret_") {
+            Self::Secret
+        } else if key.starts_with("sb_publishable_") {
+            Self::Publishable
+        } else {
+            Self::LegacyJwt
+        }
+    }
+}
 
 /// Everything the routes read from the environment.
 #[derive(Clone, Debug)]
@@ -64,6 +136,9 @@ pub struct Settings {
     /// Variables whose values were not valid numbers (their defaults were used); logged by
     /// `startup::init` once logging is up.
     pub invalid_variables: Vec<String>,
+    /// Variables that are set but not used (two names of one setting that disagree, ...);
+    /// logged by `startup::init` and listed by `/api/health`'s `configuration` check.
+    pub ignored_variables: Vec<Ignored>,
     pub cron: CronSettings,
     pub admin: AdminSettings,
 }
@@ -129,7 +204,9 @@ pub struct ProcessingSettings {
 pub struct DatabaseSettings {
     /// `POSTGREST_URL`, else `SUPABASE_URL` + `/rest/v1`.
     pub rest_url: String,
+    /// `SUPABASE_SECRET_KEY` (`sb_secret_…`), or the legacy `SUPABASE_SERVICE_ROLE_KEY` JWT.
     pub service_role_key: Secret,
+    /// `SUPABASE_PUBLISHABLE_KEY` (`sb_publishable_…`), or the legacy `SUPABASE_ANON_KEY` JWT.
     pub anon_key: Option<Secret>,
     pub timeout: Duration,
 }
@@ -205,7 +282,8 @@ pub const DEFAULT_MEDIA_HOSTS: &str = "lookaside.fbsbx.com,.fbcdn.net,.whatsapp.
 /// Stripe billing webhook and API.
 #[derive(Clone, Debug)]
 pub struct StripeSettings {
-    /// `STRIPE_WEBHOOK_SECRETS`: comma-separated endpoint secrets (several during rotation).
+    /// `STRIPE_WEBHOOK_SECRET` or `STRIPE_WEBHOOK_SECRETS`: comma-separated endpoint secrets
+    /// (several during rotation).
     pub webhook_secrets: Result<Vec<Secret>, Missing>,
     /// `STRIPE_SECRET_KEY`: when set, subscription events are refetched from the API.
     pub secret_key: Option<Secret>,
@@ -233,7 +311,7 @@ impl Settings {
     /// Reads settings through `lookup` (the environment, or a map in tests). Empty values
     /// count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let env = Env(lookup, RefCell::default());
+        let env = Env(lookup, RefCell::default(), RefCell::default());
         let mut settings = Self {
             environment: env
                 .get("APP_ENV")
@@ -277,7 +355,7 @@ impl Settings {
                     .collect(),
             },
             stripe: StripeSettings {
-                webhook_secrets: env.required("STRIPE_WEBHOOK_SECRETS").map(|list| {
+                webhook_secrets: env.aliased(2).map(|list| {
                     list.split(',')
                         .map(str::trim)
                         .filter(|s| !s.is_empty())
@@ -319,14 +397,17 @@ impl Settings {
                 ),
             },
             invalid_variables: Vec::new(),
+            ignored_variables: Vec::new(),
         };
         settings.invalid_variables = env.1.take();
+        settings.ignored_variables = env.2.take();
         settings
     }
 }
 
-/// Environment lookup that treats empty values as unset, and notes invalid numbers.
-struct Env<F>(F, RefCell<Vec<String>>);
+/// Environment lookup that treats empty values as unset, and notes invalid numbers and
+/// ignored variables.
+struct Env<F>(F, RefCell<Vec<String>>, RefCell<Vec<Ignored>>);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     fn get(&self, name: &str) -> Option<String> {
@@ -335,6 +416,27 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
     fn required(&self, name: &'static str) -> Result<String, Missing> {
         self.get(name).ok_or(Missing(name))
+    }
+
+    /// The setting `ALIASES[index]`, under either name (the same value under both is fine).
+    /// Two different values: neither is used, both are noted as ignored, and the error names
+    /// both.
+    fn aliased(&self, index: usize) -> Result<String, Missing> {
+        let (new, old) = ALIASES[index];
+        match (self.get(new), self.get(old)) {
+            (Some(a), Some(b)) if a.trim() != b.trim() => {
+                let mut ignored = self.2.borrow_mut();
+                for (variable, other) in [(new, old), (old, new)] {
+                    ignored.push(Ignored {
+                        variable: variable.to_string(),
+                        reason: format!("{other} is also set, to a different value"),
+                    });
+                }
+                Err(Missing(CONFLICTS[index].0))
+            }
+            (Some(value), _) | (None, Some(value)) => Ok(value),
+            (None, None) => Err(Missing(new)),
+        }
     }
 
     /// A non-negative number; an unparsable value falls back to the default and is noted.
@@ -370,8 +472,12 @@ fn database_settings(
     };
     Ok(DatabaseSettings {
         rest_url: rest_url.trim_end_matches('/').to_string(),
-        service_role_key: Secret::new(env.required("SUPABASE_SERVICE_ROLE_KEY")?),
-        anon_key: env.get("SUPABASE_ANON_KEY").map(Secret::new),
+        service_role_key: Secret::new(env.aliased(0)?),
+        anon_key: match env.aliased(1) {
+            Ok(key) => Some(Secret::new(key)),
+            Err(Missing("SUPABASE_PUBLISHABLE_KEY")) => None,
+            Err(conflict) => return Err(conflict),
+        },
         timeout: Duration::from_millis(env.number("DATABASE_TIMEOUT_MS", 5000) as u64),
     })
 }

@@ -83,5 +83,12 @@ pub fn init() -> Result<Arc<AppState>, StartupError> {
     for variable in &settings.invalid_variables {
         tracing::warn!(%variable, "invalid number: the default is used (the value is not logged)");
     }
+    for ignored in &settings.ignored_variables {
+        tracing::warn!(
+            variable = %ignored.variable,
+            reason = %ignored.reason,
+            "variable set but ignored (the value is not logged)"
+        );
+    }
     Ok(Arc::new(AppState::new(settings)?))
 }

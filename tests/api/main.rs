@@ -10,6 +10,7 @@ mod billing;
 mod cron;
 mod health;
 mod hostile;
+mod keys;
 mod migrations;
 mod models;
 mod poison;

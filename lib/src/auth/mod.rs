@@ -1,7 +1,9 @@
 //! Supabase access tokens: who is calling the admin API.
 //!
-//! `Authorization: Bearer <token>` is verified before anything else: HS256 with the project's
-//! JWT secret, or ES256 / RS256 with a key of the project's JWKS chosen by `kid` (see [`jwks`]).
+//! `Authorization: Bearer <token>` is verified before anything else: by default ES256 / RS256
+//! with a key of the project's JWKS (asymmetric signing keys) chosen by `kid` (see [`jwks`];
+//! `SUPABASE_URL/auth/v1/.well-known/jwks.json` unless `SUPABASE_JWKS_URL` says otherwise), or,
+//! the legacy option, HS256 with the project's JWT secret when `SUPABASE_JWT_SECRET` is set.
 //! Only those algorithms are accepted (never `none`, never HS256 keyed with a public key);
 //! `exp` and `nbf` are checked with a small leeway, `aud` must be `authenticated`, `iss` the
 //! project's issuer, and `role` `authenticated` with a user id in `sub`. The token is then
@@ -90,7 +92,7 @@ impl Authenticator {
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<User, AuthError> {
         let issuer = self.issuer.as_ref().map_err(|missing| *missing)?;
         if self.secret.is_none() && self.jwks.is_none() {
-            return Err(Missing("SUPABASE_JWT_SECRET").into());
+            return Err(Missing("SUPABASE_JWKS_URL").into());
         }
         let token = bearer(headers).ok_or(AuthError::MissingToken)?;
         let header = jsonwebtoken::decode_header(token).map_err(AuthError::Malformed)?;

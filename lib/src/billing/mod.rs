@@ -104,7 +104,7 @@ fn verify(
         .as_ref()
         .map_err(|m| ApiError::NotConfigured(*m))?;
     if secrets.is_empty() {
-        return Err(ApiError::NotConfigured(Missing("STRIPE_WEBHOOK_SECRETS")));
+        return Err(ApiError::NotConfigured(Missing("STRIPE_WEBHOOK_SECRET")));
     }
     signature::verify(
         signature_header,

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::{Check, HealthReport, ModelNotice, Overall, ServiceStatus, Services};
+use super::{
+    Check, ConfigurationCheck, HealthReport, ModelNotice, Overall, ServiceStatus, Services,
+};
 use crate::assistant::lifecycle::Stage;
 use crate::configuration::ProviderSettings;
 use crate::startup::AppState;
@@ -39,6 +41,7 @@ pub async fn check(state: &AppState) -> HealthReport {
         environment: state.settings.environment.clone(),
         services,
         models: model_notices(state),
+        configuration: ConfigurationCheck::of(&state.settings),
     }
 }
 

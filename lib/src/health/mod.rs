@@ -10,6 +10,8 @@ pub use checks::check;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::configuration::{Ignored, Settings};
+
 /// Overall health: `unhealthy` (503) when the database is down, `degraded` when an optional
 /// service that is configured is down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -64,4 +66,32 @@ pub struct HealthReport {
     pub services: Services,
     /// The service's configured models that retire soon or have retired (empty: none).
     pub models: Vec<ModelNotice>,
+    pub configuration: ConfigurationCheck,
+}
+
+/// The configuration check: variables that are set but ignored, or not valid numbers (names
+/// only, never values). It does not change the overall status: the checks of the services that
+/// need those variables do.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfigurationCheck {
+    /// `ok`, or `warnings` when something is listed below.
+    pub status: &'static str,
+    pub ignored: Vec<Ignored>,
+    pub invalid: Vec<String>,
+}
+
+impl ConfigurationCheck {
+    pub fn of(settings: &Settings) -> Self {
+        let ignored = settings.ignored_variables.clone();
+        let invalid = settings.invalid_variables.clone();
+        let status = match ignored.is_empty() && invalid.is_empty() {
+            true => "ok",
+            false => "warnings",
+        };
+        Self {
+            status,
+            ignored,
+            invalid,
+        }
+    }
 }

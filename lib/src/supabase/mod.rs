@@ -3,6 +3,18 @@
 //! System routes call it as [`Caller::Service`] (the service-role key); admin routes forward
 //! the signed-in user's own token as [`Caller::User`] so that row-level security decides.
 //!
+//! Each kind of key is sent the way Supabase's API gateway expects it ([`headers`]):
+//!
+//! | caller | key | `apikey` | `Authorization` |
+//! |---|---|---|---|
+//! | service | `sb_secret_…` | the secret key | none (the gateway acts as service_role) |
+//! | service | legacy `service_role` JWT | the JWT | `Bearer <the JWT>` |
+//! | user | `sb_publishable_…` or legacy `anon` JWT | the key | `Bearer <user's token>` |
+//! | user | none configured | none | `Bearer <user's token>` (a bare PostgREST) |
+//!
+//! A bare PostgREST (the local stack, `POSTGREST_URL`) understands only JWTs: there the
+//! legacy keys `scripts/stack env` prints are used; the new keys need Supabase's gateway.
+//!
 //! It never follows a redirect: the keys travel in headers (`apikey` is not one reqwest drops
 //! on a redirect to another host), so a PostgREST URL answering 3xx is an error, and the
 //! place it points at sees no request.
@@ -18,7 +30,7 @@ use std::time::Duration;
 
 use reqwest::redirect::Policy;
 
-use crate::configuration::{DatabaseSettings, Secret};
+use crate::configuration::{DatabaseSettings, KeyKind, Secret};
 
 /// Who a request runs as.
 #[derive(Clone, Copy, Debug)]
@@ -79,17 +91,79 @@ impl Postgrest {
     }
 
     fn request(&self, method: reqwest::Method, path: &str, caller: Caller<'_>) -> Query {
-        let (apikey, bearer) = match caller {
-            Caller::Service => (Some(&self.service_key), self.service_key.expose()),
-            Caller::User(token) => (self.anon_key.as_ref(), token),
-        };
+        let (apikey, bearer) = headers(&self.service_key, self.anon_key.as_ref(), caller);
         let target = query::Target {
             http: self.http.clone(),
             url: format!("{}/{}", self.base_url, path),
-            apikey: apikey.map(|key| key.expose().to_string()),
-            bearer: bearer.to_string(),
+            apikey,
+            bearer,
             timeout: self.timeout,
         };
         Query::new(target, method)
+    }
+}
+
+/// `(apikey, bearer)` of a request as `caller`: what Supabase's gateway expects of each kind of
+/// key (the table in the module documentation). A secret key is never a bearer: it is not a
+/// JWT, and the gateway refuses it there.
+fn headers(
+    service_key: &Secret,
+    anon_key: Option<&Secret>,
+    caller: Caller<'_>,
+) -> (Option<String>, Option<String>) {
+    match caller {
+        Caller::Service => {
+            let key = service_key.expose().to_string();
+            match KeyKind::of(service_key) {
+                KeyKind::Secret | KeyKind::Publishable => (Some(key), None),
+                KeyKind::LegacyJwt => (Some(key.clone()), Some(key)),
+            }
+        }
+        Caller::User(token) => (
+            anon_key.map(|key| key.expose().to_string()),
+            Some(token.to_string()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(
+        service: &str,
+        anon: Option<&str>,
+        caller: Caller<'_>,
+    ) -> (Option<String>, Option<String>) {
+        headers(
+            &Secret::new(service),
+            anon.map(Secret::new).as_ref(),
+            caller,
+        )
+    }
+
+    #[test]
+    fn each_kind_of_key_is_sent_as_the_gateway_expects() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            sent("sb_secret_abc", None, Caller::Service),
+            (some("sb_secret_abc"), None)
+        );
+        assert_eq!(
+            sent("eyJ.legacy.jwt", None, Caller::Service),
+            (some("eyJ.legacy.jwt"), some("eyJ.legacy.jwt"))
+        );
+        assert_eq!(
+            sent(
+                "sb_secret_abc",
+                Some("sb_publishable_xyz"),
+                Caller::User("eyJ.user")
+            ),
+            (some("sb_publishable_xyz"), some("eyJ.user"))
+        );
+        assert_eq!(
+            sent("sb_secret_abc", None, Caller::User("eyJ.user")),
+            (None, some("eyJ.user"))
+        );
     }
 }

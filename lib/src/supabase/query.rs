@@ -89,7 +89,8 @@ pub(super) struct Target {
     pub http: Option<reqwest::Client>,
     pub url: String,
     pub apikey: Option<String>,
-    pub bearer: String,
+    /// `Authorization: Bearer …`; none for a secret key (it travels only as `apikey`).
+    pub bearer: Option<String>,
     pub timeout: std::time::Duration,
 }
 
@@ -222,9 +223,11 @@ impl Query {
         let mut request = http
             .request(self.method, &target.url)
             .timeout(target.timeout)
-            .bearer_auth(&target.bearer)
             .query(&self.params)
             .header(ACCEPT, "application/json");
+        if let Some(bearer) = &target.bearer {
+            request = request.bearer_auth(bearer);
+        }
         if let Some(key) = &target.apikey {
             request = request.header("apikey", key);
         }
