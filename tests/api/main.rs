@@ -10,6 +10,7 @@ mod billing;
 mod cron;
 mod health;
 mod hostile;
+mod logs;
 mod migrations;
 mod postgrest;
 mod routes;
