@@ -123,6 +123,8 @@ pub struct Settings {
     pub log_level: String,
     /// `MAX_BODY_BYTES`: larger request bodies get 413.
     pub max_body_bytes: usize,
+    /// `SLOW_REQUEST_MS`: a request that takes longer logs `Slow request detected`.
+    pub slow_request: Duration,
     pub database: Result<DatabaseSettings, Missing>,
     pub openai: Option<ProviderSettings>,
     pub anthropic: Option<ProviderSettings>,
@@ -320,6 +322,7 @@ impl Settings {
             version: version(env.get("VERCEL_GIT_COMMIT_SHA")),
             log_level: env.get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
             max_body_bytes: env.number("MAX_BODY_BYTES", 1024 * 1024),
+            slow_request: Duration::from_millis(env.number("SLOW_REQUEST_MS", 1000) as u64),
             database: database_settings(&env),
             openai: provider(
                 &env,

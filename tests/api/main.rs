@@ -11,6 +11,7 @@ mod cron;
 mod health;
 mod hostile;
 mod keys;
+mod logs;
 mod migrations;
 mod models;
 mod poison;

@@ -115,6 +115,8 @@ fn verify(
     )
     .map_err(|rejection| {
         tracing::warn!(
+            security = true,
+            action = "invalid_signature",
             security_event = "stripe_signature_rejected",
             reason = %rejection,
             request_id,

@@ -112,7 +112,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Runs one request through `route`: reads the body within the size limit, calls the handler,
-/// turns errors and panics into JSON responses and logs the request line.
+/// turns errors and panics into JSON responses and logs the request line (and, past
+/// `SLOW_REQUEST_MS`, the warning `Slow request detected`).
 pub async fn handle<B>(
     route: &Route,
     state: Arc<AppState>,
@@ -127,6 +128,7 @@ where
     let request_id = request_id(&request);
     let method = request.method().clone();
     let limit = state.settings.max_body_bytes;
+    let slow = state.settings.slow_request;
     let ctx = Ctx {
         state,
         background,
@@ -139,14 +141,27 @@ where
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    let elapsed = started.elapsed();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     tracing::info!(
         request_id = %request_id,
         route = %route.path(),
         method = %method,
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms,
         "request"
     );
+    if elapsed > slow {
+        tracing::warn!(
+            request_id = %request_id,
+            route = %route.path(),
+            method = %method,
+            status = response.status().as_u16(),
+            latency_ms,
+            threshold_ms = slow.as_millis() as u64,
+            "Slow request detected"
+        );
+    }
     response
 }
 

@@ -84,6 +84,17 @@ pub fn decide(claim: &Claim) -> Plan {
     if claim.rate_limit.hits > claim.rate_limit.limit {
         // One notice when the limit is first passed, then silence until the window resets.
         let first = claim.rate_limit.hits == claim.rate_limit.limit + 1;
+        tracing::warn!(
+            security = true,
+            action = "rate_limit",
+            security_event = "contact_rate_limited",
+            org_id = %message.org_id,
+            contact_id = %claim.contact.id,
+            hits = claim.rate_limit.hits,
+            limit = claim.rate_limit.limit,
+            notified = first,
+            "contact rate limited"
+        );
         return Plan {
             reply: if first {
                 say(

@@ -159,16 +159,16 @@ async fn process_claimed(state: &AppState, message_id: Uuid) {
         Ok(Claimed::Unavailable) => return,
         Ok(Claimed::Undecodable(error)) => {
             let failure = Failure::undecodable(&error);
-            tracing::warn!(%message_id, error = %failure, "claimed message unreadable; dead-lettered");
+            tracing::warn!(webhook = true, event = "failed", %message_id, error = %failure, "claimed message unreadable; dead-lettered");
             let recorded = fail(db, message_id, &failure, Progress::default(), max_attempts).await;
             if let Err(error) = recorded {
-                tracing::error!(%message_id, error = %error, "could not record the outcome; the lease will expire");
+                tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not record the outcome; the lease will expire");
             }
             return;
         }
         Err(error) => {
             // Not claimed: the message stays stored and the retry cron picks it up.
-            tracing::error!(%message_id, error = %error, "could not claim a message");
+            tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not claim a message");
             return;
         }
     };
@@ -178,16 +178,17 @@ async fn process_claimed(state: &AppState, message_id: Uuid) {
         .unwrap_or(Err(Failure::Panicked));
     let recorded = match result {
         Ok(finished) => {
+            tracing::info!(webhook = true, event = "processed", %message_id, org_id = %claim.message.org_id, replied = finished.outbound_id.is_some(), "message processed");
             let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
             finish(db, message_id, &Finished { ledger, ..finished }).await
         }
         Err(failure) => {
-            tracing::warn!(%message_id, error = %failure, "processing failed; dead-lettered");
+            tracing::warn!(webhook = true, event = "failed", %message_id, error = %failure, "processing failed; dead-lettered");
             fail(db, message_id, &failure, progress, max_attempts).await
         }
     };
     if let Err(error) = recorded {
-        tracing::error!(%message_id, error = %error, "could not record the outcome; the lease will expire");
+        tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not record the outcome; the lease will expire");
     }
 }
 
@@ -272,7 +273,7 @@ async fn mark_read(state: &AppState, claim: &Claim) {
         .mark_read(&claim.phone_number_id, wamid)
         .await
     {
-        tracing::warn!(error = %error, "mark as read failed");
+        tracing::warn!(webhook = true, error = %error, "mark as read failed");
     }
 }
 

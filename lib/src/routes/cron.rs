@@ -58,7 +58,10 @@ fn authorize(request: &Request<Bytes>, settings: &CronSettings) -> Result<(), Ap
         .into();
     if !matches {
         tracing::warn!(
+            security = true,
+            action = "unauthorized",
             security_event = "cron_unauthorized",
+            path = %request.uri().path(),
             "refused a cron call without the right bearer secret"
         );
         return Err(ApiError::Unauthorized);

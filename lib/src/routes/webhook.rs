@@ -57,7 +57,12 @@ fn handshake(request: &Request<Bytes>, ctx: &Ctx) -> HandlerResult {
         || challenge.len() > 256
     {
         tracing::warn!(
+            security = true,
+            action = "unauthorized",
             security_event = "webhook_handshake_refused",
+            webhook = true,
+            event = "failed",
+            request_id = %ctx.request_id,
             "refused a webhook handshake"
         );
         return Err(ApiError::Forbidden);
@@ -70,6 +75,13 @@ fn handshake(request: &Request<Bytes>, ctx: &Ctx) -> HandlerResult {
 }
 
 async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
+    tracing::info!(
+        webhook = true,
+        event = "received",
+        request_id = %ctx.request_id,
+        bytes = request.body().len(),
+        "webhook delivery received"
+    );
     let secret = ctx
         .state
         .settings
@@ -83,30 +95,75 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
         .and_then(|v| v.to_str().ok());
     if let Err(reason) = signature::verify(secret.expose().as_bytes(), request.body(), header) {
         tracing::warn!(
+            security = true,
+            action = "invalid_signature",
             security_event = "webhook_signature_rejected",
+            webhook = true,
+            event = "failed",
             reason = %reason,
             request_id = %ctx.request_id,
             "rejected a webhook delivery"
         );
         return Err(ApiError::Unauthorized);
     }
-    let delivery =
-        Delivery::parse(request.body()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let delivery = Delivery::parse(request.body()).map_err(|e| {
+        tracing::warn!(
+            webhook = true,
+            event = "failed",
+            reason = "unparseable delivery",
+            request_id = %ctx.request_id,
+            "webhook delivery refused"
+        );
+        ApiError::BadRequest(e.to_string())
+    })?;
     if delivery.skipped > 0 {
         tracing::warn!(
+            webhook = true,
+            request_id = %ctx.request_id,
             skipped = delivery.skipped,
             "delivery items without usable ids skipped"
         );
     }
     if delivery.messages.is_empty() && delivery.statuses.is_empty() {
+        tracing::info!(
+            webhook = true,
+            event = "verified",
+            request_id = %ctx.request_id,
+            messages = 0,
+            new = 0,
+            statuses_applied = 0,
+            "webhook delivery verified and stored"
+        );
         return Ok(crate::response::json(
             StatusCode::OK,
             &json!({"received": 0}),
         ));
     }
-    let ingested = inbound::ingest(ctx.state.db()?, &delivery).await?;
+    let ingested = inbound::ingest(ctx.state.db()?, &delivery)
+        .await
+        .inspect_err(|error| {
+            tracing::error!(
+                webhook = true,
+                event = "failed",
+                reason = "store failed",
+                error = %error,
+                request_id = %ctx.request_id,
+                "webhook delivery not stored; Meta redelivers"
+            );
+        })?;
+    tracing::info!(
+        webhook = true,
+        event = "verified",
+        request_id = %ctx.request_id,
+        messages = delivery.messages.len(),
+        new = ingested.new_message_ids.len(),
+        statuses_applied = ingested.statuses_applied,
+        "webhook delivery verified and stored"
+    );
     if ingested.unknown_numbers > 0 {
         tracing::warn!(
+            webhook = true,
+            request_id = %ctx.request_id,
             unknown = ingested.unknown_numbers,
             "delivery for unknown phone_number_id ignored"
         );
@@ -127,7 +184,7 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
 /// Queues a stored message for processing and makes sure a worker drains the queue.
 fn schedule(ctx: &Ctx, message_id: Uuid) {
     if !ctx.state.backlog.push(message_id) {
-        tracing::warn!(%message_id, "backlog full: message left stored for the retry cron");
+        tracing::warn!(webhook = true, request_id = %ctx.request_id, %message_id, "backlog full: message left stored for the retry cron");
         return;
     }
     let Some(permit) = ctx.state.backlog.worker() else {

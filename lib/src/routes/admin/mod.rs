@@ -127,6 +127,8 @@ async fn authenticate(request: &Request<Bytes>, ctx: &Ctx) -> Result<User, ApiEr
         .map_err(|error| {
             if !matches!(error, AuthError::MissingToken) {
                 tracing::warn!(
+                    security = true,
+                    action = "unauthorized",
                     security_event = "admin_token_rejected",
                     reason = %error,
                     request_id = %ctx.request_id,
