@@ -37,6 +37,10 @@ pub async fn check(state: &AppState) -> HealthReport {
         version: state.settings.version.clone(),
         environment: state.settings.environment.clone(),
         services,
+        sentry: match state.errors.is_configured() {
+            true => super::Sentry::Configured,
+            false => super::Sentry::NotConfigured,
+        },
     }
 }
 

@@ -53,4 +53,14 @@ pub struct HealthReport {
     pub version: String,
     pub environment: String,
     pub services: Services,
+    /// Whether errors go to Sentry (`SENTRY_DSN`).
+    pub sentry: Sentry,
+}
+
+/// `configured` when `SENTRY_DSN` is set (and valid), `not_configured` otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sentry {
+    Configured,
+    NotConfigured,
 }
