@@ -14,6 +14,7 @@ mod migrations;
 mod poison;
 mod postgrest;
 mod routes;
+mod sentry;
 mod telemetry;
 mod tenant;
 mod webhook;
