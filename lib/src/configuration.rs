@@ -143,6 +143,8 @@ pub struct Settings {
     pub ignored_variables: Vec<Ignored>,
     pub cron: CronSettings,
     pub admin: AdminSettings,
+    /// `SENTRY_DSN`: errors and panics go to Sentry (scrubbed); unset, nothing is sent.
+    pub sentry_dsn: Option<Secret>,
 }
 
 /// The cron routes (`/api/cron/*`).
@@ -393,6 +395,7 @@ impl Settings {
                 webhook_retention_days: env.number("WEBHOOK_RETENTION_DAYS", 30).max(1),
             },
             admin: admin_settings(&env),
+            sentry_dsn: env.get("SENTRY_DSN").map(Secret::new),
             health: HealthSettings {
                 cache_ttl: Duration::from_millis(env.number("HEALTH_CACHE_MS", 2000) as u64),
                 check_timeout: Duration::from_millis(

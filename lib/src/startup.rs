@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::health::HealthCache;
 use crate::inbound::Backlog;
 use crate::supabase::Postgrest;
+use crate::telemetry::ErrorTracking;
 use crate::whatsapp::WhatsApp;
 
 /// Everything a handler shares with the other requests of this process.
@@ -25,6 +26,8 @@ pub struct AppState {
     pub health: HealthCache,
     /// Verifies the admin API's access tokens (the JWKS cache lives here).
     pub auth: Authenticator,
+    /// Sentry, when `SENTRY_DSN` is set (see [`ErrorTracking::new`]).
+    pub errors: ErrorTracking,
 }
 
 /// Why the process could not start.
@@ -54,6 +57,11 @@ impl AppState {
         let processing = &settings.processing;
         let backlog = Backlog::new(processing.max_backlog, processing.concurrency);
         let auth = Authenticator::new(http.clone(), &settings.admin);
+        let errors = ErrorTracking::new(
+            settings.sentry_dsn.as_ref(),
+            &settings.environment,
+            &settings.version,
+        );
         Ok(Self {
             settings,
             http,
@@ -63,6 +71,7 @@ impl AppState {
             backlog,
             health,
             auth,
+            errors,
         })
     }
 

@@ -17,6 +17,7 @@ mod models;
 mod poison;
 mod postgrest;
 mod routes;
+mod sentry;
 mod telemetry;
 mod tenant;
 mod webhook;

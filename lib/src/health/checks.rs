@@ -42,6 +42,10 @@ pub async fn check(state: &AppState) -> HealthReport {
         services,
         models: model_notices(state),
         configuration: ConfigurationCheck::of(&state.settings),
+        sentry: match state.errors.is_configured() {
+            true => super::Sentry::Configured,
+            false => super::Sentry::NotConfigured,
+        },
     }
 }
 

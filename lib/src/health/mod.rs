@@ -67,6 +67,8 @@ pub struct HealthReport {
     /// The service's configured models that retire soon or have retired (empty: none).
     pub models: Vec<ModelNotice>,
     pub configuration: ConfigurationCheck,
+    /// Whether errors go to Sentry (`SENTRY_DSN`).
+    pub sentry: Sentry,
 }
 
 /// The configuration check: variables that are set but ignored, or not valid numbers (names
@@ -94,4 +96,12 @@ impl ConfigurationCheck {
             invalid,
         }
     }
+}
+
+/// `configured` when `SENTRY_DSN` is set (and valid), `not_configured` otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sentry {
+    Configured,
+    NotConfigured,
 }

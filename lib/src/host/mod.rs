@@ -8,7 +8,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -129,6 +129,7 @@ where
     let method = request.method().clone();
     let limit = state.settings.max_body_bytes;
     let slow = state.settings.slow_request;
+    let errors = state.errors.clone();
     let ctx = Ctx {
         state,
         background,
@@ -162,8 +163,16 @@ where
             "Slow request detected"
         );
     }
+    if response.status().is_server_error() {
+        // A panic or an error was likely reported: send it before Vercel or Lambda may freeze
+        // the process after the reply.
+        errors.flush(FLUSH_AFTER_ERROR).await;
+    }
     response
 }
+
+/// How long a 5xx reply waits for its Sentry events to be sent (no wait without Sentry).
+const FLUSH_AFTER_ERROR: Duration = Duration::from_secs(2);
 
 async fn run_handler(route: &Route, request: Request<Bytes>, ctx: Ctx) -> Response<Bytes> {
     match AssertUnwindSafe((route.handler)(request, ctx))
@@ -240,13 +249,16 @@ pub fn serve(route: &'static Route, file: &str) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match run_host(route, state).await {
+        let errors = state.errors.clone();
+        let code = match run_host(route, state).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(error = %error, "host stopped");
                 ExitCode::FAILURE
             }
-        }
+        };
+        errors.flush(FLUSH_AFTER_ERROR).await;
+        code
     })
 }
 
