@@ -8,15 +8,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use wiremock::MockServer;
 
 use crate::cron::TURN;
+use crate::helpers::lib::{Caller, Postgrest};
+use crate::helpers::reminders::cron_app;
 use crate::helpers::*;
-
-use assistant::supabase::{Caller, Postgrest};
-
-const CHECK: &str = "/api/cron/check-reminders";
-const RETRY: &str = "/api/cron/retry-failed";
 
 /// The texts that once stopped the service: overflowing durations, impossible dates, control
 /// characters and bidirectional marks.
@@ -26,35 +22,6 @@ const HOSTILE: [&str; 4] = [
     "remind me on 31/02/99999 to z",
     "remind me\u{1}\u{7}\u{1b}[2J\u{8} in \u{202e}5 min\u{202c}\u{200f} to \u{7f}\u{feff}w",
 ];
-
-/// An app sending through `graph`, retrying at once (no backoff).
-async fn app_with(graph: &MockServer) -> TestApp {
-    let url = graph.uri();
-    spawn_app_with(move |env| {
-        env.insert("GRAPH_API_BASE_URL".into(), url);
-        env.insert(
-            "WHATSAPP_ACCESS_TOKEN".into(),
-            "EAAtesttoken000000000000".into(),
-        );
-        env.insert("CRON_RETRY_BASE_SECONDS".into(), "0".into());
-    })
-    .await
-}
-
-/// Runs a cron route; it must answer 200 with its summary.
-async fn run(app: &TestApp, path: &str) -> Value {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(CRON_SECRET)
-        .send()
-        .await
-        .expect("cron request");
-    let status = response.status();
-    let body: Value = response.json().await.expect("json summary");
-    assert_eq!(status, 200, "{path}: {body}");
-    body
-}
 
 fn ago(seconds: i64) -> DateTime<Utc> {
     Utc::now() - chrono::TimeDelta::seconds(seconds)
@@ -68,19 +35,6 @@ async fn make_due(db: &Postgrest, reference: &str) {
         .execute()
         .await
         .expect("make due");
-}
-
-async fn update(db: &Postgrest, table: &str, id: &str, values: Value) {
-    db.from(table, Caller::Service)
-        .eq("id", id)
-        .update(&values)
-        .execute()
-        .await
-        .unwrap_or_else(|e| panic!("update {table}: {e}"));
-}
-
-async fn row(db: &Postgrest, table: &str, id: &str) -> Value {
-    select(db, table, &[("id", format!("eq.{id}"))]).await[0].clone()
 }
 
 async fn entries(db: &Postgrest, reference: &str) -> Vec<Value> {
@@ -175,7 +129,7 @@ async fn the_isolation_helper_turns_a_panicking_future_into_that_items_failure()
 async fn hostile_texts_are_acknowledged_end_processed_or_dead_lettered_and_the_crons_go_on() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
-    let app = app_with(&graph).await;
+    let app = cron_app(&graph, &[]).await;
     let db = app.state.db().expect("db");
     let org = TestOrg::create(db).await;
 
@@ -184,7 +138,11 @@ async fn hostile_texts_are_acknowledged_end_processed_or_dead_lettered_and_the_c
     let refusing = fake_graph(FakeGraph::failing(400, "error_131026")).await;
     let (body, other_wamid) = text_delivery(&other, &new_wa_id(), "hello");
     assert_eq!(
-        app_with(&refusing).await.post_webhook(&body).await.status(),
+        cron_app(&refusing, &[])
+            .await
+            .post_webhook(&body)
+            .await
+            .status(),
         200
     );
     let other_id = settled(&app, &other_wamid).await["id"]
@@ -225,7 +183,7 @@ async fn hostile_texts_are_acknowledged_end_processed_or_dead_lettered_and_the_c
     update(
         db,
         "messages",
-        &hostile[0],
+        ("id", &hostile[0]),
         json!({"status": "processing", "lease_until": ago(60)}),
     )
     .await;
@@ -233,10 +191,10 @@ async fn hostile_texts_are_acknowledged_end_processed_or_dead_lettered_and_the_c
         make_due(db, id).await;
     }
 
-    let summary = run(&app, RETRY).await;
+    let summary = app.cron(RETRY_FAILED).await;
     assert!(summary["resolved"].as_u64() >= Some(1), "{summary}");
-    run(&app, CHECK).await;
-    run(&app, RETRY).await;
+    app.cron(CHECK_REMINDERS).await;
+    app.cron(RETRY_FAILED).await;
     assert_eq!(
         row(db, "messages", &other_id).await["status"],
         "processed",
@@ -262,7 +220,7 @@ async fn a_message_failing_max_attempts_times_ends_discarded_with_an_alert_and_i
 ) {
     let _turn = TURN.lock().await;
     let refusing = fake_graph(FakeGraph::failing(400, "error_131026")).await;
-    let app = app_with(&refusing).await;
+    let app = cron_app(&refusing, &[]).await;
     let db = app.state.db().expect("db");
     let org = TestOrg::create(db).await;
     let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
@@ -276,7 +234,7 @@ async fn a_message_failing_max_attempts_times_ends_discarded_with_an_alert_and_i
     for attempt in 2..=5 {
         assert_eq!(entries(db, &id).await[0]["status"], "pending");
         make_due(db, &id).await;
-        run(&app, RETRY).await;
+        app.cron(RETRY_FAILED).await;
         assert_eq!(row(db, "messages", &id).await["attempts"], attempt);
     }
     let message = row(db, "messages", &id).await;
@@ -297,7 +255,7 @@ async fn a_message_failing_max_attempts_times_ends_discarded_with_an_alert_and_i
     let sent = sends(&refusing, "text").await.len();
     for _ in 0..2 {
         make_due(db, &id).await;
-        run(&app, RETRY).await;
+        app.cron(RETRY_FAILED).await;
     }
     assert_eq!(
         row(db, "messages", &id).await["attempts"],
@@ -323,7 +281,7 @@ async fn a_message_failing_max_attempts_times_ends_discarded_with_an_alert_and_i
 async fn a_message_whose_attempts_all_crashed_is_discarded_by_its_next_claim() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
-    let app = app_with(&graph).await;
+    let app = cron_app(&graph, &[]).await;
     let db = app.state.db().expect("db");
     let org = TestOrg::create(db).await;
     let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
@@ -336,12 +294,12 @@ async fn a_message_whose_attempts_all_crashed_is_discarded_by_its_next_claim() {
     update(
         db,
         "messages",
-        &id,
+        ("id", &id),
         json!({"status": "processing", "attempts": 5, "lease_until": ago(60), "error": null}),
     )
     .await;
 
-    let summary = run(&app, RETRY).await;
+    let summary = app.cron(RETRY_FAILED).await;
     assert!(
         summary["messages_redriven"].as_u64() >= Some(1),
         "{summary}"
@@ -356,7 +314,7 @@ async fn a_message_whose_attempts_all_crashed_is_discarded_by_its_next_claim() {
         .as_str()
         .is_some_and(|e| e.contains("did not finish")));
     assert_eq!(alerts(db, &org, "dead_letter_discarded").await.len(), 1);
-    run(&app, RETRY).await;
+    app.cron(RETRY_FAILED).await;
     assert_eq!(row(db, "messages", &id).await["attempts"], 5);
 }
 
@@ -364,7 +322,7 @@ async fn a_message_whose_attempts_all_crashed_is_discarded_by_its_next_claim() {
 async fn a_reminder_past_its_last_attempt_is_discarded_by_the_claim_and_never_sent() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
-    let app = app_with(&graph).await;
+    let app = cron_app(&graph, &[]).await;
     let db = app.state.db().expect("db");
     let org = TestOrg::create(db).await;
     let (body, wamid) = text_delivery(&org, &new_wa_id(), "hello");
@@ -383,7 +341,7 @@ async fn a_reminder_past_its_last_attempt_is_discarded_by_the_claim_and_never_se
     )
     .await;
 
-    let summary = run(&app, CHECK).await;
+    let summary = app.cron(CHECK_REMINDERS).await;
     assert!(summary["failed"].as_u64() >= Some(1), "{summary}");
     assert_eq!(row(db, "reminders", &id).await["status"], "failed");
     assert_eq!(row(db, "reminders", &id).await["attempts"], 5);
@@ -391,8 +349,8 @@ async fn a_reminder_past_its_last_attempt_is_discarded_by_the_claim_and_never_se
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["status"], "discarded");
     assert_eq!(alerts(db, &org, "dead_letter_discarded").await.len(), 1);
-    run(&app, CHECK).await;
-    run(&app, RETRY).await;
+    app.cron(CHECK_REMINDERS).await;
+    app.cron(RETRY_FAILED).await;
     let sent = sends(&graph, "text").await;
     assert!(
         !sent.iter().any(|s| s.to_string().contains(&text)),
@@ -404,7 +362,7 @@ async fn a_reminder_past_its_last_attempt_is_discarded_by_the_claim_and_never_se
 async fn one_orgs_poison_dead_letter_does_not_stop_another_orgs_entry_in_the_same_run() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;
-    let app = app_with(&graph).await;
+    let app = cron_app(&graph, &[]).await;
     let db = app.state.db().expect("db");
 
     // Org A: a failed message whose stored rows cannot be read, its entry due.
@@ -423,14 +381,14 @@ async fn one_orgs_poison_dead_letter_does_not_stop_another_orgs_entry_in_the_sam
     let healthy = TestOrg::create(db).await;
     let refusing = fake_graph(FakeGraph::failing(400, "error_131026")).await;
     let (body, wamid) = text_delivery(&healthy, &new_wa_id(), "hello");
-    app_with(&refusing).await.post_webhook(&body).await;
+    cron_app(&refusing, &[]).await.post_webhook(&body).await;
     let good = settled(&app, &wamid).await["id"]
         .as_str()
         .expect("id")
         .to_string();
     make_due(db, &good).await;
 
-    let summary = run(&app, RETRY).await;
+    let summary = app.cron(RETRY_FAILED).await;
     assert!(summary["resolved"].as_u64() >= Some(1), "{summary}");
     assert_eq!(row(db, "messages", &good).await["status"], "processed");
     assert_eq!(entries(db, &good).await[0]["status"], "resolved");
@@ -444,9 +402,9 @@ async fn one_orgs_poison_dead_letter_does_not_stop_another_orgs_entry_in_the_sam
     assert_eq!(entry["attempts"], 2);
 
     // Its last attempt: discarded, and the healthy org has no alert of it.
-    update(db, "messages", &bad, json!({"attempts": 4})).await;
+    update(db, "messages", ("id", &bad), json!({"attempts": 4})).await;
     make_due(db, &bad).await;
-    run(&app, RETRY).await;
+    app.cron(RETRY_FAILED).await;
     assert_eq!(entries(db, &bad).await[0]["status"], "discarded");
     assert_eq!(
         alerts(db, &poisoned, "dead_letter_discarded").await.len(),
