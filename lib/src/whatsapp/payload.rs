@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::domain::{PhoneNumberId, WaId, Wamid};
+use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
 use crate::supabase::storable;
 
 /// The longest readable body stored, in characters (see the module's documentation).
@@ -30,22 +30,6 @@ pub const MAX_PROFILE_NAME_CHARS: usize = 256;
 
 /// The longest string kept inside a message's raw payload, in characters.
 pub const MAX_PAYLOAD_STRING_CHARS: usize = 16384;
-
-/// Message types stored under their own name; anything else is `unsupported`.
-const KNOWN_TYPES: &[&str] = &[
-    "text",
-    "interactive",
-    "button",
-    "reaction",
-    "location",
-    "contacts",
-    "image",
-    "audio",
-    "video",
-    "document",
-    "sticker",
-    "unsupported",
-];
 
 /// Everything one delivery carries.
 #[derive(Debug, Default)]
@@ -67,7 +51,7 @@ pub struct InboundMessage {
     pub profile_name: Option<String>,
     pub wamid: Wamid,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: MessageKind,
     /// The readable content: text, button title, caption, place… (`None` for media alone).
     pub body: Option<String>,
     /// The message as Meta sent it.
@@ -238,11 +222,7 @@ fn inbound(
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("unsupported");
-    let kind = KNOWN_TYPES
-        .iter()
-        .copied()
-        .find(|known| *known == given)
-        .unwrap_or("unsupported");
+    let kind = MessageKind::of_inbound(given);
     let profile_name = contacts
         .iter()
         .find(|c| c.wa_id.as_deref() == Some(wa_id.as_str()))
@@ -255,7 +235,7 @@ fn inbound(
         ord,
         phone_number_id: number.clone(),
         body,
-        kind: kind.to_string(),
+        kind,
         sent_at: timestamp(&payload),
         wa_id,
         wamid,
@@ -265,19 +245,19 @@ fn inbound(
 }
 
 /// What a person reads in the message, by type.
-fn readable_body(kind: &str, raw: &Value) -> Option<String> {
+fn readable_body(kind: MessageKind, raw: &Value) -> Option<String> {
     match kind {
-        "text" => text(raw, "/text/body"),
-        "interactive" => text(raw, "/interactive/button_reply/title")
+        MessageKind::Text => text(raw, "/text/body"),
+        MessageKind::Interactive => text(raw, "/interactive/button_reply/title")
             .or_else(|| text(raw, "/interactive/list_reply/title")),
-        "button" => text(raw, "/button/text"),
-        "reaction" => text(raw, "/reaction/emoji"),
-        "location" => {
+        MessageKind::Button => text(raw, "/button/text"),
+        MessageKind::Reaction => text(raw, "/reaction/emoji"),
+        MessageKind::Location => {
             let place = [text(raw, "/location/name"), text(raw, "/location/address")];
             let place: Vec<String> = place.into_iter().flatten().collect();
             (!place.is_empty()).then(|| place.join(", "))
         }
-        "contacts" => {
+        MessageKind::Contacts => {
             let names: Vec<String> = raw
                 .get("contacts")
                 .and_then(Value::as_array)
@@ -287,8 +267,9 @@ fn readable_body(kind: &str, raw: &Value) -> Option<String> {
                 .collect();
             (!names.is_empty()).then(|| names.join(", "))
         }
-        "image" | "video" | "document" => {
-            text(raw, &format!("/{kind}/caption")).or_else(|| text(raw, "/document/filename"))
+        MessageKind::Image | MessageKind::Video | MessageKind::Document => {
+            let caption = format!("/{}/caption", kind.as_str());
+            text(raw, &caption).or_else(|| text(raw, "/document/filename"))
         }
         _ => None,
     }
