@@ -454,7 +454,9 @@ create table public.conversations (
 
 comment on table public.conversations is 'A contact''s thread with one WhatsApp number: bot or human mode, last inbound time (24 h window).';
 
-create index conversations_org_id_last_message_at_idx on public.conversations (org_id, last_message_at desc);
+-- The admin inbox's keyset order (conversation_summaries.activity_at desc, id desc).
+create index conversations_org_id_activity_idx
+  on public.conversations (org_id, coalesce(last_message_at, created_at) desc, id desc);
 create index conversations_contact_id_idx on public.conversations (contact_id);
 
 create trigger conversations_set_updated_at before update on public.conversations
@@ -514,7 +516,7 @@ create table public.messages (
 
 comment on table public.messages is 'Inbound and outbound WhatsApp messages, deduplicated on wa_message_id, with processing status and lease.';
 
-create index messages_conversation_id_created_at_idx on public.messages (conversation_id, created_at desc);
+create index messages_conversation_id_created_at_idx on public.messages (conversation_id, created_at desc, id desc);
 create index messages_org_id_created_at_idx on public.messages (org_id, created_at desc);
 create index messages_contact_id_created_at_idx on public.messages (contact_id, created_at desc);
 create index messages_pending_created_at_idx on public.messages (created_at)
@@ -846,7 +848,7 @@ comment on table public.dead_letter_queue is 'Failed work items (messages, remin
 
 create index dead_letter_queue_due_idx on public.dead_letter_queue (next_attempt_at)
   where status in ('pending', 'retrying');
-create index dead_letter_queue_org_id_idx on public.dead_letter_queue (org_id, created_at desc);
+create index dead_letter_queue_org_id_idx on public.dead_letter_queue (org_id, created_at desc, id desc);
 
 create trigger dead_letter_queue_set_updated_at before update on public.dead_letter_queue
   for each row execute function public.set_updated_at();
@@ -879,6 +881,7 @@ create table public.alerts (
 comment on table public.alerts is 'Operational alerts (org-wide or system-wide when org_id is null) and their acknowledgement.';
 
 create index alerts_org_id_status_idx on public.alerts (org_id, status);
+create index alerts_org_id_created_at_idx on public.alerts (org_id, created_at desc, id desc);
 create index alerts_acknowledged_by_idx on public.alerts (acknowledged_by) where acknowledged_by is not null;
 
 -- A user acknowledging or resolving an alert is recorded as themselves, at the current time.
@@ -933,7 +936,7 @@ create table public.audit_log_entries (
 
 comment on table public.audit_log_entries is 'Append-only audit log of admin actions, written by the system (the admin_* security definer functions), never by users.';
 
-create index audit_log_entries_org_id_created_at_idx on public.audit_log_entries (org_id, created_at desc);
+create index audit_log_entries_org_id_created_at_idx on public.audit_log_entries (org_id, created_at desc, id desc);
 
 alter table public.audit_log_entries enable row level security;
 
