@@ -262,6 +262,7 @@ declare
   v_unknown int;
   v_applied int;
   v_org uuid;
+  v_nestloop text;
 begin
   select n.org_id into v_org
   from public.whatsapp_numbers n
@@ -281,6 +282,10 @@ begin
   on conflict (source, external_id) do update
     set attempts = public.webhooks.attempts + 1, processed_at = now();
 
+  -- The CTEs' row estimates are guesses (1 row after a join), so the planner would join them
+  -- by nested loops, n^2 for n messages: hash joins only, for this statement.
+  v_nestloop := current_setting('enable_nestloop');
+  perform set_config('enable_nestloop', 'off', true);
   with incoming as (
     select m.*, n.id as number_id, n.org_id
     from jsonb_to_recordset(p_messages) as m(
@@ -297,14 +302,21 @@ begin
       set name = coalesce(excluded.name, c.name)
     returning c.id, c.org_id, c.wa_id
   ),
+  -- Each message with its contact's id, materialized once: the joins below hash on the full
+  -- (contact, number) key, so a delivery of n messages costs O(n) (joining the CTEs one key
+  -- at a time multiplied them: n^2 rows for n messages to one number).
+  keyed as materialized (
+    select i.*, c.id as contact_id
+    from incoming i
+    join contacts_up c on c.org_id = i.org_id and c.wa_id = i.wa_id
+  ),
   conversations_up as (
     insert into public.conversations as v
       (org_id, contact_id, whatsapp_number_id, last_inbound_at, last_message_at)
-    select i.org_id, c.id, i.number_id, max(least(i.sent_at, now())), max(least(i.sent_at, now()))
-    from incoming i
-    join contacts_up c on c.org_id = i.org_id and c.wa_id = i.wa_id
-    group by i.org_id, c.id, i.number_id
-    order by i.number_id, c.id
+    select k.org_id, k.contact_id, k.number_id, max(least(k.sent_at, now())), max(least(k.sent_at, now()))
+    from keyed k
+    group by k.org_id, k.contact_id, k.number_id
+    order by k.number_id, k.contact_id
     on conflict (whatsapp_number_id, contact_id) do update
       set last_inbound_at = greatest(v.last_inbound_at, excluded.last_inbound_at),
           last_message_at = greatest(v.last_message_at, excluded.last_message_at)
@@ -314,16 +326,16 @@ begin
     insert into public.messages
       (org_id, conversation_id, contact_id, direction, wa_message_id, type, body, payload,
        status, created_at)
-    select i.org_id, v.id, c.id, 'inbound', i.wamid, i.type, i.body, coalesce(i.payload, '{}'),
+    select k.org_id, v.id, k.contact_id, 'inbound', k.wamid, k.type, k.body, coalesce(k.payload, '{}'),
            'received', clock_timestamp()
-    from incoming i
-    join contacts_up c on c.org_id = i.org_id and c.wa_id = i.wa_id
-    join conversations_up v on v.contact_id = c.id and v.whatsapp_number_id = i.number_id
-    order by i.ord
+    from keyed k
+    join conversations_up v on v.contact_id = k.contact_id and v.whatsapp_number_id = k.number_id
+    order by k.ord
     on conflict (wa_message_id) do nothing
     returning id, created_at
   )
   select coalesce(array_agg(id order by created_at), '{}') into v_new from inserted;
+  perform set_config('enable_nestloop', v_nestloop, true);
 
   with latest as (
     select distinct on (s.wamid) s.wamid, s.status, s.at, s.errors
@@ -347,6 +359,26 @@ begin
     'new_message_ids', to_jsonb(v_new),
     'unknown_numbers', v_unknown,
     'statuses_applied', v_applied);
+end;
+$$;
+
+-- Group commit (inbound/ingest.rs): several deliveries in one transaction, each stored by
+-- whatsapp_ingest in order. p_deliveries: [{id, messages, statuses}]; returns the results in
+-- the same order. Any error rolls back every delivery of the batch (each is answered 503).
+create or replace function public.whatsapp_ingest_batch(p_deliveries jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_results jsonb := '[]';
+  d jsonb;
+begin
+  for d in select e from jsonb_array_elements(p_deliveries) e loop
+    v_results := v_results || jsonb_build_array(
+      public.whatsapp_ingest(d ->> 'id', d -> 'messages', d -> 'statuses'));
+  end loop;
+  return v_results;
 end;
 $$;
 
@@ -657,6 +689,7 @@ $$;
 -- Service role only (the default privileges would let every role execute them).
 revoke execute on function
   public.whatsapp_ingest(text, jsonb, jsonb),
+  public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int),
   public.whatsapp_begin_reply(uuid, text, text),
   public.whatsapp_finish_message(uuid, jsonb),
@@ -664,6 +697,7 @@ revoke execute on function
 from public, anon, authenticated;
 grant execute on function
   public.whatsapp_ingest(text, jsonb, jsonb),
+  public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int),
   public.whatsapp_begin_reply(uuid, text, text),
   public.whatsapp_finish_message(uuid, jsonb),
