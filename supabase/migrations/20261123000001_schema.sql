@@ -458,6 +458,8 @@ comment on table public.conversations is 'A contact''s thread with one WhatsApp 
 create index conversations_org_id_activity_idx
   on public.conversations (org_id, coalesce(last_message_at, created_at) desc, id desc);
 create index conversations_contact_id_idx on public.conversations (contact_id);
+-- system_health_summary's last inbound message per org: one index probe, not a scan.
+create index conversations_org_id_last_inbound_at_idx on public.conversations (org_id, last_inbound_at);
 
 create trigger conversations_set_updated_at before update on public.conversations
   for each row execute function public.set_updated_at();

@@ -211,21 +211,22 @@ begin
       where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is null
         and d.starts_at >= v_start and d.starts_at < v_end), '[]'),
     'contacts', coalesce((
-      select jsonb_agg(to_jsonb(c) order by c.cost_usd desc, c.tokens desc)
+      select jsonb_agg(jsonb_build_object(
+               'contact_id', t.contact_id, 'contact_name', ct.name, 'contact_wa_id', ct.wa_id,
+               'requests', t.requests, 'tokens', t.tokens, 'cost_usd', t.cost_usd)
+             order by t.cost_usd desc, t.tokens desc)
       from (
         select d.contact_id,
-               ct.name as contact_name,
-               ct.wa_id as contact_wa_id,
                sum(d.requests) as requests,
                sum(d.tokens_in + d.tokens_out) as tokens,
                sum(d.cost_usd) as cost_usd
         from private.usage_totals d
-        left join public.contacts ct on ct.id = d.contact_id
         where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is not null
           and d.starts_at >= v_start and d.starts_at < v_end
-        group by d.contact_id, ct.name, ct.wa_id
+        group by d.contact_id
         order by sum(d.cost_usd) desc, sum(d.tokens_in + d.tokens_out) desc
-        limit 100) c), '[]')
+        limit 100) t
+      left join public.contacts ct on ct.id = t.contact_id), '[]')
   );
 end;
 $$;
