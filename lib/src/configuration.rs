@@ -193,6 +193,8 @@ pub struct ProcessingSettings {
     pub max_backlog: usize,
     /// `WEBHOOK_CONCURRENCY`: messages processed at once in this process (its workers).
     pub concurrency: usize,
+    /// `WEBHOOK_MAX_BATCH`: deliveries stored in one transaction (group commit; 1: each alone).
+    pub max_batch: usize,
     /// `PROCESSING_LEASE_SECONDS`: how long a claim holds a message before others may take it.
     pub lease: Duration,
     /// `GRAPH_RETRY_BASE_MS`: first backoff of a throttled Graph send (doubles, 3 tries).
@@ -381,6 +383,7 @@ impl Settings {
             processing: ProcessingSettings {
                 max_backlog: env.number("WEBHOOK_MAX_BACKLOG", 10_000).max(1),
                 concurrency: env.number("WEBHOOK_CONCURRENCY", 8).max(1),
+                max_batch: env.number("WEBHOOK_MAX_BATCH", 64).max(1),
                 lease: Duration::from_secs(env.number("PROCESSING_LEASE_SECONDS", 120) as u64),
                 retry_base: Duration::from_millis(env.number("GRAPH_RETRY_BASE_MS", 1000) as u64),
                 max_attempts: env.number("MAX_ATTEMPTS", 5).clamp(1, 1_000_000) as u32,

@@ -8,7 +8,7 @@ use crate::auth::Authenticator;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::health::HealthCache;
-use crate::inbound::Backlog;
+use crate::inbound::{Backlog, GroupCommit};
 use crate::supabase::Postgrest;
 use crate::telemetry::ErrorTracking;
 use crate::whatsapp::WhatsApp;
@@ -23,6 +23,8 @@ pub struct AppState {
     pub assistant: Assistant,
     /// Bounds the background processing of inbound messages.
     pub backlog: Backlog,
+    /// Shares one ingest transaction among the deliveries waiting in this process.
+    pub ingest: GroupCommit,
     pub health: HealthCache,
     /// Verifies the admin API's access tokens (the JWKS cache lives here).
     pub auth: Authenticator,
@@ -56,6 +58,7 @@ impl AppState {
         let assistant = Assistant::new(http.clone(), &settings, whatsapp.clone());
         let processing = &settings.processing;
         let backlog = Backlog::new(processing.max_backlog, processing.concurrency);
+        let ingest = GroupCommit::new(processing.max_batch);
         let auth = Authenticator::new(http.clone(), &settings.admin);
         let errors = ErrorTracking::new(
             settings.sentry_dsn.as_ref(),
@@ -69,6 +72,7 @@ impl AppState {
             whatsapp,
             assistant,
             backlog,
+            ingest,
             health,
             auth,
             errors,

@@ -65,13 +65,35 @@ begin
 end;
 $$;
 
+-- The caller's orgs (with one of p_roles; any role when null), for policies: a policy reads
+-- them once per statement as an initPlan, `org_id = any (array(select private.my_org_ids()))`,
+-- never a call per row (Supabase's RLS performance guidance; supabase/tests/rls_perf.sql).
+create or replace function private.my_org_ids(p_roles text[] default null)
+returns setof uuid
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  return query
+    select m.org_id
+    from public.org_members m
+    where m.user_id = auth.uid()
+      and (p_roles is null or m.role = any (p_roles));
+end;
+$$;
+
 comment on function private.is_org_member(uuid) is 'True when auth.uid() is a member of the org (any role).';
 comment on function private.has_org_role(uuid, text[]) is 'True when auth.uid() is a member of the org with one of the given roles.';
+comment on function private.my_org_ids(text[]) is 'The orgs of auth.uid() (with one of the roles, any when null): for policies, as an initPlan.';
 
 revoke all on function private.is_org_member(uuid) from public, anon;
 revoke all on function private.has_org_role(uuid, text[]) from public, anon;
+revoke all on function private.my_org_ids(text[]) from public, anon;
 grant execute on function private.is_org_member(uuid) to authenticated, service_role;
 grant execute on function private.has_org_role(uuid, text[]) to authenticated, service_role;
+grant execute on function private.my_org_ids(text[]) to authenticated, service_role;
 
 -- Shared trigger function for every updated_at column.
 create or replace function public.set_updated_at()
@@ -127,7 +149,7 @@ alter table public.plans enable row level security;
 
 create policy plans_select_signed_in on public.plans
   for select to authenticated
-  using (auth.uid() is not null);
+  using ((select auth.uid()) is not null);
 
 revoke insert, update, delete, truncate, references, trigger on public.plans from anon, authenticated;
 
@@ -169,12 +191,12 @@ alter table public.orgs enable row level security;
 
 create policy orgs_select_member on public.orgs
   for select to authenticated
-  using (private.is_org_member(id));
+  using (id = any (array(select private.my_org_ids())));
 
 create policy orgs_update_admin on public.orgs
   for update to authenticated
-  using (private.has_org_role(id, array['owner', 'admin']))
-  with check (private.has_org_role(id, array['owner', 'admin']));
+  using (id = any (array(select private.my_org_ids(array['owner', 'admin']))))
+  with check (id = any (array(select private.my_org_ids(array['owner', 'admin']))));
 
 -- Billing columns are service_role only: users may update the name column and nothing else.
 revoke insert, update, delete, truncate, references, trigger on public.orgs from anon, authenticated;
@@ -200,7 +222,7 @@ alter table public.org_members enable row level security;
 
 create policy org_members_select_member on public.org_members
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 -- Membership is audited: owners add, re-role and remove members only through admin_add_member,
 -- admin_set_member_role and admin_remove_member (20261123000005_admin.sql); no direct writes.
@@ -258,16 +280,16 @@ alter table public.whatsapp_numbers enable row level security;
 
 create policy whatsapp_numbers_select_member on public.whatsapp_numbers
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 create policy whatsapp_numbers_update_admin on public.whatsapp_numbers
   for update to authenticated
-  using (private.has_org_role(org_id, array['owner', 'admin']))
-  with check (private.has_org_role(org_id, array['owner', 'admin']));
+  using (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))))
+  with check (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))));
 
 create policy whatsapp_numbers_delete_admin on public.whatsapp_numbers
   for delete to authenticated
-  using (private.has_org_role(org_id, array['owner', 'admin']));
+  using (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))));
 
 -- Numbers are connected by onboarding (the service role), not by org admins. Inbound
 -- deliveries are routed to the org whose number has the delivery's phone_number_id, and
@@ -321,7 +343,7 @@ alter table public.assistant_settings enable row level security;
 
 create policy assistant_settings_select_member on public.assistant_settings
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 -- Settings are validated and audited: users change them only through admin_update_settings
 -- (20261123000005_admin.sql); no direct writes.
@@ -399,12 +421,12 @@ alter table public.contacts enable row level security;
 
 create policy contacts_select_member on public.contacts
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 create policy contacts_update_admin on public.contacts
   for update to authenticated
-  using (private.has_org_role(org_id, array['owner', 'admin']))
-  with check (private.has_org_role(org_id, array['owner', 'admin']));
+  using (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))))
+  with check (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))));
 
 -- Staff may correct a contact's locale and time zone (the assistant's language, reminder times).
 -- The name is the contact's WhatsApp profile (written by ingest). The opt-out is the contact's
@@ -432,8 +454,12 @@ create table public.conversations (
 
 comment on table public.conversations is 'A contact''s thread with one WhatsApp number: bot or human mode, last inbound time (24 h window).';
 
-create index conversations_org_id_last_message_at_idx on public.conversations (org_id, last_message_at desc);
+-- The admin inbox's keyset order (conversation_summaries.activity_at desc, id desc).
+create index conversations_org_id_activity_idx
+  on public.conversations (org_id, coalesce(last_message_at, created_at) desc, id desc);
 create index conversations_contact_id_idx on public.conversations (contact_id);
+-- system_health_summary's last inbound message per org: one index probe, not a scan.
+create index conversations_org_id_last_inbound_at_idx on public.conversations (org_id, last_inbound_at);
 
 create trigger conversations_set_updated_at before update on public.conversations
   for each row execute function public.set_updated_at();
@@ -442,7 +468,7 @@ alter table public.conversations enable row level security;
 
 create policy conversations_select_member on public.conversations
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 -- The handoff (mode) is audited: users change it only through admin_set_conversation_mode.
 revoke insert, update, delete, truncate, references, trigger on public.conversations from anon, authenticated;
@@ -492,7 +518,7 @@ create table public.messages (
 
 comment on table public.messages is 'Inbound and outbound WhatsApp messages, deduplicated on wa_message_id, with processing status and lease.';
 
-create index messages_conversation_id_created_at_idx on public.messages (conversation_id, created_at desc);
+create index messages_conversation_id_created_at_idx on public.messages (conversation_id, created_at desc, id desc);
 create index messages_org_id_created_at_idx on public.messages (org_id, created_at desc);
 create index messages_contact_id_created_at_idx on public.messages (contact_id, created_at desc);
 create index messages_pending_created_at_idx on public.messages (created_at)
@@ -505,7 +531,7 @@ alter table public.messages enable row level security;
 
 create policy messages_select_member on public.messages
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 revoke insert, update, delete, truncate, references, trigger on public.messages from anon, authenticated;
 
@@ -536,7 +562,7 @@ alter table public.webhooks enable row level security;
 
 create policy webhooks_select_member on public.webhooks
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 revoke insert, update, delete, truncate, references, trigger on public.webhooks from anon, authenticated;
 
@@ -571,7 +597,7 @@ alter table public.ai_requests enable row level security;
 
 create policy ai_requests_select_member on public.ai_requests
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 revoke insert, update, delete, truncate, references, trigger on public.ai_requests from anon, authenticated;
 
@@ -603,7 +629,7 @@ alter table public.tool_executions enable row level security;
 
 create policy tool_executions_select_member on public.tool_executions
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 revoke insert, update, delete, truncate, references, trigger on public.tool_executions from anon, authenticated;
 
@@ -644,12 +670,12 @@ alter table public.reminders enable row level security;
 
 create policy reminders_select_member on public.reminders
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 create policy reminders_update_admin on public.reminders
   for update to authenticated
-  using (private.has_org_role(org_id, array['owner', 'admin']))
-  with check (private.has_org_role(org_id, array['owner', 'admin']));
+  using (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))))
+  with check (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))));
 
 revoke insert, update, delete, truncate, references, trigger on public.reminders from anon, authenticated;
 grant update (text, due_at, recurrence, timezone, status) on public.reminders to authenticated;
@@ -704,7 +730,7 @@ alter table public.expenses enable row level security;
 
 create policy expenses_select_member on public.expenses
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 revoke insert, update, delete, truncate, references, trigger on public.expenses from anon, authenticated;
 
@@ -732,7 +758,7 @@ alter table public.calendar_events enable row level security;
 
 create policy calendar_events_select_member on public.calendar_events
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 revoke insert, update, delete, truncate, references, trigger on public.calendar_events from anon, authenticated;
 
@@ -757,7 +783,7 @@ alter table public.rate_limits enable row level security;
 
 create policy rate_limits_select_member on public.rate_limits
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 revoke insert, update, delete, truncate, references, trigger on public.rate_limits from anon, authenticated;
 
@@ -824,7 +850,7 @@ comment on table public.dead_letter_queue is 'Failed work items (messages, remin
 
 create index dead_letter_queue_due_idx on public.dead_letter_queue (next_attempt_at)
   where status in ('pending', 'retrying');
-create index dead_letter_queue_org_id_idx on public.dead_letter_queue (org_id, created_at desc);
+create index dead_letter_queue_org_id_idx on public.dead_letter_queue (org_id, created_at desc, id desc);
 
 create trigger dead_letter_queue_set_updated_at before update on public.dead_letter_queue
   for each row execute function public.set_updated_at();
@@ -833,7 +859,7 @@ alter table public.dead_letter_queue enable row level security;
 
 create policy dead_letter_queue_select_member on public.dead_letter_queue
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 revoke insert, update, delete, truncate, references, trigger on public.dead_letter_queue from anon, authenticated;
 
@@ -857,6 +883,7 @@ create table public.alerts (
 comment on table public.alerts is 'Operational alerts (org-wide or system-wide when org_id is null) and their acknowledgement.';
 
 create index alerts_org_id_status_idx on public.alerts (org_id, status);
+create index alerts_org_id_created_at_idx on public.alerts (org_id, created_at desc, id desc);
 create index alerts_acknowledged_by_idx on public.alerts (acknowledged_by) where acknowledged_by is not null;
 
 -- A user acknowledging or resolving an alert is recorded as themselves, at the current time.
@@ -890,7 +917,7 @@ alter table public.alerts enable row level security;
 
 create policy alerts_select_member on public.alerts
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 -- Acknowledging is audited: users do it only through admin_acknowledge_alert; no direct writes.
 revoke insert, update, delete, truncate, references, trigger on public.alerts from anon, authenticated;
@@ -911,13 +938,13 @@ create table public.audit_log_entries (
 
 comment on table public.audit_log_entries is 'Append-only audit log of admin actions, written by the system (the admin_* security definer functions), never by users.';
 
-create index audit_log_entries_org_id_created_at_idx on public.audit_log_entries (org_id, created_at desc);
+create index audit_log_entries_org_id_created_at_idx on public.audit_log_entries (org_id, created_at desc, id desc);
 
 alter table public.audit_log_entries enable row level security;
 
 create policy audit_log_entries_select_member on public.audit_log_entries
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 -- Users write no audit row themselves (no insert, update or delete): the admin_* security
 -- definer functions write them with the change they record (private.audit).

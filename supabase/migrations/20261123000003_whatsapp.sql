@@ -96,17 +96,17 @@ begin
 end;
 $$;
 
--- Midnight today in p_tz (UTC when the zone name is not known).
-create or replace function private.local_day_start(p_tz text)
+-- Midnight of p_at's day (today by default) in p_tz (UTC when the zone name is not known).
+create or replace function private.local_day_start(p_tz text, p_at timestamptz default now())
 returns timestamptz
 language plpgsql
 stable
 set search_path = ''
 as $$
 begin
-  return date_trunc('day', now() at time zone p_tz) at time zone p_tz;
+  return date_trunc('day', p_at at time zone p_tz) at time zone p_tz;
 exception when invalid_parameter_value then
-  return date_trunc('day', now() at time zone 'UTC') at time zone 'UTC';
+  return date_trunc('day', p_at at time zone 'UTC') at time zone 'UTC';
 end;
 $$;
 
@@ -124,6 +124,88 @@ as $$
     else date_trunc('month', now())
   end;
 $$;
+
+-- =============================================================================================
+-- Usage totals: the ledger's running sums, written in the ledger's own transaction
+-- =============================================================================================
+-- One row per (org, bucket, start[, contact]): `period` = the org's current budget period
+-- (private.token_period_start, the one definition the claim, the admin API and billing use),
+-- `day` = a UTC day of the org or of one contact, `local_day` = a contact's day in its time
+-- zone (the daily cap). The claim and the admin summaries read these rows instead of summing
+-- ai_requests (docs/performance.md). A request counts into the period current when it is
+-- recorded (one older than the period start counts in no period), so a period moved by
+-- invoice.paid starts from zero. In private (not exposed by PostgREST); members may read
+-- their org's rows through the security invoker admin_* functions.
+create table private.usage_totals (
+  org_id        uuid not null references public.orgs (id) on delete cascade,
+  contact_id    uuid references public.contacts (id) on delete cascade,
+  bucket        text not null check (bucket in ('period', 'day', 'local_day')),
+  starts_at     timestamptz not null,
+  requests      bigint not null default 0,
+  tokens_in     bigint not null default 0,
+  tokens_out    bigint not null default 0,
+  tokens_cached bigint not null default 0,
+  cost_usd      numeric(16, 6) not null default 0,
+  constraint usage_totals_key unique nulls not distinct (org_id, bucket, starts_at, contact_id)
+);
+
+comment on table private.usage_totals is
+  'Running totals of ai_requests per org budget period, per UTC day (org and contact) and per contact local day.';
+
+alter table private.usage_totals enable row level security;
+
+create policy usage_totals_select_member on private.usage_totals
+  for select to authenticated
+  using (org_id = any (array(select private.my_org_ids())));
+
+revoke all on private.usage_totals from public, anon, authenticated;
+grant select on private.usage_totals to authenticated, service_role;
+
+-- After each insert into ai_requests (statement level, set-based): adds the new rows to their
+-- buckets, in key order (concurrent ledgers of one org lock the same rows in the same order).
+create or replace function private.count_usage()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  insert into private.usage_totals as u
+    (org_id, contact_id, bucket, starts_at, requests, tokens_in, tokens_out, tokens_cached, cost_usd)
+  select k.org_id, k.contact_id, k.bucket, k.starts_at, count(*), sum(r.tokens_in),
+         sum(r.tokens_out), sum(r.tokens_cached), sum(r.cost_usd)
+  from new_rows r
+  join public.orgs o on o.id = r.org_id
+  left join public.contacts c on c.id = r.contact_id
+  left join public.assistant_settings s on s.org_id = r.org_id
+  cross join lateral (
+    select private.token_period_start(o.token_period_started_at) as period_start,
+           date_trunc('day', r.created_at, 'UTC') as utc_day) p
+  cross join lateral (values
+    (r.org_id, null::uuid, 'period', case when r.created_at >= p.period_start then p.period_start end),
+    (r.org_id, null::uuid, 'day', p.utc_day),
+    (r.org_id, r.contact_id, 'day', case when r.contact_id is not null then p.utc_day end),
+    (r.org_id, r.contact_id, 'local_day', case when r.contact_id is not null then
+       private.local_day_start(coalesce(c.timezone, s.timezone, 'UTC'), r.created_at) end)
+  ) as k(org_id, contact_id, bucket, starts_at)
+  where k.starts_at is not null
+  group by k.org_id, k.bucket, k.starts_at, k.contact_id
+  order by k.org_id, k.bucket, k.starts_at, k.contact_id
+  on conflict on constraint usage_totals_key do update
+    set requests = u.requests + excluded.requests,
+        tokens_in = u.tokens_in + excluded.tokens_in,
+        tokens_out = u.tokens_out + excluded.tokens_out,
+        tokens_cached = u.tokens_cached + excluded.tokens_cached,
+        cost_usd = u.cost_usd + excluded.cost_usd;
+  return null;
+end;
+$$;
+
+revoke all on function private.count_usage() from public, anon, authenticated;
+
+create trigger ai_requests_count_usage after insert on public.ai_requests
+  referencing new table as new_rows
+  for each statement execute function private.count_usage();
 
 -- Writes a turn's ledger for message m: p_ledger = {ai_requests: [...], tool_executions: [...]}.
 -- Rows carry their own ids (and start times, for created_at), so writing the same ledger twice
@@ -180,6 +262,7 @@ declare
   v_unknown int;
   v_applied int;
   v_org uuid;
+  v_nestloop text;
 begin
   select n.org_id into v_org
   from public.whatsapp_numbers n
@@ -199,6 +282,10 @@ begin
   on conflict (source, external_id) do update
     set attempts = public.webhooks.attempts + 1, processed_at = now();
 
+  -- The CTEs' row estimates are guesses (1 row after a join), so the planner would join them
+  -- by nested loops, n^2 for n messages: hash joins only, for this statement.
+  v_nestloop := current_setting('enable_nestloop');
+  perform set_config('enable_nestloop', 'off', true);
   with incoming as (
     select m.*, n.id as number_id, n.org_id
     from jsonb_to_recordset(p_messages) as m(
@@ -215,14 +302,21 @@ begin
       set name = coalesce(excluded.name, c.name)
     returning c.id, c.org_id, c.wa_id
   ),
+  -- Each message with its contact's id, materialized once: the joins below hash on the full
+  -- (contact, number) key, so a delivery of n messages costs O(n) (joining the CTEs one key
+  -- at a time multiplied them: n^2 rows for n messages to one number).
+  keyed as materialized (
+    select i.*, c.id as contact_id
+    from incoming i
+    join contacts_up c on c.org_id = i.org_id and c.wa_id = i.wa_id
+  ),
   conversations_up as (
     insert into public.conversations as v
       (org_id, contact_id, whatsapp_number_id, last_inbound_at, last_message_at)
-    select i.org_id, c.id, i.number_id, max(least(i.sent_at, now())), max(least(i.sent_at, now()))
-    from incoming i
-    join contacts_up c on c.org_id = i.org_id and c.wa_id = i.wa_id
-    group by i.org_id, c.id, i.number_id
-    order by i.number_id, c.id
+    select k.org_id, k.contact_id, k.number_id, max(least(k.sent_at, now())), max(least(k.sent_at, now()))
+    from keyed k
+    group by k.org_id, k.contact_id, k.number_id
+    order by k.number_id, k.contact_id
     on conflict (whatsapp_number_id, contact_id) do update
       set last_inbound_at = greatest(v.last_inbound_at, excluded.last_inbound_at),
           last_message_at = greatest(v.last_message_at, excluded.last_message_at)
@@ -232,16 +326,16 @@ begin
     insert into public.messages
       (org_id, conversation_id, contact_id, direction, wa_message_id, type, body, payload,
        status, created_at)
-    select i.org_id, v.id, c.id, 'inbound', i.wamid, i.type, i.body, coalesce(i.payload, '{}'),
+    select k.org_id, v.id, k.contact_id, 'inbound', k.wamid, k.type, k.body, coalesce(k.payload, '{}'),
            'received', clock_timestamp()
-    from incoming i
-    join contacts_up c on c.org_id = i.org_id and c.wa_id = i.wa_id
-    join conversations_up v on v.contact_id = c.id and v.whatsapp_number_id = i.number_id
-    order by i.ord
+    from keyed k
+    join conversations_up v on v.contact_id = k.contact_id and v.whatsapp_number_id = k.number_id
+    order by k.ord
     on conflict (wa_message_id) do nothing
     returning id, created_at
   )
   select coalesce(array_agg(id order by created_at), '{}') into v_new from inserted;
+  perform set_config('enable_nestloop', v_nestloop, true);
 
   with latest as (
     select distinct on (s.wamid) s.wamid, s.status, s.at, s.errors
@@ -268,6 +362,26 @@ begin
 end;
 $$;
 
+-- Group commit (inbound/ingest.rs): several deliveries in one transaction, each stored by
+-- whatsapp_ingest in order. p_deliveries: [{id, messages, statuses}]; returns the results in
+-- the same order. Any error rolls back every delivery of the batch (each is answered 503).
+create or replace function public.whatsapp_ingest_batch(p_deliveries jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_results jsonb := '[]';
+  d jsonb;
+begin
+  for d in select e from jsonb_array_elements(p_deliveries) e loop
+    v_results := v_results || jsonb_build_array(
+      public.whatsapp_ingest(d ->> 'id', d -> 'messages', d -> 'statuses'));
+  end loop;
+  return v_results;
+end;
+$$;
+
 -- =============================================================================================
 -- whatsapp_claim_message: take an inbound message for processing, with everything needed
 -- =============================================================================================
@@ -279,8 +393,9 @@ $$;
 -- and the org's settings, it returns:
 --   history: the conversation's last p_history messages before this one that have a text,
 --            oldest first ({direction, type, body, at});
---   budget:  used_tokens since the org's budget period start (private.token_period_start),
---            contact_daily_cap and contact_used_today (since midnight in the contact's zone);
+--   budget:  used_tokens in the org's budget period (private.token_period_start),
+--            contact_daily_cap and contact_used_today (since midnight in the contact's zone),
+--            both read from private.usage_totals, never summed from the ledger;
 --   previous_reply: the text of a reply composed by an earlier attempt whose send failed, so a
 --            retry sends it again instead of asking the assistant (and running its tools) twice.
 create or replace function public.whatsapp_claim_message(
@@ -331,17 +446,19 @@ begin
 
   select private.token_period_start(o.token_period_started_at) into v_period_start
   from public.orgs o where o.id = m.org_id;
-  select coalesce(sum(a.tokens_in + a.tokens_out), 0) into v_used
-  from public.ai_requests a
-  where a.org_id = m.org_id and a.created_at >= v_period_start;
+  select coalesce(sum(u.tokens_in + u.tokens_out), 0) into v_used
+  from private.usage_totals u
+  where u.org_id = m.org_id and u.bucket = 'period' and u.starts_at = v_period_start
+    and u.contact_id is null;
 
   select coalesce(c.timezone, s.timezone, 'UTC') into v_tz
   from public.contacts c
   left join public.assistant_settings s on s.org_id = c.org_id
   where c.id = m.contact_id;
-  select coalesce(sum(a.tokens_in + a.tokens_out), 0) into v_contact_used
-  from public.ai_requests a
-  where a.contact_id = m.contact_id and a.created_at >= private.local_day_start(v_tz);
+  select coalesce(sum(u.tokens_in + u.tokens_out), 0) into v_contact_used
+  from private.usage_totals u
+  where u.org_id = m.org_id and u.bucket = 'local_day'
+    and u.starts_at = private.local_day_start(v_tz) and u.contact_id = m.contact_id;
 
   return (
     select jsonb_build_object(
@@ -572,6 +689,7 @@ $$;
 -- Service role only (the default privileges would let every role execute them).
 revoke execute on function
   public.whatsapp_ingest(text, jsonb, jsonb),
+  public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int),
   public.whatsapp_begin_reply(uuid, text, text),
   public.whatsapp_finish_message(uuid, jsonb),
@@ -579,6 +697,7 @@ revoke execute on function
 from public, anon, authenticated;
 grant execute on function
   public.whatsapp_ingest(text, jsonb, jsonb),
+  public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int),
   public.whatsapp_begin_reply(uuid, text, text),
   public.whatsapp_finish_message(uuid, jsonb),
@@ -590,13 +709,15 @@ grant execute on function private.raise_alert(uuid, text, text, text), private.o
   to service_role;
 revoke execute on function
   private.whatsapp_discard_message(uuid, text),
-  private.local_day_start(text),
+  private.local_day_start(text, timestamptz),
   private.token_period_start(timestamptz),
   private.record_ledger(public.messages, jsonb)
 from public, anon, authenticated;
 grant execute on function
   private.whatsapp_discard_message(uuid, text),
-  private.local_day_start(text),
+  private.local_day_start(text, timestamptz),
   private.token_period_start(timestamptz),
   private.record_ledger(public.messages, jsonb)
 to service_role;
+-- The admin summaries (security invoker) find the current budget period the same way.
+grant execute on function private.token_period_start(timestamptz) to authenticated;

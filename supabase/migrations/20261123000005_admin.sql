@@ -104,7 +104,7 @@ revoke insert, update, delete, truncate, references, trigger on public.conversat
 -- =============================================================================================
 
 -- The dashboard of one org: this calendar month's (UTC) traffic and AI cost, the token budget
--- of the current billing period, open alerts, dead letters and the health summary.
+-- of the current budget period (both from private.usage_totals), open alerts, dead letters and the health summary.
 create or replace function public.admin_overview(p_org_id uuid)
 returns jsonb
 language plpgsql
@@ -114,13 +114,16 @@ as $$
 declare
   v_org public.orgs;
   v_month timestamptz := date_trunc('month', now(), 'UTC');
+  v_period timestamptz;
   v_used bigint;
 begin
   perform private.require_role(p_org_id, array['owner', 'admin', 'viewer']);
   select * into v_org from public.orgs where id = p_org_id;
-  select coalesce(sum(r.tokens_in + r.tokens_out), 0) into v_used
-  from public.ai_requests r
-  where r.org_id = p_org_id and r.created_at >= v_org.token_period_started_at;
+  v_period := private.token_period_start(v_org.token_period_started_at);
+  select coalesce(sum(u.tokens_in + u.tokens_out), 0) into v_used
+  from private.usage_totals u
+  where u.org_id = p_org_id and u.bucket = 'period' and u.starts_at = v_period
+    and u.contact_id is null;
 
   return jsonb_build_object(
     'org', jsonb_build_object(
@@ -139,16 +142,17 @@ begin
       where m.org_id = p_org_id and m.direction = 'inbound' and m.created_at >= v_month),
     'ai', (
       select jsonb_build_object(
-        'requests', count(*),
-        'tokens', coalesce(sum(r.tokens_in + r.tokens_out), 0),
-        'cost_usd', coalesce(sum(r.cost_usd), 0))
-      from public.ai_requests r
-      where r.org_id = p_org_id and r.created_at >= v_month),
+        'requests', coalesce(sum(u.requests), 0),
+        'tokens', coalesce(sum(u.tokens_in + u.tokens_out), 0),
+        'cost_usd', coalesce(sum(u.cost_usd), 0))
+      from private.usage_totals u
+      where u.org_id = p_org_id and u.bucket = 'day' and u.starts_at >= v_month
+        and u.contact_id is null),
     'budget', jsonb_build_object(
       'monthly_tokens', v_org.monthly_token_budget,
       'used_tokens', v_used,
       'remaining_tokens', greatest(v_org.monthly_token_budget - v_used, 0),
-      'period_started_at', v_org.token_period_started_at),
+      'period_started_at', v_period),
     'open_alerts', (
       select count(*) from public.alerts a where a.org_id = p_org_id and a.status = 'open'),
     'dead_letters', (
@@ -163,7 +167,8 @@ $$;
 comment on function public.admin_overview(uuid) is
   'Admin dashboard of one org (members only): month traffic, AI cost, budget left, alerts, dead letters, health.';
 
--- AI usage of one org between two UTC dates (inclusive): totals, per day, per contact (top 100).
+-- AI usage of one org between two UTC dates (inclusive): totals, per day, per contact (top 100),
+-- read from the daily running totals (private.usage_totals), not from the ledger.
 create or replace function public.admin_usage(p_org_id uuid, p_from date, p_to date)
 returns jsonb
 language plpgsql
@@ -188,40 +193,40 @@ begin
     'to', p_to,
     'totals', (
       select jsonb_build_object(
-        'requests', count(*),
-        'tokens_in', coalesce(sum(r.tokens_in), 0),
-        'tokens_out', coalesce(sum(r.tokens_out), 0),
-        'tokens_cached', coalesce(sum(r.tokens_cached), 0),
-        'cost_usd', coalesce(sum(r.cost_usd), 0))
-      from public.ai_requests r
-      where r.org_id = p_org_id and r.created_at >= v_start and r.created_at < v_end),
+        'requests', coalesce(sum(d.requests), 0),
+        'tokens_in', coalesce(sum(d.tokens_in), 0),
+        'tokens_out', coalesce(sum(d.tokens_out), 0),
+        'tokens_cached', coalesce(sum(d.tokens_cached), 0),
+        'cost_usd', coalesce(sum(d.cost_usd), 0))
+      from private.usage_totals d
+      where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is null
+        and d.starts_at >= v_start and d.starts_at < v_end),
     'days', coalesce((
-      select jsonb_agg(to_jsonb(d) order by d.day)
-      from (
-        select (r.created_at at time zone 'UTC')::date as day,
-               count(*) as requests,
-               sum(r.tokens_in) as tokens_in,
-               sum(r.tokens_out) as tokens_out,
-               sum(r.tokens_cached) as tokens_cached,
-               sum(r.cost_usd) as cost_usd
-        from public.ai_requests r
-        where r.org_id = p_org_id and r.created_at >= v_start and r.created_at < v_end
-        group by 1) d), '[]'),
+      select jsonb_agg(jsonb_build_object(
+               'day', (d.starts_at at time zone 'UTC')::date, 'requests', d.requests,
+               'tokens_in', d.tokens_in, 'tokens_out', d.tokens_out,
+               'tokens_cached', d.tokens_cached, 'cost_usd', d.cost_usd)
+             order by d.starts_at)
+      from private.usage_totals d
+      where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is null
+        and d.starts_at >= v_start and d.starts_at < v_end), '[]'),
     'contacts', coalesce((
-      select jsonb_agg(to_jsonb(c) order by c.cost_usd desc, c.tokens desc)
+      select jsonb_agg(jsonb_build_object(
+               'contact_id', t.contact_id, 'contact_name', ct.name, 'contact_wa_id', ct.wa_id,
+               'requests', t.requests, 'tokens', t.tokens, 'cost_usd', t.cost_usd)
+             order by t.cost_usd desc, t.tokens desc)
       from (
-        select r.contact_id,
-               ct.name as contact_name,
-               ct.wa_id as contact_wa_id,
-               count(*) as requests,
-               sum(r.tokens_in + r.tokens_out) as tokens,
-               sum(r.cost_usd) as cost_usd
-        from public.ai_requests r
-        left join public.contacts ct on ct.id = r.contact_id
-        where r.org_id = p_org_id and r.created_at >= v_start and r.created_at < v_end
-        group by r.contact_id, ct.name, ct.wa_id
-        order by sum(r.cost_usd) desc, sum(r.tokens_in + r.tokens_out) desc
-        limit 100) c), '[]')
+        select d.contact_id,
+               sum(d.requests) as requests,
+               sum(d.tokens_in + d.tokens_out) as tokens,
+               sum(d.cost_usd) as cost_usd
+        from private.usage_totals d
+        where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is not null
+          and d.starts_at >= v_start and d.starts_at < v_end
+        group by d.contact_id
+        order by sum(d.cost_usd) desc, sum(d.tokens_in + d.tokens_out) desc
+        limit 100) t
+      left join public.contacts ct on ct.id = t.contact_id), '[]')
   );
 end;
 $$;

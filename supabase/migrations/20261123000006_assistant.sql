@@ -91,20 +91,20 @@ alter table public.calendar_connections enable row level security;
 
 create policy calendar_connections_select_member on public.calendar_connections
   for select to authenticated
-  using (private.is_org_member(org_id));
+  using (org_id = any (array(select private.my_org_ids())));
 
 create policy calendar_connections_insert_admin on public.calendar_connections
   for insert to authenticated
-  with check (private.has_org_role(org_id, array['owner', 'admin']));
+  with check (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))));
 
 create policy calendar_connections_update_admin on public.calendar_connections
   for update to authenticated
-  using (private.has_org_role(org_id, array['owner', 'admin']))
-  with check (private.has_org_role(org_id, array['owner', 'admin']));
+  using (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))))
+  with check (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))));
 
 create policy calendar_connections_delete_admin on public.calendar_connections
   for delete to authenticated
-  using (private.has_org_role(org_id, array['owner', 'admin']));
+  using (org_id = any (array(select private.my_org_ids(array['owner', 'admin']))));
 
 revoke all on public.calendar_connections from anon, authenticated;
 -- Like every table, anon may select (RLS shows it nothing); no role but service_role reads the token.

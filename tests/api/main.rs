@@ -8,6 +8,7 @@ mod admin;
 mod assistant;
 mod billing;
 mod cron;
+mod group_commit;
 mod health;
 mod hostile;
 mod keys;

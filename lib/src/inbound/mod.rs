@@ -1,5 +1,5 @@
-//! The inbound-message pipeline: a verified delivery is stored in one round trip
-//! ([`ingest`]), each new message is queued in this process ([`Backlog`], drained by
+//! The inbound-message pipeline: a verified delivery is stored in one round trip, shared with
+//! the deliveries arriving meanwhile ([`GroupCommit`]), each new message is queued in this process ([`Backlog`], drained by
 //! [`drain`]) and processed in the background ([`process`]: claim, decide, answer, record,
 //! send, finish or fail). The retry cron and the admin replay re-drive a message through the
 //! same [`process`]. Each message's processing, wherever it runs, is [`isolated`]: a panic is
@@ -13,6 +13,6 @@ mod isolate;
 mod process;
 
 pub use backlog::{drain, Backlog};
-pub use ingest::{ingest, Ingested};
+pub use ingest::{GroupCommit, IngestError, Ingested};
 pub use isolate::{isolated, Panicked};
 pub use process::process;

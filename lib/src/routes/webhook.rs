@@ -1,9 +1,10 @@
 //! `/api/webhook`: Meta's WhatsApp Cloud API webhook.
 //!
 //! `GET` answers the subscription handshake. `POST` verifies `X-Hub-Signature-256` over the raw
-//! body, stores the whole batch in one database round trip ([`inbound::ingest`]), answers 200,
-//! and queues each new message for background processing ([`inbound::process`]). When the
-//! batch cannot be stored the answer is 503, so Meta redelivers: nothing is lost.
+//! body, stores the whole batch in one database round trip, shared with the deliveries waiting
+//! meanwhile ([`inbound::GroupCommit`]), answers 200 once it is committed, and queues each new
+//! message for background processing ([`inbound::process`]). When the batch cannot be stored
+//! the answer is 503, so Meta redelivers: nothing is lost.
 
 use std::collections::HashMap;
 
@@ -139,9 +140,12 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
             &json!({"received": 0}),
         ));
     }
-    let ingested = inbound::ingest(ctx.state.db()?, &delivery)
+    let ingested = ctx
+        .state
+        .ingest
+        .ingest(ctx.state.db()?, &delivery)
         .await
-        .inspect_err(|error| {
+        .map_err(|error| {
             tracing::error!(
                 webhook = true,
                 event = "failed",
@@ -150,6 +154,7 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
                 request_id = %ctx.request_id,
                 "webhook delivery not stored; Meta redelivers"
             );
+            ApiError::Unavailable("the delivery could not be stored; retry".into())
         })?;
     tracing::info!(
         webhook = true,

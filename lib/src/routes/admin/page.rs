@@ -89,13 +89,15 @@ impl Page {
     }
 
     /// Orders `query` by `column desc, id desc`, starts after the cursor, and reads one row
-    /// more than the page holds (to know whether there is a next page).
+    /// more than the page holds (to know whether there is a next page). The `column <= at`
+    /// bound beside the `or` lets the index `(org_id, column desc, id desc)` start the scan at
+    /// the cursor, so a deep page costs what the first one does.
     pub fn apply(&self, query: Query, column: &str) -> Query {
         let query = match &self.after {
             Some(cursor) => {
                 let at = cursor.at.to_rfc3339_opts(SecondsFormat::Micros, true);
                 let id = cursor.id;
-                query.param(
+                query.filter(column, "lte", format!("\"{at}\"")).param(
                     "or",
                     &format!("({column}.lt.\"{at}\",and({column}.eq.\"{at}\",id.lt.{id}))"),
                 )

@@ -1,0 +1,85 @@
+-- O(1) usage: private.usage_totals is kept by the ledger's own insert, and the hot path (the
+-- claim) and the admin summaries read it instead of summing ai_requests. Each read is checked
+-- against a total that differs from the ledger's sum, so a read that sums the ledger fails.
+begin;
+create extension if not exists pgtap;
+select plan(12);
+
+insert into public.orgs (id, name, monthly_token_budget, token_period_started_at) values
+  ('f1000000-0000-4000-8000-000000000000', 'Usage test org', 100000, now() - interval '2 days');
+insert into public.whatsapp_numbers (id, org_id, phone_number_id, display_phone_number) values
+  ('f1000000-0000-4000-8000-000000000001', 'f1000000-0000-4000-8000-000000000000', 'test-pnid-usage', '+1 555 000 0098');
+insert into public.assistant_settings (org_id, timezone) values
+  ('f1000000-0000-4000-8000-000000000000', 'Asia/Tokyo');
+insert into public.contacts (id, org_id, wa_id) values
+  ('f1000000-0000-4000-8000-000000000002', 'f1000000-0000-4000-8000-000000000000', '81900000098');
+insert into public.conversations (id, org_id, contact_id, whatsapp_number_id, last_inbound_at) values
+  ('f1000000-0000-4000-8000-000000000003', 'f1000000-0000-4000-8000-000000000000',
+   'f1000000-0000-4000-8000-000000000002', 'f1000000-0000-4000-8000-000000000001', now());
+insert into public.messages (id, org_id, conversation_id, contact_id, direction, type, body, status) values
+  ('f1000000-0000-4000-8000-000000000004', 'f1000000-0000-4000-8000-000000000000', 'f1000000-0000-4000-8000-000000000003',
+   'f1000000-0000-4000-8000-000000000002', 'inbound', 'text', 'hi', 'received');
+insert into auth.users (id, email) values ('f1000000-0000-4000-8000-0000000000aa', 'owner@usage.test');
+insert into public.org_members (org_id, user_id, role) values
+  ('f1000000-0000-4000-8000-000000000000', 'f1000000-0000-4000-8000-0000000000aa', 'owner');
+
+-- Two ledger rows in this period (one statement), one before it.
+insert into public.ai_requests (id, org_id, contact_id, provider, model, tokens_in, tokens_out, cost_usd, status, created_at) values
+  ('f1000000-0000-4000-8000-000000000011', 'f1000000-0000-4000-8000-000000000000', 'f1000000-0000-4000-8000-000000000002',
+   'openai', 'gpt-4o-mini', 100, 10, 0.5, 'success', now()),
+  ('f1000000-0000-4000-8000-000000000012', 'f1000000-0000-4000-8000-000000000000', 'f1000000-0000-4000-8000-000000000002',
+   'openai', 'gpt-4o-mini', 200, 20, 0.25, 'success', now());
+insert into public.ai_requests (org_id, provider, model, tokens_in, tokens_out, status, created_at) values
+  ('f1000000-0000-4000-8000-000000000000', 'openai', 'gpt-4o-mini', 1000, 0, 'success', now() - interval '40 days');
+
+create function pg_temp.total(p_bucket text, p_contact boolean) returns bigint language sql as $$
+  select sum(tokens_in + tokens_out) from private.usage_totals
+  where org_id = 'f1000000-0000-4000-8000-000000000000' and bucket = p_bucket
+    and (contact_id is not null) = p_contact
+$$;
+
+select is(pg_temp.total('period', false), 330::bigint, 'the period total counts the rows since the period start');
+select is(pg_temp.total('local_day', true), 330::bigint, 'the contact''s local day counts its rows');
+select is(pg_temp.total('day', false), 1330::bigint, 'the org''s UTC days count every row');
+select is((select starts_at from private.usage_totals
+           where org_id = 'f1000000-0000-4000-8000-000000000000' and bucket = 'local_day'),
+  private.local_day_start('Asia/Tokyo'), 'the local day starts at midnight in the zone (settings)');
+
+-- A ledger written twice adds nothing (record_ledger inserts on conflict do nothing).
+insert into public.ai_requests (id, org_id, provider, model, tokens_in, tokens_out, status) values
+  ('f1000000-0000-4000-8000-000000000011', 'f1000000-0000-4000-8000-000000000000', 'openai', 'gpt-4o-mini', 100, 10, 'success')
+on conflict (id) do nothing;
+select is(pg_temp.total('period', false), 330::bigint, 'a ledger row inserted twice counts once');
+
+-- From here the totals differ from the ledger: a read that sums ai_requests sees 330.
+update private.usage_totals set tokens_in = tokens_in + 5000, requests = requests + 100
+where org_id = 'f1000000-0000-4000-8000-000000000000' and bucket in ('period', 'local_day', 'day');
+
+create temp table claimed as
+select public.whatsapp_claim_message('f1000000-0000-4000-8000-000000000004') as c;
+select is((select (c -> 'budget' ->> 'used_tokens')::bigint from claimed), 5330::bigint,
+  'the claim reads the org''s period total, not the ledger');
+select is((select (c -> 'budget' ->> 'contact_used_today')::bigint from claimed), 5330::bigint,
+  'the claim reads the contact''s day total, not the ledger');
+
+set local role authenticated;
+set local request.jwt.claims to '{"sub":"f1000000-0000-4000-8000-0000000000aa","role":"authenticated"}';
+create temp table overview as
+select public.admin_overview('f1000000-0000-4000-8000-000000000000') as o;
+select is((select (o -> 'budget' ->> 'used_tokens')::bigint from overview), 5330::bigint,
+  'admin_overview reads the period total');
+select is((select o -> 'budget' ->> 'period_started_at' from overview),
+  to_jsonb(private.token_period_start(now() - interval '2 days')) #>> '{}',
+  'admin_overview''s period is the claim''s (private.token_period_start)');
+select is((select (o -> 'ai' ->> 'requests')::int from overview), 102,
+  'admin_overview''s month reads the daily totals');
+create temp table usage as
+select public.admin_usage('f1000000-0000-4000-8000-000000000000', current_date - 60, current_date) as u;
+select is((select (u -> 'totals' ->> 'tokens_in')::bigint from usage), 11300::bigint,
+  'admin_usage''s totals read the daily totals');
+select is((select (u -> 'contacts' -> 0 ->> 'tokens')::bigint from usage), 5330::bigint,
+  'admin_usage''s contacts read the contact day totals');
+
+reset role;
+select * from finish();
+rollback;
