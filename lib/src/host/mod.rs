@@ -21,6 +21,7 @@ use crate::startup::AppState;
 
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod console;
 pub mod local;
 #[cfg(feature = "vercel")]
 pub mod vercel;
@@ -275,7 +276,7 @@ async fn run_host(route: &'static Route, state: Arc<AppState>) -> Result<(), Str
 #[cfg(not(any(feature = "vercel", feature = "lambda")))]
 async fn run_host(route: &'static Route, state: Arc<AppState>) -> Result<(), String> {
     let routes: &'static [&'static Route] = Box::leak(Box::new([route]));
-    local::serve_on_port(routes, state)
+    local::serve_on_port(routes, None, state)
         .await
         .map_err(|e| e.to_string())
 }
