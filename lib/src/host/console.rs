@@ -99,7 +99,10 @@ mod tests {
     fn serves_the_files_of_public_and_the_local_session() {
         let console = console();
         let page = console.answer("/admin").expect("the console's page");
-        assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(
+            page.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
         assert!(console.answer("/admin/app.js").is_some());
         let session = console.answer(LOCAL_SESSION_PATH).expect("local session");
         assert!(String::from_utf8_lossy(session.body()).contains("\"local\":true"));
@@ -108,7 +111,12 @@ mod tests {
     #[test]
     fn serves_nothing_outside_public_nor_the_routes() {
         let console = console();
-        for path in ["/api/health", "/../Cargo.toml", "/admin/../../Cargo.toml", "/nope.js"] {
+        for path in [
+            "/api/health",
+            "/../Cargo.toml",
+            "/admin/../../Cargo.toml",
+            "/nope.js",
+        ] {
             assert!(console.answer(path).is_none(), "{path}");
         }
     }

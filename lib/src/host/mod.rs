@@ -19,9 +19,9 @@ use http_body_util::{BodyExt, Limited};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
+pub mod console;
 #[cfg(feature = "lambda")]
 pub mod lambda;
-pub mod console;
 pub mod local;
 #[cfg(feature = "vercel")]
 pub mod vercel;

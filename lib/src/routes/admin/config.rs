@@ -70,11 +70,10 @@ mod tests {
 
     #[test]
     fn only_public_keys_are_served() {
-        assert!(is_public(&Secret::new("sb_publishable_abc".into())));
+        assert!(is_public(&Secret::new("sb_publishable_abc")));
         assert!(is_public(&jwt("anon")));
-        assert!(!is_public(&Secret::new("sb_secret_abc".into())));
+        assert!(!is_public(&Secret::new("sb_secret_abc")));
         assert!(!is_public(&jwt("service_role")));
-        assert!(!is_public(&Secret::new("not a jwt".into())));
+        assert!(!is_public(&Secret::new("not a jwt")));
     }
 }
-
