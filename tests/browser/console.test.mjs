@@ -63,7 +63,36 @@ function fakeGraph() {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, sent, url: `http://127.0.0.1:${server.address().port}` })));
 }
 
-async function startDevServer(graphUrl) {
+/** Supabase Auth's endpoints that supabase-js calls here (`/auth/v1/token`, `/otp`, `/logout`).
+ * The password grant answers a session whose access token the API refuses (its signature is
+ * spoiled): the console must refresh it (the refresh grant answers a good one) and go on. */
+function fakeAuth() {
+  const calls = [];
+  const server = http.createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => (body += chunk));
+    request.on("end", () => {
+      response.setHeader("access-control-allow-origin", "*");
+      response.setHeader("access-control-allow-headers", "apikey, authorization, content-type, x-client-info, x-supabase-api-version");
+      response.setHeader("access-control-allow-methods", "GET, POST, OPTIONS");
+      if (request.method === "OPTIONS") return response.writeHead(204).end();
+      const url = new URL(request.url, "http://auth");
+      calls.push({ path: url.pathname, grant: url.searchParams.get("grant_type"), apikey: request.headers.apikey, body: body ? JSON.parse(body) : {} });
+      response.setHeader("content-type", "application/json");
+      if (url.pathname === "/auth/v1/token") {
+        const good = token(ACME_OWNER);
+        const access = url.searchParams.get("grant_type") === "password" ? good.slice(0, -4) + "AAAA" : good;
+        const user = { id: ACME_OWNER[0], email: ACME_OWNER[1], aud: "authenticated", role: "authenticated" };
+        return response.end(JSON.stringify({ access_token: access, token_type: "bearer", expires_in: 3600, refresh_token: `refresh-${calls.length}`, user }));
+      }
+      if (url.pathname === "/auth/v1/logout") return response.writeHead(204).end();
+      return response.end("{}");
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, calls, url: `http://127.0.0.1:${server.address().port}` })));
+}
+
+async function startDevServer(graphUrl, authUrl) {
   const server = spawn(path.join(ROOT, "target/debug/dev-server"), [], {
     env: {
       ...process.env,
@@ -71,6 +100,7 @@ async function startDevServer(graphUrl) {
       APP_ENV: "test",
       LOG_LEVEL: "warn",
       GRAPH_API_BASE_URL: graphUrl,
+      SUPABASE_URL: authUrl,
       WHATSAPP_ACCESS_TOKEN: "EAAconsoletest000000",
       WHATSAPP_APP_SECRET: "console-app-secret",
       WHATSAPP_VERIFY_TOKEN: "console-verify-token",
@@ -134,7 +164,8 @@ async function signInWithForm(browser, user, locale = "en-US") {
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
   const graph = await fakeGraph();
-  const server = await startDevServer(graph.url);
+  const auth = await fakeAuth();
+  const server = await startDevServer(graph.url, auth.url);
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
@@ -146,7 +177,32 @@ async function main() {
       const local = await fetch(`${BASE}/admin/local-session`).then((r) => r.json());
       assert.equal(local.local, true);
       const config = await fetch(`${BASE}/api/admin/config.json`).then((r) => r.json());
-      assert.deepEqual(Object.keys(config).sort(), ["supabase_key", "supabase_url"]);
+      assert.deepEqual(config, { supabase_url: auth.url, supabase_key: process.env.SUPABASE_ANON_KEY });
+    });
+
+    await step("as deployed (no local path): Supabase Auth sign-in, a refreshed token, sign-out", async () => {
+      const context = await browser.newContext({ locale: "en-US" });
+      const page = await context.newPage();
+      page.on("pageerror", (error) => pageErrors.push(error));
+      await page.route("**/admin/local-session", (route) => route.fulfill({ status: 404, body: "" }));
+      await page.goto(`${BASE}/admin`);
+      await page.fill('input[name="email"]', ACME_OWNER[1]);
+      await page.click("text=Email me a sign-in link");
+      await page.waitForSelector("#flash >> text=Check your email");
+      await page.fill('input[name="password"]', "correct horse");
+      await page.click("text=Sign in with password");
+      await page.waitForSelector('#view[data-screen="overview"] h1');
+      const grants = auth.calls.filter((c) => c.path === "/auth/v1/token").map((c) => c.grant);
+      assert.deepEqual(grants, ["password", "refresh_token"], "the refused token was refreshed");
+      const otp = auth.calls.find((c) => c.path === "/auth/v1/otp");
+      assert.equal(otp.body.email, ACME_OWNER[1]);
+      assert.ok(auth.calls.every((c) => c.apikey === process.env.SUPABASE_ANON_KEY), "the publishable key from config.json");
+      await page.click("header button");
+      await page.waitForSelector('input[name="password"]');
+      assert.ok(auth.calls.some((c) => c.path === "/auth/v1/logout"));
+      await page.reload();
+      await page.waitForSelector('input[name="password"]');
+      await context.close();
     });
 
     const owner = await signInWithForm(browser, ACME_OWNER);
@@ -301,6 +357,7 @@ async function main() {
     await browser.close();
     server.kill();
     graph.server.close();
+    auth.server.close();
   }
   console.log(`browser: ${steps} steps passed; screenshots in ${path.relative(ROOT, SHOTS)}/`);
 }
