@@ -237,7 +237,7 @@ async function render() {
   view.append(h("p", { class: "muted loading" }, t("loading")));
   try {
     const content = await screen(id);
-    if (generation === state.generation) view.replaceChildren(...[content].flat());
+    if (generation === state.generation) view.replaceChildren(...[content].flat().filter(Boolean));
   } catch (error) {
     if (generation === state.generation) view.replaceChildren(errorBox(error));
   }

@@ -187,6 +187,7 @@ async function main() {
       await page.route("**/admin/local-session", (route) => route.fulfill({ status: 404, body: "" }));
       await page.goto(`${BASE}/admin`);
       await page.fill('input[name="email"]', ACME_OWNER[1]);
+      await shot(page, "sign-in");
       await page.click("text=Email me a sign-in link");
       await page.waitForSelector("#flash >> text=Check your email");
       await page.fill('input[name="password"]', "correct horse");
@@ -324,6 +325,7 @@ async function main() {
       await viewer.goto(`${BASE}/admin/#/conversation/${ACME_CONVERSATION}`);
       await viewer.waitForSelector('[data-testid="message"]');
       assert.equal(await viewer.locator(".action, form.reply").count(), 0);
+      assert.doesNotMatch(await viewer.textContent("#view"), /\bnull\b|undefined/);
       await shot(viewer, "viewer-conversation-phone");
       await context.close();
     });
