@@ -184,6 +184,8 @@ pub struct AdminSettings {
     pub jwks_min_refresh: Duration,
     /// `ADMIN_ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS.
     pub allowed_origins: Vec<String>,
+    /// `SUPABASE_URL` (no trailing `/`): where the admin console signs users in.
+    pub supabase_url: Option<String>,
 }
 
 /// Background processing of inbound messages.
@@ -547,6 +549,7 @@ fn admin_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> AdminSettings {
             .map(|origin| origin.trim().trim_end_matches('/').to_string())
             .filter(|origin| !origin.is_empty())
             .collect(),
+        supabase_url,
     }
 }
 

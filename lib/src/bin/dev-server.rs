@@ -1,6 +1,10 @@
-//! The local dev server: every route on http://127.0.0.1:$PORT at its Vercel path.
+//! The local dev server: every route on http://127.0.0.1:$PORT at its Vercel path, and the
+//! files of `public/` (the admin console at `/admin`) with its local-only sign-in path.
 
 use std::process::ExitCode;
+
+use assistant::host::console::Console;
+use assistant::host::local::serve_on_port;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -11,7 +15,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let serving = assistant::host::local::serve_on_port(assistant::routes::ROUTES, state);
+    let console = Console::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../public"));
+    let serving = serve_on_port(assistant::routes::ROUTES, Some(console), state);
     tokio::select! {
         result = serving => match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use super::console::Console;
 use super::{handle, Background, Route};
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -87,14 +88,18 @@ pub fn with_query_params(uri: &Uri, params: &[(String, String)]) -> Uri {
     Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
 }
 
-/// Answers one request: resolves the route, passes `[param]` values as query parameters.
+/// Answers one request: resolves the route, passes `[param]` values as query parameters;
+/// a path no route takes goes to the console, when one is served.
 pub async fn dispatch(
     router: &Router,
+    console: Option<&Console>,
     state: Arc<AppState>,
     mut request: Request<Incoming>,
 ) -> Response<bytes::Bytes> {
     let Some((route, params)) = router.resolve(request.uri().path()) else {
-        return ApiError::RouteNotFound.into_response();
+        return console
+            .and_then(|console| console.answer(request.uri().path()))
+            .unwrap_or_else(|| ApiError::RouteNotFound.into_response());
     };
     if !params.is_empty() {
         *request.uri_mut() = with_query_params(request.uri(), &params);
@@ -108,15 +113,27 @@ pub async fn serve(
     routes: &[&'static Route],
     state: Arc<AppState>,
 ) -> std::io::Result<()> {
+    serve_with(listener, routes, None, state).await
+}
+
+/// Serves `routes`, and `console` (the dev server's) for every other path.
+pub async fn serve_with(
+    listener: TcpListener,
+    routes: &[&'static Route],
+    console: Option<Console>,
+    state: Arc<AppState>,
+) -> std::io::Result<()> {
     let router = Arc::new(Router::new(routes));
+    let console = Arc::new(console);
     loop {
         let (stream, _) = listener.accept().await?;
-        let (router, state) = (router.clone(), state.clone());
+        let (router, console, state) = (router.clone(), console.clone(), state.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let (router, state) = (router.clone(), state.clone());
+                let (router, console, state) = (router.clone(), console.clone(), state.clone());
                 async move {
-                    let response = dispatch(&router, state, request).await;
+                    let response =
+                        dispatch(&router, console.as_ref().as_ref(), state, request).await;
                     Ok::<_, std::convert::Infallible>(response.map(http_body_util::Full::new))
                 }
             });
@@ -129,13 +146,17 @@ pub async fn serve(
     }
 }
 
-/// Binds `127.0.0.1:$PORT` (default 3000) and serves `routes` there.
-pub async fn serve_on_port(routes: &[&'static Route], state: Arc<AppState>) -> std::io::Result<()> {
+/// Binds `127.0.0.1:$PORT` (default 3000) and serves `routes` (and `console`) there.
+pub async fn serve_on_port(
+    routes: &[&'static Route],
+    console: Option<Console>,
+    state: Arc<AppState>,
+) -> std::io::Result<()> {
     let port = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     tracing::info!(port, routes = routes.len(), "listening");
-    serve(listener, routes, state).await
+    serve_with(listener, routes, console, state).await
 }

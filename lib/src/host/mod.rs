@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, Limited};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
+pub mod console;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod local;
@@ -275,7 +276,7 @@ async fn run_host(route: &'static Route, state: Arc<AppState>) -> Result<(), Str
 #[cfg(not(any(feature = "vercel", feature = "lambda")))]
 async fn run_host(route: &'static Route, state: Arc<AppState>) -> Result<(), String> {
     let routes: &'static [&'static Route] = Box::leak(Box::new([route]));
-    local::serve_on_port(routes, state)
+    local::serve_on_port(routes, None, state)
         .await
         .map_err(|e| e.to_string())
 }

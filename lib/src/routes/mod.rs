@@ -35,4 +35,5 @@ pub static ROUTES: &[&Route] = &[
     &admin::members::LIST,
     &admin::members::ONE,
     &admin::openapi::ROUTE,
+    &admin::config::ROUTE,
 ];

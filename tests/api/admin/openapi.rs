@@ -149,6 +149,7 @@ async fn every_admin_answer_matches_its_declared_schema() {
     #[rustfmt::skip]
     let calls: Vec<(Method, &str, String, Option<Value>)> = vec![
         (Method::GET, "/api/admin/me", "/api/admin/me".into(), None),
+        (Method::GET, "/api/admin/config.json", "/api/admin/config.json".into(), None),
         (Method::GET, "/api/admin/overview", format!("/api/admin/overview?org_id={org}"), None),
         (Method::GET, "/api/admin/conversations",
          format!("/api/admin/conversations?org_id={org}&limit=1"), None),

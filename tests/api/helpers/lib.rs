@@ -2,7 +2,8 @@
 //! the one file to change.
 
 pub use assistant::configuration::Settings;
-pub use assistant::host::local::serve;
+pub use assistant::host::console::{Console, LOCAL_SESSION_PATH};
+pub use assistant::host::local::{serve, serve_with};
 pub use assistant::host::{handle, Background, Route};
 pub use assistant::inbound::process as process_message;
 pub use assistant::routes::admin::openapi::DOCUMENT as OPENAPI_DOCUMENT;
