@@ -3,7 +3,7 @@
 -- the tool functions.
 begin;
 create extension if not exists pgtap;
-select plan(22);
+select plan(25);
 
 -- Fixtures: one org, its number, settings, a contact in Madrid and a conversation.
 insert into public.orgs (id, name, monthly_token_budget, token_period_started_at) values
@@ -114,6 +114,13 @@ select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000000
   null, 'a cancelled reminder leaves the numbering');
 select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000100', 'e0000000-0000-4000-8000-000000000002', 1),
   null, 'another org''s scope cancels nothing');
+select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000000', 'e0000000-0000-4000-8000-000000000002', 1,
+  'e0000000-0000-4000-8000-000000000015:cancel_reminder:1') ->> 'text', 'first', 'a keyed cancellation');
+select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000000', 'e0000000-0000-4000-8000-000000000002', 1,
+  'e0000000-0000-4000-8000-000000000015:cancel_reminder:1') ->> 'text', 'first',
+  'retried, it returns the reminder it cancelled, not the next one');
+select is((select status from public.reminders where id = 'e0000000-0000-4000-8000-000000000021'), 'pending',
+  'the next one stays pending');
 
 insert into public.expenses (org_id, contact_id, amount, currency, category, spent_at) values
   ('e0000000-0000-4000-8000-000000000000', 'e0000000-0000-4000-8000-000000000002', 10.00, 'EUR', 'food', now()),
