@@ -197,8 +197,11 @@ pub struct ProcessingSettings {
     pub concurrency: usize,
     /// `WEBHOOK_MAX_BATCH`: deliveries stored in one transaction (group commit; 1: each alone).
     pub max_batch: usize,
-    /// `PROCESSING_LEASE_SECONDS`: how long a claim holds a message before others may take it.
+    /// `PROCESSING_LEASE_SECONDS`: how long a claim holds a turn before others may take it.
     pub lease: Duration,
+    /// `COALESCE_MS`: how long a new message waits in the in-process queue before its turn
+    /// begins, so that a burst of bubbles is answered as one turn (default 1000; 0 = at once).
+    pub coalesce: Duration,
     /// `GRAPH_RETRY_BASE_MS`: first backoff of a throttled Graph send (doubles, 3 tries).
     pub retry_base: Duration,
     /// `MAX_ATTEMPTS`: attempts of one item (an inbound message's processing, a reminder's
@@ -387,6 +390,7 @@ impl Settings {
                 concurrency: env.number("WEBHOOK_CONCURRENCY", 8).max(1),
                 max_batch: env.number("WEBHOOK_MAX_BATCH", 64).max(1),
                 lease: Duration::from_secs(env.number("PROCESSING_LEASE_SECONDS", 120) as u64),
+                coalesce: Duration::from_millis(env.number("COALESCE_MS", 1000) as u64),
                 retry_base: Duration::from_millis(env.number("GRAPH_RETRY_BASE_MS", 1000) as u64),
                 max_attempts: env.number("MAX_ATTEMPTS", 5).clamp(1, 1_000_000) as u32,
             },

@@ -23,6 +23,31 @@ alter table public.messages
 comment on column public.messages.discarded_at is
   'For an inbound message: when it was given up after its last attempt (its dead letter entry is discarded); never claimed again.';
 
+-- One turn at a time per conversation: the conversation's row is the turn's lock, and
+-- turn_token / turn_lease_until its lease (whatsapp_claim_message). A message claimed in a
+-- turn carries the turn's claim_token: begin, finish and fail succeed only for its holder.
+alter table public.conversations
+  add column turn_token uuid,
+  add column turn_lease_until timestamptz;
+comment on column public.conversations.turn_token is
+  'The token of the turn being answered (null when none): only its holder may begin, finish or fail it.';
+comment on column public.conversations.turn_lease_until is
+  'When the running turn''s lease ends; after that another worker may claim the conversation.';
+
+alter table public.messages
+  add column claim_token uuid,
+  add column rate_hits int check (rate_hits >= 0);
+comment on column public.messages.claim_token is
+  'For an inbound message: the token of the turn that claimed it last.';
+comment on column public.messages.rate_hits is
+  'For an inbound message: its number in the contact''s rate-limit window, counted once when stored.';
+-- A turn's claimable messages, and the replies whose outcome is unknown (the conversation waits).
+create index messages_unanswered_idx on public.messages (conversation_id, created_at)
+  where direction = 'inbound' and status in ('received', 'processing', 'failed')
+    and discarded_at is null;
+create index messages_sending_replies_idx on public.messages (conversation_id)
+  where status = 'sending' and reply_to is not null;
+
 -- =============================================================================================
 -- Helpers (private: not exposed by PostgREST)
 -- =============================================================================================
@@ -242,6 +267,30 @@ begin
 end;
 $$;
 
+-- Counts each newly stored inbound message (p_ids, in arrival order) once in its contact's
+-- rate-limit window (60 s, key contact:<id>) and records its number there in
+-- messages.rate_hits: claims read it, so re-drives and replays never count again.
+create or replace function private.count_inbound(p_ids uuid[])
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  x record;
+begin
+  for x in
+    select m.id, m.contact_id, m.org_id from public.messages m
+    where m.id = any(p_ids) and m.direction = 'inbound'
+    order by m.created_at, m.id
+  loop
+    update public.messages
+    set rate_hits = (select r.hits
+                     from public.rate_limit_hit('contact:' || x.contact_id, 60, 0, x.org_id) r)
+    where id = x.id;
+  end loop;
+end;
+$$;
+
 -- =============================================================================================
 -- whatsapp_ingest: one webhook delivery, stored atomically
 -- =============================================================================================
@@ -336,6 +385,7 @@ begin
   )
   select coalesce(array_agg(id order by created_at), '{}') into v_new from inserted;
   perform set_config('enable_nestloop', v_nestloop, true);
+  perform private.count_inbound(v_new);
 
   with latest as (
     select distinct on (s.wamid) s.wamid, s.status, s.at, s.errors
@@ -383,30 +433,44 @@ end;
 $$;
 
 -- =============================================================================================
--- whatsapp_claim_message: take an inbound message for processing, with everything needed
+-- whatsapp_claim_message: take a conversation's next turn for processing, with everything needed
 -- =============================================================================================
--- Claimable: received, failed (re-driven by cron), or processing with an expired lease.
--- Counts the contact's rate limit and reads the org's budget in the same round trip.
--- Returns null when another worker holds the message (or it is done, or discarded). Each claim
--- counts an attempt; a message with p_max_attempts attempts already is discarded instead
--- (private.whatsapp_discard_message). Besides the message, the contact, the conversation
--- and the org's settings, it returns:
---   history: the conversation's last p_history messages before this one that have a text,
---            oldest first ({direction, type, body, at});
---   budget:  used_tokens in the org's budget period (private.token_period_start),
+-- One turn at a time per conversation, in arrival order. Claiming p_message_id (received,
+-- failed, or processing with an expired lease) claims its conversation: under the
+-- conversation's row lock, a fresh token and a lease of p_lease_seconds, and every unanswered
+-- inbound message of the conversation up to now (at most p_turn_limit, oldest first) as one
+-- turn, answered together. Returns null when the conversation is busy (another turn holds its
+-- lease, or one of its replies is `sending`: its outcome is unknown until resolved), or when
+-- nothing is left to claim. Each claim counts an attempt of every message of the turn; a
+-- message with p_max_attempts attempts already is discarded instead
+-- (private.whatsapp_discard_message). Returns:
+--   token:   the turn's token (begin, finish and fail need it);
+--   message: the turn's last message (the reply answers it), with
+--   turn:    {first_id, ids, bodies}: the first message (the key of the turn's tool calls) and
+--            every message of the turn, oldest first;
+--   contact, conversation, phone_number_id, settings;
+--   rate_limit: {limit, hits}: hits = the lowest number of the turn's messages in their
+--            contact's rate-limit window (counted once, when stored: private.count_inbound;
+--            a message never counted, not stored by whatsapp_ingest, is left out);
+--   history: the conversation's last p_history messages up to the turn's last one (so the
+--            turn's earlier messages too) that have a text, oldest first ({direction, type, body, at});
+--   budget:  used_tokens since the org's budget period start (private.token_period_start),
 --            contact_daily_cap and contact_used_today (since midnight in the contact's zone),
 --            both read from private.usage_totals, never summed from the ledger;
 --   previous_reply: the text of a reply composed by an earlier attempt whose send failed, so a
 --            retry sends it again instead of asking the assistant (and running its tools) twice.
 create or replace function public.whatsapp_claim_message(
   p_message_id uuid, p_lease_seconds int default 120, p_history int default 20,
-  p_max_attempts int default 5)
+  p_max_attempts int default 5, p_turn_limit int default 20)
 returns jsonb
 language plpgsql
 set search_path = ''
 as $$
 declare
   m public.messages;
+  v public.conversations;
+  v_token uuid := gen_random_uuid();
+  v_turn uuid[];
   v_limit int;
   v_hits int;
   v_used bigint;
@@ -418,31 +482,61 @@ begin
   where id = p_message_id
     and direction = 'inbound'
     and discarded_at is null
-    and (status in ('received', 'failed') or (status = 'processing' and lease_until < now()))
-  for update;
+    and (status in ('received', 'failed') or (status = 'processing' and lease_until < now()));
   if not found then
     return null;
   end if;
-  -- Every claim is an attempt, whatever ends it (a panic or a crash too): a message claimed
-  -- p_max_attempts times already is poison, and is discarded instead of claimed again.
-  if m.attempts >= p_max_attempts then
-    perform private.whatsapp_discard_message(m.id, format(
-      'discarded after %s attempts (last error: %s)', m.attempts,
-      coalesce(m.error ->> 'message', 'none recorded: the attempt did not finish')));
+
+  -- The conversation's row is the turn's lock: the checks below see every committed turn.
+  select * into v from public.conversations where id = m.conversation_id for update;
+  if v.turn_lease_until > now() or exists (
+    select 1 from public.messages r
+    where r.conversation_id = v.id and r.status = 'sending' and r.reply_to is not null
+  ) then
     return null;
   end if;
 
-  update public.messages
-  set status = 'processing',
-      attempts = attempts + 1,
-      lease_until = now() + make_interval(secs => p_lease_seconds)
-  where id = m.id
-  returning * into m;
+  -- Every claim is an attempt, whatever ends it (a panic or a crash too): a message claimed
+  -- p_max_attempts times already is poison, and is discarded instead of claimed again.
+  perform private.whatsapp_discard_message(x.id, format(
+      'discarded after %s attempts (last error: %s)', x.attempts,
+      coalesce(x.error ->> 'message', 'none recorded: the attempt did not finish')))
+  from public.messages x
+  where x.conversation_id = v.id and x.direction = 'inbound' and x.discarded_at is null
+    and (x.status in ('received', 'failed') or (x.status = 'processing' and x.lease_until < now()))
+    and x.attempts >= p_max_attempts;
 
+  with turn as (
+    select x.id from public.messages x
+    where x.conversation_id = v.id and x.direction = 'inbound' and x.discarded_at is null
+      and (x.status in ('received', 'failed') or (x.status = 'processing' and x.lease_until < now()))
+    order by x.created_at, x.id
+    limit greatest(p_turn_limit, 1)
+    for update
+  ),
+  claimed as (
+    update public.messages x
+    set status = 'processing',
+        attempts = x.attempts + 1,
+        lease_until = now() + make_interval(secs => p_lease_seconds),
+        claim_token = v_token
+    from turn
+    where x.id = turn.id
+    returning x.id, x.created_at
+  )
+  select array_agg(id order by created_at, id) into v_turn from claimed;
+  if v_turn is null then
+    return null;
+  end if;
+
+  update public.conversations
+  set turn_token = v_token, turn_lease_until = now() + make_interval(secs => p_lease_seconds)
+  where id = v.id;
+
+  select * into m from public.messages where id = v_turn[array_length(v_turn, 1)];
+  select coalesce(min(x.rate_hits), 0) into v_hits from public.messages x where x.id = any(v_turn);
   select s.rate_limit_per_minute into v_limit
   from public.assistant_settings s where s.org_id = m.org_id;
-  select r.hits into v_hits
-  from public.rate_limit_hit('contact:' || m.contact_id, 60, coalesce(v_limit, 10), m.org_id) r;
 
   select private.token_period_start(o.token_period_started_at) into v_period_start
   from public.orgs o where o.id = m.org_id;
@@ -462,9 +556,16 @@ begin
 
   return (
     select jsonb_build_object(
+      'token', v_token,
       'message', jsonb_build_object(
         'id', m.id, 'org_id', m.org_id, 'wamid', m.wa_message_id, 'type', m.type,
         'body', m.body, 'payload', m.payload, 'attempts', m.attempts),
+      'turn', (
+        select jsonb_build_object(
+          'first_id', v_turn[1], 'ids', to_jsonb(v_turn),
+          'bodies', jsonb_agg(jsonb_build_object('type', x.type, 'body', x.body)
+                              order by x.created_at, x.id))
+        from public.messages x where x.id = any(v_turn)),
       'contact', jsonb_build_object(
         'id', c.id, 'wa_id', c.wa_id, 'name', c.name, 'locale', c.locale,
         'timezone', v_tz, 'opted_out', c.opted_out),
@@ -500,7 +601,6 @@ begin
           limit greatest(p_history, 0)
         ) h), '[]'))
     from public.contacts c
-    join public.conversations v on v.id = m.conversation_id
     join public.whatsapp_numbers n on n.id = v.whatsapp_number_id
     join public.orgs o on o.id = m.org_id
     left join public.assistant_settings s on s.org_id = m.org_id
@@ -512,9 +612,12 @@ $$;
 -- =============================================================================================
 -- whatsapp_begin_reply: record the reply before sending it (one reply per inbound message)
 -- =============================================================================================
+-- Only for the holder of the turn: p_token must still be the claim token of p_message_id (the
+-- turn's last message), which must still be processing; otherwise returns null (not sent).
 -- Returns {outbound_id, state}: `new` (send it), `sending` (an earlier attempt's outcome is
 -- unknown: do not send again), or the status of a reply already sent.
-create or replace function public.whatsapp_begin_reply(p_message_id uuid, p_type text, p_body text)
+create or replace function public.whatsapp_begin_reply(
+  p_message_id uuid, p_token uuid, p_type text, p_body text)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -523,6 +626,13 @@ declare
   v_id uuid;
   v_status text;
 begin
+  perform 1 from public.messages m
+  where m.id = p_message_id and m.claim_token = p_token and m.status = 'processing'
+  for update;
+  if not found then
+    return null;
+  end if;
+
   insert into public.messages
     (org_id, conversation_id, contact_id, direction, type, body, status, reply_to)
   select m.org_id, m.conversation_id, m.contact_id, 'outbound', p_type, p_body, 'sending', m.id
@@ -549,16 +659,23 @@ end;
 $$;
 
 -- =============================================================================================
--- whatsapp_finish_message: the message is processed; record the reply and side effects
+-- whatsapp_finish_message: the turn is processed; record the reply and side effects
 -- =============================================================================================
+-- Only for the holder of the turn (p_token, from the claim): every message of the turn becomes
+-- processed and the conversation's turn lease is released. p_message_id is the turn's last
+-- message (the one the reply answers).
 -- p_result: {outbound_id, outbound_status, wamid, wamids, type, body, error, opt_out, alert,
 --            ledger: {ai_requests, tool_executions}, transcript}
 -- (every key optional; alert = {kind, severity, message}). The transcript becomes the inbound
 -- message's body (so it is part of later history).
+-- Returns {held, next}: held = false when p_token no longer holds the turn (nothing recorded);
+-- next = the conversation's oldest message that arrived meanwhile (`received`), for the next
+-- turn, or null.
 -- Rows are locked in the order whatsapp_ingest locks them (contact, conversation, messages),
 -- so a redelivery arriving meanwhile cannot deadlock with it.
-create or replace function public.whatsapp_finish_message(p_message_id uuid, p_result jsonb)
-returns void
+create or replace function public.whatsapp_finish_message(
+  p_message_id uuid, p_token uuid, p_result jsonb)
+returns jsonb
 language plpgsql
 set search_path = ''
 as $$
@@ -567,7 +684,14 @@ declare
 begin
   select * into m from public.messages where id = p_message_id;
   if not found then
-    return;
+    return jsonb_build_object('held', false);
+  end if;
+  perform 1 from public.contacts where id = m.contact_id for update;
+  perform 1 from public.conversations
+  where id = m.conversation_id and turn_token = p_token
+  for update;
+  if not found then
+    return jsonb_build_object('held', false);
   end if;
 
   if p_result ? 'opt_out' then
@@ -577,13 +701,16 @@ begin
     where id = m.contact_id;
   end if;
 
-  if p_result ? 'outbound_id' then
-    update public.conversations set last_message_at = now() where id = m.conversation_id;
-  end if;
+  update public.conversations
+  set turn_token = null, turn_lease_until = null,
+      last_message_at = case when p_result ? 'outbound_id' then now() else last_message_at end
+  where id = m.conversation_id;
 
   update public.messages
-  set status = 'processed', lease_until = null, error = null,
-      body = coalesce(body, p_result ->> 'transcript')
+  set status = 'processed', lease_until = null, error = null
+  where conversation_id = m.conversation_id and claim_token = p_token and status = 'processing';
+  update public.messages
+  set body = coalesce(body, p_result ->> 'transcript')
   where id = p_message_id;
 
   if p_result ? 'outbound_id' then
@@ -604,45 +731,60 @@ begin
   end if;
 
   perform private.record_ledger(m, p_result -> 'ledger');
+
+  return jsonb_build_object('held', true, 'next', (
+    select x.id from public.messages x
+    where x.conversation_id = m.conversation_id and x.direction = 'inbound'
+      and x.status = 'received' and x.discarded_at is null
+    order by x.created_at, x.id
+    limit 1));
 end;
 $$;
 
 -- =============================================================================================
--- whatsapp_fail_message: processing failed; park it in the dead letter queue
+-- whatsapp_fail_message: processing failed; park the turn's messages in the dead letter queue
 -- =============================================================================================
--- One dead letter entry per message: attempts and exponential backoff (1, 2, 4 ... min, at most
--- 6 h). Repeated failures (3 attempts of one message, or 5 pending entries in the org) raise
--- an org alert, as does p_alert ({kind, severity, message}, e.g. an expired token). A reply
--- that was being sent is marked failed (known not sent). p_ledger is the failed turn's ledger
--- (as in whatsapp_finish_message). p_opt_out (a STOP or START) is recorded first, so that it
--- counts even when the rest of the processing failed (e.g. the confirmation could not be sent).
+-- Only for the holder of the turn (p_token, from the claim; p_message_id is its last message):
+-- returns false, recording nothing, when p_token no longer holds it. Every message of the turn
+-- fails and the conversation's turn lease is released. One dead letter entry per message:
+-- attempts and exponential backoff (1, 2, 4 ... min, at most 6 h). Repeated failures (3
+-- attempts of one message, or 5 pending entries in the org) raise an org alert, as does
+-- p_alert ({kind, severity, message}, e.g. an expired token). A reply that was being sent is
+-- marked failed (known not sent). p_ledger is the failed turn's ledger (as in
+-- whatsapp_finish_message). p_opt_out (a STOP or START) is recorded first, so that it counts
+-- even when the rest of the processing failed (e.g. the confirmation could not be sent).
 -- The attempt numbered p_max_attempts (when given) is the last: the message is discarded
 -- (private.whatsapp_discard_message) instead of waiting for a retry.
 create or replace function public.whatsapp_fail_message(
-  p_message_id uuid, p_error text, p_outbound_id uuid default null, p_alert jsonb default null,
-  p_ledger jsonb default null, p_opt_out boolean default null, p_max_attempts int default null)
-returns void
+  p_message_id uuid, p_token uuid, p_error text, p_outbound_id uuid default null,
+  p_alert jsonb default null, p_ledger jsonb default null, p_opt_out boolean default null,
+  p_max_attempts int default null)
+returns boolean
 language plpgsql
 set search_path = ''
 as $$
 declare
   m public.messages;
+  x public.messages;
   v_pending int;
 begin
+  select * into m from public.messages where id = p_message_id;
+  if not found then
+    return false;
+  end if;
   -- Contact first: the order whatsapp_ingest locks rows in.
-  if p_opt_out is not null then
-    update public.contacts c
-    set opted_out = p_opt_out, opted_out_at = case when p_opt_out then now() end
-    from public.messages mm
-    where mm.id = p_message_id and c.id = mm.contact_id;
+  perform 1 from public.contacts where id = m.contact_id for update;
+  update public.conversations
+  set turn_token = null, turn_lease_until = null
+  where id = m.conversation_id and turn_token = p_token;
+  if not found then
+    return false;
   end if;
 
-  update public.messages
-  set status = 'failed', lease_until = null, error = jsonb_build_object('message', p_error)
-  where id = p_message_id
-  returning * into m;
-  if not found then
-    return;
+  if p_opt_out is not null then
+    update public.contacts
+    set opted_out = p_opt_out, opted_out_at = case when p_opt_out then now() end
+    where id = m.contact_id;
   end if;
 
   perform private.record_ledger(m, p_ledger);
@@ -658,31 +800,39 @@ begin
       coalesce(p_alert ->> 'severity', 'warning'), p_alert ->> 'message');
   end if;
 
-  -- Its last attempt: poison ends here (never claimed again).
-  if m.attempts >= p_max_attempts then
-    perform private.whatsapp_discard_message(m.id, format(
-      'failed %s attempts (last error: %s)', m.attempts, p_error));
-    return;
-  end if;
+  for x in
+    update public.messages
+    set status = 'failed', lease_until = null, error = jsonb_build_object('message', p_error)
+    where conversation_id = m.conversation_id and claim_token = p_token and status = 'processing'
+    returning *
+  loop
+    -- Its last attempt: poison ends here (never claimed again).
+    if x.attempts >= p_max_attempts then
+      perform private.whatsapp_discard_message(x.id, format(
+        'failed %s attempts (last error: %s)', x.attempts, p_error));
+      continue;
+    end if;
 
-  update public.dead_letter_queue
-  set attempts = m.attempts, error = p_error, status = 'pending',
-      next_attempt_at = now() + least(interval '6 hours', interval '1 minute' * 2 ^ (m.attempts - 1))
-  where kind = 'inbound_message' and ref = m.id::text and status in ('pending', 'retrying');
-  if not found then
-    insert into public.dead_letter_queue (org_id, kind, ref, payload, error, attempts, next_attempt_at)
-    values (m.org_id, 'inbound_message', m.id::text,
-            jsonb_build_object('message_id', m.id, 'wamid', m.wa_message_id), p_error, m.attempts,
-            now() + least(interval '6 hours', interval '1 minute' * 2 ^ (m.attempts - 1)));
-  end if;
+    update public.dead_letter_queue
+    set attempts = x.attempts, error = p_error, status = 'pending',
+        next_attempt_at = now() + least(interval '6 hours', interval '1 minute' * 2 ^ (x.attempts - 1))
+    where kind = 'inbound_message' and ref = x.id::text and status in ('pending', 'retrying');
+    if not found then
+      insert into public.dead_letter_queue (org_id, kind, ref, payload, error, attempts, next_attempt_at)
+      values (x.org_id, 'inbound_message', x.id::text,
+              jsonb_build_object('message_id', x.id, 'wamid', x.wa_message_id), p_error, x.attempts,
+              now() + least(interval '6 hours', interval '1 minute' * 2 ^ (x.attempts - 1)));
+    end if;
 
-  select count(*) into v_pending
-  from public.dead_letter_queue
-  where org_id = m.org_id and status in ('pending', 'retrying');
-  if m.attempts >= 3 or v_pending >= 5 then
-    perform private.raise_alert(m.org_id, 'processing_failures', 'critical',
-      'WhatsApp messages keep failing to process; see dead_letter_queue');
-  end if;
+    select count(*) into v_pending
+    from public.dead_letter_queue
+    where org_id = x.org_id and status in ('pending', 'retrying');
+    if x.attempts >= 3 or v_pending >= 5 then
+      perform private.raise_alert(x.org_id, 'processing_failures', 'critical',
+        'WhatsApp messages keep failing to process; see dead_letter_queue');
+    end if;
+  end loop;
+  return true;
 end;
 $$;
 
@@ -690,18 +840,18 @@ $$;
 revoke execute on function
   public.whatsapp_ingest(text, jsonb, jsonb),
   public.whatsapp_ingest_batch(jsonb),
-  public.whatsapp_claim_message(uuid, int, int, int),
-  public.whatsapp_begin_reply(uuid, text, text),
-  public.whatsapp_finish_message(uuid, jsonb),
-  public.whatsapp_fail_message(uuid, text, uuid, jsonb, jsonb, boolean, int)
+  public.whatsapp_claim_message(uuid, int, int, int, int),
+  public.whatsapp_begin_reply(uuid, uuid, text, text),
+  public.whatsapp_finish_message(uuid, uuid, jsonb),
+  public.whatsapp_fail_message(uuid, uuid, text, uuid, jsonb, jsonb, boolean, int)
 from public, anon, authenticated;
 grant execute on function
   public.whatsapp_ingest(text, jsonb, jsonb),
   public.whatsapp_ingest_batch(jsonb),
-  public.whatsapp_claim_message(uuid, int, int, int),
-  public.whatsapp_begin_reply(uuid, text, text),
-  public.whatsapp_finish_message(uuid, jsonb),
-  public.whatsapp_fail_message(uuid, text, uuid, jsonb, jsonb, boolean, int)
+  public.whatsapp_claim_message(uuid, int, int, int, int),
+  public.whatsapp_begin_reply(uuid, uuid, text, text),
+  public.whatsapp_finish_message(uuid, uuid, jsonb),
+  public.whatsapp_fail_message(uuid, uuid, text, uuid, jsonb, jsonb, boolean, int)
 to service_role;
 revoke execute on function private.raise_alert(uuid, text, text, text) from public, anon, authenticated;
 revoke execute on function private.outbound_status_rank(text) from public, anon, authenticated;
@@ -709,12 +859,14 @@ grant execute on function private.raise_alert(uuid, text, text, text), private.o
   to service_role;
 revoke execute on function
   private.whatsapp_discard_message(uuid, text),
+  private.count_inbound(uuid[]),
   private.local_day_start(text, timestamptz),
   private.token_period_start(timestamptz),
   private.record_ledger(public.messages, jsonb)
 from public, anon, authenticated;
 grant execute on function
   private.whatsapp_discard_message(uuid, text),
+  private.count_inbound(uuid[]),
   private.local_day_start(text, timestamptz),
   private.token_period_start(timestamptz),
   private.record_ledger(public.messages, jsonb)

@@ -7,33 +7,69 @@
 -- Every function here is for the service role only. Runs unchanged on hosted Supabase.
 
 -- =============================================================================================
+-- Tools' side effects once: every row a tool call writes carries the call's idempotency key
+-- =============================================================================================
+-- The key (the turn's first message, the tool, the call's number in the turn) is the same in
+-- every retry of a turn, so a retried call finds the row its first run wrote instead of writing
+-- a second one (insert ... on conflict do nothing, then read the row back).
+
+alter table public.reminders
+  add column idempotency_key text check (char_length(idempotency_key) <= 200),
+  add column cancel_key text check (char_length(cancel_key) <= 200),
+  add constraint reminders_idempotency_key unique (org_id, idempotency_key);
+alter table public.expenses
+  add column idempotency_key text check (char_length(idempotency_key) <= 200),
+  add constraint expenses_idempotency_key unique (org_id, idempotency_key);
+alter table public.calendar_events
+  add column idempotency_key text check (char_length(idempotency_key) <= 200),
+  add constraint calendar_events_idempotency_key unique (org_id, idempotency_key);
+comment on column public.reminders.idempotency_key is
+  'The assistant tool call that created it: a retried call finds it instead of creating a second reminder.';
+comment on column public.reminders.cancel_key is
+  'The assistant tool call that cancelled it: a retried call finds it instead of cancelling another one.';
+comment on column public.expenses.idempotency_key is
+  'The assistant tool call that logged it: a retried call finds it instead of logging it twice.';
+comment on column public.calendar_events.idempotency_key is
+  'The assistant tool call that created it (its Google event id is derived from the same key).';
+create unique index reminders_cancel_key on public.reminders (org_id, cancel_key)
+  where cancel_key is not null;
+
+-- =============================================================================================
 -- Tools that need one round trip
 -- =============================================================================================
 
 -- Cancels the contact's p_number-th pending reminder, in the order list_reminders shows them
--- (due_at, then id). Returns the cancelled reminder ({id, text, due_at, recurrence}) or null.
+-- (due_at, then id), recording the call's key p_key: a retry of the same call returns the
+-- reminder it cancelled instead of cancelling the next one. Returns the cancelled reminder
+-- ({id, text, due_at, recurrence}) or null.
 create or replace function public.assistant_cancel_reminder(
-  p_org_id uuid, p_contact_id uuid, p_number int)
+  p_org_id uuid, p_contact_id uuid, p_number int, p_key text default null)
 returns jsonb
 language sql
 set search_path = ''
 as $$
-  with target as (
+  with done as (
+    select r.id, r.text, r.due_at, r.recurrence
+    from public.reminders r
+    where r.org_id = p_org_id and r.cancel_key = p_key
+  ),
+  target as (
     select r.id
     from public.reminders r
     where r.org_id = p_org_id and r.contact_id = p_contact_id and r.status = 'pending'
+      and not exists (select 1 from done)
     order by r.due_at, r.id
     offset greatest(p_number - 1, 0)
     limit 1
   ),
   cancelled as (
     update public.reminders r
-    set status = 'cancelled'
+    set status = 'cancelled', cancel_key = p_key
     from target
     where r.id = target.id and r.status = 'pending' and p_number >= 1
     returning r.id, r.text, r.due_at, r.recurrence
   )
-  select to_jsonb(cancelled) from cancelled;
+  select to_jsonb(x) from (select * from done union all select * from cancelled) x limit 1;
 $$;
 
 -- The contact's expenses in [p_from, p_to), optionally of one category (case-insensitive):
@@ -58,11 +94,11 @@ as $$
 $$;
 
 revoke execute on function
-  public.assistant_cancel_reminder(uuid, uuid, int),
+  public.assistant_cancel_reminder(uuid, uuid, int, text),
   public.assistant_expense_summary(uuid, uuid, timestamptz, timestamptz, text)
 from public, anon, authenticated;
 grant execute on function
-  public.assistant_cancel_reminder(uuid, uuid, int),
+  public.assistant_cancel_reminder(uuid, uuid, int, text),
   public.assistant_expense_summary(uuid, uuid, timestamptz, timestamptz, text)
 to service_role;
 

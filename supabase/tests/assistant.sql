@@ -3,7 +3,7 @@
 -- the tool functions.
 begin;
 create extension if not exists pgtap;
-select plan(22);
+select plan(25);
 
 -- Fixtures: one org, its number, settings, a contact in Madrid and a conversation.
 insert into public.orgs (id, name, monthly_token_budget, token_period_started_at) values
@@ -65,7 +65,7 @@ select is(private.local_day_start('Not/AZone'), date_trunc('day', now() at time 
 -- ---------------------------------------------------------------------------------------------
 -- The ledger, written with the outcome (twice: nothing doubles)
 -- ---------------------------------------------------------------------------------------------
-select public.whatsapp_finish_message('e0000000-0000-4000-8000-000000000015', '{
+select public.whatsapp_finish_message('e0000000-0000-4000-8000-000000000015', (select (c ->> 'token')::uuid from claimed), '{
   "ledger": {
     "ai_requests": [{"id": "e0000000-0000-4000-8000-0000000000a1", "provider": "openai", "model": "gpt-4o-mini",
                      "tokens_in": 250, "tokens_out": 30, "tokens_cached": 100, "cost_usd": 0.000048,
@@ -74,7 +74,7 @@ select public.whatsapp_finish_message('e0000000-0000-4000-8000-000000000015', '{
                          "tool": "create_reminder", "input": {"text": "x"}, "output": {"ok": true},
                          "status": "success", "error": null, "latency_ms": 12, "at": "2026-01-01T00:00:01Z"}]},
   "transcript": "recuérdame algo"}');
-select public.whatsapp_finish_message('e0000000-0000-4000-8000-000000000015', '{
+select public.whatsapp_finish_message('e0000000-0000-4000-8000-000000000015', (select (c ->> 'token')::uuid from claimed), '{
   "ledger": {"ai_requests": [{"id": "e0000000-0000-4000-8000-0000000000a1", "provider": "openai", "model": "gpt-4o-mini", "status": "success"}]}}');
 
 select results_eq(
@@ -88,11 +88,16 @@ select is((select count(*)::int from public.tool_executions where ai_request_id 
 select is((select body from public.messages where id = 'e0000000-0000-4000-8000-000000000015'), 'now',
   'a transcript never replaces a text');
 
-select public.whatsapp_fail_message('e0000000-0000-4000-8000-000000000013', 'no AI provider answered', null, null,
+insert into public.messages (id, org_id, conversation_id, contact_id, direction, type, body, status) values
+  ('e0000000-0000-4000-8000-000000000016', 'e0000000-0000-4000-8000-000000000000', 'e0000000-0000-4000-8000-000000000003',
+   'e0000000-0000-4000-8000-000000000002', 'inbound', 'text', 'later', 'received');
+select public.whatsapp_fail_message('e0000000-0000-4000-8000-000000000016',
+  (public.whatsapp_claim_message('e0000000-0000-4000-8000-000000000016') ->> 'token')::uuid,
+  'no AI provider answered', null, null,
   '{"ai_requests": [{"id": "e0000000-0000-4000-8000-0000000000a2", "provider": "anthropic", "model": "claude-3-5-haiku-latest", "status": "error", "error": "HTTP 529"}]}');
 select is((select status from public.ai_requests where id = 'e0000000-0000-4000-8000-0000000000a2'), 'error',
   'a failed turn''s attempts are recorded with the dead letter');
-select is((select count(*)::int from public.dead_letter_queue where ref = 'e0000000-0000-4000-8000-000000000013'), 1,
+select is((select count(*)::int from public.dead_letter_queue where ref = 'e0000000-0000-4000-8000-000000000016'), 1,
   'and the message is dead-lettered');
 
 -- ---------------------------------------------------------------------------------------------
@@ -109,6 +114,13 @@ select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000000
   null, 'a cancelled reminder leaves the numbering');
 select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000100', 'e0000000-0000-4000-8000-000000000002', 1),
   null, 'another org''s scope cancels nothing');
+select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000000', 'e0000000-0000-4000-8000-000000000002', 1,
+  'e0000000-0000-4000-8000-000000000015:cancel_reminder:1') ->> 'text', 'first', 'a keyed cancellation');
+select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000000', 'e0000000-0000-4000-8000-000000000002', 1,
+  'e0000000-0000-4000-8000-000000000015:cancel_reminder:1') ->> 'text', 'first',
+  'retried, it returns the reminder it cancelled, not the next one');
+select is((select status from public.reminders where id = 'e0000000-0000-4000-8000-000000000021'), 'pending',
+  'the next one stays pending');
 
 insert into public.expenses (org_id, contact_id, amount, currency, category, spent_at) values
   ('e0000000-0000-4000-8000-000000000000', 'e0000000-0000-4000-8000-000000000002', 10.00, 'EUR', 'food', now()),

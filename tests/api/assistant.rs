@@ -679,7 +679,14 @@ async fn calendar_events_go_to_google_when_the_org_connected_it() {
     );
     let events = rows(&app, "calendar_events", &org).await;
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["external_id"], "evt0123456789abcdef");
+    let external_id = events[0]["external_id"].as_str().expect("external id");
+    assert!(
+        external_id.len() >= 5
+            && external_id
+                .chars()
+                .all(|c| matches!(c, '0'..='9' | 'a'..='v')),
+        "a Google event id is base32hex: {external_id}"
+    );
     let (starts, ends): (chrono::DateTime<Utc>, chrono::DateTime<Utc>) = (
         events[0]["starts_at"]
             .as_str()
@@ -715,6 +722,10 @@ async fn calendar_events_go_to_google_when_the_org_connected_it() {
     );
     let inserted: Value = serde_json::from_slice(&insert_request.body).expect("json");
     assert_eq!(inserted["summary"], "Dentist");
+    assert_eq!(
+        inserted["id"], external_id,
+        "the event id is ours, derived from the call's key"
+    );
     let listing = received
         .iter()
         .find(|r| r.method.as_str() == "GET")

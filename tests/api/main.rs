@@ -21,4 +21,5 @@ mod routes;
 mod sentry;
 mod telemetry;
 mod tenant;
+mod turns;
 mod webhook;

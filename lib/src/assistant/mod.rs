@@ -165,6 +165,7 @@ impl Assistant {
             now,
             currency: Currency::for_locale(turn.contact.locale.as_deref()),
             enabled: &enabled,
+            turn_key: turn.key,
         };
         let (text, image, transcript) = match self.read(turn, ai, ledger, deadline).await {
             Input::Reply(text) => {

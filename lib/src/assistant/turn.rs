@@ -11,6 +11,7 @@ use crate::domain::{MessageKind, WaId, Wamid};
 /// The claimed inbound message, and the org it belongs to.
 #[derive(Debug, Deserialize)]
 pub struct ClaimedMessage {
+    pub id: Uuid,
     pub org_id: Uuid,
     pub wamid: Option<Wamid>,
     #[serde(rename = "type")]
@@ -99,6 +100,9 @@ pub struct Turn<'a> {
     pub settings: &'a OrgSettings,
     pub budget: &'a Budget,
     pub history: &'a [HistoryItem],
+    /// The turn's first message: with the tool and the call's number, the idempotency key of
+    /// each tool call, the same in every retry of the turn.
+    pub key: Uuid,
     /// False when processing decided the AI must not be used (budget or cap exhausted): the
     /// command parser answers alone.
     pub ai_allowed: bool,

@@ -2,11 +2,13 @@
 //!
 //! New messages wait in a bounded queue drained by at most `concurrency` workers. A message
 //! that does not fit stays stored (`received`) and is picked up by the retry cron; the ones in
-//! the queue are processed while any worker of this instance runs.
+//! the queue are processed while any worker of this instance runs. A message is taken no
+//! sooner than `COALESCE_MS` after it was queued, so that the bubbles of a burst, stored
+//! meanwhile, are claimed together as one turn.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
@@ -15,7 +17,8 @@ use crate::startup::AppState;
 
 /// A bounded queue of stored message ids and the permits of the workers draining it.
 pub struct Backlog {
-    queue: Mutex<VecDeque<Uuid>>,
+    /// Message ids, with when they were queued.
+    queue: Mutex<VecDeque<(Uuid, Instant)>>,
     max_queued: usize,
     workers: Arc<Semaphore>,
 }
@@ -29,7 +32,7 @@ impl Backlog {
         }
     }
 
-    fn queue(&self) -> MutexGuard<'_, VecDeque<Uuid>> {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<(Uuid, Instant)>> {
         self.queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -41,12 +44,12 @@ impl Backlog {
         if queue.len() >= self.max_queued {
             return false;
         }
-        queue.push_back(id);
+        queue.push_back((id, Instant::now()));
         true
     }
 
-    /// The next queued message.
-    pub fn pop(&self) -> Option<Uuid> {
+    /// The next queued message, and when it was queued.
+    pub fn pop(&self) -> Option<(Uuid, Instant)> {
         self.queue().pop_front()
     }
 
@@ -60,24 +63,24 @@ impl Backlog {
     }
 }
 
-/// How long one worker takes new messages: it runs under the `waitUntil` of the request that
-/// started it, which must end well within the function's `maxDuration` (60 s).
-const DRAIN_FOR: Duration = Duration::from_secs(40);
-
-/// Processes queued messages until the queue is empty (or [`DRAIN_FOR`] has passed: what is
-/// left waits for the next delivery's worker, or the retry cron). A message queued while this
-/// worker was giving up its permit is not stranded: the worker looks again after releasing it.
+/// Processes queued messages until the queue is empty, each turn begun only while its worst
+/// case still ends within the function's `maxDuration` ([`super::Deadlines`]): what is left
+/// waits for the next delivery's worker, or the retry cron. A message queued while this worker
+/// was giving up its permit is not stranded: the worker looks again after releasing it.
 pub async fn drain(state: Arc<AppState>, mut permit: OwnedSemaphorePermit) {
     let started = Instant::now();
+    let deadlines = super::Deadlines::new(&state.settings);
     loop {
-        while started.elapsed() < DRAIN_FOR {
-            let Some(message_id) = state.backlog.pop() else {
+        while deadlines.fits(started) {
+            let Some((message_id, queued)) = state.backlog.pop() else {
                 break;
             };
-            super::process(&state, message_id).await;
+            let coalesce = state.settings.processing.coalesce;
+            tokio::time::sleep_until((queued + coalesce).into()).await;
+            super::process(&state, message_id, started).await;
         }
         drop(permit);
-        if state.backlog.is_empty() || started.elapsed() >= DRAIN_FOR {
+        if state.backlog.is_empty() || !deadlines.fits(started) {
             return;
         }
         match state.backlog.worker() {

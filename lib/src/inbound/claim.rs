@@ -1,20 +1,25 @@
-//! `whatsapp_claim_message`: a stored message claimed with a lease (no two workers ever
-//! process one message), with everything needed to answer it, decoded once into domain types.
+//! `whatsapp_claim_message`: a conversation's next turn claimed with a lease and a token (one
+//! turn at a time per conversation: every unanswered message of it, answered together), with
+//! everything needed to answer it, decoded once into domain types.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::assistant::turn::{Budget, ClaimedMessage, Contact, HistoryItem, OrgSettings};
-use crate::domain::{ConversationMode, PhoneNumberId};
+use crate::domain::{ConversationMode, MessageKind, PhoneNumberId};
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
 
-/// A claimed message with its contact, conversation, the org's settings, the rate-limit count,
-/// the token use and the recent conversation.
+/// A claimed turn: its token, its last message (the one the reply answers) and all its
+/// messages, with the contact, conversation, the org's settings, the rate-limit count, the
+/// token use and the recent conversation.
 #[derive(Debug, Deserialize)]
 pub struct Claim {
+    /// Only the holder of this token may begin, finish or fail the turn.
+    pub token: Uuid,
     pub message: ClaimedMessage,
+    pub turn: TurnMessages,
     pub contact: Contact,
     pub conversation: ClaimedConversation,
     pub phone_number_id: PhoneNumberId,
@@ -29,31 +34,66 @@ pub struct Claim {
     pub previous_reply: Option<String>,
 }
 
+/// The messages of a turn, oldest first.
+#[derive(Debug, Deserialize)]
+pub struct TurnMessages {
+    /// The first one: the key of the turn's tool calls (the same in every retry of the turn).
+    pub first_id: Uuid,
+    pub bodies: Vec<TurnBody>,
+}
+
+/// One message of a turn, as far as the decision reads it.
+#[derive(Debug, Deserialize)]
+pub struct TurnBody {
+    #[serde(rename = "type")]
+    pub kind: MessageKind,
+    pub body: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ClaimedConversation {
     pub mode: ConversationMode,
     pub window_open: bool,
 }
 
-/// The contact's messages in the current rate-limit window, and the org's limit.
+/// The number of the turn's first message in its contact's rate-limit window (counted once,
+/// when stored), and the org's limit.
 #[derive(Debug, Deserialize)]
 pub struct RateLimit {
     pub limit: i64,
     pub hits: i64,
 }
 
+/// The most messages answered together in one turn (the rest wait for the next one).
+const TURN_LIMIT: usize = 20;
+
+/// What identifies a claimed turn, read even when the rest does not decode.
+#[derive(Deserialize)]
+struct Held {
+    token: Uuid,
+    message: HeldMessage,
+}
+
+#[derive(Deserialize)]
+struct HeldMessage {
+    id: Uuid,
+}
+
 /// What a claim attempt found.
 pub enum Claimed {
     /// Claimed by this worker.
     Claim(Box<Claim>),
-    /// Claimed, but the stored rows do not decode: the message fails on its own.
-    Undecodable(serde_json::Error),
-    /// Processed already, another worker holds it, or discarded (past its last attempt).
+    /// Claimed, but the stored rows do not decode: the turn (its last message and token) fails
+    /// on its own.
+    Undecodable(serde_json::Error, (Uuid, Uuid)),
+    /// Processed already, its conversation busy (another turn, or a reply whose outcome is
+    /// unknown), or discarded (past its last attempt).
     Unavailable,
 }
 
-/// Claims `id` for `PROCESSING_LEASE_SECONDS`; each claim counts an attempt, and a message
-/// claimed `MAX_ATTEMPTS` times already is discarded instead (`Unavailable`).
+/// Claims the turn of `id`'s conversation for `PROCESSING_LEASE_SECONDS`; each claim counts an
+/// attempt of each message, and a message claimed `MAX_ATTEMPTS` times already is discarded
+/// instead.
 pub async fn claim(state: &AppState, db: &Postgrest, id: Uuid) -> Result<Claimed, DbError> {
     let lease = state.settings.processing.lease.as_secs();
     let history = state.assistant.history_messages();
@@ -64,13 +104,22 @@ pub async fn claim(state: &AppState, db: &Postgrest, id: Uuid) -> Result<Claimed
             "p_lease_seconds": lease,
             "p_history": history,
             "p_max_attempts": state.settings.processing.max_attempts,
+            "p_turn_limit": TURN_LIMIT,
         }))
         .fetch()
         .await?
         .data;
-    Ok(match found.map(serde_json::from_value) {
-        None => Claimed::Unavailable,
-        Some(Ok(claim)) => Claimed::Claim(Box::new(claim)),
-        Some(Err(error)) => Claimed::Undecodable(error),
+    let Some(found) = found else {
+        return Ok(Claimed::Unavailable);
+    };
+    let held = Held::deserialize(&found);
+    Ok(match (serde_json::from_value(found), held) {
+        (Ok(claim), _) => Claimed::Claim(Box::new(claim)),
+        (Err(error), Ok(held)) => Claimed::Undecodable(error, (held.message.id, held.token)),
+        // Without its token the turn cannot be recorded: its lease decides.
+        (Err(error), Err(_)) => {
+            tracing::error!(error = %error, "a claimed turn without its token");
+            Claimed::Unavailable
+        }
     })
 }

@@ -1,4 +1,4 @@
-//! What to do with a claimed message, decided from the claim alone (no I/O): STOP/START, human
+//! What to do with a claimed turn, decided from the claim alone (no I/O): STOP/START, human
 //! mode, opt-out, the per-contact rate limit, the org's token budget and the contact's daily
 //! cap (spent: the command parser answers alone).
 
@@ -40,11 +40,16 @@ pub fn decide(claim: &Claim) -> Plan {
         mark_read: false,
     };
     let message = &claim.message;
-    let keyword = message
-        .body
-        .as_deref()
-        .filter(|_| message.kind == MessageKind::Text)
+    // STOP or START anywhere in the turn counts (the latest one, if several).
+    let keyword = claim
+        .turn
+        .bodies
+        .iter()
+        .rev()
+        .filter(|m| m.kind == MessageKind::Text)
+        .filter_map(|m| m.body.as_deref())
         .map(|b| b.trim().to_lowercase())
+        .find(|k| OPT_OUT_WORDS.contains(&k.as_str()) || OPT_IN_WORDS.contains(&k.as_str()))
         .unwrap_or_default();
 
     if claim.conversation.mode == ConversationMode::Human {
@@ -128,7 +133,10 @@ mod tests {
 
     fn claim(body: &str, hits: i64, used: i64) -> Claim {
         serde_json::from_value(json!({
-            "message": {"org_id": uuid::Uuid::nil(), "wamid": "wamid.X", "type": "text", "body": body},
+            "token": uuid::Uuid::nil(),
+            "message": {"id": uuid::Uuid::nil(), "org_id": uuid::Uuid::nil(), "wamid": "wamid.X",
+                        "type": "text", "body": body},
+            "turn": {"first_id": uuid::Uuid::nil(), "bodies": [{"type": "text", "body": body}]},
             "contact": {"id": uuid::Uuid::nil(), "wa_id": "15550001111", "name": "Ana",
                         "locale": null, "timezone": "UTC", "opted_out": false},
             "conversation": {"mode": "bot", "window_open": true},
@@ -164,6 +172,19 @@ mod tests {
         let capped = decide(&capped);
         assert_eq!(capped.reply, Some(Reply::Assistant { ai: false }));
         assert_eq!(capped.alert, None, "a contact's cap is not an org alert");
+        let mut burst = claim("why?", 1, 0);
+        burst.turn.bodies.insert(
+            0,
+            super::super::claim::TurnBody {
+                kind: MessageKind::Text,
+                body: Some("STOP".into()),
+            },
+        );
+        assert_eq!(
+            decide(&burst).opt_out,
+            Some(true),
+            "a STOP earlier in the turn counts"
+        );
         let mut human = claim("hello", 1, 0);
         human.conversation.mode = ConversationMode::Human;
         assert_eq!(decide(&human).reply, None);

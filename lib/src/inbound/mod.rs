@@ -7,12 +7,14 @@
 
 mod backlog;
 mod claim;
+mod deadline;
 mod decide;
 mod ingest;
 mod isolate;
 mod process;
 
 pub use backlog::{drain, Backlog};
+pub use deadline::{Deadlines, MAX_DURATION};
 pub use ingest::{GroupCommit, IngestError, Ingested};
 pub use isolate::{isolated, Panicked};
 pub use process::process;

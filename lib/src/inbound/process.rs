@@ -1,24 +1,32 @@
-//! Background processing of one stored inbound message, in at most three database round
-//! trips besides the assistant's tools:
+//! Background processing of a stored inbound message's conversation, one turn at a time, in
+//! at most three database round trips per turn besides the assistant's tools:
 //!
-//! 1. `whatsapp_claim_message` ([`super::claim`]);
+//! 1. `whatsapp_claim_message` ([`super::claim`]): the conversation's next turn (every
+//!    unanswered message of it) with a token;
 //! 2. `whatsapp_begin_reply`: record the reply before sending it, so a retry never sends twice;
 //! 3. `whatsapp_finish_message` (reply, opt-out, alert, the assistant's ledger) or
 //!    `whatsapp_fail_message` (dead letter queue with backoff, and the ledger too).
+//!
+//! Begin, finish and fail succeed only for the token's holder: a worker whose lease ran out
+//! and whose turn was claimed again records nothing. Finish names the message that arrived
+//! during the turn, if any: the same worker answers it next (while its time budget allows).
 //!
 //! In between: the decision ([`super::decide`]), mark as read with typing indicator, the
 //! assistant, and the send ([`WhatsApp::send_text`](crate::whatsapp::WhatsApp::send_text)).
 //!
 //! The work between claim and outcome is [`isolated`]: a panic in it (the assistant on a
-//! hostile text) fails the message with the fixed reason "processing panicked", never leaving
-//! it `processing`; a panic anywhere else in the processing ends that message alone (its lease
+//! hostile text) fails the turn with the fixed reason "processing panicked", never leaving
+//! it `processing`; a panic anywhere else in the processing ends that turn alone (its lease
 //! runs out and the claim counted the attempt, so it ends discarded after `MAX_ATTEMPTS`).
+
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::claim::{claim, Claim, Claimed};
+use super::deadline::Deadlines;
 use super::decide::{decide, Reply};
 use super::isolate::isolated;
 use crate::assistant::ledger::Ledger;
@@ -47,6 +55,12 @@ enum Failure {
     /// The fixed reason: a panic's message may quote the message text.
     #[error("processing panicked")]
     Panicked,
+    /// The answer outlasted its deadline ([`Deadlines::answer`]): cut off, perhaps mid-send.
+    #[error("the turn outlasted its deadline")]
+    Deadline,
+    /// The turn's lease ran out and another worker claimed it: nothing more is recorded.
+    #[error("the turn was claimed by another worker")]
+    Lost,
 }
 
 impl From<DeliveryError> for Failure {
@@ -63,8 +77,8 @@ impl Failure {
     fn maybe_sent(&self) -> bool {
         match self {
             Self::Graph(error) => error.maybe_sent(),
-            // Where the panic struck is unknown: perhaps during the send.
-            Self::Panicked => true,
+            // Where the panic (or the deadline) struck is unknown: perhaps during the send.
+            Self::Panicked | Self::Deadline => true,
             _ => false,
         }
     }
@@ -142,60 +156,85 @@ enum ReplyState {
     Settled,
 }
 
-/// Processes `message_id` if it can be claimed; every outcome is recorded, never lost. A panic
-/// never escapes: it is this message's failure alone.
-pub async fn process(state: &AppState, message_id: Uuid) {
-    if isolated(process_claimed(state, message_id)).await.is_err() {
-        // Outside the isolated answer (recording the outcome): the lease decides.
-        tracing::error!(%message_id, "processing panicked; the lease will expire");
+/// Processes `message_id`'s conversation if it can be claimed, turn after turn while messages
+/// arrive during a turn, each begun only if its worst case still ends within `MAX_DURATION` of
+/// `started` (the invocation's start; what is left waits for the next worker or the retry
+/// cron); every outcome is recorded, never lost. A panic never escapes: it is this turn's
+/// failure alone.
+pub async fn process(state: &AppState, message_id: Uuid, started: Instant) {
+    let deadlines = Deadlines::new(&state.settings);
+    let mut next = Some(message_id);
+    while let Some(message_id) = next {
+        if !deadlines.fits(started) {
+            tracing::info!(webhook = true, %message_id, "no time left for a turn; left for the next worker or the retry cron");
+            return;
+        }
+        match isolated(process_turn(state, message_id, deadlines.answer)).await {
+            Ok(after) => next = after,
+            Err(_) => {
+                // Outside the isolated answer (recording the outcome): the lease decides.
+                tracing::error!(%message_id, "processing panicked; the lease will expire");
+                return;
+            }
+        }
     }
 }
 
-async fn process_claimed(state: &AppState, message_id: Uuid) {
-    let Ok(db) = state.db() else { return };
+/// Claims and answers one turn; returns the message that arrived during it, if any.
+async fn process_turn(state: &AppState, message_id: Uuid, deadline: Duration) -> Option<Uuid> {
+    let db = state.db().ok()?;
     let max_attempts = state.settings.processing.max_attempts;
     let claim = match claim(state, db, message_id).await {
         Ok(Claimed::Claim(claim)) => claim,
-        Ok(Claimed::Unavailable) => return,
-        Ok(Claimed::Undecodable(error)) => {
+        Ok(Claimed::Unavailable) => return None,
+        Ok(Claimed::Undecodable(error, held)) => {
             let failure = Failure::undecodable(&error);
             tracing::warn!(webhook = true, event = "failed", %message_id, error = %failure, "claimed message unreadable; dead-lettered");
-            let recorded = fail(db, message_id, &failure, Progress::default(), max_attempts).await;
+            let recorded = fail(db, held, &failure, Progress::default(), max_attempts).await;
             if let Err(error) = recorded {
                 tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not record the outcome; the lease will expire");
             }
-            return;
+            return None;
         }
         Err(error) => {
             // Not claimed: the message stays stored and the retry cron picks it up.
             tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not claim a message");
-            return;
+            return None;
         }
     };
+    let message_id = claim.message.id;
+    let held = (message_id, claim.token);
     let mut progress = Progress::default();
-    let result = isolated(answer(state, db, message_id, &claim, &mut progress))
+    let answered = tokio::time::timeout(deadline, answer(state, db, &claim, &mut progress));
+    let result = isolated(async { answered.await.unwrap_or(Err(Failure::Deadline)) })
         .await
         .unwrap_or(Err(Failure::Panicked));
     let recorded = match result {
         Ok(finished) => {
-            tracing::info!(webhook = true, event = "processed", %message_id, org_id = %claim.message.org_id, replied = finished.outbound_id.is_some(), "message processed");
+            tracing::info!(webhook = true, event = "processed", %message_id, org_id = %claim.message.org_id, messages = claim.turn.bodies.len(), replied = finished.outbound_id.is_some(), "turn processed");
             let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
-            finish(db, message_id, &Finished { ledger, ..finished }).await
+            finish(db, held, &Finished { ledger, ..finished }).await
+        }
+        Err(Failure::Lost) => {
+            tracing::warn!(webhook = true, event = "lost", %message_id, "the turn was claimed by another worker; nothing recorded");
+            return None;
         }
         Err(failure) => {
             tracing::warn!(webhook = true, event = "failed", %message_id, error = %failure, "processing failed; dead-lettered");
-            fail(db, message_id, &failure, progress, max_attempts).await
+            fail(db, held, &failure, progress, max_attempts)
+                .await
+                .map(|_| None)
         }
     };
-    if let Err(error) = recorded {
+    recorded.unwrap_or_else(|error| {
         tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not record the outcome; the lease will expire");
-    }
+        None
+    })
 }
 
 async fn answer(
     state: &AppState,
     db: &Postgrest,
-    message_id: Uuid,
     claim: &Claim,
     progress: &mut Progress,
 ) -> Result<Finished, Failure> {
@@ -222,6 +261,7 @@ async fn answer(
                 settings: &claim.settings,
                 budget: &claim.budget,
                 history: &claim.history,
+                key: claim.turn.first_id,
                 ai_allowed: ai,
             };
             let answer = state
@@ -232,12 +272,18 @@ async fn answer(
             answer.text
         }
     };
-    let begun: Begun = db
+    let begun: Option<Begun> = db
         .rpc("whatsapp_begin_reply", Caller::Service)
-        .args(&json!({"p_message_id": message_id, "p_type": MessageKind::Text, "p_body": text}))
+        .args(&json!({
+            "p_message_id": claim.message.id,
+            "p_token": claim.token,
+            "p_type": MessageKind::Text,
+            "p_body": text,
+        }))
         .fetch()
         .await?
         .data;
+    let begun = begun.ok_or(Failure::Lost)?;
     match begun.state {
         ReplyState::New => progress.outbound = Some(begun.outbound_id),
         ReplyState::Sending => {
@@ -277,17 +323,36 @@ async fn mark_read(state: &AppState, claim: &Claim) {
     }
 }
 
-async fn finish(db: &Postgrest, id: Uuid, finished: &Finished) -> Result<(), DbError> {
-    db.rpc("whatsapp_finish_message", Caller::Service)
-        .args(&json!({"p_message_id": id, "p_result": finished}))
-        .execute()
-        .await
-        .map(drop)
+/// What `whatsapp_finish_message` answered.
+#[derive(Deserialize)]
+struct Outcome {
+    held: bool,
+    next: Option<Uuid>,
 }
 
+/// Records the turn `(id, token)` as processed; returns the message that arrived during it.
+async fn finish(
+    db: &Postgrest,
+    (id, token): (Uuid, Uuid),
+    finished: &Finished,
+) -> Result<Option<Uuid>, DbError> {
+    let outcome: Outcome = db
+        .rpc("whatsapp_finish_message", Caller::Service)
+        .args(&json!({"p_message_id": id, "p_token": token, "p_result": finished}))
+        .fetch()
+        .await?
+        .data;
+    if !outcome.held {
+        tracing::warn!(webhook = true, event = "lost", message_id = %id, "the turn was claimed by another worker; its finish was refused");
+    }
+    Ok(outcome.next)
+}
+
+/// Records the turn `(id, token)` as failed (refused, and logged, when the token no longer
+/// holds it).
 async fn fail(
     db: &Postgrest,
-    id: Uuid,
+    (id, token): (Uuid, Uuid),
     failure: &Failure,
     progress: Progress,
     max_attempts: u32,
@@ -298,9 +363,11 @@ async fn fail(
     // send it again (and raises `reply_outcome_unknown`) instead of risking a double send.
     let outbound = progress.outbound.filter(|_| !failure.maybe_sent());
     let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
-    db.rpc("whatsapp_fail_message", Caller::Service)
+    let held: bool = db
+        .rpc("whatsapp_fail_message", Caller::Service)
         .args(&json!({
             "p_message_id": id,
+            "p_token": token,
             "p_error": failure.to_string(),
             "p_outbound_id": outbound,
             "p_alert": alert,
@@ -308,7 +375,11 @@ async fn fail(
             "p_opt_out": progress.opt_out,
             "p_max_attempts": max_attempts,
         }))
-        .execute()
-        .await
-        .map(drop)
+        .fetch()
+        .await?
+        .data;
+    if !held {
+        tracing::warn!(webhook = true, event = "lost", message_id = %id, "the turn was claimed by another worker; its failure was refused");
+    }
+    Ok(())
 }

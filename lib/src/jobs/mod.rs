@@ -33,6 +33,11 @@ impl TimeBudget {
         }
     }
 
+    /// When the run began.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     pub fn spent(&self) -> bool {
         self.started.elapsed() >= self.limit
     }

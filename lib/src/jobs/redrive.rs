@@ -186,7 +186,7 @@ async fn redrive_stuck_messages(
                 if budget.spent() {
                     return false;
                 }
-                inbound::process(state, id).await;
+                inbound::process(state, id, budget.started()).await;
                 true
             })
             .buffer_unordered(cron.concurrency)
@@ -375,7 +375,7 @@ async fn redrive(state: &AppState, db: &Postgrest, entry: &Entry) -> Result<(), 
         .and_then(|r| r.parse::<Uuid>().ok());
     match (entry.kind, target) {
         (DeadLetterKind::InboundMessage, Some(message_id)) => {
-            inbound::process(state, message_id).await
+            inbound::process(state, message_id, std::time::Instant::now()).await
         }
         (DeadLetterKind::Reminder, Some(reminder_id)) => {
             let claim: Option<ClaimedReminder> = db

@@ -67,6 +67,8 @@ pub fn stack_env() -> Env {
     env.insert("WHATSAPP_APP_SECRET".into(), APP_SECRET.into());
     env.insert("WHATSAPP_VERIFY_TOKEN".into(), VERIFY_TOKEN.into());
     env.insert("GRAPH_RETRY_BASE_MS".into(), "10".into());
+    // Turns begin at once (the coalescing tests set their own wait).
+    env.insert("COALESCE_MS".into(), "0".into());
     env.insert("CRON_SECRET".into(), CRON_SECRET.into());
     env
 }
@@ -270,7 +272,7 @@ impl TestApp {
     /// Processes the stored inbound message `id` again, as the retry cron does.
     pub async fn reprocess(&self, id: &str) {
         let id: uuid::Uuid = id.parse().expect("uuid");
-        super::lib::process_message(&self.state, id).await;
+        super::lib::process_message(&self.state, id, std::time::Instant::now()).await;
     }
 
     // --- /api/cron/* -----------------------------------------------------------------------

@@ -386,7 +386,10 @@ pub async fn fake_google(listed: Value) -> MockServer {
         .respond_with(|request: &Request| {
             let mut event: Value = serde_json::from_slice(&request.body).unwrap_or_default();
             event["kind"] = json!("calendar#event");
-            event["id"] = json!("evt0123456789abcdef");
+            // Google keeps an id the client chose (ours are derived from the call's key).
+            if event["id"].is_null() {
+                event["id"] = json!("evt0123456789abcdef");
+            }
             event["status"] = json!("confirmed");
             event["htmlLink"] = json!("https://www.google.com/calendar/event?eid=ZXZ0MDEyMw");
             ResponseTemplate::new(200).set_body_json(event)

@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::google::{Connection, GoogleCalendar};
-use super::{local_iso, object_schema, text, Scope, ToolError, ToolSpec};
+use super::{insert_once, local_iso, object_schema, text, Scope, ToolError, ToolSpec};
 use crate::assistant::time;
-use crate::supabase::{Caller, Prefer, Return};
+use crate::supabase::Caller;
 
 /// `duration_minutes`: the schema's bounds, checked again before a duration is built from it.
 const DURATION_MINUTES: std::ops::RangeInclusive<i64> = 5..=1440;
@@ -70,7 +70,7 @@ async fn google<'a>(
     Ok(connections.into_iter().next().map(|c| (google, c)))
 }
 
-pub async fn create(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
+pub async fn create(scope: &Scope<'_>, input: &Value, key: &str) -> Result<Value, ToolError> {
     let title = text(input, "title").ok_or(ToolError::Invalid("title is empty".into()))?;
     let start = text(input, "start")
         .and_then(|s| time::parse_local_or_instant(scope.tz, s))
@@ -95,31 +95,29 @@ pub async fn create(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError
             let token = google.access_token(&connection).await?;
             let span = (start, end);
             let tz = scope.tz.name();
-            Some(
-                google
-                    .insert(&token, &connection.calendar_id, title, span, tz)
-                    .await?,
-            )
+            let id = event_id(key);
+            google
+                .insert(&token, &connection.calendar_id, &id, title, span, tz)
+                .await?;
+            Some(id)
         }
         None => None,
     };
-    scope
-        .db
-        .from("calendar_events", Caller::Service)
-        .insert(&json!({
+    let _: Value = insert_once(
+        scope,
+        "calendar_events",
+        "id",
+        json!({
             "org_id": scope.org_id,
             "contact_id": scope.contact_id,
             "title": title,
             "starts_at": start,
             "ends_at": end,
             "external_id": external_id,
-        }))
-        .prefer(Prefer {
-            returning: Some(Return::Minimal),
-            ..Prefer::default()
-        })
-        .execute()
-        .await?;
+        }),
+        key,
+    )
+    .await?;
     Ok(json!({"event": {
         "title": title,
         "start_local": local_iso(scope.tz, start),
@@ -160,6 +158,12 @@ pub async fn list(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> 
         None => (stored(scope, span).await?, "stored"),
     };
     Ok(json!({"events": events, "source": source, "days": days}))
+}
+
+/// The Google event id of the call `key`: its bytes in hex (Google accepts ids of 5 to 1024
+/// base32hex characters, `0-9a-v`), so a retried call names the same event.
+fn event_id(key: &str) -> String {
+    key.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn stored(

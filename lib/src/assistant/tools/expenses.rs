@@ -3,11 +3,11 @@
 use chrono::{Days, NaiveTime};
 use serde_json::{json, Value};
 
-use super::{object_schema, text, Scope, ToolError, ToolSpec};
+use super::{insert_once, object_schema, text, Scope, ToolError, ToolSpec};
 use crate::assistant::parser::category_of;
 use crate::assistant::time::{self, Period};
 use crate::domain::{Amount, Currency};
-use crate::supabase::{Caller, Return};
+use crate::supabase::Caller;
 
 pub fn log_spec() -> ToolSpec {
     ToolSpec {
@@ -45,7 +45,7 @@ pub fn summary_spec() -> ToolSpec {
     }
 }
 
-pub async fn log(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
+pub async fn log(scope: &Scope<'_>, input: &Value, key: &str) -> Result<Value, ToolError> {
     let amount = input["amount"]
         .as_f64()
         .and_then(Amount::from_f64)
@@ -80,11 +80,11 @@ pub async fn log(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
         }
         None => scope.now,
     };
-    let rows: Vec<Value> = scope
-        .db
-        .from("expenses", Caller::Service)
-        .select("id,amount,currency,category,note,spent_at")
-        .insert(&json!({
+    let expense: Value = insert_once(
+        scope,
+        "expenses",
+        "id,amount,currency,category,note,spent_at",
+        json!({
             "org_id": scope.org_id,
             "contact_id": scope.contact_id,
             "amount": amount.to_string(),
@@ -92,15 +92,10 @@ pub async fn log(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
             "category": category,
             "note": note,
             "spent_at": spent_at,
-        }))
-        .returning(Return::Representation)
-        .fetch()
-        .await?
-        .data;
-    let expense = rows
-        .into_iter()
-        .next()
-        .ok_or_else(|| ToolError::NotFound("the expense was not stored".into()))?;
+        }),
+        key,
+    )
+    .await?;
     Ok(json!({"expense": expense}))
 }
 

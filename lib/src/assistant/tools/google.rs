@@ -105,16 +105,19 @@ impl GoogleCalendar {
         Ok(Secret::new(token.access_token))
     }
 
-    /// Creates an event; returns its Google id.
+    /// Creates the event `id` (chosen by us, so a retry cannot create it twice: Google answers
+    /// 409 for an id that exists, which means it was created before).
     pub async fn insert(
         &self,
         token: &Secret,
         calendar_id: &str,
+        id: &str,
         title: &str,
         (start, end): (DateTime<Utc>, DateTime<Utc>),
         time_zone: &str,
-    ) -> Result<String, CalendarError> {
+    ) -> Result<(), CalendarError> {
         let body = json!({
+            "id": id,
             "summary": title,
             "start": {"dateTime": start.to_rfc3339(), "timeZone": time_zone},
             "end": {"dateTime": end.to_rfc3339(), "timeZone": time_zone},
@@ -127,8 +130,10 @@ impl GoogleCalendar {
             .json(&body)
             .send()
             .await?;
-        let event: EventResource = decode(response).await?;
-        Ok(event.id)
+        if response.status() == reqwest::StatusCode::CONFLICT {
+            return Ok(());
+        }
+        decode::<EventResource>(response).await.map(drop)
     }
 
     /// Events between `from` and `to`, recurring ones expanded, in start order.

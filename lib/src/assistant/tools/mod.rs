@@ -2,6 +2,12 @@
 //! contact. The model calls them by name with JSON input; the command parser calls the same
 //! ones. Every input is checked against the tool's JSON Schema first, and every run is
 //! recorded in the turn's [`Ledger`].
+//!
+//! Side effects happen once: each call of a turn has an idempotency key (the turn's first
+//! message, the tool, the call's number among that tool's calls in the turn), the same in every
+//! retry of the turn. A reminder, expense or calendar event is stored under its key (a retry
+//! gets the row stored before), a Google event's id is derived from it, and a cancellation is
+//! recorded with it.
 
 mod calendar;
 mod expenses;
@@ -13,12 +19,13 @@ use std::time::Instant;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ledger::{Ledger, ToolExecution};
 use crate::domain::Currency;
-use crate::supabase::{DbError, Postgrest};
+use crate::supabase::{Caller, DbError, Postgrest, Resolution, Return};
 
 pub use google::{CalendarError, GoogleCalendar};
 
@@ -43,6 +50,8 @@ pub struct Scope<'a> {
     pub currency: Currency,
     /// The org's `assistant_settings.enabled_tools`.
     pub enabled: &'a [String],
+    /// The turn's first message: the start of every call's idempotency key.
+    pub turn_key: Uuid,
 }
 
 /// Why a tool did not do what it was asked.
@@ -95,7 +104,13 @@ pub async fn execute(
     input: &Value,
 ) -> Result<Value, ToolError> {
     let (at, started) = (Utc::now(), Instant::now());
-    let result = run(scope, name, input).await;
+    let number = 1 + ledger
+        .tool_executions
+        .iter()
+        .filter(|t| t.tool == name)
+        .count();
+    let key = format!("{}:{name}:{number}", scope.turn_key);
+    let result = run(scope, name, input, &key).await;
     if let Err(error) = &result {
         tracing::info!(tool = name, error = %error, "tool call failed");
     }
@@ -113,7 +128,7 @@ pub async fn execute(
     result
 }
 
-async fn run(scope: &Scope<'_>, name: &str, input: &Value) -> Result<Value, ToolError> {
+async fn run(scope: &Scope<'_>, name: &str, input: &Value, key: &str) -> Result<Value, ToolError> {
     let spec = all_specs()
         .into_iter()
         .find(|spec| spec.name == name)
@@ -123,12 +138,12 @@ async fn run(scope: &Scope<'_>, name: &str, input: &Value) -> Result<Value, Tool
     }
     schema::validate(&spec.parameters, input).map_err(ToolError::Invalid)?;
     match name {
-        "create_reminder" => reminders::create(scope, input).await,
+        "create_reminder" => reminders::create(scope, input, key).await,
         "list_reminders" => reminders::list(scope).await,
-        "cancel_reminder" => reminders::cancel(scope, input).await,
-        "log_expense" => expenses::log(scope, input).await,
+        "cancel_reminder" => reminders::cancel(scope, input, key).await,
+        "log_expense" => expenses::log(scope, input, key).await,
         "expense_summary" => expenses::summary(scope, input).await,
-        "create_calendar_event" => calendar::create(scope, input).await,
+        "create_calendar_event" => calendar::create(scope, input, key).await,
         "list_calendar_events" => calendar::list(scope, input).await,
         other => Err(ToolError::Unknown(other.to_string())),
     }
@@ -144,6 +159,43 @@ pub fn local_iso(tz: Tz, instant: DateTime<Utc>) -> String {
 /// Reads back what [`local_iso`] wrote.
 pub fn parse_local_iso(value: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M").ok()
+}
+
+/// Stores `row` in `table` under the call's idempotency `key`, or, when a run of the same call
+/// stored it already, reads that row back; either way returns it (its `columns`).
+async fn insert_once<T: DeserializeOwned>(
+    scope: &Scope<'_>,
+    table: &str,
+    columns: &str,
+    mut row: Value,
+    key: &str,
+) -> Result<T, ToolError> {
+    row["idempotency_key"] = json!(key);
+    let inserted: Vec<T> = scope
+        .db
+        .from(table, Caller::Service)
+        .select(columns)
+        .upsert(&row, "org_id,idempotency_key", Resolution::IgnoreDuplicates)
+        .returning(Return::Representation)
+        .fetch()
+        .await?
+        .data;
+    if let Some(row) = inserted.into_iter().next() {
+        return Ok(row);
+    }
+    let stored: Vec<T> = scope
+        .db
+        .from(table, Caller::Service)
+        .select(columns)
+        .eq("org_id", scope.org_id)
+        .eq("idempotency_key", key)
+        .fetch()
+        .await?
+        .data;
+    stored
+        .into_iter()
+        .next()
+        .ok_or_else(|| ToolError::NotFound(format!("the {table} row was not stored")))
 }
 
 /// A string field of a validated input.

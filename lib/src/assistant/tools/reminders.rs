@@ -6,10 +6,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{local_iso, object_schema, text, Scope, ToolError, ToolSpec};
+use super::{insert_once, local_iso, object_schema, text, Scope, ToolError, ToolSpec};
 use crate::assistant::time;
 use crate::domain::Recurrence;
-use crate::supabase::{Caller, Return};
+use crate::supabase::Caller;
 
 /// How many pending reminders `list_reminders` shows.
 const LIST_LIMIT: usize = 20;
@@ -75,7 +75,7 @@ fn describe(scope: &Scope<'_>, row: &Row, number: Option<usize>) -> Value {
     value
 }
 
-pub async fn create(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
+pub async fn create(scope: &Scope<'_>, input: &Value, key: &str) -> Result<Value, ToolError> {
     let reminder_text = text(input, "text").ok_or(ToolError::Invalid("text is empty".into()))?;
     let due = text(input, "due")
         .and_then(|due| time::parse_local_or_instant(scope.tz, due))
@@ -89,26 +89,22 @@ pub async fn create(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError
         .as_str()
         .and_then(Recurrence::parse)
         .unwrap_or_default();
-    let rows: Vec<Row> = scope
-        .db
-        .from("reminders", Caller::Service)
-        .select("id,text,due_at,recurrence")
-        .insert(&json!({
+    let row: Row = insert_once(
+        scope,
+        "reminders",
+        "id,text,due_at,recurrence",
+        json!({
             "org_id": scope.org_id,
             "contact_id": scope.contact_id,
             "text": reminder_text,
             "due_at": due,
             "recurrence": recurrence,
             "timezone": scope.tz.name(),
-        }))
-        .returning(Return::Representation)
-        .fetch()
-        .await?
-        .data;
-    let row = rows
-        .first()
-        .ok_or_else(|| ToolError::NotFound("the reminder was not stored".into()))?;
-    Ok(json!({"reminder": describe(scope, row, None)}))
+        }),
+        key,
+    )
+    .await?;
+    Ok(json!({"reminder": describe(scope, &row, None)}))
 }
 
 pub async fn list(scope: &Scope<'_>) -> Result<Value, ToolError> {
@@ -132,7 +128,7 @@ pub async fn list(scope: &Scope<'_>) -> Result<Value, ToolError> {
     Ok(json!({"reminders": reminders}))
 }
 
-pub async fn cancel(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> {
+pub async fn cancel(scope: &Scope<'_>, input: &Value, key: &str) -> Result<Value, ToolError> {
     let number = input["number"].as_i64().unwrap_or_default();
     let cancelled: Option<Row> = scope
         .db
@@ -141,6 +137,7 @@ pub async fn cancel(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError
             "p_org_id": scope.org_id,
             "p_contact_id": scope.contact_id,
             "p_number": number,
+            "p_key": key,
         }))
         .fetch()
         .await?
