@@ -17,6 +17,7 @@ mod models;
 mod poison;
 mod postgrest;
 mod routes;
+mod runbook;
 mod sentry;
 mod telemetry;
 mod tenant;
