@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod audit_log;
+pub mod contacts;
 pub mod conversations;
 mod cors;
 pub mod dead_letters;
