@@ -1,2 +1,2 @@
-//! `GET /api/cron/retry-failed`: re-drives dead letters and stuck messages; webhooks retention.
+//! `GET /api/cron/retry-failed`: re-drives dead letters and stuck messages.
 assistant::serve!(assistant::routes::cron::RETRY_FAILED);

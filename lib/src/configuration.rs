@@ -166,8 +166,28 @@ pub struct CronSettings {
     /// `CRON_RETRY_BASE_SECONDS`: the wait after a first failed attempt; doubles with each
     /// attempt, at most 6 h (default 60).
     pub retry_base: Duration,
-    /// `WEBHOOK_RETENTION_DAYS`: `webhooks` rows older than this are deleted (default 30).
-    pub webhook_retention_days: usize,
+    pub retention: RetentionSettings,
+}
+
+/// How long the retention cron (`/api/cron/retention`) keeps each kind of row, in days;
+/// `None` (the variable set to 0) keeps them forever. Messages are kept unless an org sets
+/// `assistant_settings.message_retention_days`.
+#[derive(Clone, Debug)]
+pub struct RetentionSettings {
+    /// `WEBHOOK_RETENTION_DAYS` (default 30).
+    pub webhooks: Option<usize>,
+    /// `AI_REQUEST_RETENTION_DAYS` (default 90): `ai_requests` rows, with their tool executions.
+    pub ai_requests: Option<usize>,
+    /// `TOOL_EXECUTION_RETENTION_DAYS` (default 90).
+    pub tool_executions: Option<usize>,
+    /// `RATE_LIMIT_RETENTION_DAYS` (default 1): `rate_limits` windows.
+    pub rate_limits: Option<usize>,
+    /// `DEAD_LETTER_RETENTION_DAYS` (default 30): resolved dead letter entries.
+    pub dead_letters: Option<usize>,
+    /// `ALERT_RETENTION_DAYS` (default 90): resolved alerts.
+    pub alerts: Option<usize>,
+    /// `RETENTION_BATCH_SIZE`: rows deleted per round trip (default 5000).
+    pub batch_size: usize,
 }
 
 /// The admin API: how Supabase access tokens are verified, and which browsers may call it.
@@ -401,7 +421,15 @@ impl Settings {
                 concurrency: env.number("CRON_CONCURRENCY", 10).max(1),
                 lease: Duration::from_secs(env.number("CRON_LEASE_SECONDS", 120).max(1) as u64),
                 retry_base: Duration::from_secs(env.number("CRON_RETRY_BASE_SECONDS", 60) as u64),
-                webhook_retention_days: env.number("WEBHOOK_RETENTION_DAYS", 30).max(1),
+                retention: RetentionSettings {
+                    webhooks: env.days("WEBHOOK_RETENTION_DAYS", 30),
+                    ai_requests: env.days("AI_REQUEST_RETENTION_DAYS", 90),
+                    tool_executions: env.days("TOOL_EXECUTION_RETENTION_DAYS", 90),
+                    rate_limits: env.days("RATE_LIMIT_RETENTION_DAYS", 1),
+                    dead_letters: env.days("DEAD_LETTER_RETENTION_DAYS", 30),
+                    alerts: env.days("ALERT_RETENTION_DAYS", 90),
+                    batch_size: env.number("RETENTION_BATCH_SIZE", 5000).clamp(1, 100_000),
+                },
             },
             admin: admin_settings(&env),
             sentry_dsn: env.get("SENTRY_DSN").map(Secret::new),
@@ -455,6 +483,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// A non-negative number; an unparsable value falls back to the default and is noted.
+    /// A retention in days; 0 keeps forever (`None`).
+    fn days(&self, name: &str, default: usize) -> Option<usize> {
+        Some(self.number(name, default)).filter(|days| *days > 0)
+    }
+
     fn number(&self, name: &str, default: usize) -> usize {
         match self.get(name).map(|v| v.trim().parse::<usize>()) {
             None => default,

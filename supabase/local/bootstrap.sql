@@ -24,6 +24,10 @@ alter role authenticator with password :'authenticator_password';
 grant anon, authenticated, service_role to authenticator;
 
 create extension if not exists pgcrypto;
+-- Query statistics, in the schema hosted Supabase keeps its extensions in (the runbook's slow
+-- queries read extensions.pg_stat_statements; scripts/stack preloads the library).
+create schema if not exists extensions;
+create extension if not exists pg_stat_statements with schema extensions;
 
 -- auth schema: the parts of Supabase Auth that migrations and policies rely on.
 create schema if not exists auth;

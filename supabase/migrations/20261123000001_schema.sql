@@ -330,6 +330,8 @@ create table public.assistant_settings (
   rate_limit_per_minute   int not null default 10 check (rate_limit_per_minute between 1 and 10000),
   contact_daily_token_cap bigint not null default 20000
                             check (contact_daily_token_cap between 0 and 1000000000),
+  -- Messages older than this many days are deleted by the retention cron; null keeps them.
+  message_retention_days  int check (message_retention_days between 1 and 36500),
   updated_at              timestamptz not null default now()
 );
 
@@ -407,6 +409,7 @@ create table public.contacts (
   timezone     text check (timezone ~ '^[A-Za-z0-9/_+-]{1,64}$'),
   opted_out    boolean not null default false,
   opted_out_at timestamptz check (opted_out_at between '2000-01-01 00:00:00+00' and '2100-01-01 00:00:00+00'),
+  erased_at    timestamptz,  -- admin_erase_contact: only the opt-out is left
   created_at   timestamptz not null default now(),
   updated_at   timestamptz not null default now(),
   unique (org_id, wa_id)
@@ -592,6 +595,7 @@ comment on table public.ai_requests is 'LLM calls: provider, model, tokens in/ou
 
 create index ai_requests_org_id_created_at_idx on public.ai_requests (org_id, created_at);
 create index ai_requests_contact_id_created_at_idx on public.ai_requests (contact_id, created_at);
+create index ai_requests_created_at_idx on public.ai_requests (created_at);  -- retention
 
 alter table public.ai_requests enable row level security;
 
@@ -624,6 +628,7 @@ comment on table public.tool_executions is 'Tool calls made by the assistant, wi
 create index tool_executions_org_id_created_at_idx on public.tool_executions (org_id, created_at desc);
 create index tool_executions_ai_request_id_idx on public.tool_executions (ai_request_id);
 create index tool_executions_contact_id_idx on public.tool_executions (contact_id);
+create index tool_executions_created_at_idx on public.tool_executions (created_at);  -- retention
 
 alter table public.tool_executions enable row level security;
 
@@ -851,6 +856,8 @@ comment on table public.dead_letter_queue is 'Failed work items (messages, remin
 create index dead_letter_queue_due_idx on public.dead_letter_queue (next_attempt_at)
   where status in ('pending', 'retrying');
 create index dead_letter_queue_org_id_idx on public.dead_letter_queue (org_id, created_at desc, id desc);
+create index dead_letter_queue_resolved_at_idx on public.dead_letter_queue (resolved_at)
+  where status = 'resolved';  -- retention
 
 create trigger dead_letter_queue_set_updated_at before update on public.dead_letter_queue
   for each row execute function public.set_updated_at();
@@ -885,6 +892,7 @@ comment on table public.alerts is 'Operational alerts (org-wide or system-wide w
 create index alerts_org_id_status_idx on public.alerts (org_id, status);
 create index alerts_org_id_created_at_idx on public.alerts (org_id, created_at desc, id desc);
 create index alerts_acknowledged_by_idx on public.alerts (acknowledged_by) where acknowledged_by is not null;
+create index alerts_resolved_at_idx on public.alerts (resolved_at) where status = 'resolved';  -- retention
 
 -- A user acknowledging or resolving an alert is recorded as themselves, at the current time.
 create or replace function private.stamp_alert()

@@ -768,24 +768,6 @@ as $$
   ) s;
 $$;
 
--- Deletes up to p_limit webhooks rows received more than p_retention_days ago; returns how many.
-create or replace function public.cron_purge_webhooks(p_retention_days int, p_limit int)
-returns int
-language sql
-set search_path = ''
-as $$
-  with gone as (
-    delete from public.webhooks
-    where id in (
-      select w.id from public.webhooks w
-      where w.received_at < now() - make_interval(days => p_retention_days)
-      order by w.received_at
-      limit p_limit)
-    returning 1
-  )
-  select count(*)::int from gone;
-$$;
-
 -- =============================================================================================
 -- Privileges: service role only (the default privileges would let every role execute them)
 -- =============================================================================================
@@ -799,8 +781,7 @@ revoke execute on function
   public.cron_claim_dead_letters(int, int, int),
   public.cron_redrive_reminder(uuid, int, int),
   public.cron_settle_dead_letter(uuid, int, int, text),
-  public.cron_stuck_messages(int, int),
-  public.cron_purge_webhooks(int, int)
+  public.cron_stuck_messages(int, int)
 from public, anon, authenticated;
 grant execute on function
   public.cron_claim_reminders(int, int, int),
@@ -811,8 +792,7 @@ grant execute on function
   public.cron_claim_dead_letters(int, int, int),
   public.cron_redrive_reminder(uuid, int, int),
   public.cron_settle_dead_letter(uuid, int, int, text),
-  public.cron_stuck_messages(int, int),
-  public.cron_purge_webhooks(int, int)
+  public.cron_stuck_messages(int, int)
 to service_role;
 
 revoke execute on function
@@ -835,3 +815,77 @@ grant execute on function
   private.cron_discard_exhausted(int, uuid),
   private.cron_discard_reminder(uuid, text)
 to service_role;
+
+-- =============================================================================================
+-- Retention (/api/cron/retention): bounded deletes, each behind an index
+-- =============================================================================================
+
+-- Deletes up to p_limit rows of p_kind older than p_days days, oldest first; returns how many.
+-- Kinds: webhooks (received_at), ai_requests (created_at; their tool executions go with them),
+-- tool_executions (created_at), rate_limits (window_start), dead_letters and alerts (resolved
+-- ones, by resolved_at), messages (per org, only where assistant_settings.message_retention_days
+-- is set; p_days is ignored).
+create or replace function public.cron_purge(p_kind text, p_days int, p_limit int)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_before timestamptz := now() - make_interval(days => coalesce(p_days, 0));
+  v_count int;
+begin
+  if p_limit is null or p_limit < 1 or (p_kind <> 'messages' and coalesce(p_days, 0) < 1) then
+    raise exception 'cron_purge: p_days >= 1 and p_limit >= 1 are required'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  case p_kind
+    when 'webhooks' then
+      delete from public.webhooks where id in (
+        select w.id from public.webhooks w where w.received_at < v_before
+        order by w.received_at limit p_limit);
+    when 'ai_requests' then
+      delete from public.ai_requests where id in (
+        select r.id from public.ai_requests r where r.created_at < v_before
+        order by r.created_at limit p_limit);
+    when 'tool_executions' then
+      delete from public.tool_executions where id in (
+        select t.id from public.tool_executions t where t.created_at < v_before
+        order by t.created_at limit p_limit);
+    when 'rate_limits' then
+      delete from public.rate_limits where (key, window_start) in (
+        select r.key, r.window_start from public.rate_limits r where r.window_start < v_before
+        order by r.window_start limit p_limit);
+    when 'dead_letters' then
+      delete from public.dead_letter_queue where id in (
+        select d.id from public.dead_letter_queue d
+        where d.status = 'resolved' and d.resolved_at < v_before
+        order by d.resolved_at limit p_limit);
+    when 'alerts' then
+      delete from public.alerts where id in (
+        select a.id from public.alerts a
+        where a.status = 'resolved' and a.resolved_at < v_before
+        order by a.resolved_at limit p_limit);
+    when 'messages' then
+      delete from public.messages where id in (
+        select m.id from public.assistant_settings s
+        cross join lateral (
+          select m.id from public.messages m
+          where m.org_id = s.org_id
+            and m.created_at < now() - make_interval(days => s.message_retention_days)
+            and m.status not in ('received', 'processing', 'sending')
+          order by m.created_at limit p_limit) m
+        where s.message_retention_days is not null
+        limit p_limit);
+    else
+      raise exception 'cron_purge: unknown kind %', p_kind using errcode = 'invalid_parameter_value';
+  end case;
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+
+comment on function public.cron_purge(text, int, int) is
+  'Retention: deletes up to p_limit rows of one kind past its age, oldest first; service_role only.';
+
+revoke execute on function public.cron_purge(text, int, int) from public, anon, authenticated;
+grant execute on function public.cron_purge(text, int, int) to service_role;

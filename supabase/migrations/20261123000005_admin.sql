@@ -727,3 +727,76 @@ grant execute on function
   public.admin_reset_rate_limits(uuid, uuid),
   public.admin_begin_staff_message(uuid, text)
 to authenticated;
+
+-- =============================================================================================
+-- Erasure of a contact's data on request (owners)
+-- =============================================================================================
+
+-- Erases contact p_contact_id: its conversations and messages (with their dead letter entries),
+-- reminders, expenses, calendar events, tool executions and rate-limit windows are deleted; its
+-- AI requests are kept for the org's cost, without the contact, conversation or message. A
+-- contact who opted out keeps only its wa_id and opt-out (so the opt-out is still honoured);
+-- any other contact row is deleted (a later message from the number starts afresh). The audit
+-- row names the contact's id and the counts, never the erased data. Owners only.
+create or replace function public.admin_erase_contact(p_contact_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_contact public.contacts;
+  v_counts jsonb;
+begin
+  select * into v_contact from public.contacts c where c.id = p_contact_id for update;
+  if not found then
+    raise exception 'contact not found' using errcode = 'no_data_found';
+  end if;
+  perform private.require_role(v_contact.org_id, array['owner']);
+
+  with refs as (
+    select m.id::text as ref from public.messages m where m.contact_id = p_contact_id
+    union all
+    select r.id::text from public.reminders r where r.contact_id = p_contact_id),
+  dead as (
+    delete from public.dead_letter_queue d
+    where d.org_id = v_contact.org_id and d.ref in (select ref from refs) returning 1),
+  ai as (
+    update public.ai_requests a set contact_id = null, conversation_id = null, message_id = null
+    where a.contact_id = p_contact_id returning 1),
+  tools as (delete from public.tool_executions t where t.contact_id = p_contact_id returning 1),
+  msgs as (delete from public.messages m where m.contact_id = p_contact_id returning 1),
+  rems as (delete from public.reminders r where r.contact_id = p_contact_id returning 1),
+  exps as (delete from public.expenses e where e.contact_id = p_contact_id returning 1),
+  cal as (delete from public.calendar_events e where e.contact_id = p_contact_id returning 1),
+  convs as (delete from public.conversations c where c.contact_id = p_contact_id returning 1),
+  limits as (
+    delete from public.rate_limits r
+    where r.org_id = v_contact.org_id and r.key = 'contact:' || p_contact_id returning 1)
+  select jsonb_build_object(
+    'messages', (select count(*) from msgs), 'reminders', (select count(*) from rems),
+    'expenses', (select count(*) from exps), 'calendar_events', (select count(*) from cal),
+    'conversations', (select count(*) from convs), 'tool_executions', (select count(*) from tools),
+    'ai_requests_anonymized', (select count(*) from ai), 'dead_letters', (select count(*) from dead),
+    'rate_limits', (select count(*) from limits))
+  into v_counts;
+
+  if v_contact.opted_out then
+    update public.contacts
+    set name = null, locale = null, timezone = null, erased_at = now()
+    where id = p_contact_id;
+  else
+    delete from public.contacts where id = p_contact_id;
+  end if;
+
+  v_counts := v_counts || jsonb_build_object('contact_kept_for_opt_out', v_contact.opted_out);
+  perform private.audit(v_contact.org_id, 'contact.erase', 'contact:' || p_contact_id, v_counts);
+  return v_counts;
+end;
+$$;
+
+comment on function public.admin_erase_contact(uuid) is
+  'Owners: erase a contact''s data (only an opt-out is kept), audited without the erased data.';
+
+revoke execute on function public.admin_erase_contact(uuid) from public, anon;
+grant execute on function public.admin_erase_contact(uuid) to authenticated;

@@ -33,7 +33,7 @@ select throws_ok($$ select public.cron_claim_reminders(10, 60) $$, '42501', null
   'authenticated cannot claim reminders');
 select throws_ok($$ select public.cron_claim_dead_letters(10, 60, 5) $$, '42501', null,
   'authenticated cannot claim dead letters');
-select throws_ok($$ select public.cron_purge_webhooks(30, 10) $$, '42501', null,
+select throws_ok($$ select public.cron_purge('webhooks', 30, 10) $$, '42501', null,
   'authenticated cannot purge webhooks');
 reset role;
 set local role anon;
@@ -126,7 +126,7 @@ select results_eq($$ values (private.cron_backoff(1, 60)), (private.cron_backoff
 insert into public.webhooks (source, external_id, received_at) values
   ('whatsapp', 'cron-test-old', now() - interval '31 days'),
   ('whatsapp', 'cron-test-new', now() - interval '29 days');
-select cmp_ok(public.cron_purge_webhooks(30, 100000), '>=', 1, 'old webhooks rows are deleted');
+select cmp_ok(public.cron_purge('webhooks', 30, 100000), '>=', 1, 'old webhooks rows are deleted');
 select is((select array_agg(external_id) from public.webhooks where external_id like 'cron-test-%'),
   array['cron-test-new'], 'recent ones stay');
 

@@ -476,38 +476,6 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
 }
 
 #[tokio::test]
-async fn retry_failed_deletes_webhooks_past_the_retention() {
-    let _turn = TURN.lock().await;
-    let graph = fake_graph(FakeGraph::ok()).await;
-    let app = cron_app(&graph, &[("WEBHOOK_RETENTION_DAYS", "30")]).await;
-    let db = app.db();
-    let (old, recent) = (
-        format!("test-old-{}", unique()),
-        format!("test-recent-{}", unique()),
-    );
-    for (id, days) in [(&old, 31), (&recent, 29)] {
-        insert(
-            db,
-            "webhooks",
-            json!({
-                "source": "whatsapp", "external_id": id,
-                "received_at": Utc::now() - chrono::TimeDelta::days(days),
-            }),
-        )
-        .await;
-    }
-    let summary = app.cron(RETRY).await;
-    assert!(summary["webhooks_deleted"].as_u64() >= Some(1), "{summary}");
-    let left = |id: String| async move {
-        select(db, "webhooks", &[("external_id", eq(&id))])
-            .await
-            .len()
-    };
-    assert_eq!(left(old).await, 0);
-    assert_eq!(left(recent).await, 1);
-}
-
-#[tokio::test]
 async fn a_reminder_re_driven_after_the_contact_sent_stop_is_cancelled_not_sent() {
     let _turn = TURN.lock().await;
     let graph = fake_graph(FakeGraph::ok()).await;

@@ -1,8 +1,9 @@
 //! The crons' work, below the routes that trigger it:
 //!
 //! - [`reminders`]: due reminders sent, exactly once;
-//! - [`redrive`]: dead letter entries and stuck inbound messages re-driven, old `webhooks`
-//!   rows deleted (also the admin API's replay of one entry);
+//! - [`redrive`]: dead letter entries and stuck inbound messages re-driven (also the admin
+//!   API's replay of one entry);
+//! - [`retention`]: rows past their retention deleted in bounded batches;
 //! - [`models`]: alerts for models near or past their shutdown (a stage of retry-failed).
 //!
 //! Both claim work in batches with leases (Postgres functions, `FOR UPDATE SKIP LOCKED`), so
@@ -15,6 +16,7 @@
 pub mod models;
 pub mod redrive;
 pub mod reminders;
+pub mod retention;
 
 use std::time::{Duration, Instant};
 

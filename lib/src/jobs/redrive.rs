@@ -1,4 +1,4 @@
-//! Failed and stuck work re-driven, old webhooks deleted (`/api/cron/retry-failed`).
+//! Failed and stuck work re-driven (`/api/cron/retry-failed`).
 //!
 //! 1. Inbound messages stored but never processed (`received` for longer than
 //!    `PROCESSING_LEASE_SECONDS`, or `processing` with an expired lease) are processed again
@@ -7,7 +7,6 @@
 //!    once: an inbound message is processed again, a reminder sent again. The outcome settles
 //!    the entry (`cron_settle_dead_letter`): resolved, pending with backoff, or past
 //!    `MAX_ATTEMPTS` attempts, discarded with a critical alert.
-//! 3. `webhooks` rows older than `WEBHOOK_RETENTION_DAYS` are deleted.
 //!
 //! No message is processed and no entry re-driven once `CRON_TIME_BUDGET_MS` is spent: an entry
 //! claimed but not re-driven stays `retrying` until its lease runs out, then the next run
@@ -35,9 +34,6 @@ use crate::inbound::{self, isolated};
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
 
-/// Old `webhooks` rows deleted per round trip.
-const PURGE_BATCH: usize = 5_000;
-
 /// What one retry-failed run did.
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
@@ -55,10 +51,9 @@ pub struct Summary {
     /// Entries that could not be decoded or whose re-drive failed (a database error, a
     /// panic): settled on their own, the failure counted as an attempt.
     failed: u64,
-    /// Steps of the run that failed (a claim, the stuck-message list, the purge) while the
+    /// Steps of the run that failed (a claim, the stuck-message list) while the
     /// database was reachable: logged; the run went on with its next step.
     errors: u64,
-    webhooks_deleted: u64,
     duration_ms: u64,
 }
 
@@ -104,7 +99,7 @@ pub enum DeadLetterStatus {
     Discarded,
 }
 
-/// One retry-failed run: stuck messages, due dead letters, old webhooks.
+/// One retry-failed run: stuck messages, due dead letters.
 pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
     let db = state.db()?;
     let budget = TimeBudget::start(state.settings.cron.time_budget);
@@ -113,8 +108,6 @@ pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
     step(stuck, "re-drive stuck messages", &mut summary)?;
     let dead = redrive_dead_letters(state, db, &budget, &mut summary).await;
     step(dead, "re-drive dead letters", &mut summary)?;
-    let purged = purge_webhooks(state, db, &budget, &mut summary.webhooks_deleted).await;
-    step(purged, "delete old webhooks", &mut summary)?;
     super::models::check_models(state).await;
     summary.duration_ms = budget.elapsed_ms();
     tracing::info!(
@@ -126,7 +119,6 @@ pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
         deferred = summary.deferred,
         failed = summary.failed,
         errors = summary.errors,
-        webhooks_deleted = summary.webhooks_deleted,
         duration_ms = summary.duration_ms,
         "retry-failed run"
     );
@@ -417,28 +409,4 @@ async fn settle(
         .fetch()
         .await?
         .data)
-}
-
-/// Deletes webhooks rows past the retention, in batches, within the time budget.
-async fn purge_webhooks(
-    state: &AppState,
-    db: &Postgrest,
-    budget: &TimeBudget,
-    deleted: &mut u64,
-) -> Result<(), DbError> {
-    loop {
-        let batch: u64 = db
-            .rpc("cron_purge_webhooks", Caller::Service)
-            .args(&json!({
-                "p_retention_days": state.settings.cron.webhook_retention_days,
-                "p_limit": PURGE_BATCH,
-            }))
-            .fetch()
-            .await?
-            .data;
-        *deleted += batch;
-        if batch < PURGE_BATCH as u64 || budget.spent() {
-            return Ok(());
-        }
-    }
 }

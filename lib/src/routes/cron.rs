@@ -2,8 +2,9 @@
 //! `Authorization: Bearer $CRON_SECRET`.
 //!
 //! - `check-reminders` sends due reminders ([`jobs::reminders`]);
-//! - `retry-failed` re-drives dead letter entries and stuck inbound messages, and deletes old
-//!   `webhooks` rows ([`jobs::redrive`]).
+//! - `retry-failed` re-drives dead letter entries and stuck inbound messages
+//!   ([`jobs::redrive`]);
+//! - `retention` deletes rows past their retention ([`jobs::retention`]).
 //!
 //! Each answers its run's JSON summary.
 
@@ -34,6 +35,17 @@ pub const RETRY_FAILED: Route = Route {
         Box::pin(async move {
             authorize(&request, &ctx.state.settings.cron)?;
             let summary = jobs::redrive::retry_failed(&ctx.state).await?;
+            Ok(crate::response::json(StatusCode::OK, &summary))
+        })
+    },
+};
+
+pub const RETENTION: Route = Route {
+    source: "api/cron/retention.rs",
+    handler: |request, ctx| {
+        Box::pin(async move {
+            authorize(&request, &ctx.state.settings.cron)?;
+            let summary = jobs::retention::purge(&ctx.state).await?;
             Ok(crate::response::json(StatusCode::OK, &summary))
         })
     },

@@ -185,6 +185,9 @@ async fn every_admin_answer_matches_its_declared_schema() {
          format!("/api/admin/members/{}?org_id={org}", w.viewer_a), Some(json!({"role": "admin"}))),
         (Method::DELETE, "/api/admin/members/{id}",
          format!("/api/admin/members/{}?org_id={org}", w.admin_b), None),
+        // Last: it erases the conversation the calls above use.
+        (Method::POST, "/api/admin/contacts/{id}/erase",
+         format!("/api/admin/contacts/{}/erase", w.a.contact), None),
         // Errors have their declared shape too.
         (Method::GET, "/api/admin/overview", "/api/admin/overview?org_id=nope".into(), None),
         (Method::GET, "/api/admin/overview",

@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod audit_log;
 pub mod config;
+pub mod contacts;
 pub mod conversations;
 mod cors;
 pub mod dead_letters;
