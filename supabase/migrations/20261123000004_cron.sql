@@ -490,6 +490,7 @@ begin
       error = null,
       status_at = now()
   where id = p_message_id and reminder_id = p_reminder_id;
+  perform private.whatsapp_record_parts(p_message_id, p_result -> 'wamids');
 
   update public.dead_letter_queue
   set status = 'resolved', resolved_at = now(), lease_until = null

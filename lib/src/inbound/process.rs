@@ -47,6 +47,9 @@ enum Failure {
     /// The fixed reason: a panic's message may quote the message text.
     #[error("processing panicked")]
     Panicked,
+    /// An earlier attempt's reply may have reached Meta: left to the outcome resolver.
+    #[error("the reply's send outcome is unknown; left to the outcome resolver")]
+    OutcomeUnknown,
 }
 
 impl From<DeliveryError> for Failure {
@@ -64,7 +67,7 @@ impl Failure {
         match self {
             Self::Graph(error) => error.maybe_sent(),
             // Where the panic struck is unknown: perhaps during the send.
-            Self::Panicked => true,
+            Self::Panicked | Self::OutcomeUnknown => true,
             _ => false,
         }
     }
@@ -240,13 +243,15 @@ async fn answer(
         .data;
     match begun.state {
         ReplyState::New => progress.outbound = Some(begun.outbound_id),
-        ReplyState::Sending => {
-            finished.alert = Some(Alert(AlertKind::ReplyOutcomeUnknown));
-            return Ok(finished);
-        }
+        // Left unanswered for now, never sent twice: the outcome resolver confirms it by its
+        // status or sends it again (jobs::outcomes), then settles this message.
+        ReplyState::Sending => return Err(Failure::OutcomeUnknown),
         ReplyState::Settled => return Ok(finished),
     }
-    let delivered = state.whatsapp.send_text(&recipient(claim), text).await?;
+    let delivered = state
+        .whatsapp
+        .send_text(&recipient(claim), text, begun.outbound_id)
+        .await?;
     finished.sent(begun.outbound_id, delivered);
     Ok(finished)
 }
@@ -295,7 +300,7 @@ async fn fail(
     let alert = matches!(failure, Failure::Graph(e) if e.action() == GraphAction::TokenExpired)
         .then_some(Alert(AlertKind::WhatsappTokenExpired));
     // A send that may have reached Meta leaves its reply `sending`: a retry then refuses to
-    // send it again (and raises `reply_outcome_unknown`) instead of risking a double send.
+    // send it again, and the outcome resolver settles it (jobs::outcomes).
     let outbound = progress.outbound.filter(|_| !failure.maybe_sent());
     let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
     db.rpc("whatsapp_fail_message", Caller::Service)

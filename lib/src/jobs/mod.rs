@@ -1,6 +1,8 @@
 //! The crons' work, below the routes that trigger it:
 //!
 //! - [`reminders`]: due reminders sent, exactly once;
+//! - [`outcomes`]: sends whose outcome is unknown confirmed or sent again (a stage of
+//!   retry-failed);
 //! - [`redrive`]: dead letter entries and stuck inbound messages re-driven, old `webhooks`
 //!   rows deleted (also the admin API's replay of one entry);
 //! - [`models`]: alerts for models near or past their shutdown (a stage of retry-failed).
@@ -13,6 +15,7 @@
 //! `docs/cron.md`).
 
 pub mod models;
+pub mod outcomes;
 pub mod redrive;
 pub mod reminders;
 

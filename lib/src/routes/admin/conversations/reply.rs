@@ -97,7 +97,12 @@ async fn reply(admin: Admin) -> HandlerResult {
         .await;
         return Err(ApiError::Internal(reason.into()));
     };
-    let sent = admin.ctx.state.whatsapp.send_text(&recipient, text).await;
+    let sent = admin
+        .ctx
+        .state
+        .whatsapp
+        .send_text(&recipient, text, begun.message_id)
+        .await;
     let delivered = match sent {
         Ok(delivered) => delivered,
         // Meta may have taken it: it stays `sending`, so nothing ever sends it again.
