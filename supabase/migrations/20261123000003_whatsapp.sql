@@ -689,8 +689,10 @@ begin
 end;
 $$;
 
--- The replies p_ids are settled (sent, confirmed, or given up): the inbound messages they
--- answer are processed (unless a live worker holds one) and their dead letter entries resolved.
+-- The outbound messages p_ids are settled (sent or confirmed): the inbound messages replies
+-- answer are processed (unless a live worker holds one) and their dead letter entries
+-- resolved; the reminder occurrence a message delivers (payload occurrence, set when its
+-- outcome became unknown: private.cron_mark_unknown) is sent.
 create or replace function private.whatsapp_settle_answered(p_ids uuid[])
 returns void
 language plpgsql
@@ -707,6 +709,10 @@ begin
   from public.messages r
   where r.id = any (p_ids) and d.kind = 'inbound_message' and d.ref = r.reply_to::text
     and d.status in ('pending', 'retrying');
+  update public.reminders o
+  set status = 'sent', lease_token = null, last_error = null, sent_wa_message_id = r.wa_message_id
+  from public.messages r
+  where r.id = any (p_ids) and o.id = (r.payload ->> 'occurrence')::uuid and o.status = 'failed';
 end;
 $$;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cron::TURN;
+use crate::helpers::reminders::{cron_org, minutes_ago, reminder, reminders, texts};
 use crate::helpers::*;
 
 const RETRY: &str = "/api/cron/retry-failed";
@@ -161,4 +162,51 @@ async fn a_late_status_stops_the_resend_and_a_silent_stream_raises_an_alert() {
         row(app.db(), "messages", &reply_id).await["status"],
         "delivered"
     );
+}
+
+#[tokio::test]
+async fn a_reminder_whose_send_timed_out_is_confirmed_by_its_status_or_sent_again_once() {
+    let _turn = TURN.lock().await;
+    let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_millis(1500)).await;
+    let (app, org, owner) = cron_org(&slow, &[("GRAPH_TIMEOUT_MS", "200")], 1).await;
+    let db = app.db();
+    let names = texts(2);
+    let due = minutes_ago(1);
+    let ids = reminders(db, &org, &owner, &names, due, "none").await;
+    app.cron("/api/cron/check-reminders").await;
+    let message = |n: usize| {
+        let id = ids[n].clone();
+        async move { select(db, "messages", &[("reminder_id", eq(id))]).await[0].clone() }
+    };
+    for n in 0..2 {
+        assert_eq!(message(n).await["status"], "sending", "outcome unknown");
+        assert_eq!(reminder(db, &ids[n]).await["status"], "failed");
+    }
+
+    // The first one's status arrives: confirmed, its occurrence sent.
+    let first = id(&message(0).await);
+    app.post_webhook(&status_of(
+        "status_sent.json",
+        &org,
+        &new_wamid(),
+        Some(&first),
+    ))
+    .await;
+    assert_eq!(message(0).await["status"], "sent");
+    assert_eq!(reminder(db, &ids[0]).await["status"], "sent");
+
+    // The second never got one while the number's stream moved on: sent again, once.
+    let second = id(&message(1).await);
+    began_minutes_ago(&second, 10).await;
+    let fast = fake_graph(FakeGraph::ok()).await;
+    let resolver = spawn_app_with_graph(&fast, &[]).await;
+    resolver.cron(RETRY).await;
+    resolver.cron(RETRY).await;
+    assert_eq!(sends_of(&fast, &second).await.len(), 1);
+    assert!(
+        sends_of(&fast, &first).await.is_empty(),
+        "confirmed: never resent"
+    );
+    assert_eq!(message(1).await["status"], "sent");
+    assert_eq!(reminder(db, &ids[1]).await["status"], "sent");
 }
