@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::cron::TURN;
+use crate::helpers::admin::World;
 use crate::helpers::reminders::{cron_org, minutes_ago, reminder, reminders, texts};
 use crate::helpers::*;
 
@@ -209,4 +210,33 @@ async fn a_reminder_whose_send_timed_out_is_confirmed_by_its_status_or_sent_agai
     );
     assert_eq!(message(1).await["status"], "sent");
     assert_eq!(reminder(db, &ids[1]).await["status"], "sent");
+}
+
+#[tokio::test]
+async fn a_staff_message_whose_send_timed_out_is_sent_again_once_if_never_accepted() {
+    let _turn = TURN.lock().await;
+    let slow = fake_graph_with_delay(FakeGraph::ok(), Duration::from_millis(1500)).await;
+    let w = World::with(|env| {
+        use_graph(env, &slow);
+        set(env, &[("GRAPH_TIMEOUT_MS", "200")]);
+    })
+    .await;
+    let path = format!("/api/admin/conversations/{}/messages", w.a.conversation);
+    let text = json!({"text": "We are on it"});
+    let (status, body) = w.admin_post(&path, &w.token(w.admin_a), &text).await;
+    assert_eq!(status, 502, "{body}");
+    let filters = [("payload->>sent_by", eq(w.admin_a))];
+    let staff = id(&select(w.db(), "messages", &filters).await[0]);
+    assert_eq!(row(w.db(), "messages", &staff).await["status"], "sending");
+
+    began_minutes_ago(&staff, 10).await;
+    stream_works(&w.app, &w.a.org).await;
+    let fast = fake_graph(FakeGraph::ok()).await;
+    let resolver = spawn_app_with_graph(&fast, &[]).await;
+    resolver.cron(RETRY).await;
+    resolver.cron(RETRY).await;
+    let resent = sends_of(&fast, &staff).await;
+    assert_eq!(resent.len(), 1, "sent again once");
+    assert_eq!(resent[0]["text"]["body"], "We are on it");
+    assert_eq!(row(w.db(), "messages", &staff).await["status"], "sent");
 }
