@@ -179,9 +179,9 @@ async fn a_reminder_whose_send_timed_out_is_confirmed_by_its_status_or_sent_agai
         let id = ids[n].clone();
         async move { select(db, "messages", &[("reminder_id", eq(id))]).await[0].clone() }
     };
-    for n in 0..2 {
+    for (n, id) in ids.iter().enumerate() {
         assert_eq!(message(n).await["status"], "sending", "outcome unknown");
-        assert_eq!(reminder(db, &ids[n]).await["status"], "failed");
+        assert_eq!(reminder(db, id).await["status"], "failed");
     }
 
     // The first one's status arrives: confirmed, its occurrence sent.
