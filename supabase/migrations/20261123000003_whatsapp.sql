@@ -295,11 +295,11 @@ $$;
 -- whatsapp_ingest: one webhook delivery, stored atomically
 -- =============================================================================================
 -- p_messages: [{ord, phone_number_id, wa_id, profile_name, wamid, type, body, payload, sent_at}]
--- p_statuses: [{phone_number_id, wamid, status, at, errors}]
+-- p_statuses: [{phone_number_id, wamid, status, at, errors, callback}]
 -- Routes by phone_number_id (unknown numbers are recorded and ignored), upserts contacts and
 -- conversations (an inbound message opens the 24 h window at its own timestamp), inserts
 -- messages deduplicated on wamid (concurrent redeliveries cannot both insert), applies
--- statuses without regressing, records the delivery in webhooks.
+-- statuses (private.whatsapp_apply_statuses), records the delivery in webhooks.
 -- Returns {new_message_ids: [uuid], unknown_numbers: int, statuses_applied: int}.
 create or replace function public.whatsapp_ingest(p_delivery_id text, p_messages jsonb, p_statuses jsonb)
 returns jsonb
@@ -387,23 +387,7 @@ begin
   perform set_config('enable_nestloop', v_nestloop, true);
   perform private.count_inbound(v_new);
 
-  with latest as (
-    select distinct on (s.wamid) s.wamid, s.status, s.at, s.errors
-    from jsonb_to_recordset(p_statuses) as s(wamid text, status text, at timestamptz, errors jsonb)
-    order by s.wamid, private.outbound_status_rank(s.status) desc
-  ),
-  applied as (
-    update public.messages m
-    set status = l.status,
-        status_at = l.at,
-        error = coalesce(l.errors, m.error)
-    from latest l
-    where m.wa_message_id = l.wamid
-      and m.direction = 'outbound'
-      and private.outbound_status_rank(l.status) > private.outbound_status_rank(m.status)
-    returning 1
-  )
-  select count(*) into v_applied from applied;
+  v_applied := private.whatsapp_apply_statuses(p_statuses);
 
   return jsonb_build_object(
     'new_message_ids', to_jsonb(v_new),
@@ -723,6 +707,7 @@ begin
         error = p_result -> 'error',
         status_at = now()
     where id = (p_result ->> 'outbound_id')::uuid;
+    perform private.whatsapp_record_parts((p_result ->> 'outbound_id')::uuid, p_result -> 'wamids');
   end if;
 
   if p_result ? 'alert' then
@@ -873,3 +858,431 @@ grant execute on function
 to service_role;
 -- The admin summaries (security invoker) find the current budget period the same way.
 grant execute on function private.token_period_start(timestamptz) to authenticated;
+
+-- =============================================================================================
+-- Outcomes: statuses never lost, unknown send outcomes resolved (docs/webhook.md#outcomes)
+-- =============================================================================================
+-- Every send carries biz_opaque_callback_data = the outbound messages.id, which Meta echoes in
+-- the statuses of each part; a status therefore names its message even before the send's
+-- wamids are recorded. Statuses go to the parts of a message (a long text is several WhatsApp
+-- messages), and the message's status is the status of its least advanced part.
+
+alter table public.messages
+  add column sending_since timestamptz;
+comment on column public.messages.sending_since is
+  'For an outbound message: when its current send began (status became sending, or the outcome resolver sent it again).';
+create index messages_sending_since_idx on public.messages (sending_since) where status = 'sending';
+
+create or replace function private.messages_sending_since() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' or old.status is distinct from 'sending' then
+    new.sending_since := now();
+  end if;
+  return new;
+end;
+$$;
+create trigger messages_sending_since
+  before insert or update of status on public.messages
+  for each row when (new.status = 'sending') execute function private.messages_sending_since();
+
+create table private.whatsapp_message_parts (
+  wamid      text primary key,
+  message_id uuid not null references public.messages (id) on delete cascade,
+  part       int,
+  status     text not null default 'sent',
+  status_at  timestamptz,
+  error      jsonb
+);
+comment on table private.whatsapp_message_parts is
+  'Each WhatsApp message of an outbound message (a long text is split) with its own status; part is null until the send''s wamids are recorded (a status matched by callback data first). Service role only.';
+create index whatsapp_message_parts_message_idx on private.whatsapp_message_parts (message_id);
+
+create table private.whatsapp_early_statuses (
+  wamid              text primary key,
+  whatsapp_number_id uuid not null references public.whatsapp_numbers (id) on delete cascade,
+  status             text not null,
+  at                 timestamptz not null,
+  errors             jsonb,
+  received_at        timestamptz not null default now()
+);
+comment on table private.whatsapp_early_statuses is
+  'Statuses whose message is not known yet (no part, wamid or callback data matches): applied when its wamids are recorded, purged after 7 days. Service role only.';
+create index whatsapp_early_statuses_received_idx on private.whatsapp_early_statuses (received_at);
+
+create table private.whatsapp_status_stream (
+  whatsapp_number_id uuid primary key references public.whatsapp_numbers (id) on delete cascade,
+  received_at        timestamptz not null
+);
+comment on table private.whatsapp_status_stream is
+  'When a status of the business number last arrived (this service''s clock, to 10 s): shows that Meta''s status stream for the number works. Service role only.';
+
+alter table private.whatsapp_message_parts enable row level security;
+alter table private.whatsapp_early_statuses enable row level security;
+alter table private.whatsapp_status_stream enable row level security;
+revoke all on private.whatsapp_message_parts, private.whatsapp_early_statuses,
+  private.whatsapp_status_stream from public, anon, authenticated;
+grant select, insert, update, delete on private.whatsapp_message_parts,
+  private.whatsapp_early_statuses, private.whatsapp_status_stream to service_role;
+
+-- Messages p_ids take the status of their least advanced part (never going back), and a
+-- reply that was `sending` (outcome unknown) and is now confirmed settles the message it
+-- answers (private.whatsapp_settle_answered).
+create or replace function private.whatsapp_settle_parts(p_ids uuid[])
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_unknown uuid[];
+begin
+  select coalesce(array_agg(id), '{}') into v_unknown
+  from public.messages where id = any (p_ids) and status = 'sending';
+
+  with least_part as (
+    select p.message_id,
+           (array_agg(p.status order by private.outbound_status_rank(p.status)))[1] as status,
+           max(p.status_at) as at,
+           (array_agg(p.error order by private.outbound_status_rank(p.status)))[1] as error
+    from private.whatsapp_message_parts p
+    where p.message_id = any (p_ids)
+    group by p.message_id
+  )
+  update public.messages m
+  set status = l.status, status_at = coalesce(l.at, m.status_at), error = coalesce(l.error, m.error)
+  from least_part l
+  where m.id = l.message_id
+    and m.status <> 'simulated'
+    and private.outbound_status_rank(l.status) > private.outbound_status_rank(m.status);
+
+  perform private.whatsapp_settle_answered(array(
+    select id from public.messages where id = any (v_unknown) and status <> 'sending'));
+end;
+$$;
+
+-- The outbound messages p_ids are settled (sent or confirmed): the inbound messages replies
+-- answer (each reply's whole turn: the messages claimed with the one it names) are processed (unless a live worker holds one) and their dead letter entries
+-- resolved; the reminder occurrence a message delivers (payload occurrence, set when its
+-- outcome became unknown: private.cron_mark_unknown) is sent.
+create or replace function private.whatsapp_settle_answered(p_ids uuid[])
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_answered uuid[];
+begin
+  -- A reply answers its turn: the message it names and every message claimed with it.
+  select coalesce(array_agg(i.id), '{}') into v_answered
+  from public.messages r
+  join public.messages a on a.id = r.reply_to
+  join public.messages i on i.conversation_id = a.conversation_id
+    and (i.id = a.id or (a.claim_token is not null and i.claim_token = a.claim_token))
+  where r.id = any (p_ids) and i.direction = 'inbound';
+
+  update public.messages i
+  set status = 'processed', lease_until = null, error = null
+  where i.id = any (v_answered)
+    and (i.status = 'failed' or (i.status = 'processing' and coalesce(i.lease_until < now(), true)));
+  update public.dead_letter_queue d
+  set status = 'resolved', resolved_at = now(), lease_until = null
+  where d.kind = 'inbound_message' and d.ref = any (array(select x::text from unnest(v_answered) x))
+    and d.status in ('pending', 'retrying');
+  update public.reminders o
+  set status = 'sent', lease_token = null, last_error = null, sent_wa_message_id = r.wa_message_id
+  from public.messages r
+  where r.id = any (p_ids) and o.id = (r.payload ->> 'occurrence')::uuid and o.status = 'failed';
+end;
+$$;
+
+-- whatsapp_ingest's statuses: p_statuses = [{phone_number_id, wamid, status, at, errors,
+-- callback}]. Each goes to its message's part (found by the part's wamid, the message's
+-- wamid, or the callback data naming the message), without regressing; one whose message is
+-- not known yet is kept in whatsapp_early_statuses. A part that fails raises a
+-- `delivery_failed` alert; the 131047 (re-engagement) ones are marked for a template retry by
+-- the outcome resolver. Returns how many statuses changed a part.
+create or replace function private.whatsapp_apply_statuses(p_statuses jsonb)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_applied int;
+  v_touched uuid[];
+  v_failed uuid[];
+begin
+  if coalesce(jsonb_array_length(p_statuses), 0) = 0 then
+    return 0;
+  end if;
+
+  with numbers as (
+    select distinct n.id
+    from jsonb_to_recordset(p_statuses) as s(phone_number_id text)
+    join public.whatsapp_numbers n on n.phone_number_id = s.phone_number_id
+  ),
+  fresh as (
+    insert into private.whatsapp_status_stream (whatsapp_number_id, received_at)
+    select id, now() from numbers order by id
+    on conflict do nothing
+  )
+  update private.whatsapp_status_stream t
+  set received_at = now()
+  from numbers n
+  where t.whatsapp_number_id = n.id and t.received_at < now() - interval '10 seconds';
+
+  with incoming as (
+    select distinct on (s.wamid) s.wamid, s.status, s.at, s.errors, s.callback,
+           n.id as number_id, n.org_id
+    from jsonb_to_recordset(p_statuses) as s(
+      phone_number_id text, wamid text, status text, at timestamptz, errors jsonb, callback uuid)
+    join public.whatsapp_numbers n on n.phone_number_id = s.phone_number_id
+    order by s.wamid, private.outbound_status_rank(s.status) desc
+  ),
+  matched as (
+    select i.*, coalesce(p.message_id, w.id, c.id) as message_id
+    from incoming i
+    left join private.whatsapp_message_parts p on p.wamid = i.wamid
+    left join public.messages w
+      on p.wamid is null and w.wa_message_id = i.wamid and w.direction = 'outbound'
+    left join public.messages c
+      on c.id = i.callback and c.direction = 'outbound' and c.org_id = i.org_id
+  ),
+  early as (
+    insert into private.whatsapp_early_statuses as e (wamid, whatsapp_number_id, status, at, errors)
+    select wamid, number_id, status, at, errors from matched where message_id is null
+    on conflict (wamid) do update
+      set status = excluded.status, at = excluded.at, errors = coalesce(excluded.errors, e.errors)
+      where private.outbound_status_rank(excluded.status) > private.outbound_status_rank(e.status)
+  ),
+  parts as (
+    insert into private.whatsapp_message_parts as p (wamid, message_id, status, status_at, error)
+    select wamid, message_id, status, at, errors from matched where message_id is not null
+    order by wamid
+    on conflict (wamid) do update
+      set status = excluded.status, status_at = excluded.status_at,
+          error = coalesce(excluded.error, p.error)
+      where private.outbound_status_rank(excluded.status) > private.outbound_status_rank(p.status)
+    returning p.message_id, p.status, p.error
+  )
+  select count(*), coalesce(array_agg(distinct message_id), '{}'),
+         coalesce(array_agg(distinct message_id) filter (where status = 'failed'), '{}')
+  into v_applied, v_touched, v_failed
+  from parts;
+
+  perform private.whatsapp_settle_parts(v_touched);
+  perform private.whatsapp_delivery_failed(v_failed);
+  return v_applied;
+end;
+$$;
+
+-- Parts of messages p_ids failed after Meta accepted them: an alert per org, and a text whose
+-- failure is 131047 (outside the 24 h window) marked for a template retry (payload
+-- template_retry), which the outcome resolver sends when the org has a template for it.
+create or replace function private.whatsapp_delivery_failed(p_ids uuid[])
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_org uuid;
+begin
+  if cardinality(p_ids) = 0 then
+    return;
+  end if;
+  update public.messages m
+  set payload = m.payload || '{"template_retry": true}'
+  where m.id = any (p_ids) and m.type = 'text' and not m.payload ? 'template_retry'
+    and exists (
+      select 1 from private.whatsapp_message_parts p, jsonb_array_elements(
+        case jsonb_typeof(p.error) when 'array' then p.error else '[]' end) e
+      where p.message_id = m.id and p.status = 'failed' and e ->> 'code' = '131047');
+  for v_org in select distinct org_id from public.messages where id = any (p_ids) loop
+    perform private.raise_alert(v_org, 'delivery_failed', 'warning',
+      'WhatsApp could not deliver a message it had accepted; see messages.error (status failed).');
+  end loop;
+end;
+$$;
+
+-- The send of outbound message p_message_id is recorded with its wamids (one per part, in
+-- order): its parts are stored, the statuses that arrived before them applied
+-- (whatsapp_early_statuses), and the message takes its least advanced part's status.
+create or replace function private.whatsapp_record_parts(p_message_id uuid, p_wamids jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_message_id is null or coalesce(jsonb_array_length(p_wamids), 0) = 0 then
+    return;
+  end if;
+  insert into private.whatsapp_message_parts as p (wamid, message_id, part)
+  select w.wamid, p_message_id, w.ord - 1
+  from jsonb_array_elements_text(p_wamids) with ordinality as w(wamid, ord)
+  order by w.wamid
+  on conflict (wamid) do update set part = excluded.part where p.message_id = excluded.message_id;
+
+  with early as (
+    delete from private.whatsapp_early_statuses e
+    where e.wamid in (select jsonb_array_elements_text(p_wamids))
+    returning e.*
+  )
+  update private.whatsapp_message_parts p
+  set status = e.status, status_at = e.at, error = coalesce(e.errors, p.error)
+  from early e
+  where p.wamid = e.wamid
+    and private.outbound_status_rank(e.status) > private.outbound_status_rank(p.status);
+
+  perform private.whatsapp_settle_parts(array[p_message_id]);
+end;
+$$;
+
+-- =============================================================================================
+-- The outcome resolver (retry-failed): outbound messages whose send outcome is unknown
+-- =============================================================================================
+-- A message `sending` for longer than p_grace_seconds (longer than any live worker's worst
+-- case) has had no status (a status would have moved it). If a status of the same business
+-- number arrived after its send began + p_grace_seconds, Meta's status stream works and
+-- never accepted it: it is claimed for a resend (sending_since moves to now, so no other run
+-- takes it within the grace period; the resend carries the same callback data). If no status
+-- of the number arrived since, it is left as it is, and past p_alert_seconds an
+-- `outcome_unresolved` alert is raised. Texts marked template_retry (failed with 131047) are
+-- claimed too, once. Returns [{id, kind: reply|reminder|staff, body, type, phone_number_id,
+-- wa_id, window_open, template, template_language, opted_out, template_retry}].
+create or replace function public.whatsapp_claim_unresolved(
+  p_grace_seconds int, p_alert_seconds int, p_limit int)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_grace interval := make_interval(secs => p_grace_seconds);
+  v_claimed uuid[];
+  v_org uuid;
+begin
+  for v_org in
+    select distinct m.org_id
+    from public.messages m
+    join public.conversations v on v.id = m.conversation_id
+    left join private.whatsapp_status_stream s on s.whatsapp_number_id = v.whatsapp_number_id
+    where m.status = 'sending'
+      and m.sending_since < now() - make_interval(secs => p_alert_seconds)
+      and coalesce(s.received_at <= m.sending_since + v_grace, true)
+  loop
+    perform private.raise_alert(v_org, 'outcome_unresolved', 'critical',
+      'WhatsApp sent no status for a while: sends with an unknown outcome wait (messages with status sending).');
+  end loop;
+
+  with due as (
+    select m.id
+    from public.messages m
+    join public.conversations v on v.id = m.conversation_id
+    left join private.whatsapp_status_stream s on s.whatsapp_number_id = v.whatsapp_number_id
+    where m.direction = 'outbound'
+      and ((m.status = 'sending' and m.sending_since < now() - v_grace
+            and s.received_at > m.sending_since + v_grace)
+           or (m.status = 'failed' and m.payload ->> 'template_retry' = 'true'))
+    order by m.created_at
+    limit p_limit
+    for update of m skip locked
+  ),
+  claimed as (
+    update public.messages m
+    set sending_since = now(), status = 'sending',
+        payload = case when m.payload ? 'template_retry'
+                       then m.payload || '{"template_retry": "sent"}' else m.payload end
+    from due
+    where m.id = due.id
+    returning m.id
+  )
+  select coalesce(array_agg(id), '{}') into v_claimed from claimed;
+
+  return coalesce((
+    select jsonb_agg(jsonb_build_object(
+      'id', m.id,
+      'kind', case when m.reply_to is not null then 'reply'
+                   when m.reminder_id is not null then 'reminder' else 'staff' end,
+      'body', m.body, 'type', m.type,
+      'phone_number_id', n.phone_number_id, 'wa_id', c.wa_id,
+      'window_open', coalesce(v.last_inbound_at > now() - interval '24 hours', false)
+                     and m.payload ->> 'template_retry' is null,
+      'template', case when m.reminder_id is not null then s.reminder_template
+                       else s.reply_template end,
+      'template_language', coalesce(s.template_language, 'en_US'),
+      'opted_out', c.opted_out))
+    from public.messages m
+    join public.conversations v on v.id = m.conversation_id
+    join public.whatsapp_numbers n on n.id = v.whatsapp_number_id
+    join public.contacts c on c.id = m.contact_id
+    left join public.assistant_settings s on s.org_id = m.org_id
+    where m.id = any (v_claimed)), '[]');
+end;
+$$;
+
+-- The resolver's outcome for outbound message p_message_id. p_result: {status:
+-- sent|simulated|failed, wamid, wamids, type, error} (failed: known not sent; a reply is then
+-- sent again by the dead letter re-drive). A sent message is settled: its parts recorded, and
+-- for a reply the message it answers processed (private.whatsapp_settle_answered).
+create or replace function public.whatsapp_record_outcome(p_message_id uuid, p_result jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  update public.messages
+  set status = p_result ->> 'status',
+      wa_message_id = coalesce(p_result ->> 'wamid', wa_message_id),
+      type = coalesce(p_result ->> 'type', type),
+      payload = payload || jsonb_build_object('wamids', coalesce(p_result -> 'wamids', '[]')),
+      error = p_result -> 'error',
+      status_at = now()
+  where id = p_message_id and status = 'sending';
+  if not found or p_result ->> 'status' = 'failed' then
+    return;
+  end if;
+  -- A template retry replaces the parts that failed.
+  delete from private.whatsapp_message_parts
+  where message_id = p_message_id
+    and wamid not in (select jsonb_array_elements_text(coalesce(p_result -> 'wamids', '[]')));
+  perform private.whatsapp_record_parts(p_message_id, p_result -> 'wamids');
+  perform private.whatsapp_settle_answered(array[p_message_id]);
+end;
+$$;
+
+-- Statuses kept for a message that never became known, after 7 days. Returns how many.
+create or replace function public.whatsapp_purge_early_statuses(p_limit int)
+returns int
+language sql
+set search_path = ''
+as $$
+  with old as (
+    delete from private.whatsapp_early_statuses
+    where wamid in (select wamid from private.whatsapp_early_statuses
+                    where received_at < now() - interval '7 days' limit p_limit)
+    returning 1
+  )
+  select count(*)::int from old;
+$$;
+
+revoke execute on function
+  public.whatsapp_claim_unresolved(int, int, int),
+  public.whatsapp_record_outcome(uuid, jsonb),
+  public.whatsapp_purge_early_statuses(int),
+  private.messages_sending_since(),
+  private.whatsapp_settle_parts(uuid[]),
+  private.whatsapp_settle_answered(uuid[]),
+  private.whatsapp_apply_statuses(jsonb),
+  private.whatsapp_delivery_failed(uuid[]),
+  private.whatsapp_record_parts(uuid, jsonb)
+from public, anon, authenticated;
+grant execute on function
+  public.whatsapp_claim_unresolved(int, int, int),
+  public.whatsapp_record_outcome(uuid, jsonb),
+  public.whatsapp_purge_early_statuses(int),
+  private.whatsapp_settle_parts(uuid[]),
+  private.whatsapp_settle_answered(uuid[]),
+  private.whatsapp_apply_statuses(jsonb),
+  private.whatsapp_delivery_failed(uuid[]),
+  private.whatsapp_record_parts(uuid, jsonb)
+to service_role;

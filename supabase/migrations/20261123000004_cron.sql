@@ -171,8 +171,9 @@ end;
 $$;
 
 -- Reminders whose send may have happened: their occurrence failed (a recurring reminder
--- continues at its stored next_due_at), its outbound message failed, its open dead letter
--- entry discarded (a re-drive must never send it again), an alert per org. The failed
+-- continues at its stored next_due_at), its outbound message left `sending` for the outcome
+-- resolver (naming the occurrence, which it settles), its open dead letter entry discarded (a
+-- re-drive must never send it again), an alert per org. The failed
 -- occurrence keeps the lease token, so that a late cron_finish_reminder can still record a
 -- success. Returns how many were marked.
 create or replace function private.cron_mark_unknown(p_ids uuid[], p_reason text)
@@ -190,8 +191,10 @@ declare
 begin
   for r in select * from public.reminders where id = any (p_ids) for update loop
     v_occurrence := private.cron_fail_occurrence(r.id, r.next_due_at, v_error, true);
+    -- Its message stays `sending`: the outcome resolver confirms or resends it, then settles
+    -- this occurrence (private.whatsapp_settle_answered).
     update public.messages
-    set status = 'failed', status_at = now(), error = jsonb_build_object('message', v_error)
+    set payload = payload || jsonb_build_object('occurrence', v_occurrence)
     where reminder_id = r.id and status = 'sending';
     update public.dead_letter_queue
     set status = 'discarded', lease_until = null, resolved_at = now(), error = v_error
@@ -201,7 +204,7 @@ begin
   end loop;
   for v_org in select distinct unnest(v_orgs) loop
     perform private.raise_alert(v_org, 'reminder_outcome_unknown', 'warning',
-      'A reminder''s send outcome is unknown; it was not sent again (see reminders.last_error).');
+      'A reminder''s send outcome is unknown; it is confirmed by its status or sent again once WhatsApp shows it was never accepted.');
   end loop;
   return v_count;
 end;
@@ -490,6 +493,7 @@ begin
       error = null,
       status_at = now()
   where id = p_message_id and reminder_id = p_reminder_id;
+  perform private.whatsapp_record_parts(p_message_id, p_result -> 'wamids');
 
   update public.dead_letter_queue
   set status = 'resolved', resolved_at = now(), lease_until = null
@@ -530,7 +534,7 @@ begin
     return null;
   end if;
 
-  if p_message_id is not null then
+  if p_message_id is not null and p_mode <> 'unknown' then
     update public.messages
     set status = 'failed', status_at = now(), error = jsonb_build_object('message', p_error)
     where id = p_message_id and reminder_id = r.id and status = 'sending';

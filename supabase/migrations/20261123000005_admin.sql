@@ -675,6 +675,7 @@ begin
   if not found then
     raise exception 'no staff message is being sent with this id' using errcode = 'no_data_found';
   end if;
+  perform private.whatsapp_record_parts(v_message.id, p_result -> 'wamids');
   if v_message.status <> 'failed' then
     update public.conversations set last_message_at = now() where id = v_message.conversation_id;
   end if;

@@ -102,8 +102,8 @@ select is((select status || ' ' || recurrence || ' ' || (due_at = now() - interv
   'failed none true', 'failed, one-off, at the occurrence''s time');
 select ok((select last_error like 'send outcome unknown%' from unknown_occurrence), 'as an unknown outcome');
 select is((select lease_token from unknown_occurrence), pg_temp.token('b2'), 'holding the lost send''s token');
-select is((select status from public.messages where id = (select message_id from begun)), 'failed',
-  'its outbound message is failed');
+select is((select status from public.messages where id = (select message_id from begun)), 'sending',
+  'its outbound message is left to the outcome resolver');
 select is((select count(*)::int from public.dead_letter_queue
            where ref = (select id::text from unknown_occurrence) and status in ('pending', 'retrying')),
   0, 'no dead letter entry: nothing re-drives it');

@@ -261,7 +261,7 @@ async fn a_run_killed_mid_batch_leaves_its_reminders_to_the_next_run_after_the_l
     assert_eq!(unknown["status"], "failed");
     assert!(has_text(&unknown["last_error"], "outcome unknown"));
     let message = &select(db, "messages", &[("reminder_id", eq(&ids[0]))]).await[0];
-    assert_eq!(message["status"], "failed");
+    assert_eq!(message["status"], "sending", "left to the outcome resolver");
     assert_eq!(
         alert_count(db, &org.id, "reminder_outcome_unknown").await,
         1
@@ -602,7 +602,10 @@ async fn a_recurring_reminder_whose_send_times_out_continues_and_the_occurrence_
     assert!(has_text(&failed[0]["last_error"], "outcome unknown"));
     let message = &select(db, "messages", &[("reminder_id", eq(&series))]).await;
     assert_eq!(message.len(), 1);
-    assert_eq!(message[0]["status"], "failed");
+    assert_eq!(
+        message[0]["status"], "sending",
+        "left to the outcome resolver"
+    );
     assert!(dead_letters(db, &series).await.is_empty());
     assert!(
         dead_letters(db, &occurrence_id).await.is_empty(),

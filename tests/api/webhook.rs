@@ -525,7 +525,8 @@ async fn a_reply_that_may_have_reached_meta_is_never_sent_again() {
     );
 
     // The retry cron re-drives the dead letter: the conversation waits until the outcome is
-    // known (no new turn while a reply is `sending`), and the reply never goes out twice.
+    // known (no new turn while a reply is `sending`), and the reply never goes out twice (the
+    // outcome resolver settles it: tests/api/outcomes.rs).
     app.reprocess(message["id"].as_str().expect("id")).await;
     assert_eq!(app.processed(&wamid).await["status"], "failed");
     tokio::time::sleep(Duration::from_millis(1600)).await;

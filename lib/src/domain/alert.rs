@@ -18,8 +18,6 @@ pub enum Severity {
 pub enum AlertKind {
     /// The org's monthly token budget is spent: only built-in commands are answered.
     BudgetExhausted,
-    /// A reply's send may or may not have reached Meta; it was not sent again.
-    ReplyOutcomeUnknown,
     /// Graph error 190: the access token must be replaced.
     WhatsappTokenExpired,
     /// A configured or offered AI model shuts down within 30 days (platform-wide, no org).
@@ -31,9 +29,7 @@ pub enum AlertKind {
 impl AlertKind {
     pub fn severity(self) -> Severity {
         match self {
-            Self::BudgetExhausted | Self::ReplyOutcomeUnknown | Self::ModelRetiring => {
-                Severity::Warning
-            }
+            Self::BudgetExhausted | Self::ModelRetiring => Severity::Warning,
             Self::WhatsappTokenExpired | Self::ModelRetired => Severity::Critical,
         }
     }
@@ -43,9 +39,6 @@ impl AlertKind {
         match self {
             Self::BudgetExhausted => {
                 "The monthly AI token budget is exhausted; only built-in commands are answered."
-            }
-            Self::ReplyOutcomeUnknown => {
-                "A reply's send outcome is unknown; it was not sent again."
             }
             Self::WhatsappTokenExpired => {
                 "The WhatsApp access token expired (Graph error 190): replace WHATSAPP_ACCESS_TOKEN."

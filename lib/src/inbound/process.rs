@@ -61,6 +61,9 @@ enum Failure {
     /// The turn's lease ran out and another worker claimed it: nothing more is recorded.
     #[error("the turn was claimed by another worker")]
     Lost,
+    /// An earlier attempt's reply may have reached Meta: left to the outcome resolver.
+    #[error("the reply's send outcome is unknown; left to the outcome resolver")]
+    OutcomeUnknown,
 }
 
 impl From<DeliveryError> for Failure {
@@ -77,8 +80,9 @@ impl Failure {
     fn maybe_sent(&self) -> bool {
         match self {
             Self::Graph(error) => error.maybe_sent(),
-            // Where the panic (or the deadline) struck is unknown: perhaps during the send.
-            Self::Panicked | Self::Deadline => true,
+            // Where the panic (or the deadline) struck is unknown: perhaps during the send; an
+            // earlier attempt's reply may have reached Meta.
+            Self::Panicked | Self::Deadline | Self::OutcomeUnknown => true,
             _ => false,
         }
     }
@@ -286,13 +290,15 @@ async fn answer(
     let begun = begun.ok_or(Failure::Lost)?;
     match begun.state {
         ReplyState::New => progress.outbound = Some(begun.outbound_id),
-        ReplyState::Sending => {
-            finished.alert = Some(Alert(AlertKind::ReplyOutcomeUnknown));
-            return Ok(finished);
-        }
+        // Left unanswered for now, never sent twice: the outcome resolver confirms it by its
+        // status or sends it again (jobs::outcomes), then settles this message.
+        ReplyState::Sending => return Err(Failure::OutcomeUnknown),
         ReplyState::Settled => return Ok(finished),
     }
-    let delivered = state.whatsapp.send_text(&recipient(claim), text).await?;
+    let delivered = state
+        .whatsapp
+        .send_text(&recipient(claim), text, begun.outbound_id)
+        .await?;
     finished.sent(begun.outbound_id, delivered);
     Ok(finished)
 }
@@ -360,7 +366,7 @@ async fn fail(
     let alert = matches!(failure, Failure::Graph(e) if e.action() == GraphAction::TokenExpired)
         .then_some(Alert(AlertKind::WhatsappTokenExpired));
     // A send that may have reached Meta leaves its reply `sending`: a retry then refuses to
-    // send it again (and raises `reply_outcome_unknown`) instead of risking a double send.
+    // send it again, and the outcome resolver settles it (jobs::outcomes).
     let outbound = progress.outbound.filter(|_| !failure.maybe_sent());
     let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
     let held: bool = db

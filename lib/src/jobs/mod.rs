@@ -1,6 +1,8 @@
 //! The crons' work, below the routes that trigger it:
 //!
 //! - [`reminders`]: due reminders sent, exactly once;
+//! - [`outcomes`]: sends whose outcome is unknown confirmed or sent again (a stage of
+//!   retry-failed);
 //! - [`redrive`]: dead letter entries and stuck inbound messages re-driven (also the admin
 //!   API's replay of one entry);
 //! - [`retention`]: rows past their retention deleted in bounded batches;
@@ -14,6 +16,7 @@
 //! `docs/cron.md`).
 
 pub mod models;
+pub mod outcomes;
 pub mod redrive;
 pub mod reminders;
 pub mod retention;

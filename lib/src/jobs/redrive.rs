@@ -104,6 +104,8 @@ pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
     let db = state.db()?;
     let budget = TimeBudget::start(state.settings.cron.time_budget);
     let mut summary = Summary::default();
+    let outcomes = super::outcomes::resolve(state, db, &budget).await;
+    step(outcomes, "resolve unknown send outcomes", &mut summary)?;
     let stuck = redrive_stuck_messages(state, db, &budget, &mut summary.messages_redriven).await;
     step(stuck, "re-drive stuck messages", &mut summary)?;
     let dead = redrive_dead_letters(state, db, &budget, &mut summary).await;

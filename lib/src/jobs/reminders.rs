@@ -406,7 +406,7 @@ async fn deliver(
         return Ok(None);
     };
     *message_id = Some(id);
-    Ok(Some(state.whatsapp.send_text(&recipient, text).await?))
+    Ok(Some(state.whatsapp.send_text(&recipient, text, id).await?))
 }
 
 async fn begin(

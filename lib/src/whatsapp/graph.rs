@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::configuration::{Secret, WhatsAppSettings};
 use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
@@ -282,12 +283,14 @@ impl WhatsApp {
         self.token.is_none()
     }
 
-    /// Sends `message` to `to` from the business number `from`.
+    /// Sends `message` to `to` from the business number `from`, every part carrying
+    /// `callback` as its `biz_opaque_callback_data` (Meta echoes it in the part's statuses).
     pub async fn send(
         &self,
         from: &PhoneNumberId,
         to: &WaId,
         message: &Outgoing,
+        callback: Uuid,
     ) -> Result<Sent, GraphError> {
         if self.is_simulated() {
             tracing::info!(
@@ -300,7 +303,7 @@ impl WhatsApp {
             });
         }
         let mut wamids = Vec::new();
-        for body in request_bodies(to, message) {
+        for body in request_bodies(to, message, callback) {
             match self.send_one(from, &body).await {
                 Ok(wamid) => wamids.push(wamid),
                 Err(error) if wamids.is_empty() => return Err(error),
@@ -443,8 +446,10 @@ async fn api_error(response: reqwest::Response) -> GraphError {
     }
 }
 
-/// The JSON bodies of `POST /{phone-number-id}/messages` for `message` (several for a long text).
-pub fn request_bodies(to: &WaId, message: &Outgoing) -> Vec<Value> {
+/// The JSON bodies of `POST /{phone-number-id}/messages` for `message` (several for a long
+/// text), each with `callback` (our `messages.id`, 36 characters: Meta allows 512) as its
+/// `biz_opaque_callback_data`.
+pub fn request_bodies(to: &WaId, message: &Outgoing, callback: Uuid) -> Vec<Value> {
     let envelope = |kind: &str, content: Value| {
         json!({
             "messaging_product": "whatsapp",
@@ -452,6 +457,7 @@ pub fn request_bodies(to: &WaId, message: &Outgoing) -> Vec<Value> {
             "to": to.as_str(),
             "type": kind,
             kind: content,
+            "biz_opaque_callback_data": callback,
         })
     };
     match message {

@@ -8,6 +8,7 @@
 //! did not take the message: a send is never repeated after an unknown outcome.
 
 use serde::{Serialize, Serializer};
+use uuid::Uuid;
 
 use super::{GraphAction, GraphError, Outgoing, Sent, WhatsApp};
 use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
@@ -92,16 +93,18 @@ const MAX_PARAMETER_CHARS: usize = 1024;
 
 impl WhatsApp {
     /// Sends `text` to `recipient`: freeform when the window is open, else (or when Meta
-    /// answers 131047) through the template.
+    /// answers 131047) through the template. `outbound` is the recorded message (`sending`)
+    /// this send delivers: its id goes out as the callback data every status echoes.
     pub async fn send_text(
         &self,
         recipient: &Recipient,
         text: String,
+        outbound: Uuid,
     ) -> Result<Delivered, DeliveryError> {
         let Recipient { from, to, .. } = recipient;
         if recipient.window_open {
             match self
-                .send_retrying(from, to, &Outgoing::Text(text.clone()))
+                .send_retrying(from, to, &Outgoing::Text(text.clone()), outbound)
                 .await
             {
                 Ok(sent) => return Ok(delivered(sent, MessageKind::Text)),
@@ -122,7 +125,7 @@ impl WhatsApp {
             language: template.language,
             parameters: vec![text.chars().take(MAX_PARAMETER_CHARS).collect()],
         };
-        let sent = self.send_retrying(from, to, &message).await?;
+        let sent = self.send_retrying(from, to, &message, outbound).await?;
         Ok(delivered(sent, MessageKind::Template))
     }
 
@@ -133,10 +136,11 @@ impl WhatsApp {
         from: &PhoneNumberId,
         to: &WaId,
         message: &Outgoing,
+        outbound: Uuid,
     ) -> Result<Sent, GraphError> {
         let mut attempt = 0;
         loop {
-            match self.send(from, to, message).await {
+            match self.send(from, to, message, outbound).await {
                 Err(error)
                     if error.action() == GraphAction::Retry
                         && !error.maybe_sent()

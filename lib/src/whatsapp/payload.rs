@@ -18,6 +18,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
 use crate::supabase::storable;
@@ -67,6 +68,9 @@ pub struct StatusUpdate {
     pub status: String,
     pub at: DateTime<Utc>,
     pub errors: Option<Value>,
+    /// The outbound message it is about, from the `biz_opaque_callback_data` every send
+    /// carries (our `messages.id`): known even before the send's wamids are recorded.
+    pub callback: Option<Uuid>,
 }
 
 #[derive(Deserialize)]
@@ -289,6 +293,10 @@ fn status(number: &PhoneNumberId, raw: Value) -> Option<StatusUpdate> {
             storable::json(&mut errors, MAX_PAYLOAD_STRING_CHARS);
             errors
         }),
+        callback: raw
+            .get("biz_opaque_callback_data")
+            .and_then(Value::as_str)
+            .and_then(|data| Uuid::parse_str(data).ok()),
     })
 }
 

@@ -129,6 +129,45 @@ pub async fn sends(server: &MockServer, kind: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Answers sends with the wamids `wamids` in order (then fresh ones), so that a test can post
+/// a status for a part before the send that gets its wamid.
+pub struct KnownWamids(pub Mutex<std::collections::VecDeque<String>>);
+
+impl KnownWamids {
+    pub fn new(wamids: &[&str]) -> Self {
+        Self(Mutex::new(wamids.iter().map(|w| w.to_string()).collect()))
+    }
+}
+
+impl Respond for KnownWamids {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let next = (body["status"] != "read")
+            .then(|| self.0.lock().expect("wamids").pop_front())
+            .flatten();
+        match next {
+            Some(wamid) => ResponseTemplate::new(200).set_body_json(json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": wamid}],
+            })),
+            _ => FakeGraph::ok().respond(request),
+        }
+    }
+}
+
+/// The sends the fake Graph API received for our outbound message `id` (its callback data).
+pub async fn sends_of(server: &MockServer, id: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|b| b["biz_opaque_callback_data"] == id)
+        .collect()
+}
+
 // =============================================================================================
 // OpenAI and Anthropic
 // =============================================================================================

@@ -67,3 +67,15 @@ pub fn status_delivery(file: &str, org: &TestOrg, wamid: &str) -> Vec<u8> {
 pub fn signature(body: &[u8]) -> String {
     sign_whatsapp(APP_SECRET.as_bytes(), body)
 }
+
+/// A status (from the documented `file`) of the part `wamid` of `org`'s outbound message,
+/// echoing `callback` as its `biz_opaque_callback_data` when given.
+pub fn status_of(file: &str, org: &TestOrg, wamid: &str, callback: Option<&str>) -> Vec<u8> {
+    let mut payload: Value =
+        serde_json::from_slice(&status_delivery(file, org, wamid)).expect("json");
+    if let Some(callback) = callback {
+        payload["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"] =
+            json!(callback);
+    }
+    serde_json::to_vec(&payload).expect("json")
+}

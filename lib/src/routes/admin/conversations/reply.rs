@@ -9,7 +9,8 @@
 //! 3. `admin_finish_staff_message` (service role: the Graph outcome is the system's fact)
 //!    records `sent` / `simulated` / `failed`. Meta refusing the message: 502; Meta unreachable
 //!    or throttling after the retries: 503. A send that may have reached Meta (no answer after
-//!    the request went out) stays `sending` and is answered 502 saying so: never sent twice.
+//!    the request went out) stays `sending` and is answered 502 saying so: the retry cron's
+//!    outcome resolver confirms it by its status or sends it again (`jobs::outcomes`).
 
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -97,15 +98,20 @@ async fn reply(admin: Admin) -> HandlerResult {
         .await;
         return Err(ApiError::Internal(reason.into()));
     };
-    let sent = admin.ctx.state.whatsapp.send_text(&recipient, text).await;
+    let sent = admin
+        .ctx
+        .state
+        .whatsapp
+        .send_text(&recipient, text, begun.message_id)
+        .await;
     let delivered = match sent {
         Ok(delivered) => delivered,
-        // Meta may have taken it: it stays `sending`, so nothing ever sends it again.
+        // Meta may have taken it: it stays `sending`, for the outcome resolver alone.
         Err(DeliveryError::Graph(error)) if error.maybe_sent() => {
             tracing::warn!(message_id = %begun.message_id, error = %error, "staff message outcome unknown");
             return Err(ApiError::BadGateway(
                 "WhatsApp did not confirm the message; it may have been delivered: \
-                 check the conversation before sending it again"
+                 it is confirmed or sent again automatically, do not send it again"
                     .into(),
             ));
         }
