@@ -220,6 +220,7 @@ class Server:
                         GRAPH_API_BASE_URL=f"http://127.0.0.1:{graph_port}",
                         GRAPH_TIMEOUT_MS=str(GRAPH_TIMEOUT_MS), GRAPH_RETRY_BASE_MS="100",
                         PROCESSING_LEASE_SECONDS="10", CRON_LEASE_SECONDS="30",
+                        OUTCOME_GRACE_SECONDS="30",
                         DATABASE_TIMEOUT_MS="3000", HEALTH_CACHE_MS="500")
         self.env.update({k[len("SOAK_ENV_"):]: v for k, v in os.environ.items() if k.startswith("SOAK_ENV_")})
         self.log = open(log_path, "ab")
@@ -273,7 +274,9 @@ class Soak:
 
     # --- setup -------------------------------------------------------------------------------
     def create_org(self):
+        """The soak's own org (an earlier run's, and all its rows, deleted first)."""
         psql(f"""
+          delete from public.orgs where name = 'Soak';
           insert into public.orgs (id, name) values ('{self.org}', 'Soak');
           insert into public.whatsapp_numbers (org_id, phone_number_id, display_phone_number)
             values ('{self.org}', '{self.phone_number_id}', '+1 555 010 0099');
@@ -412,7 +415,15 @@ class Soak:
     def drain(self, seconds):
         end = time.time() + seconds
         quiet = 0
+        counts = {}
         while time.time() < end:
+            if counts.get("sending"):
+                # A trickle of traffic, as a live number has: its statuses show the outcome
+                # resolver that Meta's status stream works.
+                wamid, body = self.delivery(self.contacts[0], "still there?")
+                with self.lock:
+                    self.unacked[wamid] = body
+                self.deliver(wamid, body)
             self.fast_forward()
             self.crons()
             counts = self.pending()
@@ -464,7 +475,9 @@ class Soak:
         position = {m["id"]: i for i, m in enumerate(inbound)}
         replies = defaultdict(list)
         for o in outbound:
-            if o["reply_to"] in position:
+            # A reply refused for certain (`failed`) is no answer: its turn's messages join the
+            # conversation's next turn.
+            if o["reply_to"] in position and o["status"] != "failed":
                 replies[o["conversation_id"]].append(o)
         unanswered, answered_turns, out_of_order = 0, 0, 0
         conversations = defaultdict(list)

@@ -166,6 +166,10 @@ pub struct CronSettings {
     /// `CRON_RETRY_BASE_SECONDS`: the wait after a first failed attempt; doubles with each
     /// attempt, at most 6 h (default 60).
     pub retry_base: Duration,
+    /// `OUTCOME_GRACE_SECONDS`: how long a send may stay `sending` before its outcome counts as
+    /// unknown (default 300: longer than any live worker's worst case, a function's
+    /// `maxDuration` of 60 s and the 120 s leases).
+    pub outcome_grace: Duration,
     pub retention: RetentionSettings,
 }
 
@@ -421,6 +425,9 @@ impl Settings {
                 concurrency: env.number("CRON_CONCURRENCY", 10).max(1),
                 lease: Duration::from_secs(env.number("CRON_LEASE_SECONDS", 120).max(1) as u64),
                 retry_base: Duration::from_secs(env.number("CRON_RETRY_BASE_SECONDS", 60) as u64),
+                outcome_grace: Duration::from_secs(
+                    env.number("OUTCOME_GRACE_SECONDS", 300).max(1) as u64
+                ),
                 retention: RetentionSettings {
                     webhooks: env.days("WEBHOOK_RETENTION_DAYS", 30),
                     ai_requests: env.days("AI_REQUEST_RETENTION_DAYS", 90),

@@ -6,8 +6,8 @@
 //! so its first status confirms it (`whatsapp_ingest`, by callback data even before its wamids
 //! are recorded) and settles the message it answers. The rule for the rest
 //! (`whatsapp_claim_unresolved`, docs/webhook.md#outcomes): `sending` for longer than
-//! [`GRACE`], no status for it, and a status of the same business number received after its
-//! send began + [`GRACE`] (the stream works, so Meta never accepted it): sent again, with the
+//! the grace period `OUTCOME_GRACE_SECONDS`, no status for it, and a status of the same business
+//! number received after its send began + the grace period (the stream works, so Meta never accepted it): sent again, with the
 //! same callback data, and the outcome recorded (`whatsapp_record_outcome`). No status of the
 //! number for [`ALERT_AFTER`]: an `outcome_unresolved` alert, nothing guessed. Texts that
 //! failed after acceptance with 131047 are sent once more, as the org's template.
@@ -25,10 +25,6 @@ use crate::inbound::isolated;
 use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
 use crate::whatsapp::{Delivered, DeliveryError, Recipient, Template};
-
-/// How long a send may stay `sending` before its outcome counts as unknown: longer than any
-/// live worker's worst case (a function's `maxDuration` of 60 s; the 120 s leases).
-pub const GRACE: Duration = Duration::from_secs(300);
 
 /// How long an unknown outcome may wait for the number's status stream before an alert.
 pub const ALERT_AFTER: Duration = Duration::from_secs(1800);
@@ -89,7 +85,7 @@ pub async fn resolve(state: &AppState, db: &Postgrest, budget: &TimeBudget) -> R
     let claimed: Vec<serde_json::Value> = db
         .rpc("whatsapp_claim_unresolved", Caller::Service)
         .args(&json!({
-            "p_grace_seconds": GRACE.as_secs(),
+            "p_grace_seconds": state.settings.cron.outcome_grace.as_secs(),
             "p_alert_seconds": ALERT_AFTER.as_secs(),
             "p_limit": BATCH,
         }))
