@@ -578,7 +578,10 @@ begin
         'enabled_tools', to_jsonb(s.enabled_tools), 'language', coalesce(s.language, 'en'),
         'timezone', coalesce(s.timezone, 'UTC'),
         'reply_template', s.reply_template,
-        'template_language', coalesce(s.template_language, 'en_US')),
+        'template_language', coalesce(s.template_language, 'en_US'),
+        'fallback_first', exists (
+          select 1 from public.alerts a
+          where a.org_id = m.org_id and a.kind = 'ai_latency' and a.status = 'open')),
       'rate_limit', jsonb_build_object(
         'limit', coalesce(v_limit, 10), 'hits', v_hits),
       'previous_reply', (select r.body from public.messages r where r.reply_to = m.id),
