@@ -179,6 +179,8 @@ pub struct MonitorSettings {
     pub window: Duration,
     /// `ALERT_ERROR_RATE_PERCENT`: failed among processed + failed inbound messages (default 5).
     pub error_rate_percent: usize,
+    /// `ALERT_WEBHOOK_LATENCY_MS`: p95 of the deliveries' acknowledgement latency (default 4000).
+    pub webhook_latency_ms: usize,
     /// `ALERT_AI_LATENCY_MS`: p95 of the AI provider calls' latency (default 10000).
     pub ai_latency_ms: usize,
     /// `ALERT_TOOL_FAILURE_PERCENT`: tool executions in error (default 10).
@@ -456,6 +458,7 @@ impl Settings {
                         env.number("MONITOR_WINDOW_MINUTES", 15).clamp(1, 24 * 60) as u64 * 60,
                     ),
                     error_rate_percent: env.number("ALERT_ERROR_RATE_PERCENT", 5).min(100),
+                    webhook_latency_ms: env.number("ALERT_WEBHOOK_LATENCY_MS", 4000),
                     ai_latency_ms: env.number("ALERT_AI_LATENCY_MS", 10_000),
                     tool_failure_percent: env.number("ALERT_TOOL_FAILURE_PERCENT", 10).min(100),
                     db_latency_ms: env.number("ALERT_DB_LATENCY_MS", 200),

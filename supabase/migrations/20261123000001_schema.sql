@@ -556,13 +556,16 @@ create table public.webhooks (
   error        text,
   received_at  timestamptz not null default now(),
   processed_at timestamptz,
+  -- From the webhook route's start to the delivery's row (WhatsApp; the monitor's figure).
+  latency_ms   int check (latency_ms >= 0),
   unique (source, external_id)
 );
 
 comment on table public.webhooks is 'Webhook deliveries from WhatsApp and Stripe, unique per (source, external_id) for idempotency.';
 
 create index webhooks_received_at_idx on public.webhooks (received_at);
-create index webhooks_org_id_idx on public.webhooks (org_id) where org_id is not null;
+create index webhooks_org_id_received_at_idx on public.webhooks (org_id, received_at)
+  where org_id is not null;
 
 alter table public.webhooks enable row level security;
 
@@ -900,7 +903,8 @@ create index alerts_resolved_at_idx on public.alerts (resolved_at) where status 
 -- other kinds (billing events) record one alert per event.
 create unique index alerts_open_monitor_key on public.alerts (org_id, kind) nulls not distinct
   where status = 'open'
-    and kind in ('error_rate', 'ai_latency', 'ai_cost', 'tool_failure_rate', 'db_latency');
+    and kind in ('error_rate', 'webhook_latency', 'ai_latency', 'ai_cost', 'tool_failure_rate',
+                 'db_latency');
 
 -- A user acknowledging or resolving an alert is recorded as themselves, at the current time.
 create or replace function private.stamp_alert()

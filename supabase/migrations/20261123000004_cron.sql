@@ -896,7 +896,8 @@ grant execute on function public.cron_purge(text, int, int) to service_role;
 
 -- Computes every org's figures over the last p_window_seconds in one statement, each bounded by
 -- an (org_id, created_at) index: error_rate (failed among processed + failed inbound messages),
--- ai_latency (p95 of ai_requests.latency_ms), tool_failure_rate (tool executions in error),
+-- webhook_latency (p95 of webhooks.latency_ms, by (org_id, received_at)), ai_latency (p95 of
+-- ai_requests.latency_ms), tool_failure_rate (tool executions in error),
 -- ai_cost (the budget period's AI cost from private.usage_totals against
 -- assistant_settings.monthly_cost_budget_usd), and db_latency (p_db_latency_ms, measured by the
 -- caller; platform-wide, org null). p_limits holds the thresholds (error_rate,
@@ -923,6 +924,10 @@ as $$
       where m.org_id = o.id and m.created_at >= w.at
         and m.direction = 'inbound' and m.status in ('processed', 'failed')) e on true
     left join lateral (
+      select percentile_cont(0.95) within group (order by h.latency_ms) as p95, count(*) as n
+      from public.webhooks h
+      where h.org_id = o.id and h.received_at >= w.at and h.latency_ms is not null) h on true
+    left join lateral (
       select percentile_cont(0.95) within group (order by r.latency_ms) as p95, count(*) as n
       from public.ai_requests r
       where r.org_id = o.id and r.created_at >= w.at and r.latency_ms is not null) a on true
@@ -938,6 +943,8 @@ as $$
     cross join lateral (select (p_limits ->> 'min_samples')::int as min_samples) k
     cross join lateral (values
       ('error_rate', e.n >= k.min_samples and e.rate > (p_limits ->> 'error_rate')::numeric),
+      ('webhook_latency',
+       h.n >= k.min_samples and h.p95 > (p_limits ->> 'webhook_latency_ms')::numeric),
       ('ai_latency', a.n >= k.min_samples and a.p95 > (p_limits ->> 'ai_latency_ms')::numeric),
       ('tool_failure_rate',
        t.n >= k.min_samples and t.rate > (p_limits ->> 'tool_failure_rate')::numeric),
@@ -960,7 +967,8 @@ as $$
   resolved as (
     update public.alerts a set status = 'resolved'
     where a.status in ('open', 'acknowledged')
-      and a.kind in ('error_rate', 'ai_latency', 'ai_cost', 'tool_failure_rate', 'db_latency')
+      and a.kind in ('error_rate', 'webhook_latency', 'ai_latency', 'ai_cost', 'tool_failure_rate',
+                     'db_latency')
       and not exists (
         select 1 from figures f
         where f.over and f.org_id is not distinct from a.org_id and f.kind = a.kind)

@@ -75,6 +75,28 @@ async fn the_error_rate_over_5_percent_opens_one_alert_until_it_is_back_under() 
 }
 
 #[tokio::test]
+async fn webhook_latency_is_recorded_and_over_4_s_opens_one_alert_until_it_is_back_under() {
+    let _turn = TURN.lock().await;
+    let app = spawn_app().await;
+    let org = TestOrg::create(app.db()).await;
+    let wamid = app.post_text(&org, &new_wa_id(), "hello").await;
+    app.processed(&wamid).await;
+    let recorded = org.rows(app.db(), "webhooks", &[]).await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let latency = recorded[0]["latency_ms"]
+        .as_i64()
+        .expect("latency_ms recorded");
+    assert!((0..4000).contains(&latency), "{latency}");
+
+    let delivery = |latency: u64| move |_| json!({"source": "whatsapp", "external_id": new_uuid(), "latency_ms": latency});
+    rows(&app, &org, "webhooks", 20, delivery(5000)).await;
+    opens_once(&app, &org, "webhook_latency").await; // p95 5 s
+
+    rows(&app, &org, "webhooks", 400, delivery(100)).await;
+    resolves(&app, &org, "webhook_latency").await; // p95 0.1 s
+}
+
+#[tokio::test]
 async fn a_tool_failure_rate_over_10_percent_opens_one_alert_until_it_is_back_under() {
     let _turn = TURN.lock().await;
     let app = spawn_app().await;

@@ -29,6 +29,8 @@ pub enum AlertKind {
     /// The monitor's figures (`/api/cron/monitor`), one open alert per org and kind at most:
     /// inbound messages failing over `ALERT_ERROR_RATE_PERCENT`.
     ErrorRate,
+    /// The p95 acknowledgement latency of webhook deliveries is over `ALERT_WEBHOOK_LATENCY_MS`.
+    WebhookLatency,
     /// The p95 AI provider latency is over `ALERT_AI_LATENCY_MS`: turns try the fallback first.
     AiLatency,
     /// The budget period's AI cost is over `assistant_settings.monthly_cost_budget_usd`.
@@ -45,6 +47,7 @@ impl AlertKind {
             Self::BudgetExhausted
             | Self::ReplyOutcomeUnknown
             | Self::ModelRetiring
+            | Self::WebhookLatency
             | Self::AiLatency
             | Self::AiCost
             | Self::ToolFailureRate
@@ -70,6 +73,9 @@ impl AlertKind {
                 "An AI model in use or offered is past its shutdown date; turns skip it."
             }
             Self::ErrorRate => "Inbound messages fail over the error rate threshold.",
+            Self::WebhookLatency => {
+                "Webhook acknowledgement latency (p95) is over its threshold; Meta may retry."
+            }
             Self::AiLatency => {
                 "AI provider latency (p95) is over its threshold; turns try the fallback model first."
             }

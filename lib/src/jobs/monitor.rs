@@ -16,8 +16,9 @@ use crate::startup::AppState;
 use crate::supabase::{Caller, Postgrest};
 
 /// The kinds the monitor opens and resolves, under the names `cron_monitor` gives them.
-const KINDS: [(&str, AlertKind); 5] = [
+const KINDS: [(&str, AlertKind); 6] = [
     ("error_rate", AlertKind::ErrorRate),
+    ("webhook_latency", AlertKind::WebhookLatency),
     ("ai_latency", AlertKind::AiLatency),
     ("ai_cost", AlertKind::AiCost),
     ("tool_failure_rate", AlertKind::ToolFailureRate),
@@ -74,6 +75,7 @@ async fn ping(db: &Postgrest) -> Result<f64, ApiError> {
 fn limits(settings: &MonitorSettings) -> serde_json::Value {
     json!({
         "error_rate": settings.error_rate_percent as f64 / 100.0,
+        "webhook_latency_ms": settings.webhook_latency_ms,
         "ai_latency_ms": settings.ai_latency_ms,
         "tool_failure_rate": settings.tool_failure_percent as f64 / 100.0,
         "db_latency_ms": settings.db_latency_ms,
