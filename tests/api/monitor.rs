@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::cron::TURN;
+use crate::helpers::admin::World;
 use crate::helpers::lib::Caller;
 use crate::helpers::reminders::contact;
 use crate::helpers::*;
@@ -142,6 +143,28 @@ async fn the_ai_cost_over_the_orgs_budget_opens_one_alert_until_the_budget_cover
     )
     .await;
     resolves(&app, &org, "ai_cost").await;
+}
+
+#[tokio::test]
+async fn owners_and_admins_set_the_cost_budget_in_the_settings() {
+    let w = World::new().await;
+    let token = w.token(w.admin_a);
+    let path = format!("/api/admin/settings?org_id={}", w.a.org.id);
+    let (status, body) = w
+        .admin_put(&path, &token, &json!({"monthly_cost_budget_usd": 250}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, read) = w.admin_get(&path, &token).await;
+    assert_eq!(
+        read["monthly_cost_budget_usd"].as_f64(),
+        Some(250.0),
+        "{read}"
+    );
+    for bad in [json!(-1), json!(1_000_001), json!("lots")] {
+        let change = json!({"monthly_cost_budget_usd": bad});
+        let (status, body) = w.admin_put(&path, &token, &change).await;
+        assert_eq!(status, 400, "{bad} -> {body}");
+    }
 }
 
 #[tokio::test]
