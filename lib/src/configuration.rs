@@ -171,6 +171,29 @@ pub struct CronSettings {
     /// `maxDuration` of 60 s and the 120 s leases).
     pub outcome_grace: Duration,
     pub retention: RetentionSettings,
+    pub monitor: MonitorSettings,
+}
+
+/// The thresholds of the monitor (`/api/cron/monitor`): a figure over its threshold in the
+/// window opens an alert, back under resolves it. The AI cost budget is per org
+/// (`assistant_settings.monthly_cost_budget_usd`, default $100).
+#[derive(Clone, Debug)]
+pub struct MonitorSettings {
+    /// `MONITOR_WINDOW_MINUTES`: the sliding window of the figures (default 15).
+    pub window: Duration,
+    /// `ALERT_ERROR_RATE_PERCENT`: failed among processed + failed inbound messages (default 5).
+    pub error_rate_percent: usize,
+    /// `ALERT_WEBHOOK_LATENCY_MS`: p95 of the deliveries' acknowledgement latency (default 4000).
+    pub webhook_latency_ms: usize,
+    /// `ALERT_AI_LATENCY_MS`: p95 of the AI provider calls' latency (default 10000).
+    pub ai_latency_ms: usize,
+    /// `ALERT_TOOL_FAILURE_PERCENT`: tool executions in error (default 10).
+    pub tool_failure_percent: usize,
+    /// `ALERT_DB_LATENCY_MS`: the monitor's own `db_ping` round trip (default 200).
+    pub db_latency_ms: usize,
+    /// `MONITOR_MIN_SAMPLES`: the rates and the latency count only over at least this many
+    /// rows in the window (default 20: one failure among three messages pages nobody).
+    pub min_samples: usize,
 }
 
 /// How long the retention cron (`/api/cron/retention`) keeps each kind of row, in days;
@@ -436,6 +459,17 @@ impl Settings {
                     dead_letters: env.days("DEAD_LETTER_RETENTION_DAYS", 30),
                     alerts: env.days("ALERT_RETENTION_DAYS", 90),
                     batch_size: env.number("RETENTION_BATCH_SIZE", 5000).clamp(1, 100_000),
+                },
+                monitor: MonitorSettings {
+                    window: Duration::from_secs(
+                        env.number("MONITOR_WINDOW_MINUTES", 15).clamp(1, 24 * 60) as u64 * 60,
+                    ),
+                    error_rate_percent: env.number("ALERT_ERROR_RATE_PERCENT", 5).min(100),
+                    webhook_latency_ms: env.number("ALERT_WEBHOOK_LATENCY_MS", 4000),
+                    ai_latency_ms: env.number("ALERT_AI_LATENCY_MS", 10_000),
+                    tool_failure_percent: env.number("ALERT_TOOL_FAILURE_PERCENT", 10).min(100),
+                    db_latency_ms: env.number("ALERT_DB_LATENCY_MS", 200),
+                    min_samples: env.number("MONITOR_MIN_SAMPLES", 20).max(1),
                 },
             },
             admin: admin_settings(&env),

@@ -332,6 +332,9 @@ create table public.assistant_settings (
                             check (contact_daily_token_cap between 0 and 1000000000),
   -- Messages older than this many days are deleted by the retention cron; null keeps them.
   message_retention_days  int check (message_retention_days between 1 and 36500),
+  -- The monitor (/api/cron/monitor) opens an ai_cost alert once the budget period's AI cost is over it.
+  monthly_cost_budget_usd numeric(12, 2) not null default 100
+                            check (monthly_cost_budget_usd between 0 and 1000000),
   updated_at              timestamptz not null default now()
 );
 
@@ -553,13 +556,16 @@ create table public.webhooks (
   error        text,
   received_at  timestamptz not null default now(),
   processed_at timestamptz,
+  -- From the webhook route's start to the delivery's row (WhatsApp; the monitor's figure).
+  latency_ms   int check (latency_ms >= 0),
   unique (source, external_id)
 );
 
 comment on table public.webhooks is 'Webhook deliveries from WhatsApp and Stripe, unique per (source, external_id) for idempotency.';
 
 create index webhooks_received_at_idx on public.webhooks (received_at);
-create index webhooks_org_id_idx on public.webhooks (org_id) where org_id is not null;
+create index webhooks_org_id_received_at_idx on public.webhooks (org_id, received_at)
+  where org_id is not null;
 
 alter table public.webhooks enable row level security;
 
@@ -893,6 +899,12 @@ create index alerts_org_id_status_idx on public.alerts (org_id, status);
 create index alerts_org_id_created_at_idx on public.alerts (org_id, created_at desc, id desc);
 create index alerts_acknowledged_by_idx on public.alerts (acknowledged_by) where acknowledged_by is not null;
 create index alerts_resolved_at_idx on public.alerts (resolved_at) where status = 'resolved';  -- retention
+-- At most one open alert per org (or platform-wide, org null) of each kind the monitor watches;
+-- other kinds (billing events) record one alert per event.
+create unique index alerts_open_monitor_key on public.alerts (org_id, kind) nulls not distinct
+  where status = 'open'
+    and kind in ('error_rate', 'webhook_latency', 'ai_latency', 'ai_cost', 'tool_failure_rate',
+                 'db_latency');
 
 -- A user acknowledging or resolving an alert is recorded as themselves, at the current time.
 create or replace function private.stamp_alert()

@@ -299,9 +299,11 @@ $$;
 -- Routes by phone_number_id (unknown numbers are recorded and ignored), upserts contacts and
 -- conversations (an inbound message opens the 24 h window at its own timestamp), inserts
 -- messages deduplicated on wamid (concurrent redeliveries cannot both insert), applies
--- statuses (private.whatsapp_apply_statuses), records the delivery in webhooks.
+-- statuses (private.whatsapp_apply_statuses), records the delivery in webhooks (latency_ms:
+-- from p_received_at, the webhook route's start, to now, when given).
 -- Returns {new_message_ids: [uuid], unknown_numbers: int, statuses_applied: int}.
-create or replace function public.whatsapp_ingest(p_delivery_id text, p_messages jsonb, p_statuses jsonb)
+create or replace function public.whatsapp_ingest(
+  p_delivery_id text, p_messages jsonb, p_statuses jsonb, p_received_at timestamptz default null)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -324,10 +326,14 @@ begin
         from jsonb_array_elements(p_messages || p_statuses) e) ids
   where not exists (select 1 from public.whatsapp_numbers n where n.phone_number_id = ids.id);
 
-  insert into public.webhooks (source, external_id, org_id, event_type, status, error, processed_at)
+  insert into public.webhooks
+    (source, external_id, org_id, event_type, status, error, processed_at, latency_ms)
   values ('whatsapp', p_delivery_id, v_org, 'messages',
           case when v_org is null then 'ignored' else 'processed' end,
-          case when v_unknown > 0 then 'unknown phone_number_id' end, now())
+          case when v_unknown > 0 then 'unknown phone_number_id' end, now(),
+          case when p_received_at is not null then
+            greatest(0, round(extract(epoch from clock_timestamp() - p_received_at) * 1000))::int
+          end)
   on conflict (source, external_id) do update
     set attempts = public.webhooks.attempts + 1, processed_at = now();
 
@@ -410,7 +416,8 @@ declare
 begin
   for d in select e from jsonb_array_elements(p_deliveries) e loop
     v_results := v_results || jsonb_build_array(
-      public.whatsapp_ingest(d ->> 'id', d -> 'messages', d -> 'statuses'));
+      public.whatsapp_ingest(d ->> 'id', d -> 'messages', d -> 'statuses',
+                             (d ->> 'received_at')::timestamptz));
   end loop;
   return v_results;
 end;
@@ -562,7 +569,10 @@ begin
         'enabled_tools', to_jsonb(s.enabled_tools), 'language', coalesce(s.language, 'en'),
         'timezone', coalesce(s.timezone, 'UTC'),
         'reply_template', s.reply_template,
-        'template_language', coalesce(s.template_language, 'en_US')),
+        'template_language', coalesce(s.template_language, 'en_US'),
+        'fallback_first', exists (
+          select 1 from public.alerts a
+          where a.org_id = m.org_id and a.kind = 'ai_latency' and a.status = 'open')),
       'rate_limit', jsonb_build_object(
         'limit', coalesce(v_limit, 10), 'hits', v_hits),
       'previous_reply', (select r.body from public.messages r where r.reply_to = m.id),
@@ -823,7 +833,7 @@ $$;
 
 -- Service role only (the default privileges would let every role execute them).
 revoke execute on function
-  public.whatsapp_ingest(text, jsonb, jsonb),
+  public.whatsapp_ingest(text, jsonb, jsonb, timestamptz),
   public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int, int),
   public.whatsapp_begin_reply(uuid, uuid, text, text),
@@ -831,7 +841,7 @@ revoke execute on function
   public.whatsapp_fail_message(uuid, uuid, text, uuid, jsonb, jsonb, boolean, int)
 from public, anon, authenticated;
 grant execute on function
-  public.whatsapp_ingest(text, jsonb, jsonb),
+  public.whatsapp_ingest(text, jsonb, jsonb, timestamptz),
   public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int, int),
   public.whatsapp_begin_reply(uuid, uuid, text, text),

@@ -893,3 +893,97 @@ comment on function public.cron_purge(text, int, int) is
 
 revoke execute on function public.cron_purge(text, int, int) from public, anon, authenticated;
 grant execute on function public.cron_purge(text, int, int) to service_role;
+
+-- =============================================================================================
+-- Monitor (/api/cron/monitor): threshold alerts opened and resolved
+-- =============================================================================================
+
+-- Computes every org's figures over the last p_window_seconds in one statement, each bounded by
+-- an (org_id, created_at) index: error_rate (failed among processed + failed inbound messages),
+-- webhook_latency (p95 of webhooks.latency_ms, by (org_id, received_at)), ai_latency (p95 of
+-- ai_requests.latency_ms), tool_failure_rate (tool executions in error),
+-- ai_cost (the budget period's AI cost from private.usage_totals against
+-- assistant_settings.monthly_cost_budget_usd), and db_latency (p_db_latency_ms, measured by the
+-- caller; platform-wide, org null). p_limits holds the thresholds (error_rate,
+-- tool_failure_rate as fractions; ai_latency_ms, db_latency_ms) and min_samples (the rates and
+-- the p95 count only over at least that many rows in the window), p_alerts each kind's
+-- {severity, message}. Opens an alert for each figure over its threshold unless one is open
+-- or acknowledged (alerts_open_monitor_key), resolves the open or acknowledged ones whose
+-- figure is back under (or has too little data in the window). Returns {"opened": n, "resolved": n}.
+create or replace function public.cron_monitor(
+  p_window_seconds int, p_limits jsonb, p_db_latency_ms numeric, p_alerts jsonb)
+returns jsonb
+language sql
+set search_path = ''
+as $$
+  with figures (org_id, kind, over) as (
+    select o.id, f.kind, coalesce(f.over, false)
+    from public.orgs o
+    cross join lateral (select now() - make_interval(secs => p_window_seconds) as at) w
+    left join public.assistant_settings s on s.org_id = o.id
+    left join lateral (
+      select count(*) filter (where m.status = 'failed')::numeric / nullif(count(*), 0) as rate,
+             count(*) as n
+      from public.messages m
+      where m.org_id = o.id and m.created_at >= w.at
+        and m.direction = 'inbound' and m.status in ('processed', 'failed')) e on true
+    left join lateral (
+      select percentile_cont(0.95) within group (order by h.latency_ms) as p95, count(*) as n
+      from public.webhooks h
+      where h.org_id = o.id and h.received_at >= w.at and h.latency_ms is not null) h on true
+    left join lateral (
+      select percentile_cont(0.95) within group (order by r.latency_ms) as p95, count(*) as n
+      from public.ai_requests r
+      where r.org_id = o.id and r.created_at >= w.at and r.latency_ms is not null) a on true
+    left join lateral (
+      select count(*) filter (where t.status = 'error')::numeric / nullif(count(*), 0) as rate,
+             count(*) as n
+      from public.tool_executions t
+      where t.org_id = o.id and t.created_at >= w.at) t on true
+    left join lateral (
+      select u.cost_usd from private.usage_totals u
+      where u.org_id = o.id and u.bucket = 'period' and u.contact_id is null
+        and u.starts_at = private.token_period_start(o.token_period_started_at)) c on true
+    cross join lateral (select (p_limits ->> 'min_samples')::int as min_samples) k
+    cross join lateral (values
+      ('error_rate', e.n >= k.min_samples and e.rate > (p_limits ->> 'error_rate')::numeric),
+      ('webhook_latency',
+       h.n >= k.min_samples and h.p95 > (p_limits ->> 'webhook_latency_ms')::numeric),
+      ('ai_latency', a.n >= k.min_samples and a.p95 > (p_limits ->> 'ai_latency_ms')::numeric),
+      ('tool_failure_rate',
+       t.n >= k.min_samples and t.rate > (p_limits ->> 'tool_failure_rate')::numeric),
+      ('ai_cost', c.cost_usd > coalesce(s.monthly_cost_budget_usd, 100))) f(kind, over)
+    union all
+    select null, 'db_latency', p_db_latency_ms > (p_limits ->> 'db_latency_ms')::numeric
+  ),
+  opened as (
+    insert into public.alerts (org_id, kind, severity, message)
+    select f.org_id, f.kind, p_alerts -> f.kind ->> 'severity', p_alerts -> f.kind ->> 'message'
+    from figures f
+    where f.over
+      and not exists (  -- an acknowledged alert stays the one of its kind until resolved
+        select 1 from public.alerts a
+        where a.org_id is not distinct from f.org_id and a.kind = f.kind
+          and a.status = 'acknowledged')
+    on conflict do nothing
+    returning 1
+  ),
+  resolved as (
+    update public.alerts a set status = 'resolved'
+    where a.status in ('open', 'acknowledged')
+      and a.kind in ('error_rate', 'webhook_latency', 'ai_latency', 'ai_cost', 'tool_failure_rate',
+                     'db_latency')
+      and not exists (
+        select 1 from figures f
+        where f.over and f.org_id is not distinct from a.org_id and f.kind = a.kind)
+    returning 1
+  )
+  select jsonb_build_object(
+    'opened', (select count(*) from opened), 'resolved', (select count(*) from resolved))
+$$;
+
+comment on function public.cron_monitor(int, jsonb, numeric, jsonb) is
+  'Monitor: opens one alert per org and kind whose figure is over its threshold, resolves those back under; service_role only.';
+
+revoke execute on function public.cron_monitor(int, jsonb, numeric, jsonb) from public, anon, authenticated;
+grant execute on function public.cron_monitor(int, jsonb, numeric, jsonb) to service_role;

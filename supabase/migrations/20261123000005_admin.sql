@@ -260,7 +260,7 @@ begin
   if not v_keys <@ array[
     'system_prompt', 'model', 'fallback_model', 'enabled_tools', 'language', 'timezone',
     'reply_template', 'reminder_template', 'template_language', 'rate_limit_per_minute',
-    'contact_daily_token_cap'] then
+    'contact_daily_token_cap', 'monthly_cost_budget_usd'] then
     raise exception 'settings: unknown field' using errcode = 'invalid_parameter_value';
   end if;
 
@@ -279,7 +279,9 @@ begin
       rate_limit_per_minute = case when p_settings ? 'rate_limit_per_minute'
         then (p_settings ->> 'rate_limit_per_minute')::int else s.rate_limit_per_minute end,
       contact_daily_token_cap = case when p_settings ? 'contact_daily_token_cap'
-        then (p_settings ->> 'contact_daily_token_cap')::bigint else s.contact_daily_token_cap end
+        then (p_settings ->> 'contact_daily_token_cap')::bigint else s.contact_daily_token_cap end,
+      monthly_cost_budget_usd = case when p_settings ? 'monthly_cost_budget_usd'
+        then (p_settings ->> 'monthly_cost_budget_usd')::numeric else s.monthly_cost_budget_usd end
     where s.org_id = p_org_id
     returning * into v_row;
   exception when check_violation then

@@ -16,6 +16,7 @@ mod keys;
 mod logs;
 mod migrations;
 mod models;
+mod monitor;
 mod outcomes;
 mod poison;
 mod postgrest;

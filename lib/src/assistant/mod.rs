@@ -454,6 +454,7 @@ impl Assistant {
     /// (`claude-*` on Anthropic, anything else on OpenAI), skipping unconfigured providers.
     /// A model past its shutdown date is skipped (requests to it fail): the other one answers,
     /// and the service's defaults (when not retired themselves) fill the place it leaves.
+    /// While the org's `ai_latency` alert is open, the fallback comes first.
     fn candidates<'a>(&'a self, turn: &'a Turn<'_>) -> Vec<Candidate<'a>> {
         let settings = turn.settings;
         let chosen = [
@@ -486,6 +487,9 @@ impl Assistant {
                     models.push(model);
                 }
             }
+        }
+        if settings.fallback_first {
+            models.reverse();
         }
         models
             .into_iter()

@@ -45,6 +45,9 @@ pub struct OrgSettings {
     pub language: String,
     pub reply_template: Option<String>,
     pub template_language: String,
+    /// The org's `ai_latency` alert is open: the fallback model is tried first.
+    #[serde(default)]
+    pub fallback_first: bool,
 }
 
 /// Token use against the org's budget and the contact's daily cap.

@@ -24,13 +24,32 @@ pub enum AlertKind {
     ModelRetiring,
     /// A configured or offered AI model is past its shutdown date: turns skip it.
     ModelRetired,
+    /// The monitor's figures (`/api/cron/monitor`), one open alert per org and kind at most:
+    /// inbound messages failing over `ALERT_ERROR_RATE_PERCENT`.
+    ErrorRate,
+    /// The p95 acknowledgement latency of webhook deliveries is over `ALERT_WEBHOOK_LATENCY_MS`.
+    WebhookLatency,
+    /// The p95 AI provider latency is over `ALERT_AI_LATENCY_MS`: turns try the fallback first.
+    AiLatency,
+    /// The budget period's AI cost is over `assistant_settings.monthly_cost_budget_usd`.
+    AiCost,
+    /// Tool executions failing over `ALERT_TOOL_FAILURE_PERCENT`.
+    ToolFailureRate,
+    /// The database round trip is over `ALERT_DB_LATENCY_MS` (platform-wide, no org).
+    DbLatency,
 }
 
 impl AlertKind {
     pub fn severity(self) -> Severity {
         match self {
-            Self::BudgetExhausted | Self::ModelRetiring => Severity::Warning,
-            Self::WhatsappTokenExpired | Self::ModelRetired => Severity::Critical,
+            Self::BudgetExhausted
+            | Self::ModelRetiring
+            | Self::WebhookLatency
+            | Self::AiLatency
+            | Self::AiCost
+            | Self::ToolFailureRate
+            | Self::DbLatency => Severity::Warning,
+            Self::WhatsappTokenExpired | Self::ModelRetired | Self::ErrorRate => Severity::Critical,
         }
     }
 
@@ -47,6 +66,16 @@ impl AlertKind {
             Self::ModelRetired => {
                 "An AI model in use or offered is past its shutdown date; turns skip it."
             }
+            Self::ErrorRate => "Inbound messages fail over the error rate threshold.",
+            Self::WebhookLatency => {
+                "Webhook acknowledgement latency (p95) is over its threshold; Meta may retry."
+            }
+            Self::AiLatency => {
+                "AI provider latency (p95) is over its threshold; turns try the fallback model first."
+            }
+            Self::AiCost => "The AI cost of this budget period is over the org's cost budget.",
+            Self::ToolFailureRate => "Tool executions fail over the tool failure threshold.",
+            Self::DbLatency => "Database latency is over its threshold.",
         }
     }
 }

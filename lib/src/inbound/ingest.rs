@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, Notify};
@@ -63,15 +64,20 @@ impl GroupCommit {
         }
     }
 
-    /// Stores `delivery`, with whatever other deliveries are waiting; returns once its own
-    /// batch has committed.
+    /// Stores `delivery`, received at `received_at` (its acknowledgement latency is recorded
+    /// from then), with whatever other deliveries are waiting; returns once its own batch has
+    /// committed.
     pub async fn ingest(
         &self,
         db: &Postgrest,
         delivery: &Delivery,
+        received_at: DateTime<Utc>,
     ) -> Result<Ingested, IngestError> {
         let (answer, mut result) = oneshot::channel();
-        let item = json!({"id": delivery.id, "messages": delivery.messages, "statuses": delivery.statuses});
+        let item = json!({
+            "id": delivery.id, "messages": delivery.messages, "statuses": delivery.statuses,
+            "received_at": received_at,
+        });
         self.lock().waiting.push((item, answer));
         loop {
             let ended = self.ended.notified();

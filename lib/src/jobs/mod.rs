@@ -6,6 +6,7 @@
 //! - [`redrive`]: dead letter entries and stuck inbound messages re-driven (also the admin
 //!   API's replay of one entry);
 //! - [`retention`]: rows past their retention deleted in bounded batches;
+//! - [`monitor`]: threshold alerts opened and resolved;
 //! - [`models`]: alerts for models near or past their shutdown (a stage of retry-failed).
 //!
 //! Both claim work in batches with leases (Postgres functions, `FOR UPDATE SKIP LOCKED`), so
@@ -16,6 +17,7 @@
 //! `docs/cron.md`).
 
 pub mod models;
+pub mod monitor;
 pub mod outcomes;
 pub mod redrive;
 pub mod reminders;

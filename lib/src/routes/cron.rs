@@ -4,7 +4,8 @@
 //! - `check-reminders` sends due reminders ([`jobs::reminders`]);
 //! - `retry-failed` re-drives dead letter entries and stuck inbound messages
 //!   ([`jobs::redrive`]);
-//! - `retention` deletes rows past their retention ([`jobs::retention`]).
+//! - `retention` deletes rows past their retention ([`jobs::retention`]);
+//! - `monitor` opens and resolves threshold alerts ([`jobs::monitor`]).
 //!
 //! Each answers its run's JSON summary.
 
@@ -46,6 +47,17 @@ pub const RETENTION: Route = Route {
         Box::pin(async move {
             authorize(&request, &ctx.state.settings.cron)?;
             let summary = jobs::retention::purge(&ctx.state).await?;
+            Ok(crate::response::json(StatusCode::OK, &summary))
+        })
+    },
+};
+
+pub const MONITOR: Route = Route {
+    source: "api/cron/monitor.rs",
+    handler: |request, ctx| {
+        Box::pin(async move {
+            authorize(&request, &ctx.state.settings.cron)?;
+            let summary = jobs::monitor::run(&ctx.state).await?;
             Ok(crate::response::json(StatusCode::OK, &summary))
         })
     },

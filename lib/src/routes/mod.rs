@@ -18,6 +18,7 @@ pub static ROUTES: &[&Route] = &[
     &cron::CHECK_REMINDERS,
     &cron::RETRY_FAILED,
     &cron::RETENTION,
+    &cron::MONITOR,
     &admin::me::ROUTE,
     &admin::overview::ROUTE,
     &admin::conversations::LIST,

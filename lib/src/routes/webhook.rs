@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use chrono::Utc;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -76,6 +77,7 @@ fn handshake(request: &Request<Bytes>, ctx: &Ctx) -> HandlerResult {
 }
 
 async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
+    let received_at = Utc::now();
     tracing::info!(
         webhook = true,
         event = "received",
@@ -143,7 +145,7 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
     let ingested = ctx
         .state
         .ingest
-        .ingest(ctx.state.db()?, &delivery)
+        .ingest(ctx.state.db()?, &delivery, received_at)
         .await
         .map_err(|error| {
             tracing::error!(

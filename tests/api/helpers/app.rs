@@ -42,6 +42,7 @@ pub const HEALTH: &str = "/api/health";
 pub const CHECK_REMINDERS: &str = "/api/cron/check-reminders";
 pub const RETRY_FAILED: &str = "/api/cron/retry-failed";
 pub const RETENTION: &str = "/api/cron/retention";
+pub const MONITOR: &str = "/api/cron/monitor";
 pub const BILLING_WEBHOOK: &str = "/api/billing/webhook";
 
 /// The seeded demo users (supabase/seed.sql).

@@ -26,7 +26,7 @@ pub const ROUTE: Route = Route {
 
 const COLUMNS: &str = "org_id,system_prompt,model,fallback_model,enabled_tools,language,timezone,\
     reply_template,reminder_template,template_language,rate_limit_per_minute,\
-    contact_daily_token_cap,updated_at";
+    contact_daily_token_cap,monthly_cost_budget_usd,updated_at";
 
 /// A partial update: absent fields are unchanged; the templates may be set to `null`.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -62,6 +62,8 @@ struct Update {
     rate_limit_per_minute: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     contact_daily_token_cap: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    monthly_cost_budget_usd: Option<f64>,
 }
 
 /// A field that is present, even as `null`: `Some(None)`.
@@ -138,6 +140,12 @@ impl Update {
             .is_some_and(|n| !(0..=1_000_000_000).contains(&n))
         {
             return Err("contact_daily_token_cap: 0 to 1000000000".into());
+        }
+        if self
+            .monthly_cost_budget_usd
+            .is_some_and(|usd| !(0.0..=1_000_000.0).contains(&usd))
+        {
+            return Err("monthly_cost_budget_usd: 0 to 1000000".into());
         }
         Ok(())
     }

@@ -1,0 +1,2 @@
+//! `GET /api/cron/monitor`: opens and resolves threshold alerts.
+assistant::serve!(assistant::routes::cron::MONITOR);
