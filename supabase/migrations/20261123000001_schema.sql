@@ -29,7 +29,8 @@ revoke all on schema private from public;
 grant usage on schema private to authenticated, service_role;
 
 -- Helpers are plpgsql so that they may be declared before public.org_members exists.
--- security definer: they read org_members without going through its own policies.
+-- security definer: they read org_members without going through its own policies. The two
+-- checks of one org read the caller's orgs through private.my_org_ids (below).
 create or replace function private.is_org_member(org uuid)
 returns boolean
 language plpgsql
@@ -38,12 +39,7 @@ security definer
 set search_path = ''
 as $$
 begin
-  return exists (
-    select 1
-    from public.org_members m
-    where m.org_id = org
-      and m.user_id = auth.uid()
-  );
+  return org in (select private.my_org_ids());
 end;
 $$;
 
@@ -55,13 +51,7 @@ security definer
 set search_path = ''
 as $$
 begin
-  return exists (
-    select 1
-    from public.org_members m
-    where m.org_id = org
-      and m.user_id = auth.uid()
-      and m.role = any (roles)
-  );
+  return org in (select private.my_org_ids(roles));
 end;
 $$;
 

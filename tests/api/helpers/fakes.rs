@@ -119,14 +119,9 @@ impl Respond for Slow {
 
 /// The requests the fake Graph API received whose body `type` is `kind` (sends, not reads).
 pub async fn sends(server: &MockServer, kind: &str) -> Vec<Value> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["type"] == kind)
-        .collect()
+    let mut found = bodies(server).await;
+    found.retain(|b| b["type"] == kind);
+    found
 }
 
 /// Answers sends with the wamids `wamids` in order (then fresh ones), so that a test can post
@@ -158,14 +153,9 @@ impl Respond for KnownWamids {
 
 /// The sends the fake Graph API received for our outbound message `id` (its callback data).
 pub async fn sends_of(server: &MockServer, id: &str) -> Vec<Value> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["biz_opaque_callback_data"] == id)
-        .collect()
+    let mut found = bodies(server).await;
+    found.retain(|b| b["biz_opaque_callback_data"] == id);
+    found
 }
 
 // =============================================================================================
