@@ -662,19 +662,26 @@ $$;
 --            ledger: {ai_requests, tool_executions}, transcript}
 -- (every key optional; alert = {kind, severity, message}). The transcript becomes the inbound
 -- message's body (so it is part of later history).
--- Returns {held, next}: held = false when p_token no longer holds the turn (nothing recorded);
--- next = the conversation's oldest message that arrived meanwhile (`received`), for the next
--- turn, or null.
+-- Returns {held, next, claim}: held = false when p_token no longer holds the turn (nothing
+-- recorded); next = the conversation's oldest message that arrived meanwhile (`received`), for
+-- the next turn, or null. With p_claim (whatsapp_claim_message's arguments but the message:
+-- {p_lease_seconds, p_history, p_max_attempts, p_turn_limit}) that next turn is claimed in the
+-- same transaction, under the conversation's lock this turn already holds, and returned as
+-- `claim` (what whatsapp_claim_message returns; next is then null when it could not be
+-- claimed). A claim that raises leaves this turn's outcome recorded: `claim` is then absent
+-- and next is left for the worker to claim on its own.
 -- Rows are locked in the order whatsapp_ingest locks them (contact, conversation, messages),
 -- so a redelivery arriving meanwhile cannot deadlock with it.
 create or replace function public.whatsapp_finish_message(
-  p_message_id uuid, p_token uuid, p_result jsonb)
+  p_message_id uuid, p_token uuid, p_result jsonb, p_claim jsonb default null)
 returns jsonb
 language plpgsql
 set search_path = ''
 as $$
 declare
   m public.messages;
+  v_next uuid;
+  v_claim jsonb;
 begin
   select * into m from public.messages where id = p_message_id;
   if not found then
@@ -727,12 +734,25 @@ begin
 
   perform private.record_ledger(m, p_result -> 'ledger');
 
-  return jsonb_build_object('held', true, 'next', (
-    select x.id from public.messages x
-    where x.conversation_id = m.conversation_id and x.direction = 'inbound'
-      and x.status = 'received' and x.discarded_at is null
-    order by x.created_at, x.id
-    limit 1));
+  select x.id into v_next from public.messages x
+  where x.conversation_id = m.conversation_id and x.direction = 'inbound'
+    and x.status = 'received' and x.discarded_at is null
+  order by x.created_at, x.id
+  limit 1;
+  if v_next is null or p_claim is null then
+    return jsonb_build_object('held', true, 'next', v_next);
+  end if;
+  begin
+    v_claim := public.whatsapp_claim_message(v_next,
+      (p_claim ->> 'p_lease_seconds')::int, (p_claim ->> 'p_history')::int,
+      (p_claim ->> 'p_max_attempts')::int, (p_claim ->> 'p_turn_limit')::int);
+  exception when others then
+    -- The error's text may quote a stored value: its code alone.
+    raise warning 'whatsapp_finish_message: the next turn was not claimed (sqlstate %)', sqlstate;
+    return jsonb_build_object('held', true, 'next', v_next);
+  end;
+  return jsonb_build_object('held', true, 'next', case when v_claim is not null then v_next end,
+                            'claim', v_claim);
 end;
 $$;
 
@@ -837,7 +857,7 @@ revoke execute on function
   public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int, int),
   public.whatsapp_begin_reply(uuid, uuid, text, text),
-  public.whatsapp_finish_message(uuid, uuid, jsonb),
+  public.whatsapp_finish_message(uuid, uuid, jsonb, jsonb),
   public.whatsapp_fail_message(uuid, uuid, text, uuid, jsonb, jsonb, boolean, int)
 from public, anon, authenticated;
 grant execute on function
@@ -845,7 +865,7 @@ grant execute on function
   public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int, int),
   public.whatsapp_begin_reply(uuid, uuid, text, text),
-  public.whatsapp_finish_message(uuid, uuid, jsonb),
+  public.whatsapp_finish_message(uuid, uuid, jsonb, jsonb),
   public.whatsapp_fail_message(uuid, uuid, text, uuid, jsonb, jsonb, boolean, int)
 to service_role;
 revoke execute on function private.raise_alert(uuid, text, text, text) from public, anon, authenticated;
@@ -967,8 +987,11 @@ begin
     and m.status <> 'simulated'
     and private.outbound_status_rank(l.status) > private.outbound_status_rank(m.status);
 
-  perform private.whatsapp_settle_answered(array(
-    select id from public.messages where id = any (v_unknown) and status <> 'sending'));
+  -- Nothing was of unknown outcome (a send just recorded, most statuses): nothing to settle.
+  if cardinality(v_unknown) > 0 then
+    perform private.whatsapp_settle_answered(array(
+      select id from public.messages where id = any (v_unknown) and status <> 'sending'));
+  end if;
 end;
 $$;
 
@@ -1135,7 +1158,7 @@ begin
 
   with early as (
     delete from private.whatsapp_early_statuses e
-    where e.wamid in (select jsonb_array_elements_text(p_wamids))
+    where e.wamid = any (array(select jsonb_array_elements_text(p_wamids)))
     returning e.*
   )
   update private.whatsapp_message_parts p

@@ -4,9 +4,11 @@
 //! that does not fit stays stored (`received`) and is picked up by the retry cron; the ones in
 //! the queue are processed while any worker of this instance runs. A message is taken no
 //! sooner than `COALESCE_MS` after it was queued, so that the bubbles of a burst, stored
-//! meanwhile, are claimed together as one turn.
+//! meanwhile, are claimed together as one turn. The messages of a turn processed meanwhile
+//! are [forgotten](Backlog::forget): no worker claims them again (a claim round trip that
+//! would find them processed).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -17,22 +19,30 @@ use crate::startup::AppState;
 
 /// A bounded queue of stored message ids and the permits of the workers draining it.
 pub struct Backlog {
-    /// Message ids, with when they were queued.
-    queue: Mutex<VecDeque<(Uuid, Instant)>>,
+    queue: Mutex<Queue>,
     max_queued: usize,
     workers: Arc<Semaphore>,
+}
+
+/// Message ids in arrival order, with when they were queued, and the ids still waiting (an
+/// entry whose id is no longer waiting was forgotten: it is skipped, and dropped when
+/// reached or when such entries outnumber the waiting ones).
+#[derive(Default)]
+struct Queue {
+    order: VecDeque<(Uuid, Instant)>,
+    waiting: HashSet<Uuid>,
 }
 
 impl Backlog {
     pub fn new(max_queued: usize, concurrency: usize) -> Self {
         Self {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             max_queued,
             workers: Arc::new(Semaphore::new(concurrency)),
         }
     }
 
-    fn queue(&self) -> MutexGuard<'_, VecDeque<(Uuid, Instant)>> {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -41,20 +51,39 @@ impl Backlog {
     /// Queues a message; `false` when the queue is full (it stays stored for the cron).
     pub fn push(&self, id: Uuid) -> bool {
         let mut queue = self.queue();
-        if queue.len() >= self.max_queued {
+        if queue.waiting.len() >= self.max_queued {
             return false;
         }
-        queue.push_back((id, Instant::now()));
+        if queue.waiting.insert(id) {
+            queue.order.push_back((id, Instant::now()));
+        }
         true
     }
 
     /// The next queued message, and when it was queued.
     pub fn pop(&self) -> Option<(Uuid, Instant)> {
-        self.queue().pop_front()
+        let mut queue = self.queue();
+        while let Some((id, queued)) = queue.order.pop_front() {
+            if queue.waiting.remove(&id) {
+                return Some((id, queued));
+            }
+        }
+        None
+    }
+
+    /// Drops queued messages that were processed in a turn meanwhile (every message of a turn
+    /// that ended `processed`; those not queued here are ignored).
+    pub fn forget(&self, ids: &[Uuid]) {
+        let mut queue = self.queue();
+        let Queue { order, waiting } = &mut *queue;
+        let forgotten = ids.iter().filter(|id| waiting.remove(id)).count();
+        if forgotten > 0 && order.len() > 2 * waiting.len() + 64 {
+            order.retain(|(id, _)| waiting.contains(id));
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.queue().is_empty()
+        self.queue().waiting.is_empty()
     }
 
     /// A worker's permit, when fewer than `concurrency` workers run (never waits).
@@ -109,5 +138,17 @@ mod tests {
         drop(worker);
         assert!(backlog.worker().is_some());
         assert!(backlog.pop().is_some() && backlog.pop().is_some() && backlog.is_empty());
+    }
+
+    #[test]
+    fn forgotten_messages_are_never_taken_and_free_their_place() {
+        let backlog = Backlog::new(2, 1);
+        let (first, second, third) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        assert!(backlog.push(first) && backlog.push(second));
+        backlog.forget(&[first, Uuid::new_v4()]);
+        assert!(backlog.push(third), "a forgotten message frees its place");
+        assert_eq!(backlog.pop().map(|(id, _)| id), Some(second));
+        assert_eq!(backlog.pop().map(|(id, _)| id), Some(third));
+        assert!(backlog.pop().is_none() && backlog.is_empty());
     }
 }

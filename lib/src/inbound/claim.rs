@@ -39,6 +39,8 @@ pub struct Claim {
 pub struct TurnMessages {
     /// The first one: the key of the turn's tool calls (the same in every retry of the turn).
     pub first_id: Uuid,
+    /// Every message of the turn.
+    pub ids: Vec<Uuid>,
     pub bodies: Vec<TurnBody>,
 }
 
@@ -95,25 +97,35 @@ pub enum Claimed {
 /// attempt of each message, and a message claimed `MAX_ATTEMPTS` times already is discarded
 /// instead.
 pub async fn claim(state: &AppState, db: &Postgrest, id: Uuid) -> Result<Claimed, DbError> {
-    let lease = state.settings.processing.lease.as_secs();
-    let history = state.assistant.history_messages();
+    let mut args = args(state);
+    args["p_message_id"] = json!(id);
     let found: Option<Value> = db
         .rpc("whatsapp_claim_message", Caller::Service)
-        .args(&json!({
-            "p_message_id": id,
-            "p_lease_seconds": lease,
-            "p_history": history,
-            "p_max_attempts": state.settings.processing.max_attempts,
-            "p_turn_limit": TURN_LIMIT,
-        }))
+        .args(&args)
         .fetch()
         .await?
         .data;
+    Ok(decode(found))
+}
+
+/// `whatsapp_claim_message`'s arguments but the message: also what `whatsapp_finish_message`
+/// claims the conversation's next turn with.
+pub fn args(state: &AppState) -> Value {
+    json!({
+        "p_lease_seconds": state.settings.processing.lease.as_secs(),
+        "p_history": state.assistant.history_messages(),
+        "p_max_attempts": state.settings.processing.max_attempts,
+        "p_turn_limit": TURN_LIMIT,
+    })
+}
+
+/// What `whatsapp_claim_message` returned, decoded.
+pub fn decode(found: Option<Value>) -> Claimed {
     let Some(found) = found else {
-        return Ok(Claimed::Unavailable);
+        return Claimed::Unavailable;
     };
     let held = Held::deserialize(&found);
-    Ok(match (serde_json::from_value(found), held) {
+    match (serde_json::from_value(found), held) {
         (Ok(claim), _) => Claimed::Claim(Box::new(claim)),
         (Err(error), Ok(held)) => Claimed::Undecodable(error, (held.message.id, held.token)),
         // Without its token the turn cannot be recorded: its lease decides.
@@ -121,5 +133,5 @@ pub async fn claim(state: &AppState, db: &Postgrest, id: Uuid) -> Result<Claimed
             tracing::error!(error = %error, "a claimed turn without its token");
             Claimed::Unavailable
         }
-    })
+    }
 }

@@ -19,13 +19,13 @@
 //! it `processing`; a panic anywhere else in the processing ends that turn alone (its lease
 //! runs out and the claim counted the attempt, so it ends discarded after `MAX_ATTEMPTS`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::claim::{claim, Claim, Claimed};
+use super::claim::{claim, decode, Claim, Claimed};
 use super::deadline::Deadlines;
 use super::decide::{decide, Reply};
 use super::isolate::isolated;
@@ -160,6 +160,24 @@ enum ReplyState {
     Settled,
 }
 
+/// Where a turn starts: a message whose conversation's turn is to be claimed, or the turn the
+/// previous one's finish claimed.
+enum Start {
+    Message(Uuid),
+    Claimed(Claimed),
+}
+
+impl Start {
+    fn message_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Message(id) => Some(*id),
+            Self::Claimed(Claimed::Claim(claim)) => Some(claim.message.id),
+            Self::Claimed(Claimed::Undecodable(_, (id, _))) => Some(*id),
+            Self::Claimed(Claimed::Unavailable) => None,
+        }
+    }
+}
+
 /// Processes `message_id`'s conversation if it can be claimed, turn after turn while messages
 /// arrive during a turn, each begun only if its worst case still ends within `MAX_DURATION` of
 /// `started` (the invocation's start; what is left waits for the next worker or the retry
@@ -167,31 +185,51 @@ enum ReplyState {
 /// failure alone.
 pub async fn process(state: &AppState, message_id: Uuid, started: Instant) {
     let deadlines = Deadlines::new(&state.settings);
-    let mut next = Some(message_id);
-    while let Some(message_id) = next {
-        if !deadlines.fits(started) {
-            tracing::info!(webhook = true, %message_id, "no time left for a turn; left for the next worker or the retry cron");
+    let mut next = Some(Start::Message(message_id));
+    while let Some(start) = next {
+        let message_id = start.message_id();
+        // A turn claimed with the previous finish was claimed only if it fitted.
+        if matches!(start, Start::Message(_)) && !deadlines.fits(started) {
+            tracing::info!(webhook = true, message_id = ?message_id, "no time left for a turn; left for the next worker or the retry cron");
             return;
         }
-        match isolated(process_turn(state, message_id, deadlines.answer)).await {
+        match isolated(process_turn(state, start, deadlines, started)).await {
             Ok(after) => next = after,
             Err(_) => {
                 // Outside the isolated answer (recording the outcome): the lease decides.
-                tracing::error!(%message_id, "processing panicked; the lease will expire");
+                tracing::error!(message_id = ?message_id, "processing panicked; the lease will expire");
                 return;
             }
         }
     }
 }
 
-/// Claims and answers one turn; returns the message that arrived during it, if any.
-async fn process_turn(state: &AppState, message_id: Uuid, deadline: Duration) -> Option<Uuid> {
+/// Claims (unless claimed already) and answers one turn; returns where the next one starts:
+/// the message that arrived during it, or its turn, claimed with this one's finish.
+async fn process_turn(
+    state: &AppState,
+    start: Start,
+    deadlines: Deadlines,
+    started: Instant,
+) -> Option<Start> {
     let db = state.db().ok()?;
     let max_attempts = state.settings.processing.max_attempts;
-    let claim = match claim(state, db, message_id).await {
-        Ok(Claimed::Claim(claim)) => claim,
-        Ok(Claimed::Unavailable) => return None,
-        Ok(Claimed::Undecodable(error, held)) => {
+    let claimed = match start {
+        Start::Claimed(claimed) => claimed,
+        Start::Message(message_id) => match claim(state, db, message_id).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                // Not claimed: the message stays stored and the retry cron picks it up.
+                tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not claim a message");
+                return None;
+            }
+        },
+    };
+    let claim = match claimed {
+        Claimed::Claim(claim) => claim,
+        Claimed::Unavailable => return None,
+        Claimed::Undecodable(error, held) => {
+            let message_id = held.0;
             let failure = Failure::undecodable(&error);
             tracing::warn!(webhook = true, event = "failed", %message_id, error = %failure, "claimed message unreadable; dead-lettered");
             let recorded = fail(db, held, &failure, Progress::default(), max_attempts).await;
@@ -200,16 +238,11 @@ async fn process_turn(state: &AppState, message_id: Uuid, deadline: Duration) ->
             }
             return None;
         }
-        Err(error) => {
-            // Not claimed: the message stays stored and the retry cron picks it up.
-            tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not claim a message");
-            return None;
-        }
     };
     let message_id = claim.message.id;
     let held = (message_id, claim.token);
     let mut progress = Progress::default();
-    let answered = tokio::time::timeout(deadline, answer(state, db, &claim, &mut progress));
+    let answered = tokio::time::timeout(deadlines.answer, answer(state, db, &claim, &mut progress));
     let result = isolated(async { answered.await.unwrap_or(Err(Failure::Deadline)) })
         .await
         .unwrap_or(Err(Failure::Panicked));
@@ -217,7 +250,17 @@ async fn process_turn(state: &AppState, message_id: Uuid, deadline: Duration) ->
         Ok(finished) => {
             tracing::info!(webhook = true, event = "processed", %message_id, org_id = %claim.message.org_id, messages = claim.turn.bodies.len(), replied = finished.outbound_id.is_some(), "turn processed");
             let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
-            finish(db, held, &Finished { ledger, ..finished }).await
+            // The next turn is claimed with this finish when it still fits in time (its worst
+            // case counts from this round trip, which is its claim).
+            let claim_next = deadlines.fits(started).then(|| super::claim::args(state));
+            finish(db, held, &Finished { ledger, ..finished }, claim_next)
+                .await
+                .map(|outcome| {
+                    if outcome.held {
+                        state.backlog.forget(&claim.turn.ids);
+                    }
+                    outcome.next()
+                })
         }
         Err(Failure::Lost) => {
             tracing::warn!(webhook = true, event = "lost", %message_id, "the turn was claimed by another worker; nothing recorded");
@@ -252,9 +295,36 @@ async fn answer(
     let Some(reply) = plan.reply else {
         return Ok(finished);
     };
-    if plan.mark_read {
-        mark_read(state, claim).await;
-    }
+    // Marked as read (with the typing indicator) while the reply is composed and recorded,
+    // before it is sent.
+    let read = async {
+        if plan.mark_read {
+            mark_read(state, claim).await;
+        }
+    };
+    let composed = record(state, db, claim, reply, &mut finished.transcript, progress);
+    let ((), recorded) = tokio::join!(read, composed);
+    let Some((outbound, text)) = recorded? else {
+        return Ok(finished);
+    };
+    let delivered = state
+        .whatsapp
+        .send_text(&recipient(claim), text, outbound)
+        .await?;
+    finished.sent(outbound, delivered);
+    Ok(finished)
+}
+
+/// Composes the reply and records it before it is sent (`whatsapp_begin_reply`): its id and
+/// text, or `None` when it was sent already.
+async fn record(
+    state: &AppState,
+    db: &Postgrest,
+    claim: &Claim,
+    reply: Reply,
+    transcript: &mut Option<String>,
+    progress: &mut Progress,
+) -> Result<Option<(Uuid, String)>, Failure> {
     let text = match (reply, claim.previous_reply.clone()) {
         (Reply::Fixed(text), _) => text,
         (Reply::Assistant { .. }, Some(previous)) => previous,
@@ -272,7 +342,7 @@ async fn answer(
                 .assistant
                 .answer(db, &turn, &mut progress.ledger)
                 .await?;
-            finished.transcript = answer.transcript;
+            *transcript = answer.transcript;
             answer.text
         }
     };
@@ -289,18 +359,15 @@ async fn answer(
         .data;
     let begun = begun.ok_or(Failure::Lost)?;
     match begun.state {
-        ReplyState::New => progress.outbound = Some(begun.outbound_id),
+        ReplyState::New => {
+            progress.outbound = Some(begun.outbound_id);
+            Ok(Some((begun.outbound_id, text)))
+        }
         // Left unanswered for now, never sent twice: the outcome resolver confirms it by its
         // status or sends it again (jobs::outcomes), then settles this message.
-        ReplyState::Sending => return Err(Failure::OutcomeUnknown),
-        ReplyState::Settled => return Ok(finished),
+        ReplyState::Sending => Err(Failure::OutcomeUnknown),
+        ReplyState::Settled => Ok(None),
     }
-    let delivered = state
-        .whatsapp
-        .send_text(&recipient(claim), text, begun.outbound_id)
-        .await?;
-    finished.sent(begun.outbound_id, delivered);
-    Ok(finished)
 }
 
 /// The contact, from the org's number that received the message.
@@ -334,24 +401,43 @@ async fn mark_read(state: &AppState, claim: &Claim) {
 struct Outcome {
     held: bool,
     next: Option<Uuid>,
+    /// The next turn, claimed with the finish (absent when not asked for, or when the claim
+    /// failed: `next` is then left to claim).
+    #[serde(default)]
+    claim: Option<Value>,
 }
 
-/// Records the turn `(id, token)` as processed; returns the message that arrived during it.
+impl Outcome {
+    /// Where the next turn starts, if anywhere.
+    fn next(self) -> Option<Start> {
+        match (self.claim, self.next) {
+            (Some(found), _) => Some(Start::Claimed(decode(Some(found)))),
+            (None, next) => next.map(Start::Message),
+        }
+    }
+}
+
+/// Records the turn `(id, token)` as processed, and claims the conversation's next turn with
+/// `claim_next` ([`super::claim::args`]) if given.
 async fn finish(
     db: &Postgrest,
     (id, token): (Uuid, Uuid),
     finished: &Finished,
-) -> Result<Option<Uuid>, DbError> {
+    claim_next: Option<Value>,
+) -> Result<Outcome, DbError> {
     let outcome: Outcome = db
         .rpc("whatsapp_finish_message", Caller::Service)
-        .args(&json!({"p_message_id": id, "p_token": token, "p_result": finished}))
+        .args(
+            &json!({"p_message_id": id, "p_token": token, "p_result": finished,
+                      "p_claim": claim_next}),
+        )
         .fetch()
         .await?
         .data;
     if !outcome.held {
         tracing::warn!(webhook = true, event = "lost", message_id = %id, "the turn was claimed by another worker; its finish was refused");
     }
-    Ok(outcome.next)
+    Ok(outcome)
 }
 
 /// Records the turn `(id, token)` as failed (refused, and logged, when the token no longer
