@@ -351,3 +351,78 @@ async fn a_turn_that_could_end_past_the_invocations_max_duration_is_not_begun() 
     crate::helpers::lib::process_message(&app.state, uuid, std::time::Instant::now()).await;
     assert_eq!(row(db, "messages", &id).await["status"], "processed");
 }
+
+#[tokio::test]
+async fn a_finish_claims_the_conversations_next_turn_for_its_holder_alone() {
+    let app = spawn_app().await;
+    let db = app.db();
+    let org = TestOrg::create(db).await;
+    let contact = new_wa_id();
+    let first = app.post_text(&org, &contact, "hello").await;
+    let message = app.processed(&first).await;
+    let id = message["id"].as_str().expect("id").to_string();
+    psql(&format!(
+        "delete from public.messages where reply_to = '{id}'"
+    ))
+    .await;
+    update(db, "messages", ("id", &id), json!({"status": "received"})).await;
+
+    // This worker holds the turn; a message arrives meanwhile (its own worker finds the
+    // conversation busy and leaves it).
+    let token = claim(db, &id).await["token"].clone();
+    let second = app.post_text(&org, &contact, "and another thing").await;
+    let waiting = messages_with_wamid(db, &second).await.remove(0);
+    let next_id = waiting["id"].as_str().expect("id").to_string();
+    let args = json!({"p_lease_seconds": 120, "p_history": 20, "p_max_attempts": 5,
+                      "p_turn_limit": 20});
+
+    let stale = rpc(
+        db,
+        "whatsapp_finish_message",
+        json!({"p_message_id": id, "p_token": uuid::Uuid::new_v4(), "p_result": {},
+               "p_claim": args}),
+    )
+    .await;
+    assert_eq!(stale["held"], false);
+    assert!(stale["claim"].is_null(), "a stale finish claims nothing: {stale}");
+
+    let finished = rpc(
+        db,
+        "whatsapp_finish_message",
+        json!({"p_message_id": id, "p_token": token, "p_result": {}, "p_claim": args}),
+    )
+    .await;
+    assert_eq!(finished["held"], true);
+    let next = &finished["claim"];
+    assert_eq!(next["message"]["id"], next_id.as_str(), "{finished}");
+    assert_eq!(next["turn"]["ids"], json!([next_id]));
+    assert!(
+        next["history"].to_string().contains("hello"),
+        "the finished turn is its history: {next}"
+    );
+    let claimed = row(db, "messages", &next_id).await;
+    assert_eq!(claimed["status"], "processing");
+    assert_eq!(claimed["claim_token"], next["token"]);
+    assert_eq!(claimed["attempts"], 1, "one attempt, counted by this claim");
+    assert_eq!(row(db, "messages", &id).await["status"], "processed");
+
+    // The claim is the next turn's fence: the old token can no longer record anything.
+    let again = rpc(
+        db,
+        "whatsapp_finish_message",
+        json!({"p_message_id": id, "p_token": token, "p_result": {}, "p_claim": args}),
+    )
+    .await;
+    assert_eq!(again["held"], false, "{again}");
+    assert!(claim(db, &next_id).await.is_null(), "held by the finish's claim");
+    let done = rpc(
+        db,
+        "whatsapp_finish_message",
+        json!({"p_message_id": next_id, "p_token": next["token"], "p_result": {},
+               "p_claim": args}),
+    )
+    .await;
+    assert_eq!(done["held"], true);
+    assert!(done["next"].is_null() && done["claim"].is_null(), "{done}");
+    assert_eq!(row(db, "messages", &next_id).await["status"], "processed");
+}
