@@ -384,7 +384,10 @@ async fn a_finish_claims_the_conversations_next_turn_for_its_holder_alone() {
     )
     .await;
     assert_eq!(stale["held"], false);
-    assert!(stale["claim"].is_null(), "a stale finish claims nothing: {stale}");
+    assert!(
+        stale["claim"].is_null(),
+        "a stale finish claims nothing: {stale}"
+    );
 
     let finished = rpc(
         db,
@@ -414,7 +417,10 @@ async fn a_finish_claims_the_conversations_next_turn_for_its_holder_alone() {
     )
     .await;
     assert_eq!(again["held"], false, "{again}");
-    assert!(claim(db, &next_id).await.is_null(), "held by the finish's claim");
+    assert!(
+        claim(db, &next_id).await.is_null(),
+        "held by the finish's claim"
+    );
     let done = rpc(
         db,
         "whatsapp_finish_message",

@@ -1,5 +1,6 @@
 //! Background processing of a stored inbound message's conversation, one turn at a time, in
-//! at most three database round trips per turn besides the assistant's tools:
+//! at most three database round trips per turn besides the assistant's tools, two for a turn
+//! that arrived during the previous one:
 //!
 //! 1. `whatsapp_claim_message` ([`super::claim`]): the conversation's next turn (every
 //!    unanswered message of it) with a token;
@@ -8,11 +9,15 @@
 //!    `whatsapp_fail_message` (dead letter queue with backoff, and the ledger too).
 //!
 //! Begin, finish and fail succeed only for the token's holder: a worker whose lease ran out
-//! and whose turn was claimed again records nothing. Finish names the message that arrived
-//! during the turn, if any: the same worker answers it next (while its time budget allows).
+//! and whose turn was claimed again records nothing. When a message arrived during the turn,
+//! finish also claims its turn in the same transaction (step 1 of the next turn, which the same
+//! worker answers next) if that turn's worst case still fits the invocation's time; otherwise,
+//! or when that claim fails, it names the message and the worker claims it on its own. The
+//! messages of a processed turn leave this instance's queue ([`super::Backlog::forget`]).
 //!
-//! In between: the decision ([`super::decide`]), mark as read with typing indicator, the
-//! assistant, and the send ([`WhatsApp::send_text`](crate::whatsapp::WhatsApp::send_text)).
+//! In between: the decision ([`super::decide`]), mark as read with typing indicator (while the
+//! assistant composes the reply and it is begun), and the send
+//! ([`WhatsApp::send_text`](crate::whatsapp::WhatsApp::send_text)).
 //!
 //! The work between claim and outcome is [`isolated`]: a panic in it (the assistant on a
 //! hostile text) fails the turn with the fixed reason "processing panicked", never leaving
