@@ -173,7 +173,9 @@ create table private.usage_totals (
   tokens_cached bigint not null default 0,
   cost_usd      numeric(16, 6) not null default 0,
   constraint usage_totals_contact_bucket check ((bucket in ('month', 'local_day')) = (contact_id is not null)),
+  -- Covering: every read of these rows is an index-only range (a contact's months: one range).
   constraint usage_totals_key unique nulls not distinct (org_id, bucket, contact_id, starts_at)
+    include (requests, tokens_in, tokens_out, tokens_cached, cost_usd)
 );
 
 create index usage_totals_contact_month_cost_idx on private.usage_totals
