@@ -180,6 +180,9 @@ create table private.usage_totals (
 
 create index usage_totals_contact_month_cost_idx on private.usage_totals
   (org_id, starts_at, cost_usd desc, contact_id) where bucket = 'month';
+-- A contact's deletion cascades here: one index probe, not a scan of every org's rows.
+create index usage_totals_contact_id_idx on private.usage_totals (contact_id)
+  where contact_id is not null;
 
 comment on table private.usage_totals is
   'Running totals of ai_requests per org budget period and UTC day, per contact UTC month and local day.';
