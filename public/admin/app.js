@@ -451,6 +451,8 @@ async function usage(_, range = JSON.parse(sessionStorage.getItem("console.usage
       `${number(totals.tokens_in + totals.tokens_out)} ${t("tokens")} · ${usd(totals.cost_usd)}`),
     h("h2", {}, t("perDay")), chart(u.days),
     h("h2", {}, t("perContact")),
+    h("p", { class: "muted", "data-testid": "usage-contacts-range" }, t("contactsRange", { from: u.contacts_from, to: u.contacts_to }),
+      u.contacts_exact ? "" : " " + t("contactsApprox")),
     table([t("contact"), t("requests"), t("tokens"), t("cost")], u.contacts.map((c) => h("tr", {},
       h("td", {}, c.contact_name || ("+" + c.contact_wa_id)), h("td", { class: "num" }, number(c.requests)),
       h("td", { class: "num" }, number(c.tokens)), h("td", { class: "num" }, usd(c.cost_usd))))),

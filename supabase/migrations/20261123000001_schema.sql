@@ -519,6 +519,11 @@ create index messages_org_id_created_at_idx on public.messages (org_id, created_
 create index messages_contact_id_created_at_idx on public.messages (contact_id, created_at desc);
 create index messages_pending_created_at_idx on public.messages (created_at)
   where status in ('received', 'processing');
+-- system_health_summary's pending and failed counts of one org: its pending or failed rows only.
+create index messages_org_id_pending_idx on public.messages (org_id)
+  where status in ('received', 'processing');
+create index messages_org_id_failed_created_at_idx on public.messages (org_id, created_at)
+  where status = 'failed';
 
 create trigger messages_set_updated_at before update on public.messages
   for each row execute function public.set_updated_at();

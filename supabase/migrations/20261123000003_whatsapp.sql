@@ -153,29 +153,39 @@ $$;
 -- =============================================================================================
 -- Usage totals: the ledger's running sums, written in the ledger's own transaction
 -- =============================================================================================
--- One row per (org, bucket, start[, contact]): `period` = the org's current budget period
+-- One row per (org, bucket, [contact,] start): `period` = the org's current budget period
 -- (private.token_period_start, the one definition the claim, the admin API and billing use),
--- `day` = a UTC day of the org or of one contact, `local_day` = a contact's day in its time
--- zone (the daily cap). The claim and the admin summaries read these rows instead of summing
--- ai_requests (docs/performance.md). A request counts into the period current when it is
--- recorded (one older than the period start counts in no period), so a period moved by
--- invoice.paid starts from zero. In private (not exposed by PostgREST); members may read
--- their org's rows through the security invoker admin_* functions.
+-- `day` = a UTC day of the org, `month` = a UTC calendar month of one contact (admin_usage's
+-- top contacts, read in cost order by usage_totals_contact_month_cost_idx), `local_day` = a
+-- contact's day in its time zone (the daily cap). The claim and the admin summaries read these
+-- rows instead of summing ai_requests (docs/performance.md). A request counts into the period
+-- current when it is recorded (one older than the period start counts in no period), so a
+-- period moved by invoice.paid starts from zero. In private (not exposed by PostgREST); members
+-- may read their org's rows through the security invoker admin_* functions.
 create table private.usage_totals (
   org_id        uuid not null references public.orgs (id) on delete cascade,
   contact_id    uuid references public.contacts (id) on delete cascade,
-  bucket        text not null check (bucket in ('period', 'day', 'local_day')),
+  bucket        text not null check (bucket in ('period', 'day', 'month', 'local_day')),
   starts_at     timestamptz not null,
   requests      bigint not null default 0,
   tokens_in     bigint not null default 0,
   tokens_out    bigint not null default 0,
   tokens_cached bigint not null default 0,
   cost_usd      numeric(16, 6) not null default 0,
-  constraint usage_totals_key unique nulls not distinct (org_id, bucket, starts_at, contact_id)
+  constraint usage_totals_contact_bucket check ((bucket in ('month', 'local_day')) = (contact_id is not null)),
+  -- Covering: every read of these rows is an index-only range (a contact's months: one range).
+  constraint usage_totals_key unique nulls not distinct (org_id, bucket, contact_id, starts_at)
+    include (requests, tokens_in, tokens_out, tokens_cached, cost_usd)
 );
 
+create index usage_totals_contact_month_cost_idx on private.usage_totals
+  (org_id, starts_at, cost_usd desc, contact_id) where bucket = 'month';
+-- A contact's deletion cascades here: one index probe, not a scan of every org's rows.
+create index usage_totals_contact_id_idx on private.usage_totals (contact_id)
+  where contact_id is not null;
+
 comment on table private.usage_totals is
-  'Running totals of ai_requests per org budget period, per UTC day (org and contact) and per contact local day.';
+  'Running totals of ai_requests per org budget period and UTC day, per contact UTC month and local day.';
 
 alter table private.usage_totals enable row level security;
 
@@ -209,13 +219,14 @@ begin
   cross join lateral (values
     (r.org_id, null::uuid, 'period', case when r.created_at >= p.period_start then p.period_start end),
     (r.org_id, null::uuid, 'day', p.utc_day),
-    (r.org_id, r.contact_id, 'day', case when r.contact_id is not null then p.utc_day end),
+    (r.org_id, r.contact_id, 'month', case when r.contact_id is not null then
+       date_trunc('month', r.created_at, 'UTC') end),
     (r.org_id, r.contact_id, 'local_day', case when r.contact_id is not null then
        private.local_day_start(coalesce(c.timezone, s.timezone, 'UTC'), r.created_at) end)
   ) as k(org_id, contact_id, bucket, starts_at)
   where k.starts_at is not null
-  group by k.org_id, k.bucket, k.starts_at, k.contact_id
-  order by k.org_id, k.bucket, k.starts_at, k.contact_id
+  group by k.org_id, k.bucket, k.contact_id, k.starts_at
+  order by k.org_id, k.bucket, k.contact_id, k.starts_at
   on conflict on constraint usage_totals_key do update
     set requests = u.requests + excluded.requests,
         tokens_in = u.tokens_in + excluded.tokens_in,

@@ -167,8 +167,14 @@ $$;
 comment on function public.admin_overview(uuid) is
   'Admin dashboard of one org (members only): month traffic, AI cost, budget left, alerts, dead letters, health.';
 
--- AI usage of one org between two UTC dates (inclusive): totals, per day, per contact (top 100),
--- read from the daily running totals (private.usage_totals), not from the ledger.
+-- AI usage of one org between two UTC dates (inclusive), read from the running totals
+-- (private.usage_totals), not from the ledger: totals and days over the range (the org's day
+-- rows), and the top 100 contacts by cost over the calendar months the range touches
+-- (contacts_from .. contacts_to; the contacts' month rows). Bounded: the candidates are the top
+-- 100 of each month (usage_totals_contact_month_cost_idx), ranked by their exact totals over
+-- those months. A contact outside every month's top 100 costs at most the sum of each full
+-- month's 100th cost (the bound): contacts_exact says the list is the true top 100 (fewer than
+-- 100 contacts, or the 100th costs at least the bound).
 create or replace function public.admin_usage(p_org_id uuid, p_from date, p_to date)
 returns jsonb
 language plpgsql
@@ -178,6 +184,10 @@ as $$
 declare
   v_start timestamptz;
   v_end timestamptz;
+  v_months_start timestamptz;
+  v_months_end timestamptz;
+  v_contacts jsonb;
+  v_exact boolean;
 begin
   perform private.require_role(p_org_id, array['owner', 'admin', 'viewer']);
   if p_from is null or p_to is null or p_to < p_from or p_to - p_from > 366 then
@@ -186,6 +196,40 @@ begin
   end if;
   v_start := p_from::timestamp at time zone 'UTC';
   v_end := (p_to + 1)::timestamp at time zone 'UTC';
+  v_months_start := date_trunc('month', v_start, 'UTC');
+  v_months_end := date_trunc('month', p_to::timestamp at time zone 'UTC', 'UTC') + interval '1 month';
+
+  with tops as materialized (
+    select g.m, t.contact_id, t.cost_usd
+    from generate_series(v_months_start, v_months_end - interval '1 month', interval '1 month') g(m)
+    cross join lateral (
+      select u.contact_id, u.cost_usd
+      from private.usage_totals u
+      where u.org_id = p_org_id and u.bucket = 'month' and u.starts_at = g.m
+      order by u.cost_usd desc, u.contact_id
+      limit 100) t),
+  bound as (
+    select coalesce(sum(x.last), 0) as cost_usd
+    from (select min(t.cost_usd) as last from tops t group by t.m having count(*) = 100) x),
+  ranked as (
+    select c.contact_id, s.requests, s.tokens, s.cost_usd
+    from (select distinct t.contact_id from tops t) c
+    cross join lateral (
+      select sum(u.requests) as requests, sum(u.tokens_in + u.tokens_out) as tokens,
+             sum(u.cost_usd) as cost_usd
+      from private.usage_totals u
+      where u.org_id = p_org_id and u.bucket = 'month' and u.contact_id = c.contact_id
+        and u.starts_at >= v_months_start and u.starts_at < v_months_end) s
+    order by s.cost_usd desc, s.tokens desc, c.contact_id
+    limit 100)
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'contact_id', r.contact_id, 'contact_name', ct.name, 'contact_wa_id', ct.wa_id,
+           'requests', r.requests, 'tokens', r.tokens, 'cost_usd', r.cost_usd)
+         order by r.cost_usd desc, r.tokens desc, r.contact_id), '[]'),
+         count(*) < 100 or min(r.cost_usd) >= (select b.cost_usd from bound b)
+  into v_contacts, v_exact
+  from ranked r
+  left join public.contacts ct on ct.id = r.contact_id;
 
   return jsonb_build_object(
     'org_id', p_org_id,
@@ -210,29 +254,16 @@ begin
       from private.usage_totals d
       where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is null
         and d.starts_at >= v_start and d.starts_at < v_end), '[]'),
-    'contacts', coalesce((
-      select jsonb_agg(jsonb_build_object(
-               'contact_id', t.contact_id, 'contact_name', ct.name, 'contact_wa_id', ct.wa_id,
-               'requests', t.requests, 'tokens', t.tokens, 'cost_usd', t.cost_usd)
-             order by t.cost_usd desc, t.tokens desc)
-      from (
-        select d.contact_id,
-               sum(d.requests) as requests,
-               sum(d.tokens_in + d.tokens_out) as tokens,
-               sum(d.cost_usd) as cost_usd
-        from private.usage_totals d
-        where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is not null
-          and d.starts_at >= v_start and d.starts_at < v_end
-        group by d.contact_id
-        order by sum(d.cost_usd) desc, sum(d.tokens_in + d.tokens_out) desc
-        limit 100) t
-      left join public.contacts ct on ct.id = t.contact_id), '[]')
+    'contacts_from', (v_months_start at time zone 'UTC')::date,
+    'contacts_to', (v_months_end at time zone 'UTC')::date - 1,
+    'contacts_exact', v_exact,
+    'contacts', v_contacts
   );
 end;
 $$;
 
 comment on function public.admin_usage(uuid, date, date) is
-  'AI requests, tokens and cost of one org per UTC day and per contact (members only).';
+  'AI requests, tokens and cost of one org per UTC day, and its top contacts over the months the range touches (members only).';
 
 -- =============================================================================================
 -- Changes of one org's rows, with their audit row (security definer: they check the caller)

@@ -3,7 +3,7 @@
 -- against a total that differs from the ledger's sum, so a read that sums the ledger fails.
 begin;
 create extension if not exists pgtap;
-select plan(12);
+select plan(18);
 
 insert into public.orgs (id, name, monthly_token_budget, token_period_started_at) values
   ('f1000000-0000-4000-8000-000000000000', 'Usage test org', 100000, now() - interval '2 days');
@@ -41,6 +41,10 @@ $$;
 select is(pg_temp.total('period', false), 330::bigint, 'the period total counts the rows since the period start');
 select is(pg_temp.total('local_day', true), 330::bigint, 'the contact''s local day counts its rows');
 select is(pg_temp.total('day', false), 1330::bigint, 'the org''s UTC days count every row');
+select is(pg_temp.total('month', true), 330::bigint, 'the contact''s UTC month counts its rows');
+select throws_ok($$insert into private.usage_totals (org_id, contact_id, bucket, starts_at) values
+  ('f1000000-0000-4000-8000-000000000000', 'f1000000-0000-4000-8000-000000000002', 'day', now())$$,
+  '23514', null, 'a contact has no day rows (its months serve admin_usage)');
 select is((select starts_at from private.usage_totals
            where org_id = 'f1000000-0000-4000-8000-000000000000' and bucket = 'local_day'),
   private.local_day_start('Asia/Tokyo'), 'the local day starts at midnight in the zone (settings)');
@@ -53,7 +57,7 @@ select is(pg_temp.total('period', false), 330::bigint, 'a ledger row inserted tw
 
 -- From here the totals differ from the ledger: a read that sums ai_requests sees 330.
 update private.usage_totals set tokens_in = tokens_in + 5000, requests = requests + 100
-where org_id = 'f1000000-0000-4000-8000-000000000000' and bucket in ('period', 'local_day', 'day');
+where org_id = 'f1000000-0000-4000-8000-000000000000' and bucket in ('period', 'local_day', 'day', 'month');
 
 create temp table claimed as
 select public.whatsapp_claim_message('f1000000-0000-4000-8000-000000000004') as c;
@@ -78,7 +82,48 @@ select public.admin_usage('f1000000-0000-4000-8000-000000000000', current_date -
 select is((select (u -> 'totals' ->> 'tokens_in')::bigint from usage), 11300::bigint,
   'admin_usage''s totals read the daily totals');
 select is((select (u -> 'contacts' -> 0 ->> 'tokens')::bigint from usage), 5330::bigint,
-  'admin_usage''s contacts read the contact day totals');
+  'admin_usage''s contacts read the contact month totals');
+select is((select array[u ->> 'contacts_from', u ->> 'contacts_to'] from usage),
+  array[date_trunc('month', current_date - 60)::date::text,
+        (date_trunc('month', current_date) + interval '1 month - 1 day')::date::text],
+  'admin_usage''s contacts cover the calendar months the range touches');
+select is((select (u -> 'contacts_exact')::boolean from usage), true,
+  'fewer than 100 contacts: the list is exact');
+
+-- Over 100 contacts in two months (this and the last): C1..C100 cost 1 in both, B1 0.5 in both
+-- (each month's top 100 is C1..C100, whose totals 2 reach the bound 1 + 1: exact); then
+-- D1..D100 cost 3 this month only, and X 2.5 this month and 0.9 the last: X (3.4) is in no
+-- month's top 100 and beats the listed D1..D100 (3), so the list is not exact.
+reset role;
+insert into public.orgs (id, name) values ('f2000000-0000-4000-8000-000000000000', 'Usage top org');
+insert into public.org_members (org_id, user_id, role) values
+  ('f2000000-0000-4000-8000-000000000000', 'f1000000-0000-4000-8000-0000000000aa', 'viewer');
+insert into public.contacts (org_id, wa_id, name)
+  select 'f2000000-0000-4000-8000-000000000000', '829' || v.g || lpad(i::text, 5, '0'), v.name || i
+  from (values ('C', 100, 1), ('B', 1, 2), ('D', 100, 3), ('X', 1, 4)) v(name, n, g),
+       generate_series(1, v.n) i;
+-- p_months: 0 = this month, 1 = the last.
+create function pg_temp.spend(p_group text, p_cost numeric, p_months int[]) returns void language sql as $$
+  insert into public.ai_requests (org_id, contact_id, provider, model, tokens_in, tokens_out, cost_usd, status, created_at)
+  select c.org_id, c.id, 'openai', 'gpt-4o-mini', 1, 1, p_cost, 'success',
+         case when k = 0 then now() else date_trunc('month', now(), 'UTC') - interval '1 hour' end
+  from public.contacts c, unnest(p_months) k
+  where c.org_id = 'f2000000-0000-4000-8000-000000000000' and left(c.name, 1) = p_group
+$$;
+create function pg_temp.exact() returns boolean language sql as $$
+  select (public.admin_usage('f2000000-0000-4000-8000-000000000000',
+    (date_trunc('month', now(), 'UTC') - interval '1 day')::date, current_date) -> 'contacts_exact')::boolean
+$$;
+select pg_temp.spend('C', 1, array[0, 1]);
+select pg_temp.spend('B', 0.5, array[0, 1]);
+set local role authenticated;
+select is(pg_temp.exact(), true, 'each month''s top 100 are the top 100 of both: exact');
+reset role;
+select pg_temp.spend('D', 3, array[0]);
+select pg_temp.spend('X', 2.5, array[0]);
+select pg_temp.spend('X', 0.9, array[1]);
+set local role authenticated;
+select is(pg_temp.exact(), false, 'a contact in no month''s top 100 may beat the list: not exact');
 
 reset role;
 select * from finish();

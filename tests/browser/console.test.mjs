@@ -278,6 +278,7 @@ async function main() {
       await owner.waitForSelector("body[data-busy] #view .loading");
       await owner.waitForSelector('[data-testid="usage-chart"] rect');
       assert.match(await owner.textContent("table"), /Alice Patient/);
+      assert.match(await owner.textContent('[data-testid="usage-contacts-range"]'), /^\d{4}-\d{2}-01 to \d{4}-\d{2}-\d{2}: /);
       assert.equal(await owner.getAttribute("body", "data-busy"), null);
       await owner.unroute("**/api/admin/usage*");
       await shot(owner, "usage");

@@ -1,6 +1,7 @@
 //! What each admin endpoint does, end to end on the real stack: reads, every mutation with its
 //! audit row, WhatsApp's rules for staff replies, replays that really reprocess, pagination.
 
+use chrono::{Datelike, Months, Utc};
 use serde_json::{json, Value};
 
 use crate::helpers::admin::World;
@@ -57,6 +58,11 @@ async fn overview_and_usage_add_up_the_orgs_month() {
     assert_eq!(usage["days"].as_array().map(Vec::len), Some(1));
     assert_eq!(usage["contacts"][0]["contact_id"], w.a.contact);
     assert_eq!(usage["contacts"][0]["tokens"], 1500);
+    assert_eq!(usage["contacts_exact"], true);
+    let month = Utc::now().date_naive().with_day(1).unwrap();
+    assert_eq!(usage["contacts_from"], month.to_string());
+    let last = (month + Months::new(1)).pred_opt().unwrap();
+    assert_eq!(usage["contacts_to"], last.to_string());
 
     for bad in [
         "from=2026-13-01",
