@@ -243,6 +243,96 @@ create trigger ai_requests_count_usage after insert on public.ai_requests
   referencing new table as new_rows
   for each statement execute function private.count_usage();
 
+-- =============================================================================================
+-- Message totals: the month's traffic of an org, written by the messages' own insert
+-- =============================================================================================
+-- admin_overview's month counts (inbound, outbound, active contacts) read these rows instead of
+-- counting the month's messages (docs/performance.md). One row per (org, UTC day, writer): the
+-- writer is the inserting backend's pid, so concurrent writers never wait for one another on a
+-- counter row (a day of an org has as many rows as connections wrote it). active_contacts counts
+-- a contact on the day of its first inbound message of the UTC month (private.contact_months
+-- remembers who was counted). Traffic counts: an erased or purged message stays counted.
+create table private.message_totals (
+  org_id          uuid not null references public.orgs (id) on delete cascade,
+  starts_at       timestamptz not null,
+  writer          int not null,
+  inbound         bigint not null default 0,
+  outbound        bigint not null default 0,
+  active_contacts bigint not null default 0,
+  primary key (org_id, starts_at, writer) include (inbound, outbound, active_contacts)
+);
+
+create table private.contact_months (
+  contact_id uuid not null references public.contacts (id) on delete cascade,
+  starts_at  timestamptz not null,
+  primary key (contact_id, starts_at)
+);
+
+comment on table private.message_totals is
+  'Messages per org, UTC day and writing connection (inbound, outbound, contacts first active in their month).';
+comment on table private.contact_months is
+  'The UTC months in which a contact sent a message (counted once into message_totals.active_contacts).';
+
+alter table private.message_totals enable row level security;
+alter table private.contact_months enable row level security;
+
+create policy message_totals_select_member on private.message_totals
+  for select to authenticated
+  using (org_id = any (array(select private.my_org_ids())));
+
+revoke all on private.message_totals, private.contact_months from public, anon, authenticated;
+grant select on private.message_totals to authenticated, service_role;
+
+-- After each insert into messages (statement level, set-based): counts the new rows into their
+-- org's day, and each contact's first inbound message of a month into active_contacts.
+create or replace function private.count_messages()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  with firsts as (
+    insert into private.contact_months (contact_id, starts_at)
+    select distinct r.contact_id, date_trunc('month', r.created_at, 'UTC')
+    from new_rows r
+    where r.direction = 'inbound'
+    order by 1, 2
+    on conflict do nothing
+    returning contact_id, starts_at
+  ), counts as (
+    select r.org_id, date_trunc('day', r.created_at, 'UTC') as starts_at,
+           count(*) filter (where r.direction = 'inbound') as inbound,
+           count(*) filter (where r.direction = 'outbound') as outbound, 0 as active_contacts
+    from new_rows r
+    group by 1, 2
+    union all
+    select r.org_id, date_trunc('day', min(r.created_at), 'UTC'), 0, 0, 1
+    from new_rows r
+    join firsts f on f.contact_id = r.contact_id
+      and f.starts_at = date_trunc('month', r.created_at, 'UTC')
+    where r.direction = 'inbound'
+    group by r.org_id, f.contact_id, f.starts_at
+  )
+  insert into private.message_totals as t (org_id, starts_at, writer, inbound, outbound, active_contacts)
+  select c.org_id, c.starts_at, pg_backend_pid(), sum(c.inbound), sum(c.outbound), sum(c.active_contacts)
+  from counts c
+  group by 1, 2
+  order by 1, 2
+  on conflict (org_id, starts_at, writer) do update
+    set inbound = t.inbound + excluded.inbound,
+        outbound = t.outbound + excluded.outbound,
+        active_contacts = t.active_contacts + excluded.active_contacts;
+  return null;
+end;
+$$;
+
+revoke all on function private.count_messages() from public, anon, authenticated;
+
+create trigger messages_count_messages after insert on public.messages
+  referencing new table as new_rows
+  for each statement execute function private.count_messages();
+
 -- Writes a turn's ledger for message m: p_ledger = {ai_requests: [...], tool_executions: [...]}.
 -- Rows carry their own ids (and start times, for created_at), so writing the same ledger twice
 -- adds nothing.

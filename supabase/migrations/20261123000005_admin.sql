@@ -103,8 +103,9 @@ revoke insert, update, delete, truncate, references, trigger on public.conversat
 -- Reads that aggregate (security invoker: RLS applies to every row they count)
 -- =============================================================================================
 
--- The dashboard of one org: this calendar month's (UTC) traffic and AI cost, the token budget
--- of the current budget period (both from private.usage_totals), open alerts, dead letters and the health summary.
+-- The dashboard of one org: this calendar month's (UTC) traffic (private.message_totals) and AI
+-- cost, the token budget of the current budget period (both from private.usage_totals), open
+-- alerts, dead letters and the health summary.
 create or replace function public.admin_overview(p_org_id uuid)
 returns jsonb
 language plpgsql
@@ -132,14 +133,13 @@ begin
     'month_started_at', v_month,
     'messages', (
       select jsonb_build_object(
-        'inbound', count(*) filter (where m.direction = 'inbound'),
-        'outbound', count(*) filter (where m.direction = 'outbound'))
-      from public.messages m
-      where m.org_id = p_org_id and m.created_at >= v_month),
+        'inbound', coalesce(sum(t.inbound), 0), 'outbound', coalesce(sum(t.outbound), 0))
+      from private.message_totals t
+      where t.org_id = p_org_id and t.starts_at >= v_month),
     'active_contacts', (
-      select count(distinct m.contact_id)
-      from public.messages m
-      where m.org_id = p_org_id and m.direction = 'inbound' and m.created_at >= v_month),
+      select coalesce(sum(t.active_contacts), 0)
+      from private.message_totals t
+      where t.org_id = p_org_id and t.starts_at >= v_month),
     'ai', (
       select jsonb_build_object(
         'requests', coalesce(sum(u.requests), 0),
