@@ -247,11 +247,12 @@ create trigger ai_requests_count_usage after insert on public.ai_requests
 -- Message totals: the month's traffic of an org, written by the messages' own insert
 -- =============================================================================================
 -- admin_overview's month counts (inbound, outbound, active contacts) read these rows instead of
--- counting the month's messages (docs/performance.md). One row per (org, UTC day, writer): the
--- writer is the inserting backend's pid, so concurrent writers never wait for one another on a
--- counter row (a day of an org has as many rows as connections wrote it). active_contacts counts
--- a contact on the day of its first inbound message of the UTC month (private.contact_months
--- remembers who was counted). Traffic counts: an erased or purged message stays counted.
+-- counting the month's messages (docs/performance.md). One row per (org, UTC month, writer):
+-- the writer is the inserting backend's pid, so concurrent writers never wait for one another
+-- on a counter row (a month of an org has as many rows as connections wrote it).
+-- active_contacts counts a contact once per UTC month, with its first inbound message of it
+-- (private.contact_months remembers who was counted). Traffic counts: an erased or purged
+-- message stays counted.
 create table private.message_totals (
   org_id          uuid not null references public.orgs (id) on delete cascade,
   starts_at       timestamptz not null,
@@ -269,7 +270,7 @@ create table private.contact_months (
 );
 
 comment on table private.message_totals is
-  'Messages per org, UTC day and writing connection (inbound, outbound, contacts first active in their month).';
+  'Messages per org, UTC month and writing connection (inbound, outbound, contacts first active in the month).';
 comment on table private.contact_months is
   'The UTC months in which a contact sent a message (counted once into message_totals.active_contacts).';
 
@@ -284,7 +285,7 @@ revoke all on private.message_totals, private.contact_months from public, anon, 
 grant select on private.message_totals to authenticated, service_role;
 
 -- After each insert into messages (statement level, set-based): counts the new rows into their
--- org's day, and each contact's first inbound message of a month into active_contacts.
+-- org's month, and each contact's first inbound message of a month into active_contacts.
 create or replace function private.count_messages()
 returns trigger
 language plpgsql
@@ -301,18 +302,15 @@ begin
     on conflict do nothing
     returning contact_id, starts_at
   ), counts as (
-    select r.org_id, date_trunc('day', r.created_at, 'UTC') as starts_at,
+    select r.org_id, date_trunc('month', r.created_at, 'UTC') as starts_at,
            count(*) filter (where r.direction = 'inbound') as inbound,
            count(*) filter (where r.direction = 'outbound') as outbound, 0 as active_contacts
     from new_rows r
     group by 1, 2
     union all
-    select r.org_id, date_trunc('day', min(r.created_at), 'UTC'), 0, 0, 1
-    from new_rows r
-    join firsts f on f.contact_id = r.contact_id
-      and f.starts_at = date_trunc('month', r.created_at, 'UTC')
-    where r.direction = 'inbound'
-    group by r.org_id, f.contact_id, f.starts_at
+    select c.org_id, f.starts_at, 0, 0, 1
+    from firsts f
+    join public.contacts c on c.id = f.contact_id
   )
   insert into private.message_totals as t (org_id, starts_at, writer, inbound, outbound, active_contacts)
   select c.org_id, c.starts_at, pg_backend_pid(), sum(c.inbound), sum(c.outbound), sum(c.active_contacts)
@@ -538,8 +536,8 @@ $$;
 -- (private.whatsapp_discard_message). Returns:
 --   token:   the turn's token (begin, finish and fail need it);
 --   message: the turn's last message (the reply answers it), with
---   turn:    {first_id, ids, bodies}: the first message (the key of the turn's tool calls) and
---            every message of the turn, oldest first;
+--   turn:    {ids, bodies}: every message of the turn, oldest first (the first one is the key
+--            of the turn's tool calls);
 --   contact, conversation, phone_number_id, settings;
 --   rate_limit: {limit, hits}: hits = the lowest number of the turn's messages in their
 --            contact's rate-limit window (counted once, when stored: private.count_inbound;
@@ -654,7 +652,7 @@ begin
         'body', m.body, 'payload', m.payload, 'attempts', m.attempts),
       'turn', (
         select jsonb_build_object(
-          'first_id', v_turn[1], 'ids', to_jsonb(v_turn),
+          'ids', to_jsonb(v_turn),
           'bodies', jsonb_agg(jsonb_build_object('type', x.type, 'body', x.body)
                               order by x.created_at, x.id))
         from public.messages x where x.id = any(v_turn)),
@@ -931,13 +929,13 @@ begin
 
     update public.dead_letter_queue
     set attempts = x.attempts, error = p_error, status = 'pending',
-        next_attempt_at = now() + least(interval '6 hours', interval '1 minute' * 2 ^ (x.attempts - 1))
+        next_attempt_at = now() + private.cron_backoff(x.attempts, 60)
     where kind = 'inbound_message' and ref = x.id::text and status in ('pending', 'retrying');
     if not found then
       insert into public.dead_letter_queue (org_id, kind, ref, payload, error, attempts, next_attempt_at)
       values (x.org_id, 'inbound_message', x.id::text,
               jsonb_build_object('message_id', x.id, 'wamid', x.wa_message_id), p_error, x.attempts,
-              now() + least(interval '6 hours', interval '1 minute' * 2 ^ (x.attempts - 1)));
+              now() + private.cron_backoff(x.attempts, 60));
     end if;
 
     select count(*) into v_pending

@@ -117,10 +117,16 @@ declare
   v_month timestamptz := date_trunc('month', now(), 'UTC');
   v_period timestamptz;
   v_used bigint;
+  v_traffic record;
 begin
   perform private.require_role(p_org_id, array['owner', 'admin', 'viewer']);
   select * into v_org from public.orgs where id = p_org_id;
   v_period := private.token_period_start(v_org.token_period_started_at);
+  select coalesce(sum(t.inbound), 0) as inbound, coalesce(sum(t.outbound), 0) as outbound,
+         coalesce(sum(t.active_contacts), 0) as active_contacts
+  into v_traffic
+  from private.message_totals t
+  where t.org_id = p_org_id and t.starts_at = v_month;
   select coalesce(sum(u.tokens_in + u.tokens_out), 0) into v_used
   from private.usage_totals u
   where u.org_id = p_org_id and u.bucket = 'period' and u.starts_at = v_period
@@ -131,15 +137,8 @@ begin
       'id', v_org.id, 'name', v_org.name, 'plan', v_org.plan,
       'subscription_status', v_org.subscription_status),
     'month_started_at', v_month,
-    'messages', (
-      select jsonb_build_object(
-        'inbound', coalesce(sum(t.inbound), 0), 'outbound', coalesce(sum(t.outbound), 0))
-      from private.message_totals t
-      where t.org_id = p_org_id and t.starts_at >= v_month),
-    'active_contacts', (
-      select coalesce(sum(t.active_contacts), 0)
-      from private.message_totals t
-      where t.org_id = p_org_id and t.starts_at >= v_month),
+    'messages', jsonb_build_object('inbound', v_traffic.inbound, 'outbound', v_traffic.outbound),
+    'active_contacts', v_traffic.active_contacts,
     'ai', (
       select jsonb_build_object(
         'requests', coalesce(sum(u.requests), 0),

@@ -36,7 +36,7 @@ async fn resolves(app: &TestApp, org: &TestOrg, kind: &str) {
 }
 
 /// `count` rows of `table` for the org, each `row` with `n` (0..count) and the org id.
-async fn rows(
+async fn insert_rows(
     app: &TestApp,
     org: &TestOrg,
     table: &str,
@@ -67,11 +67,11 @@ async fn the_error_rate_over_5_percent_opens_one_alert_until_it_is_back_under() 
             })
         }
     };
-    rows(&app, &org, "messages", 2, message("failed")).await;
-    rows(&app, &org, "messages", 19, message("processed")).await;
+    insert_rows(&app, &org, "messages", 2, message("failed")).await;
+    insert_rows(&app, &org, "messages", 19, message("processed")).await;
     opens_once(&app, &org, "error_rate").await; // 2 of 21: 9.5 %
 
-    rows(&app, &org, "messages", 20, message("processed")).await;
+    insert_rows(&app, &org, "messages", 20, message("processed")).await;
     resolves(&app, &org, "error_rate").await; // 2 of 41: 4.9 %
 }
 
@@ -90,10 +90,10 @@ async fn webhook_latency_is_recorded_and_over_4_s_opens_one_alert_until_it_is_ba
     assert!((0..4000).contains(&latency), "{latency}");
 
     let delivery = |latency: u64| move |_| json!({"source": "whatsapp", "external_id": new_uuid(), "latency_ms": latency});
-    rows(&app, &org, "webhooks", 20, delivery(5000)).await;
+    insert_rows(&app, &org, "webhooks", 20, delivery(5000)).await;
     opens_once(&app, &org, "webhook_latency").await; // p95 5 s
 
-    rows(&app, &org, "webhooks", 400, delivery(100)).await;
+    insert_rows(&app, &org, "webhooks", 400, delivery(100)).await;
     resolves(&app, &org, "webhook_latency").await; // p95 0.1 s
 }
 
@@ -103,11 +103,11 @@ async fn a_tool_failure_rate_over_10_percent_opens_one_alert_until_it_is_back_un
     let app = spawn_app().await;
     let org = TestOrg::create(app.db()).await;
     let tool = |status: &'static str| move |_| json!({"tool": "log_expense", "status": status});
-    rows(&app, &org, "tool_executions", 3, tool("error")).await;
-    rows(&app, &org, "tool_executions", 17, tool("success")).await;
+    insert_rows(&app, &org, "tool_executions", 3, tool("error")).await;
+    insert_rows(&app, &org, "tool_executions", 17, tool("success")).await;
     opens_once(&app, &org, "tool_failure_rate").await; // 3 of 20: 15 %
 
-    rows(&app, &org, "tool_executions", 20, tool("success")).await;
+    insert_rows(&app, &org, "tool_executions", 20, tool("success")).await;
     resolves(&app, &org, "tool_failure_rate").await; // 3 of 40: 7.5 %
 }
 
@@ -130,7 +130,7 @@ async fn the_ai_cost_over_the_orgs_budget_opens_one_alert_until_the_budget_cover
         json!({"monthly_cost_budget_usd": 1}),
     )
     .await;
-    rows(&app, &org, "ai_requests", 3, |_| {
+    insert_rows(&app, &org, "ai_requests", 3, |_| {
         json!({"provider": "openai", "model": "gpt-6-luna", "status": "success", "cost_usd": 0.5})
     })
     .await;
@@ -235,7 +235,7 @@ async fn a_slow_ai_provider_is_tried_after_the_fallback_until_it_recovers() {
     let anthropic = fake_anthropic(&fallback).await;
     let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[]).await;
     let request = |latency: u64| move |_| json!({"provider": "openai", "model": "gpt-6-luna", "status": "success", "latency_ms": latency});
-    rows(&app, &org, "ai_requests", 20, request(12_000)).await;
+    insert_rows(&app, &org, "ai_requests", 20, request(12_000)).await;
     opens_once(&app, &org, "ai_latency").await; // p95 12 s
 
     let say = |text: &'static str| {
@@ -252,7 +252,7 @@ async fn a_slow_ai_provider_is_tried_after_the_fallback_until_it_recovers() {
         "the slow provider is not tried first"
     );
 
-    rows(&app, &org, "ai_requests", 400, request(300)).await;
+    insert_rows(&app, &org, "ai_requests", 400, request(300)).await;
     resolves(&app, &org, "ai_latency").await; // p95 0.3 s
     assert_eq!(say("hello again, quick one").await, "From the primary.");
     assert_eq!((primary.times().len(), fallback.times().len()), (1, 1));

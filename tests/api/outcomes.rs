@@ -11,8 +11,6 @@ use crate::helpers::admin::World;
 use crate::helpers::reminders::{cron_org, minutes_ago, reminder, reminders, texts};
 use crate::helpers::*;
 
-const RETRY: &str = "/api/cron/retry-failed";
-
 /// A reply whose send timed out (the fake answers after the client gave up): `sending`, its
 /// inbound message failed. Returns the graph, app, org, inbound and reply rows.
 async fn unknown_outcome() -> (wiremock::MockServer, TestApp, TestOrg, Value, Value) {
@@ -42,7 +40,7 @@ async fn began_minutes_ago(reply: &str, minutes: i64) {
 
 /// A status of another message of the org's number arrives now: the stream works.
 async fn stream_works(app: &TestApp, org: &TestOrg) {
-    let other = status_of("status_delivered.json", org, &new_wamid(), None);
+    let other = status_delivery("status_delivered.json", org, &new_wamid());
     assert_eq!(app.post_webhook(&other).await.status(), 200);
 }
 
@@ -83,7 +81,7 @@ async fn an_unknown_outcome_is_confirmed_by_its_status_and_never_resent() {
     // Long past the grace period, with the stream working: confirmed, so never resent.
     began_minutes_ago(&reply_id, 20).await;
     stream_works(&app, &org).await;
-    app.cron(RETRY).await;
+    app.cron(RETRY_FAILED).await;
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(sends_of(&graph, &reply_id).await.len(), 1, "sent once");
 }
@@ -96,7 +94,7 @@ async fn a_send_meta_never_accepted_is_sent_again_once() {
 
     // Within the grace period (a worker could still be sending it): left alone.
     stream_works(&app, &org).await;
-    app.cron(RETRY).await;
+    app.cron(RETRY_FAILED).await;
     assert_eq!(
         row(app.db(), "messages", &reply_id).await["status"],
         "sending"
@@ -107,7 +105,7 @@ async fn a_send_meta_never_accepted_is_sent_again_once() {
     // The fake answers in time now (the client's 200 ms vs its 1.5 s): the resend is taken.
     let fast = fake_graph(FakeGraph::ok()).await;
     let resolver = spawn_app_with_graph(&fast, &[]).await;
-    resolver.cron(RETRY).await;
+    resolver.cron(RETRY_FAILED).await;
     let resent = sends_of(&fast, &reply_id).await;
     assert_eq!(resent.len(), 1, "sent again, with the same callback data");
     assert_eq!(resent[0]["text"]["body"], reply["body"]);
@@ -121,7 +119,7 @@ async fn a_send_meta_never_accepted_is_sent_again_once() {
 
     // Settled: later runs send nothing more.
     began_minutes_ago(&reply_id, 10).await;
-    resolver.cron(RETRY).await;
+    resolver.cron(RETRY_FAILED).await;
     assert_eq!(sends_of(&fast, &reply_id).await.len(), 1);
     assert_eq!(sends_of(&graph, &reply_id).await.len(), 1);
 }
@@ -142,7 +140,7 @@ async fn a_late_status_stops_the_resend_and_a_silent_stream_raises_an_alert() {
         org.phone_number_id
     ))
     .await;
-    app.cron(RETRY).await;
+    app.cron(RETRY_FAILED).await;
     assert_eq!(
         row(app.db(), "messages", &reply_id).await["status"],
         "sending"
@@ -156,7 +154,7 @@ async fn a_late_status_stops_the_resend_and_a_silent_stream_raises_an_alert() {
     let status = status_of("status_delivered.json", &org, &new_wamid(), Some(&reply_id));
     app.post_webhook(&status).await;
     stream_works(&app, &org).await;
-    app.cron(RETRY).await;
+    app.cron(RETRY_FAILED).await;
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(sends_of(&graph, &reply_id).await.len(), 1, "no double send");
     assert_eq!(
@@ -174,7 +172,7 @@ async fn a_reminder_whose_send_timed_out_is_confirmed_by_its_status_or_sent_agai
     let names = texts(2);
     let due = minutes_ago(1);
     let ids = reminders(db, &org, &owner, &names, due, "none").await;
-    app.cron("/api/cron/check-reminders").await;
+    app.cron(CHECK_REMINDERS).await;
     let message = |n: usize| {
         let id = ids[n].clone();
         async move { select(db, "messages", &[("reminder_id", eq(id))]).await[0].clone() }
@@ -201,8 +199,8 @@ async fn a_reminder_whose_send_timed_out_is_confirmed_by_its_status_or_sent_agai
     began_minutes_ago(&second, 10).await;
     let fast = fake_graph(FakeGraph::ok()).await;
     let resolver = spawn_app_with_graph(&fast, &[]).await;
-    resolver.cron(RETRY).await;
-    resolver.cron(RETRY).await;
+    resolver.cron(RETRY_FAILED).await;
+    resolver.cron(RETRY_FAILED).await;
     assert_eq!(sends_of(&fast, &second).await.len(), 1);
     assert!(
         sends_of(&fast, &first).await.is_empty(),
@@ -233,8 +231,8 @@ async fn a_staff_message_whose_send_timed_out_is_sent_again_once_if_never_accept
     stream_works(&w.app, &w.a.org).await;
     let fast = fake_graph(FakeGraph::ok()).await;
     let resolver = spawn_app_with_graph(&fast, &[]).await;
-    resolver.cron(RETRY).await;
-    resolver.cron(RETRY).await;
+    resolver.cron(RETRY_FAILED).await;
+    resolver.cron(RETRY_FAILED).await;
     let resent = sends_of(&fast, &staff).await;
     assert_eq!(resent.len(), 1, "sent again once");
     assert_eq!(resent[0]["text"]["body"], "We are on it");

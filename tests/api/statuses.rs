@@ -34,7 +34,7 @@ async fn a_status_before_its_wamid_is_recorded_is_applied_when_it_is() {
 
     // Meta's `read` for the reply arrives first, without callback data (no message has the
     // wamid yet): kept, not dropped.
-    let read = status_of("status_read.json", &org, &early, None);
+    let read = status_delivery("status_read.json", &org, &early);
     let answer: Value = app.post_webhook(&read).await.json().await.expect("json");
     assert_eq!(answer["statuses_applied"], 0, "{answer}");
 
@@ -64,11 +64,11 @@ async fn each_part_of_a_split_text_has_its_own_status() {
     assert_eq!(sends(&graph, "text").await.len(), 2, "two parts");
 
     // Part 1 read, part 2 only sent: the message is as far as its least advanced part.
-    app.post_webhook(&status_of("status_read.json", &org, &first, None))
+    app.post_webhook(&status_delivery("status_read.json", &org, &first))
         .await;
     assert_eq!(status_of_reply(&app, &reply).await, "sent");
     // Part 2's own status (matched by its wamid, not the message's first one).
-    app.post_webhook(&status_of("status_delivered.json", &org, &second, None))
+    app.post_webhook(&status_delivery("status_delivered.json", &org, &second))
         .await;
     assert_eq!(status_of_reply(&app, &reply).await, "delivered");
 }
@@ -95,8 +95,8 @@ async fn a_failure_after_acceptance_raises_one_alert_and_a_131047_is_retried_as_
     assert_eq!(alert_count(app.db(), &org.id, "delivery_failed").await, 1);
 
     // The retry cron sends it once more as the approved template, same callback data.
-    app.cron("/api/cron/retry-failed").await;
-    app.cron("/api/cron/retry-failed").await;
+    app.cron(RETRY_FAILED).await;
+    app.cron(RETRY_FAILED).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let templates: Vec<Value> = sends_of(&graph, &reply_id)
         .await

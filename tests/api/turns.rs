@@ -132,12 +132,21 @@ async fn concurrent_workers_answer_one_conversation_one_turn_at_a_time_in_order(
 
 /// Claims the turn of `message_id`'s conversation.
 async fn claim(db: &Postgrest, message_id: &str) -> Value {
-    db.rpc("whatsapp_claim_message", Caller::Service)
-        .args(&json!({"p_message_id": message_id}))
-        .fetch()
-        .await
-        .expect("claim")
-        .data
+    rpc(
+        db,
+        "whatsapp_claim_message",
+        json!({"p_message_id": message_id}),
+    )
+    .await
+}
+
+/// Makes the answered message `id` unanswered again: its reply deleted, its status `status`.
+async fn reopen(db: &Postgrest, id: &str, status: &str) {
+    psql(&format!(
+        "delete from public.messages where reply_to = '{id}'"
+    ))
+    .await;
+    update(db, "messages", ("id", id), json!({"status": status})).await;
 }
 
 async fn rpc(db: &Postgrest, function: &str, args: Value) -> Value {
@@ -303,11 +312,7 @@ async fn a_redrive_does_not_count_against_the_rate_limit() {
     assert!(!has_text(&first["body"], "quickly"), "{first}");
 
     // Re-driven (its reply lost, the message failed): still within the limit.
-    psql(&format!(
-        "delete from public.messages where reply_to = '{id}'"
-    ))
-    .await;
-    update(db, "messages", ("id", &id), json!({"status": "failed"})).await;
+    reopen(db, &id, "failed").await;
     app.reprocess(&id).await;
     let again = app.reply_to(&wamid).await.expect("answered again");
     assert!(!has_text(&again["body"], "quickly"), "not counted: {again}");
@@ -331,11 +336,7 @@ async fn a_turn_that_could_end_past_the_invocations_max_duration_is_not_begun() 
         .as_str()
         .expect("id")
         .to_string();
-    psql(&format!(
-        "delete from public.messages where reply_to = '{id}'"
-    ))
-    .await;
-    update(db, "messages", ("id", &id), json!({"status": "received"})).await;
+    reopen(db, &id, "received").await;
     let uuid = id.parse().expect("uuid");
 
     // 21 s into the invocation, a turn's worst case (40 s with the defaults) ends past 60 s.
@@ -348,7 +349,7 @@ async fn a_turn_that_could_end_past_the_invocations_max_duration_is_not_begun() 
     );
     assert_eq!(left["attempts"], 1, "not claimed");
 
-    crate::helpers::lib::process_message(&app.state, uuid, std::time::Instant::now()).await;
+    app.reprocess(&id).await;
     assert_eq!(row(db, "messages", &id).await["status"], "processed");
 }
 
@@ -361,11 +362,7 @@ async fn a_finish_claims_the_conversations_next_turn_for_its_holder_alone() {
     let first = app.post_text(&org, &contact, "hello").await;
     let message = app.processed(&first).await;
     let id = message["id"].as_str().expect("id").to_string();
-    psql(&format!(
-        "delete from public.messages where reply_to = '{id}'"
-    ))
-    .await;
-    update(db, "messages", ("id", &id), json!({"status": "received"})).await;
+    reopen(db, &id, "received").await;
 
     // This worker holds the turn; a message arrives meanwhile (its own worker finds the
     // conversation busy and leaves it).

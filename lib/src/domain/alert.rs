@@ -13,7 +13,7 @@ pub enum Severity {
 }
 
 /// What went wrong (`alerts.kind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// The org's monthly token budget is spent: only built-in commands are answered.

@@ -37,11 +37,16 @@ pub struct Claim {
 /// The messages of a turn, oldest first.
 #[derive(Debug, Deserialize)]
 pub struct TurnMessages {
-    /// The first one: the key of the turn's tool calls (the same in every retry of the turn).
-    pub first_id: Uuid,
-    /// Every message of the turn.
+    /// Every message of the turn (at least one).
     pub ids: Vec<Uuid>,
     pub bodies: Vec<TurnBody>,
+}
+
+impl TurnMessages {
+    /// The first one: the key of the turn's tool calls (the same in every retry of the turn).
+    pub fn first_id(&self) -> Uuid {
+        self.ids[0]
+    }
 }
 
 /// One message of a turn, as far as the decision reads it.
@@ -124,12 +129,14 @@ pub fn decode(found: Option<Value>) -> Claimed {
     let Some(found) = found else {
         return Claimed::Unavailable;
     };
-    let held = Held::deserialize(&found);
-    match (serde_json::from_value(found), held) {
-        (Ok(claim), _) => Claimed::Claim(Box::new(claim)),
-        (Err(error), Ok(held)) => Claimed::Undecodable(error, (held.message.id, held.token)),
+    let error = match Claim::deserialize(&found) {
+        Ok(claim) => return Claimed::Claim(Box::new(claim)),
+        Err(error) => error,
+    };
+    match Held::deserialize(&found) {
+        Ok(held) => Claimed::Undecodable(error, (held.message.id, held.token)),
         // Without its token the turn cannot be recorded: its lease decides.
-        (Err(error), Err(_)) => {
+        Err(_) => {
             tracing::error!(error = %error, "a claimed turn without its token");
             Claimed::Unavailable
         }

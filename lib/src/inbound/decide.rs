@@ -136,7 +136,7 @@ mod tests {
             "token": uuid::Uuid::nil(),
             "message": {"id": uuid::Uuid::nil(), "org_id": uuid::Uuid::nil(), "wamid": "wamid.X",
                         "type": "text", "body": body},
-            "turn": {"first_id": uuid::Uuid::nil(), "ids": [uuid::Uuid::nil()], "bodies": [{"type": "text", "body": body}]},
+            "turn": {"ids": [uuid::Uuid::nil()], "bodies": [{"type": "text", "body": body}]},
             "contact": {"id": uuid::Uuid::nil(), "wa_id": "15550001111", "name": "Ana",
                         "locale": null, "timezone": "UTC", "opted_out": false},
             "conversation": {"mode": "bot", "window_open": true},

@@ -14,7 +14,7 @@ mod isolate;
 mod process;
 
 pub use backlog::{drain, Backlog};
-pub use deadline::{Deadlines, MAX_DURATION};
+pub use deadline::Deadlines;
 pub use ingest::{GroupCommit, IngestError, Ingested};
 pub use isolate::{isolated, Panicked};
 pub use process::process;

@@ -340,7 +340,7 @@ async fn record(
                 settings: &claim.settings,
                 budget: &claim.budget,
                 history: &claim.history,
-                key: claim.turn.first_id,
+                key: claim.turn.first_id(),
                 ai_allowed: ai,
             };
             let answer = state

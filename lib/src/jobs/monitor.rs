@@ -15,14 +15,14 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::supabase::{Caller, Postgrest};
 
-/// The kinds the monitor opens and resolves, under the names `cron_monitor` gives them.
-const KINDS: [(&str, AlertKind); 6] = [
-    ("error_rate", AlertKind::ErrorRate),
-    ("webhook_latency", AlertKind::WebhookLatency),
-    ("ai_latency", AlertKind::AiLatency),
-    ("ai_cost", AlertKind::AiCost),
-    ("tool_failure_rate", AlertKind::ToolFailureRate),
-    ("db_latency", AlertKind::DbLatency),
+/// The kinds the monitor opens and resolves (`cron_monitor` names them as `alerts.kind`).
+const KINDS: [AlertKind; 6] = [
+    AlertKind::ErrorRate,
+    AlertKind::WebhookLatency,
+    AlertKind::AiLatency,
+    AlertKind::AiCost,
+    AlertKind::ToolFailureRate,
+    AlertKind::DbLatency,
 ];
 
 /// What one monitor run did.
@@ -42,7 +42,7 @@ pub async fn run(state: &AppState) -> Result<Summary, ApiError> {
     let db = state.db()?;
     let db_latency_ms = ping(db).await?;
     let settings = &state.settings.cron.monitor;
-    let alerts: BTreeMap<&str, Alert> = KINDS.map(|(name, kind)| (name, Alert(kind))).into();
+    let alerts: BTreeMap<AlertKind, Alert> = KINDS.map(|kind| (kind, Alert(kind))).into();
     let mut summary: Summary = db
         .rpc("cron_monitor", Caller::Service)
         .args(&json!({

@@ -163,7 +163,7 @@ pub async fn list(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> 
 /// The Google event id of the call `key`: its bytes in hex (Google accepts ids of 5 to 1024
 /// base32hex characters, `0-9a-v`), so a retried call names the same event.
 fn event_id(key: &str) -> String {
-    key.bytes().map(|b| format!("{b:02x}")).collect()
+    hex::encode(key)
 }
 
 async fn stored(
