@@ -308,9 +308,11 @@ begin
     from new_rows r
     group by 1, 2
     union all
-    select c.org_id, f.starts_at, 0, 0, 1
+    -- The org from the new rows, not from contacts: the ingest runs this with nested loops
+    -- off, so a join to contacts would scan the table.
+    select r.org_id, f.starts_at, 0, 0, 1
     from firsts f
-    join public.contacts c on c.id = f.contact_id
+    join (select distinct n.contact_id, n.org_id from new_rows n) r on r.contact_id = f.contact_id
   )
   insert into private.message_totals as t (org_id, starts_at, writer, inbound, outbound, active_contacts)
   select c.org_id, c.starts_at, pg_backend_pid(), sum(c.inbound), sum(c.outbound), sum(c.active_contacts)

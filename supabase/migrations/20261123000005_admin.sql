@@ -175,7 +175,7 @@ comment on function public.admin_overview(uuid) is
 -- month's 100th cost (the bound): contacts_exact says the list is the true top 100 (fewer than
 -- 100 contacts, or the 100th costs at least the bound).
 create or replace function public.admin_usage(p_org_id uuid, p_from date, p_to date)
-returns jsonb
+returns json
 language plpgsql
 stable
 set search_path = ''
@@ -185,7 +185,9 @@ declare
   v_end timestamptz;
   v_months_start timestamptz;
   v_months_end timestamptz;
-  v_contacts jsonb;
+  v_days json;
+  v_totals json;
+  v_contacts json;
   v_exact boolean;
 begin
   perform private.require_role(p_org_id, array['owner', 'admin', 'viewer']);
@@ -197,6 +199,22 @@ begin
   v_end := (p_to + 1)::timestamp at time zone 'UTC';
   v_months_start := date_trunc('month', v_start, 'UTC');
   v_months_end := date_trunc('month', p_to::timestamp at time zone 'UTC', 'UTC') + interval '1 month';
+
+  -- json, not jsonb: built from rows as text, about 3x cheaper than one jsonb object per day.
+  select json_agg(x order by x.day),
+         json_build_object(
+           'requests', coalesce(sum(x.requests), 0),
+           'tokens_in', coalesce(sum(x.tokens_in), 0),
+           'tokens_out', coalesce(sum(x.tokens_out), 0),
+           'tokens_cached', coalesce(sum(x.tokens_cached), 0),
+           'cost_usd', coalesce(sum(x.cost_usd), 0))
+  into v_days, v_totals
+  from (
+    select (d.starts_at at time zone 'UTC')::date as day, d.requests, d.tokens_in, d.tokens_out,
+           d.tokens_cached, d.cost_usd
+    from private.usage_totals d
+    where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is null
+      and d.starts_at >= v_start and d.starts_at < v_end) x;
 
   with tops as materialized (
     select g.m, t.contact_id, t.cost_usd
@@ -221,38 +239,21 @@ begin
         and u.starts_at >= v_months_start and u.starts_at < v_months_end) s
     order by s.cost_usd desc, s.tokens desc, c.contact_id
     limit 100)
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'contact_id', r.contact_id, 'contact_name', ct.name, 'contact_wa_id', ct.wa_id,
-           'requests', r.requests, 'tokens', r.tokens, 'cost_usd', r.cost_usd)
-         order by r.cost_usd desc, r.tokens desc, r.contact_id), '[]'),
-         count(*) < 100 or min(r.cost_usd) >= (select b.cost_usd from bound b)
+  select coalesce(json_agg(x order by x.cost_usd desc, x.tokens desc, x.contact_id), '[]'),
+         count(*) < 100 or min(x.cost_usd) >= (select b.cost_usd from bound b)
   into v_contacts, v_exact
-  from ranked r
-  left join public.contacts ct on ct.id = r.contact_id;
+  from (
+    select r.contact_id, ct.name as contact_name, ct.wa_id as contact_wa_id, r.requests, r.tokens,
+           r.cost_usd
+    from ranked r
+    left join public.contacts ct on ct.id = r.contact_id) x;
 
-  return jsonb_build_object(
+  return json_build_object(
     'org_id', p_org_id,
     'from', p_from,
     'to', p_to,
-    'totals', (
-      select jsonb_build_object(
-        'requests', coalesce(sum(d.requests), 0),
-        'tokens_in', coalesce(sum(d.tokens_in), 0),
-        'tokens_out', coalesce(sum(d.tokens_out), 0),
-        'tokens_cached', coalesce(sum(d.tokens_cached), 0),
-        'cost_usd', coalesce(sum(d.cost_usd), 0))
-      from private.usage_totals d
-      where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is null
-        and d.starts_at >= v_start and d.starts_at < v_end),
-    'days', coalesce((
-      select jsonb_agg(jsonb_build_object(
-               'day', (d.starts_at at time zone 'UTC')::date, 'requests', d.requests,
-               'tokens_in', d.tokens_in, 'tokens_out', d.tokens_out,
-               'tokens_cached', d.tokens_cached, 'cost_usd', d.cost_usd)
-             order by d.starts_at)
-      from private.usage_totals d
-      where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is null
-        and d.starts_at >= v_start and d.starts_at < v_end), '[]'),
+    'totals', v_totals,
+    'days', coalesce(v_days, '[]'),
     'contacts_from', (v_months_start at time zone 'UTC')::date,
     'contacts_to', (v_months_end at time zone 'UTC')::date - 1,
     'contacts_exact', v_exact,

@@ -87,7 +87,7 @@ select is((select array[u ->> 'contacts_from', u ->> 'contacts_to'] from usage),
   array[date_trunc('month', current_date - 60)::date::text,
         (date_trunc('month', current_date) + interval '1 month - 1 day')::date::text],
   'admin_usage''s contacts cover the calendar months the range touches');
-select is((select (u -> 'contacts_exact')::boolean from usage), true,
+select is((select (u ->> 'contacts_exact')::boolean from usage), true,
   'fewer than 100 contacts: the list is exact');
 
 -- Over 100 contacts in two months (this and the last): C1..C100 cost 1 in both, B1 0.5 in both
@@ -112,7 +112,7 @@ create function pg_temp.spend(p_group text, p_cost numeric, p_months int[]) retu
 $$;
 create function pg_temp.exact() returns boolean language sql as $$
   select (public.admin_usage('f2000000-0000-4000-8000-000000000000',
-    (date_trunc('month', now(), 'UTC') - interval '1 day')::date, current_date) -> 'contacts_exact')::boolean
+    (date_trunc('month', now(), 'UTC') - interval '1 day')::date, current_date) ->> 'contacts_exact')::boolean
 $$;
 select pg_temp.spend('C', 1, array[0, 1]);
 select pg_temp.spend('B', 0.5, array[0, 1]);
