@@ -178,8 +178,10 @@ create table private.usage_totals (
     include (requests, tokens_in, tokens_out, tokens_cached, cost_usd)
 );
 
+-- A month's contacts in cost order, with what admin_usage shows of them (index-only).
 create index usage_totals_contact_month_cost_idx on private.usage_totals
-  (org_id, starts_at, cost_usd desc, contact_id) where bucket = 'month';
+  (org_id, starts_at, cost_usd desc, contact_id) include (requests, tokens_in, tokens_out)
+  where bucket = 'month';
 -- A contact's deletion cascades here: one index probe, not a scan of every org's rows.
 create index usage_totals_contact_id_idx on private.usage_totals (contact_id)
   where contact_id is not null;

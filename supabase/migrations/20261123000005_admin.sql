@@ -168,12 +168,14 @@ comment on function public.admin_overview(uuid) is
 
 -- AI usage of one org between two UTC dates (inclusive), read from the running totals
 -- (private.usage_totals), not from the ledger: totals and days over the range (the org's day
--- rows), and the top 100 contacts by cost over the calendar months the range touches
+-- rows), and the top 25 contacts by cost over the calendar months the range touches
 -- (contacts_from .. contacts_to; the contacts' month rows). Bounded: the candidates are the top
--- 100 of each month (usage_totals_contact_month_cost_idx), ranked by their exact totals over
--- those months. A contact outside every month's top 100 costs at most the sum of each full
--- month's 100th cost (the bound): contacts_exact says the list is the true top 100 (fewer than
--- 100 contacts, or the 100th costs at least the bound).
+-- 25 of each month (usage_totals_contact_month_cost_idx). A candidate's months in those lists
+-- give a lower bound of its cost (exact when it is in every full month's list) and an upper
+-- bound (each full month it is missing from adds that month's 25th cost); a contact in no list
+-- costs at most the sum of each full month's 25th cost. The 25 highest lower bounds are listed
+-- with their exact totals; contacts_exact says they are the true top 25 (fewer than 25
+-- contacts, or the last listed costs at least every other contact's upper bound).
 create or replace function public.admin_usage(p_org_id uuid, p_from date, p_to date)
 returns json
 language plpgsql
@@ -217,36 +219,47 @@ begin
       and d.starts_at >= v_start and d.starts_at < v_end) x;
 
   with tops as materialized (
-    select g.m, t.contact_id, t.cost_usd
+    select g.m, t.contact_id, t.cost_usd, t.requests, t.tokens
     from generate_series(v_months_start, v_months_end - interval '1 month', interval '1 month') g(m)
     cross join lateral (
-      select u.contact_id, u.cost_usd
+      select u.contact_id, u.cost_usd, u.requests, u.tokens_in + u.tokens_out as tokens
       from private.usage_totals u
       where u.org_id = p_org_id and u.bucket = 'month' and u.starts_at = g.m
       order by u.cost_usd desc, u.contact_id
-      limit 100) t),
+      limit 25) t),
+  full_months as (
+    select t.m, min(t.cost_usd) as last from tops t group by t.m having count(*) = 25),
   bound as (
-    select coalesce(sum(x.last), 0) as cost_usd
-    from (select min(t.cost_usd) as last from tops t group by t.m having count(*) = 100) x),
-  ranked as (
-    select c.contact_id, s.requests, s.tokens, s.cost_usd
-    from (select distinct t.contact_id from tops t) c
-    cross join lateral (
+    select coalesce(sum(f.last), 0) as cost_usd, count(*) as months from full_months f),
+  candidates as (
+    select t.contact_id, sum(t.cost_usd) as low, sum(t.requests) as requests,
+           sum(t.tokens) as tokens, count(f.m) = (select b.months from bound b) as known,
+           sum(t.cost_usd) + (select b.cost_usd from bound b) - coalesce(sum(f.last), 0) as high
+    from tops t
+    left join full_months f on f.m = t.m
+    group by t.contact_id),
+  listed as materialized (
+    select c.* from candidates c order by c.low desc, c.contact_id limit 25)
+  select coalesce(json_agg(x order by x.cost_usd desc, x.tokens desc, x.contact_id), '[]'),
+         count(*) < 25 or min(x.cost_usd) >= greatest(
+           (select b.cost_usd from bound b),
+           (select max(c.high) from candidates c
+            where c.contact_id not in (select l.contact_id from listed l)))
+  into v_contacts, v_exact
+  from (
+    select l.contact_id, ct.name as contact_name, ct.wa_id as contact_wa_id,
+           coalesce(e.requests, l.requests) as requests, coalesce(e.tokens, l.tokens) as tokens,
+           coalesce(e.cost_usd, l.low) as cost_usd
+    from listed l
+    -- The exact total of a contact missing from some full month's list (one range).
+    left join lateral (
       select sum(u.requests) as requests, sum(u.tokens_in + u.tokens_out) as tokens,
              sum(u.cost_usd) as cost_usd
       from private.usage_totals u
-      where u.org_id = p_org_id and u.bucket = 'month' and u.contact_id = c.contact_id
-        and u.starts_at >= v_months_start and u.starts_at < v_months_end) s
-    order by s.cost_usd desc, s.tokens desc, c.contact_id
-    limit 100)
-  select coalesce(json_agg(x order by x.cost_usd desc, x.tokens desc, x.contact_id), '[]'),
-         count(*) < 100 or min(x.cost_usd) >= (select b.cost_usd from bound b)
-  into v_contacts, v_exact
-  from (
-    select r.contact_id, ct.name as contact_name, ct.wa_id as contact_wa_id, r.requests, r.tokens,
-           r.cost_usd
-    from ranked r
-    left join public.contacts ct on ct.id = r.contact_id) x;
+      where not l.known and u.org_id = p_org_id and u.bucket = 'month'
+        and u.contact_id = l.contact_id
+        and u.starts_at >= v_months_start and u.starts_at < v_months_end) e on true
+    left join public.contacts ct on ct.id = l.contact_id) x;
 
   return json_build_object(
     'org_id', p_org_id,

@@ -3,7 +3,7 @@
 -- against a total that differs from the ledger's sum, so a read that sums the ledger fails.
 begin;
 create extension if not exists pgtap;
-select plan(18);
+select plan(20);
 
 insert into public.orgs (id, name, monthly_token_budget, token_period_started_at) values
   ('f1000000-0000-4000-8000-000000000000', 'Usage test org', 100000, now() - interval '2 days');
@@ -88,42 +88,76 @@ select is((select array[u ->> 'contacts_from', u ->> 'contacts_to'] from usage),
         (date_trunc('month', current_date) + interval '1 month - 1 day')::date::text],
   'admin_usage''s contacts cover the calendar months the range touches');
 select is((select (u ->> 'contacts_exact')::boolean from usage), true,
-  'fewer than 100 contacts: the list is exact');
+  'fewer than 25 contacts: the list is exact');
 
--- Over 100 contacts in two months (this and the last): C1..C100 cost 1 in both, B1 0.5 in both
--- (each month's top 100 is C1..C100, whose totals 2 reach the bound 1 + 1: exact); then
--- D1..D100 cost 3 this month only, and X 2.5 this month and 0.9 the last: X (3.4) is in no
--- month's top 100 and beats the listed D1..D100 (3), so the list is not exact.
+-- Over 25 contacts in two months (this and the last): C1..C25 cost 1 in both, B1 0.5 in both
+-- (each month's top 25 is C1..C25, whose totals 2 reach the bound 1 + 1: exact). Y costs 5
+-- this month and 0.2 the last, below the last month's top 25: listed first, with 5.2. Then
+-- D1..D25 cost 3 this month only, and X 2.5 this month and 0.9 the last: X (3.4) is in no
+-- month's top 25 and beats the listed D's (3), so the list is not exact.
 reset role;
-insert into public.orgs (id, name) values ('f2000000-0000-4000-8000-000000000000', 'Usage top org');
-insert into public.org_members (org_id, user_id, role) values
-  ('f2000000-0000-4000-8000-000000000000', 'f1000000-0000-4000-8000-0000000000aa', 'viewer');
-insert into public.contacts (org_id, wa_id, name)
-  select 'f2000000-0000-4000-8000-000000000000', '829' || v.g || lpad(i::text, 5, '0'), v.name || i
-  from (values ('C', 100, 1), ('B', 1, 2), ('D', 100, 3), ('X', 1, 4)) v(name, n, g),
-       generate_series(1, v.n) i;
+-- An org the viewer f1…aa may read, with contacts named <group><n> (n contacts per group) and
+-- numbered from p_prefix.
+create function pg_temp.tenant(p_org uuid, p_prefix text, p_groups text[], p_sizes int[]) returns void
+language sql as $$
+  insert into public.orgs (id, name) values (p_org, 'Usage ranking org');
+  insert into public.org_members (org_id, user_id, role)
+    values (p_org, 'f1000000-0000-4000-8000-0000000000aa', 'viewer');
+  insert into public.contacts (org_id, wa_id, name)
+    select p_org, p_prefix || g.k || lpad(i::text, 5, '0'), g.name || i
+    from unnest(p_groups, p_sizes) with ordinality g(name, n, k), generate_series(1, g.n) i
+$$;
+\set top 'f2000000-0000-4000-8000-000000000000'
+select pg_temp.tenant(:'top', '829', array['C', 'B', 'D', 'X', 'Y'], array[25, 1, 25, 1, 1]);
 -- p_months: 0 = this month, 1 = the last.
-create function pg_temp.spend(p_group text, p_cost numeric, p_months int[]) returns void language sql as $$
+create function pg_temp.spend(p_org uuid, p_group text, p_cost numeric, p_months int[]) returns void
+language sql as $$
   insert into public.ai_requests (org_id, contact_id, provider, model, tokens_in, tokens_out, cost_usd, status, created_at)
   select c.org_id, c.id, 'openai', 'gpt-4o-mini', 1, 1, p_cost, 'success',
          case when k = 0 then now() else date_trunc('month', now(), 'UTC') - interval '1 hour' end
   from public.contacts c, unnest(p_months) k
-  where c.org_id = 'f2000000-0000-4000-8000-000000000000' and left(c.name, 1) = p_group
+  where c.org_id = p_org and left(c.name, 1) = p_group
 $$;
-create function pg_temp.exact() returns boolean language sql as $$
-  select (public.admin_usage('f2000000-0000-4000-8000-000000000000',
-    (date_trunc('month', now(), 'UTC') - interval '1 day')::date, current_date) ->> 'contacts_exact')::boolean
+create function pg_temp.top(p_org uuid) returns json language sql as $$
+  select public.admin_usage(p_org, (date_trunc('month', now(), 'UTC') - interval '1 day')::date, current_date)
 $$;
-select pg_temp.spend('C', 1, array[0, 1]);
-select pg_temp.spend('B', 0.5, array[0, 1]);
+select pg_temp.spend(:'top', 'C', 1, array[0, 1]);
+select pg_temp.spend(:'top', 'B', 0.5, array[0, 1]);
 set local role authenticated;
-select is(pg_temp.exact(), true, 'each month''s top 100 are the top 100 of both: exact');
+select is((pg_temp.top(:'top') ->> 'contacts_exact')::boolean, true,
+  'each month''s top 25 are the top 25 of both: exact');
 reset role;
-select pg_temp.spend('D', 3, array[0]);
-select pg_temp.spend('X', 2.5, array[0]);
-select pg_temp.spend('X', 0.9, array[1]);
+select pg_temp.spend(:'top', 'Y', 5, array[0]);
+select pg_temp.spend(:'top', 'Y', 0.2, array[1]);
 set local role authenticated;
-select is(pg_temp.exact(), false, 'a contact in no month''s top 100 may beat the list: not exact');
+select is((select array[t -> 'contacts' -> 0 ->> 'contact_name', t -> 'contacts' -> 0 ->> 'cost_usd',
+                        t ->> 'contacts_exact'] from pg_temp.top(:'top') t),
+  array['Y1', '5.200000', 'true'],
+  'a listed contact missing from a month''s top 25 shows its exact total over both months');
+reset role;
+select pg_temp.spend(:'top', 'D', 3, array[0]);
+select pg_temp.spend(:'top', 'X', 2.5, array[0]);
+select pg_temp.spend(:'top', 'X', 0.9, array[1]);
+set local role authenticated;
+select is((pg_temp.top(:'top') ->> 'contacts_exact')::boolean, false,
+  'a contact in no month''s top 25 may beat the list: not exact');
+
+-- A contact outside the listed but above a month's 25th cost: P1..P25 cost 10 this month and 2
+-- the last; Q costs 9 this month (26th) and 5 the last (first). Listed by their lists: the P's
+-- (12 each, one of them only in this month's list); Q's upper bound 5 + 10 beats them, and Q's
+-- 14 does, so the list is not exact although the P's reach the bound 10 + 2.
+reset role;
+\set bound 'f4000000-0000-4000-8000-000000000000'
+select pg_temp.tenant(:'bound', '839', array['P', 'Q'], array[25, 1]);
+select pg_temp.spend(:'bound', 'P', 10, array[0]);
+select pg_temp.spend(:'bound', 'P', 2, array[1]);
+select pg_temp.spend(:'bound', 'Q', 9, array[0]);
+select pg_temp.spend(:'bound', 'Q', 5, array[1]);
+set local role authenticated;
+select is((select array[t -> 'contacts' -> 24 ->> 'cost_usd', t ->> 'contacts_exact']
+           from pg_temp.top(:'bound') t),
+  array['12.000000', 'false'],
+  'a candidate left out whose upper bound beats the last listed: not exact');
 
 reset role;
 select * from finish();
