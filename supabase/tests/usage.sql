@@ -142,10 +142,10 @@ set local role authenticated;
 select is((pg_temp.top(:'top') ->> 'contacts_exact')::boolean, false,
   'a contact in no month''s top 25 may beat the list: not exact');
 
--- A contact outside the listed but above a month's 25th cost: P1..P25 cost 10 this month and 2
--- the last; Q costs 9 this month (26th) and 5 the last (first). Listed by their lists: the P's
--- (12 each, one of them only in this month's list); Q's upper bound 5 + 10 beats them, and Q's
--- 14 does, so the list is not exact although the P's reach the bound 10 + 2.
+-- A contact left out but above a month's 25th cost: P1..P25 cost 10 this month and 2 the last;
+-- Q costs 9 this month (26th) and 5 the last (first). Listed: the P's, 12 each (one of them is
+-- in this month's list only, its total read from its months). Q's upper bound 5 + 10 beats
+-- them, and so does its true 14: not exact, although the P's reach the bound 10 + 2.
 reset role;
 \set bound 'f4000000-0000-4000-8000-000000000000'
 select pg_temp.tenant(:'bound', '839', array['P', 'Q'], array[25, 1]);
