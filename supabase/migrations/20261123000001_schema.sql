@@ -167,10 +167,28 @@ create table public.orgs (
   monthly_token_budget   bigint not null default 100000 check (monthly_token_budget >= 0),
   billing_event_at       timestamptz,
   created_at             timestamptz not null default now(),
-  updated_at             timestamptz not null default now()
+  updated_at             timestamptz not null default now(),
+  -- Billing (20261123000002_billing.sql): the token period and the Stripe events' clocks.
+  token_period_started_at timestamptz not null default now(),
+  subscription_event_type text,
+  subscription_event_at   timestamptz,
+  invoice_event_at        timestamptz,
+  subscription_fetched_at timestamptz
 );
 
 comment on table public.orgs is 'Tenants: name, plan and Stripe billing state; users may only rename their org.';
+comment on column public.orgs.token_period_started_at is
+  'Start of the current monthly token budget period (usage counts from here); invoice.paid moves it to the start of the paid period.';
+comment on column public.orgs.billing_event_at is
+  'Creation time of the newest applied Stripe event of any type (for operators; events are ordered by subscription_event_at and invoice_event_at).';
+comment on column public.orgs.subscription_event_at is
+  'Creation time of the Stripe event whose subscription state the org holds; older customer.subscription.* and checkout events are stale.';
+comment on column public.orgs.invoice_event_at is
+  'Creation time of the last applied Stripe invoice.* event; older invoice events are stale.';
+comment on column public.orgs.subscription_fetched_at is
+  'When the refetched subscription the org holds was asked for (this service''s clock); an older snapshot is stale.';
+comment on column public.orgs.subscription_event_type is
+  'Type of the customer.subscription.* event at subscription_event_at: orders the subscription''s events of one second.';
 
 create index orgs_plan_idx on public.orgs (plan);
 
@@ -389,6 +407,17 @@ revoke all on function private.check_settings_models() from public, anon, authen
 create trigger assistant_settings_check_models before insert or update on public.assistant_settings
   for each row execute function private.check_settings_models();
 
+-- The template language of an org's settings, or WhatsApp's default when the org has no
+-- settings row (a left join): written once. Inlinable like private.window_open.
+create function private.template_language(p_template_language text)
+returns text
+language sql immutable parallel safe
+as $$ select coalesce(p_template_language, 'en_US') $$;
+
+-- Pure: every API role may run it (a view it is inlined into is still guarded by its RLS).
+revoke execute on function private.template_language(text) from public;
+grant execute on function private.template_language(text) to anon, authenticated, service_role;
+
 -- =============================================================================================
 -- contacts: people who chat with an org's assistant
 -- =============================================================================================
@@ -445,10 +474,18 @@ create table public.conversations (
   last_message_at    timestamptz,
   created_at         timestamptz not null default now(),
   updated_at         timestamptz not null default now(),
+  -- One turn at a time per conversation: the conversation's row is the turn's lock, and
+  -- turn_token / turn_lease_until its lease (whatsapp_claim_message).
+  turn_token         uuid,
+  turn_lease_until   timestamptz,
   unique (whatsapp_number_id, contact_id)
 );
 
 comment on table public.conversations is 'A contact''s thread with one WhatsApp number: bot or human mode, last inbound time (24 h window).';
+comment on column public.conversations.turn_token is
+  'The token of the turn being answered (null when none): only its holder may begin, finish or fail it.';
+comment on column public.conversations.turn_lease_until is
+  'When the running turn''s lease ends; after that another worker may claim the conversation.';
 
 -- The admin inbox's keyset order (conversation_summaries.activity_at desc, id desc).
 create index conversations_org_id_activity_idx
@@ -469,6 +506,30 @@ create policy conversations_select_member on public.conversations
 -- The handoff (mode) is audited: users change it only through admin_set_conversation_mode.
 revoke insert, update, delete, truncate, references, trigger on public.conversations from anon, authenticated;
 
+-- WhatsApp's 24 h customer-service window, written once: when it ends after the contact's last
+-- inbound message, and whether it is open now (false when the contact never wrote). Used by
+-- the views below and every function that decides between a freeform reply and a template.
+-- `language sql`, stable, no `set` clause, not security definer: the planner inlines them
+-- into the calling query (no per-row function call), so `set search_path` is deliberately
+-- absent; they name nothing but pg_catalog's operators and now().
+-- Stable, not immutable: timestamptz + interval is a stable operator, and an immutable SQL
+-- function calling it would not be inlined.
+create function private.window_expires_at(p_last_inbound_at timestamptz)
+returns timestamptz
+language sql stable parallel safe
+as $$ select p_last_inbound_at + interval '24 hours' $$;
+
+create function private.window_open(p_last_inbound_at timestamptz)
+returns boolean
+language sql stable parallel safe
+as $$ select coalesce(private.window_expires_at(p_last_inbound_at) > now(), false) $$;
+
+-- Pure: every API role may run them (the views' own grants and RLS decide what is read).
+revoke execute on function private.window_expires_at(timestamptz), private.window_open(timestamptz)
+  from public;
+grant execute on function private.window_expires_at(timestamptz), private.window_open(timestamptz)
+  to anon, authenticated, service_role;
+
 -- messaging_windows: WhatsApp's 24 h customer-service window per conversation.
 create view public.messaging_windows
 with (security_invoker = true)
@@ -478,8 +539,8 @@ select
   c.org_id,
   c.contact_id,
   c.last_inbound_at,
-  c.last_inbound_at + interval '24 hours'                     as expires_at,
-  coalesce(c.last_inbound_at > now() - interval '24 hours', false) as is_open,
+  private.window_expires_at(c.last_inbound_at)                as expires_at,
+  private.window_open(c.last_inbound_at)                      as is_open,
   c.whatsapp_number_id
 from public.conversations c;
 
@@ -509,10 +570,30 @@ create table public.messages (
   lease_until     timestamptz,
   status_at       timestamptz,
   created_at      timestamptz not null default now(),
-  updated_at      timestamptz not null default now()
+  updated_at      timestamptz not null default now(),
+  -- Processing (20261123000003_whatsapp.sql) and reminders (20261123000004_cron.sql).
+  reply_to        uuid references public.messages (id) on delete set null,
+  discarded_at    timestamptz,
+  claim_token     uuid,
+  rate_hits       int check (rate_hits >= 0),
+  sending_since   timestamptz,
+  -- references public.reminders, created below (constraint messages_reminder_id_fkey there).
+  reminder_id     uuid
 );
 
 comment on table public.messages is 'Inbound and outbound WhatsApp messages, deduplicated on wa_message_id, with processing status and lease.';
+comment on column public.messages.reply_to is
+  'For an outbound reply: the inbound message it answers. At most one reply per message, so a retry never sends twice.';
+comment on column public.messages.discarded_at is
+  'For an inbound message: when it was given up after its last attempt (its dead letter entry is discarded); never claimed again.';
+comment on column public.messages.claim_token is
+  'For an inbound message: the token of the turn that claimed it last.';
+comment on column public.messages.rate_hits is
+  'For an inbound message: its number in the contact''s rate-limit window, counted once when stored.';
+comment on column public.messages.sending_since is
+  'For an outbound message: when its current send began (status became sending, or the outcome resolver sent it again).';
+comment on column public.messages.reminder_id is
+  'For an outbound reminder: the reminder it delivers (one message per occurrence sent).';
 
 create index messages_conversation_id_created_at_idx on public.messages (conversation_id, created_at desc, id desc);
 create index messages_org_id_created_at_idx on public.messages (org_id, created_at desc);
@@ -660,10 +741,39 @@ create table public.reminders (
   sent_wa_message_id text,
   last_error         text,
   created_at         timestamptz not null default now(),
-  updated_at         timestamptz not null default now()
+  updated_at         timestamptz not null default now(),
+  -- The cron's sends (20261123000004_cron.sql) and the assistant's tool calls
+  -- (20261123000006_assistant.sql).
+  retry_at           timestamptz,
+  lease_token        uuid,
+  next_due_at        timestamptz,
+  occurrence_of      uuid references public.reminders (id) on delete cascade,
+  idempotency_key    text check (char_length(idempotency_key) <= 200),
+  cancel_key         text check (char_length(cancel_key) <= 200),
+  constraint reminders_occurrence_is_one_off check (occurrence_of is null or recurrence = 'none'),
+  constraint reminders_idempotency_key unique (org_id, idempotency_key)
 );
 
 comment on table public.reminders is 'Contact reminders: due time, recurrence, delivery status and claim lease for cron.';
+comment on column public.reminders.retry_at is
+  'After a failed send: the reminder is not tried again before this time (backoff).';
+comment on column public.reminders.lease_token is
+  'The claim holding the reminder: only its holder may send it (see cron_begin_reminder).';
+comment on column public.reminders.next_due_at is
+  'While a recurring reminder is sending: its next occurrence (computed by the cron before the '
+  'send), where the series continues whatever the outcome of this one.';
+comment on column public.reminders.occurrence_of is
+  'A failed occurrence split off a recurring reminder (the series it belongs to): it carries the '
+  'failure (dead letter entry, re-drive) while the series continues.';
+comment on column public.reminders.idempotency_key is
+  'The assistant tool call that created it: a retried call finds it instead of creating a second reminder.';
+comment on column public.reminders.cancel_key is
+  'The assistant tool call that cancelled it: a retried call finds it instead of cancelling another one.';
+
+-- messages.reminder_id (messages is created before reminders).
+alter table public.messages
+  add constraint messages_reminder_id_fkey
+  foreign key (reminder_id) references public.reminders (id) on delete set null;
 
 create index reminders_pending_due_at_idx on public.reminders (due_at) where status = 'pending';
 create index reminders_org_id_due_at_idx on public.reminders (org_id, due_at);
@@ -724,10 +834,14 @@ create table public.expenses (
   category   text not null default 'other',
   note       text,
   spent_at   timestamptz not null default now(),
-  created_at timestamptz not null default now()
+  created_at timestamptz not null default now(),
+  idempotency_key text check (char_length(idempotency_key) <= 200),
+  constraint expenses_idempotency_key unique (org_id, idempotency_key)
 );
 
 comment on table public.expenses is 'Expenses logged by contacts through the assistant (amount, ISO currency, category).';
+comment on column public.expenses.idempotency_key is
+  'The assistant tool call that logged it: a retried call finds it instead of logging it twice.';
 
 create index expenses_org_id_contact_id_spent_at_idx on public.expenses (org_id, contact_id, spent_at);
 create index expenses_contact_id_spent_at_idx on public.expenses (contact_id, spent_at);
@@ -752,10 +866,14 @@ create table public.calendar_events (
   starts_at   timestamptz not null,
   ends_at     timestamptz check (ends_at >= starts_at),
   external_id text,
-  created_at  timestamptz not null default now()
+  created_at  timestamptz not null default now(),
+  idempotency_key text check (char_length(idempotency_key) <= 200),
+  constraint calendar_events_idempotency_key unique (org_id, idempotency_key)
 );
 
 comment on table public.calendar_events is 'Calendar events created by contacts through the assistant.';
+comment on column public.calendar_events.idempotency_key is
+  'The assistant tool call that created it (its Google event id is derived from the same key).';
 
 create index calendar_events_org_id_starts_at_idx on public.calendar_events (org_id, starts_at);
 create index calendar_events_contact_id_starts_at_idx on public.calendar_events (contact_id, starts_at);

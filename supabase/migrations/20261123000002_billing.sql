@@ -44,25 +44,9 @@
 --
 -- Runs unchanged on hosted Supabase: no roles, no superuser-only statements.
 
-alter table public.orgs
-  add column token_period_started_at timestamptz not null default now(),
-  add column subscription_event_type text,
-  add column subscription_event_at timestamptz,
-  add column invoice_event_at timestamptz,
-  add column subscription_fetched_at timestamptz;
-
-comment on column public.orgs.token_period_started_at is
-  'Start of the current monthly token budget period (usage counts from here); invoice.paid moves it to the start of the paid period.';
-comment on column public.orgs.billing_event_at is
-  'Creation time of the newest applied Stripe event of any type (for operators; events are ordered by subscription_event_at and invoice_event_at).';
-comment on column public.orgs.subscription_event_at is
-  'Creation time of the Stripe event whose subscription state the org holds; older customer.subscription.* and checkout events are stale.';
-comment on column public.orgs.invoice_event_at is
-  'Creation time of the last applied Stripe invoice.* event; older invoice events are stale.';
-comment on column public.orgs.subscription_fetched_at is
-  'When the refetched subscription the org holds was asked for (this service''s clock); an older snapshot is stale.';
-comment on column public.orgs.subscription_event_type is
-  'Type of the customer.subscription.* event at subscription_event_at: orders the subscription''s events of one second.';
+-- The orgs' billing columns (token_period_started_at, subscription_event_type,
+-- subscription_event_at, invoice_event_at, subscription_fetched_at) are part of the table in
+-- 20261123000001_schema.sql.
 
 -- =============================================================================================
 -- Events waiting for their customer's checkout (private: PostgREST never exposes it)

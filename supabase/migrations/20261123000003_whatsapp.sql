@@ -6,41 +6,19 @@
 -- Every function here is for the service role only (the webhook and cron routes).
 
 -- =============================================================================================
--- messages: the link from a reply to the message it answers
+-- messages: replies, turns, poison ends (the columns are in 20261123000001_schema.sql)
 -- =============================================================================================
 -- An outbound message is `sending` from before the Graph API call until its outcome is known.
-
-alter table public.messages
-  add column reply_to uuid references public.messages (id) on delete set null;
-comment on column public.messages.reply_to is
-  'For an outbound reply: the inbound message it answers. At most one reply per message, so a retry never sends twice.';
+-- messages.reply_to links a reply to the message it answers (at most one reply each).
 create unique index messages_reply_to_key on public.messages (reply_to) where reply_to is not null;
 
 -- Poison ends: a message that has used up its attempts (MAX_ATTEMPTS claims, whatever ended
--- them: a failure, a panic, a crash) is discarded and never claimed again.
-alter table public.messages
-  add column discarded_at timestamptz;
-comment on column public.messages.discarded_at is
-  'For an inbound message: when it was given up after its last attempt (its dead letter entry is discarded); never claimed again.';
-
+-- them: a failure, a panic, a crash) is discarded (messages.discarded_at) and never claimed
+-- again.
 -- One turn at a time per conversation: the conversation's row is the turn's lock, and
--- turn_token / turn_lease_until its lease (whatsapp_claim_message). A message claimed in a
--- turn carries the turn's claim_token: begin, finish and fail succeed only for its holder.
-alter table public.conversations
-  add column turn_token uuid,
-  add column turn_lease_until timestamptz;
-comment on column public.conversations.turn_token is
-  'The token of the turn being answered (null when none): only its holder may begin, finish or fail it.';
-comment on column public.conversations.turn_lease_until is
-  'When the running turn''s lease ends; after that another worker may claim the conversation.';
-
-alter table public.messages
-  add column claim_token uuid,
-  add column rate_hits int check (rate_hits >= 0);
-comment on column public.messages.claim_token is
-  'For an inbound message: the token of the turn that claimed it last.';
-comment on column public.messages.rate_hits is
-  'For an inbound message: its number in the contact''s rate-limit window, counted once when stored.';
+-- conversations.turn_token / turn_lease_until its lease (whatsapp_claim_message). A message
+-- claimed in a turn carries the turn's messages.claim_token: begin, finish and fail succeed
+-- only for its holder.
 -- A turn's claimable messages, and the replies whose outcome is unknown (the conversation waits).
 create index messages_unanswered_idx on public.messages (conversation_id, created_at)
   where direction = 'inbound' and status in ('received', 'processing', 'failed')
@@ -66,6 +44,20 @@ as $$
     when 'read' then 4
     else -1
   end
+$$;
+
+-- Whether message m may be claimed for a turn now: an inbound message not discarded, received or
+-- failed (a retry), or processing under a lease that ran out (a crashed worker). The one
+-- definition whatsapp_claim_message's three queries use. `language sql`, stable, no `set`
+-- clause: inlined into the query (so `set search_path` is deliberately absent; it names only
+-- the row's columns and now()), where it is exactly the predicate of the partial index
+-- messages_unanswered_idx plus the lease check, so the index still serves a conversation's turn.
+create function private.message_claimable(m public.messages)
+returns boolean
+language sql stable parallel safe
+as $$
+  select m.direction = 'inbound' and m.discarded_at is null
+     and (m.status in ('received', 'failed') or (m.status = 'processing' and m.lease_until < now()))
 $$;
 
 -- Opens an alert unless the org already has an open one of the same kind.
@@ -514,7 +506,7 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_results jsonb := '[]';
+  v_results jsonb := '[]'::jsonb;
   d jsonb;
 begin
   for d in select e from jsonb_array_elements(p_deliveries) e loop
@@ -572,11 +564,8 @@ declare
   v_period_start timestamptz;
   v_tz text;
 begin
-  select * into m from public.messages
-  where id = p_message_id
-    and direction = 'inbound'
-    and discarded_at is null
-    and (status in ('received', 'failed') or (status = 'processing' and lease_until < now()));
+  select * into m from public.messages x
+  where x.id = p_message_id and private.message_claimable(x);
   if not found then
     return null;
   end if;
@@ -596,14 +585,12 @@ begin
       'discarded after %s attempts (last error: %s)', x.attempts,
       coalesce(x.error ->> 'message', 'none recorded: the attempt did not finish')))
   from public.messages x
-  where x.conversation_id = v.id and x.direction = 'inbound' and x.discarded_at is null
-    and (x.status in ('received', 'failed') or (x.status = 'processing' and x.lease_until < now()))
+  where x.conversation_id = v.id and private.message_claimable(x)
     and x.attempts >= p_max_attempts;
 
   with turn as (
     select x.id from public.messages x
-    where x.conversation_id = v.id and x.direction = 'inbound' and x.discarded_at is null
-      and (x.status in ('received', 'failed') or (x.status = 'processing' and x.lease_until < now()))
+    where x.conversation_id = v.id and private.message_claimable(x)
     order by x.created_at, x.id
     limit greatest(p_turn_limit, 1)
     for update
@@ -665,14 +652,14 @@ begin
         'timezone', v_tz, 'opted_out', c.opted_out),
       'conversation', jsonb_build_object(
         'id', v.id, 'mode', v.mode,
-        'window_open', coalesce(v.last_inbound_at > now() - interval '24 hours', false)),
+        'window_open', private.window_open(v.last_inbound_at)),
       'phone_number_id', n.phone_number_id,
       'settings', jsonb_build_object(
         'system_prompt', s.system_prompt, 'model', s.model, 'fallback_model', s.fallback_model,
         'enabled_tools', to_jsonb(s.enabled_tools), 'language', coalesce(s.language, 'en'),
         'timezone', coalesce(s.timezone, 'UTC'),
         'reply_template', s.reply_template,
-        'template_language', coalesce(s.template_language, 'en_US'),
+        'template_language', private.template_language(s.template_language),
         'fallback_first', exists (
           select 1 from public.alerts a
           where a.org_id = m.org_id and a.kind = 'ai_latency' and a.status = 'open')),
@@ -818,16 +805,13 @@ begin
   where id = p_message_id;
 
   if p_result ? 'outbound_id' then
-    update public.messages
-    set status = p_result ->> 'outbound_status',
-        wa_message_id = p_result ->> 'wamid',
-        type = coalesce(p_result ->> 'type', type),
-        body = coalesce(p_result ->> 'body', body),
-        payload = payload || jsonb_build_object('wamids', coalesce(p_result -> 'wamids', '[]')),
-        error = p_result -> 'error',
-        status_at = now()
-    where id = (p_result ->> 'outbound_id')::uuid;
-    perform private.whatsapp_record_parts((p_result ->> 'outbound_id')::uuid, p_result -> 'wamids');
+    -- The turn's holder sent it: recorded even when a status report overtook the send's answer.
+    perform private.record_send_outcome((p_result ->> 'outbound_id')::uuid,
+      jsonb_strip_nulls(jsonb_build_object(
+        'status', p_result -> 'outbound_status', 'wamid', p_result -> 'wamid',
+        'wamids', p_result -> 'wamids', 'type', p_result -> 'type', 'body', p_result -> 'body',
+        'error', p_result -> 'error')),
+      true);
   end if;
 
   if p_result ? 'alert' then
@@ -908,9 +892,8 @@ begin
   perform private.record_ledger(m, p_ledger);
 
   if p_outbound_id is not null then
-    update public.messages
-    set status = 'failed', error = jsonb_build_object('message', p_error), status_at = now()
-    where id = p_outbound_id and status = 'sending';
+    perform private.record_send_outcome(p_outbound_id, jsonb_build_object(
+      'status', 'failed', 'error', jsonb_build_object('message', p_error)));
   end if;
 
   if p_alert is not null then
@@ -972,6 +955,8 @@ grant execute on function
   public.whatsapp_fail_message(uuid, uuid, text, uuid, jsonb, jsonb, boolean, int)
 to service_role;
 revoke execute on function private.raise_alert(uuid, text, text, text) from public, anon, authenticated;
+revoke execute on function private.message_claimable(public.messages) from public, anon, authenticated;
+grant execute on function private.message_claimable(public.messages) to service_role;
 revoke execute on function private.outbound_status_rank(text) from public, anon, authenticated;
 grant execute on function private.raise_alert(uuid, text, text, text), private.outbound_status_rank(text)
   to service_role;
@@ -1000,10 +985,7 @@ grant execute on function private.token_period_start(timestamptz) to authenticat
 -- wamids are recorded. Statuses go to the parts of a message (a long text is several WhatsApp
 -- messages), and the message's status is the status of its least advanced part.
 
-alter table public.messages
-  add column sending_since timestamptz;
-comment on column public.messages.sending_since is
-  'For an outbound message: when its current send began (status became sending, or the outcome resolver sent it again).';
+-- messages.sending_since: when the current send began (set by the trigger below).
 create index messages_sending_since_idx on public.messages (sending_since) where status = 'sending';
 
 create or replace function private.messages_sending_since() returns trigger
@@ -1275,6 +1257,69 @@ end;
 $$;
 
 -- =============================================================================================
+-- A send's outcome, recorded on its outbound message: the one statement that does it
+-- =============================================================================================
+-- Every finisher calls it: whatsapp_finish_message (a reply sent), whatsapp_fail_message (a
+-- reply known not sent), whatsapp_record_outcome (the outcome resolver), cron_finish_reminder
+-- and cron_fail_reminder (a reminder), admin_finish_staff_message (a staff reply).
+-- p_result: delivered {status: sent|simulated, wamid, wamids: [...], type, body}, or a certain
+-- failure {status: failed, wamids: [] or absent, error: any json (a string or {message})};
+-- any other status raises 22023 (nothing recorded). What it records:
+--   * status = the result's, status_at = now();
+--   * wa_message_id = the result's wamid; a result without one (a failure) keeps the wamid of
+--     an earlier accepted send of the message;
+--   * type and body = the result's when given;
+--   * payload.wamids = the result's wamids ([] when absent);
+--   * error = the result's error, stored as given, on a failure; cleared on a success (an
+--     earlier failure's error does not outlive a send that worked);
+--   * only on an outbound message whose outcome is open, i.e. `sending`. With p_holder (the
+--     caller holds the send: the turn's token, the reminder's lease token) a delivered result
+--     is also recorded when a status report, matched by the callback data, moved the message
+--     past `sending` before the send's answer came back (its wamids are still to be recorded);
+--     a failure never is (a status showed WhatsApp accepted it);
+--   * a delivered result's wamids become the message's parts (private.whatsapp_record_parts),
+--     replacing those of an earlier send of the same message (a resend, a template retry), and
+--     the statuses that arrived early apply; the message may then move on (delivered, read).
+-- Returns the message as recorded (before its parts' statuses apply), or null when nothing was.
+create or replace function private.record_send_outcome(
+  p_message_id uuid, p_result jsonb, p_holder boolean default false)
+returns public.messages
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_status text := p_result ->> 'status';
+  v_wamids jsonb := coalesce(p_result -> 'wamids', '[]');
+  m public.messages;
+begin
+  if v_status is null or v_status not in ('sent', 'simulated', 'failed') then
+    raise exception 'status must be sent, simulated or failed' using errcode = 'invalid_parameter_value';
+  end if;
+  update public.messages
+  set status = v_status,
+      wa_message_id = coalesce(p_result ->> 'wamid', wa_message_id),
+      type = coalesce(p_result ->> 'type', type),
+      body = coalesce(p_result ->> 'body', body),
+      payload = payload || jsonb_build_object('wamids', v_wamids),
+      error = case when v_status = 'failed' then p_result -> 'error' end,
+      status_at = now()
+  where id = p_message_id and direction = 'outbound'
+    and (status = 'sending' or (p_holder and v_status <> 'failed'))
+  returning * into m;
+  if not found then
+    return null;
+  end if;
+  if v_status <> 'failed' and jsonb_array_length(v_wamids) > 0 then
+    delete from private.whatsapp_message_parts
+    where message_id = p_message_id
+      and wamid not in (select jsonb_array_elements_text(v_wamids));
+    perform private.whatsapp_record_parts(p_message_id, v_wamids);
+  end if;
+  return m;
+end;
+$$;
+
+-- =============================================================================================
 -- The outcome resolver (retry-failed): outbound messages whose send outcome is unknown
 -- =============================================================================================
 -- A message `sending` for longer than p_grace_seconds (longer than any live worker's worst
@@ -1341,11 +1386,11 @@ begin
                    when m.reminder_id is not null then 'reminder' else 'staff' end,
       'body', m.body, 'type', m.type,
       'phone_number_id', n.phone_number_id, 'wa_id', c.wa_id,
-      'window_open', coalesce(v.last_inbound_at > now() - interval '24 hours', false)
+      'window_open', private.window_open(v.last_inbound_at)
                      and m.payload ->> 'template_retry' is null,
       'template', case when m.reminder_id is not null then s.reminder_template
                        else s.reply_template end,
-      'template_language', coalesce(s.template_language, 'en_US'),
+      'template_language', private.template_language(s.template_language),
       'opted_out', c.opted_out))
     from public.messages m
     join public.conversations v on v.id = m.conversation_id
@@ -1365,23 +1410,15 @@ returns void
 language plpgsql
 set search_path = ''
 as $$
+declare
+  m public.messages;
 begin
-  update public.messages
-  set status = p_result ->> 'status',
-      wa_message_id = coalesce(p_result ->> 'wamid', wa_message_id),
-      type = coalesce(p_result ->> 'type', type),
-      payload = payload || jsonb_build_object('wamids', coalesce(p_result -> 'wamids', '[]')),
-      error = p_result -> 'error',
-      status_at = now()
-  where id = p_message_id and status = 'sending';
-  if not found or p_result ->> 'status' = 'failed' then
+  -- Only while it is `sending`: a status that settled it meanwhile wins. A template retry's
+  -- wamids replace the parts that failed.
+  m := private.record_send_outcome(p_message_id, p_result);
+  if m.id is null or m.status = 'failed' then
     return;
   end if;
-  -- A template retry replaces the parts that failed.
-  delete from private.whatsapp_message_parts
-  where message_id = p_message_id
-    and wamid not in (select jsonb_array_elements_text(coalesce(p_result -> 'wamids', '[]')));
-  perform private.whatsapp_record_parts(p_message_id, p_result -> 'wamids');
   perform private.whatsapp_settle_answered(array[p_message_id]);
 end;
 $$;
@@ -1410,7 +1447,8 @@ revoke execute on function
   private.whatsapp_settle_answered(uuid[]),
   private.whatsapp_apply_statuses(jsonb),
   private.whatsapp_delivery_failed(uuid[]),
-  private.whatsapp_record_parts(uuid, jsonb)
+  private.whatsapp_record_parts(uuid, jsonb),
+  private.record_send_outcome(uuid, jsonb, boolean)
 from public, anon, authenticated;
 grant execute on function
   public.whatsapp_claim_unresolved(int, int, int),
@@ -1420,5 +1458,6 @@ grant execute on function
   private.whatsapp_settle_answered(uuid[]),
   private.whatsapp_apply_statuses(jsonb),
   private.whatsapp_delivery_failed(uuid[]),
-  private.whatsapp_record_parts(uuid, jsonb)
+  private.whatsapp_record_parts(uuid, jsonb),
+  private.record_send_outcome(uuid, jsonb, boolean)
 to service_role;

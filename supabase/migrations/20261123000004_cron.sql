@@ -32,32 +32,10 @@
 -- Columns and indexes
 -- =============================================================================================
 
-alter table public.reminders
-  add column retry_at timestamptz,
-  add column lease_token uuid,
-  add column next_due_at timestamptz,
-  add column occurrence_of uuid references public.reminders (id) on delete cascade,
-  add constraint reminders_occurrence_is_one_off check (occurrence_of is null or recurrence = 'none');
-
-comment on column public.reminders.retry_at is
-  'After a failed send: the reminder is not tried again before this time (backoff).';
-comment on column public.reminders.lease_token is
-  'The claim holding the reminder: only its holder may send it (see cron_begin_reminder).';
-comment on column public.reminders.next_due_at is
-  'While a recurring reminder is sending: its next occurrence (computed by the cron before the '
-  'send), where the series continues whatever the outcome of this one.';
-comment on column public.reminders.occurrence_of is
-  'A failed occurrence split off a recurring reminder (the series it belongs to): it carries the '
-  'failure (dead letter entry, re-drive) while the series continues.';
-
+-- The columns (reminders.retry_at, lease_token, next_due_at, occurrence_of; messages.reminder_id)
+-- are part of their tables in 20261123000001_schema.sql.
 create index reminders_sending_lease_idx on public.reminders (lease_until) where status = 'sending';
 create index reminders_occurrence_of_idx on public.reminders (occurrence_of) where occurrence_of is not null;
-
-alter table public.messages
-  add column reminder_id uuid references public.reminders (id) on delete set null;
-
-comment on column public.messages.reminder_id is
-  'For an outbound reminder: the reminder it delivers (one message per occurrence sent).';
 
 create index messages_reminder_id_idx on public.messages (reminder_id) where reminder_id is not null;
 
@@ -104,9 +82,9 @@ as $$
     'id', r.id, 'token', r.lease_token, 'text', r.text, 'due_at', r.due_at,
     'recurrence', r.recurrence, 'timezone', r.timezone, 'attempts', r.attempts,
     'wa_id', c.wa_id, 'conversation_id', v.id, 'phone_number_id', v.phone_number_id,
-    'window_open', coalesce(v.last_inbound_at > now() - interval '24 hours', false),
+    'window_open', private.window_open(v.last_inbound_at),
     'reminder_template', s.reminder_template,
-    'template_language', coalesce(s.template_language, 'en_US'))
+    'template_language', private.template_language(s.template_language))
   from public.reminders r
   join public.contacts c on c.id = r.contact_id
   left join lateral (
@@ -185,7 +163,7 @@ declare
   v_error text := 'send outcome unknown (' || p_reason || '); not sent again';
   r public.reminders;
   v_occurrence uuid;
-  v_orgs uuid[] := '{}';
+  v_orgs uuid[] := '{}'::uuid[];
   v_org uuid;
   v_count int := 0;
 begin
@@ -485,15 +463,10 @@ begin
   from public.messages m
   where m.id = p_message_id and v.id = m.conversation_id;
 
-  update public.messages
-  set status = p_result ->> 'status',
-      wa_message_id = p_result ->> 'wamid',
-      type = coalesce(p_result ->> 'type', type),
-      payload = payload || jsonb_build_object('wamids', coalesce(p_result -> 'wamids', '[]')),
-      error = null,
-      status_at = now()
-  where id = p_message_id and reminder_id = p_reminder_id;
-  perform private.whatsapp_record_parts(p_message_id, p_result -> 'wamids');
+  -- The lease token's holder sent it: recorded even when a status report overtook the answer.
+  perform private.record_send_outcome(m.id, p_result, true)
+  from public.messages m
+  where m.id = p_message_id and m.reminder_id = p_reminder_id;
 
   update public.dead_letter_queue
   set status = 'resolved', resolved_at = now(), lease_until = null
@@ -535,9 +508,10 @@ begin
   end if;
 
   if p_message_id is not null and p_mode <> 'unknown' then
-    update public.messages
-    set status = 'failed', status_at = now(), error = jsonb_build_object('message', p_error)
-    where id = p_message_id and reminder_id = r.id and status = 'sending';
+    perform private.record_send_outcome(m.id, jsonb_build_object(
+        'status', 'failed', 'error', jsonb_build_object('message', p_error)))
+    from public.messages m
+    where m.id = p_message_id and m.reminder_id = r.id;
   end if;
   if p_alert is not null then
     perform private.raise_alert(r.org_id, p_alert ->> 'kind',

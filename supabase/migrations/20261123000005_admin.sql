@@ -86,8 +86,8 @@ select
   c.mode,
   c.last_inbound_at,
   c.last_message_at,
-  coalesce(c.last_inbound_at > now() - interval '24 hours', false)   as window_open,
-  c.last_inbound_at + interval '24 hours'                            as window_expires_at,
+  private.window_open(c.last_inbound_at)                             as window_open,
+  private.window_expires_at(c.last_inbound_at)                       as window_expires_at,
   coalesce(c.last_message_at, c.created_at)                          as activity_at,
   c.created_at
 from public.conversations c
@@ -656,8 +656,8 @@ declare
   v_id uuid;
 begin
   select c.id, c.org_id, c.contact_id, ct.wa_id, ct.opted_out, n.phone_number_id,
-         coalesce(c.last_inbound_at > now() - interval '24 hours', false) as window_open,
-         s.reply_template, coalesce(s.template_language, 'en_US') as template_language
+         private.window_open(c.last_inbound_at) as window_open,
+         s.reply_template, private.template_language(s.template_language) as template_language
   into v
   from public.conversations c
   join public.contacts ct on ct.id = c.contact_id
@@ -706,22 +706,12 @@ as $$
 declare
   v_message public.messages;
 begin
-  if coalesce(p_result ->> 'status', '') not in ('sent', 'simulated', 'failed') then
-    raise exception 'status must be sent, simulated or failed' using errcode = 'invalid_parameter_value';
-  end if;
-  update public.messages
-  set status = p_result ->> 'status',
-      type = coalesce(p_result ->> 'type', type),
-      wa_message_id = p_result ->> 'wamid',
-      payload = payload || jsonb_build_object('wamids', coalesce(p_result -> 'wamids', '[]')),
-      error = p_result -> 'error',
-      status_at = now()
-  where id = p_message_id and direction = 'outbound' and status = 'sending'
-  returning * into v_message;
-  if not found then
+  -- Only while it is `sending` (a second finish raises); a status other than sent, simulated
+  -- or failed raises 22023.
+  v_message := private.record_send_outcome(p_message_id, p_result);
+  if v_message.id is null then
     raise exception 'no staff message is being sent with this id' using errcode = 'no_data_found';
   end if;
-  perform private.whatsapp_record_parts(v_message.id, p_result -> 'wamids');
   if v_message.status <> 'failed' then
     update public.conversations set last_message_at = now() where id = v_message.conversation_id;
   end if;

@@ -13,24 +13,9 @@
 -- every retry of a turn, so a retried call finds the row its first run wrote instead of writing
 -- a second one (insert ... on conflict do nothing, then read the row back).
 
-alter table public.reminders
-  add column idempotency_key text check (char_length(idempotency_key) <= 200),
-  add column cancel_key text check (char_length(cancel_key) <= 200),
-  add constraint reminders_idempotency_key unique (org_id, idempotency_key);
-alter table public.expenses
-  add column idempotency_key text check (char_length(idempotency_key) <= 200),
-  add constraint expenses_idempotency_key unique (org_id, idempotency_key);
-alter table public.calendar_events
-  add column idempotency_key text check (char_length(idempotency_key) <= 200),
-  add constraint calendar_events_idempotency_key unique (org_id, idempotency_key);
-comment on column public.reminders.idempotency_key is
-  'The assistant tool call that created it: a retried call finds it instead of creating a second reminder.';
-comment on column public.reminders.cancel_key is
-  'The assistant tool call that cancelled it: a retried call finds it instead of cancelling another one.';
-comment on column public.expenses.idempotency_key is
-  'The assistant tool call that logged it: a retried call finds it instead of logging it twice.';
-comment on column public.calendar_events.idempotency_key is
-  'The assistant tool call that created it (its Google event id is derived from the same key).';
+-- The keys (reminders.idempotency_key and cancel_key, expenses.idempotency_key,
+-- calendar_events.idempotency_key, each unique per org) are part of their tables in
+-- 20261123000001_schema.sql.
 create unique index reminders_cancel_key on public.reminders (org_id, cancel_key)
   where cancel_key is not null;
 
