@@ -739,7 +739,7 @@ mod tests {
                 let first = cells[0].trim_start_matches("| ");
                 let outside: String = first
                     .split('(')
-                    .map(|p| p.split(')').last().unwrap_or(""))
+                    .map(|p| p.split(')').next_back().unwrap_or(""))
                     .collect();
                 (ticked(&outside), ticked(first), cells[1].to_string())
             })
