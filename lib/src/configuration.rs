@@ -369,14 +369,40 @@ impl Settings {
     /// Reads settings through `lookup` (the environment, or a map in tests). Empty values
     /// count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let env = Env(lookup, RefCell::default(), RefCell::default());
+        Self::read(lookup).0
+    }
+
+    /// Every variable the settings are read from, with its default: the one statement of the
+    /// defaults, which `.env.example` and `docs/configuration.md` repeat (a test keeps them
+    /// equal). Read twice, with nothing set and with everything set, so that no variable is
+    /// hidden behind another.
+    pub fn variables() -> Vec<Variable> {
+        let mut all: Vec<Variable> = Vec::new();
+        for value in [None, Some("set")] {
+            for read in Self::read(|_| value.map(String::from)).1 {
+                match all.iter_mut().find(|v| v.name == read.name) {
+                    Some(known) => known.default = known.default.take().or(read.default),
+                    None => all.push(read),
+                }
+            }
+        }
+        all
+    }
+
+    fn read(lookup: impl Fn(&str) -> Option<String>) -> (Self, Vec<Variable>) {
+        let env = Env {
+            lookup,
+            invalid: RefCell::default(),
+            ignored: RefCell::default(),
+            read: RefCell::default(),
+        };
         let mut settings = Self {
-            environment: env
-                .get("APP_ENV")
-                .or_else(|| env.get("VERCEL_ENV"))
-                .unwrap_or_else(|| "development".into()),
+            environment: match env.get("VERCEL_ENV") {
+                Some(vercel) => env.get("APP_ENV").unwrap_or(vercel),
+                None => env.text("APP_ENV", "development"),
+            },
             version: version(env.get("VERCEL_GIT_COMMIT_SHA")),
-            log_level: env.get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
+            log_level: env.text("LOG_LEVEL", "info"),
             max_body_bytes: env.number("MAX_BODY_BYTES", 1024 * 1024),
             slow_request: Duration::from_millis(env.number("SLOW_REQUEST_MS", 1000) as u64),
             database: database_settings(&env),
@@ -395,19 +421,14 @@ impl Settings {
             ai: ai_settings(&env),
             google: google_settings(&env),
             whatsapp: WhatsAppSettings {
-                graph_base_url: env
-                    .get("GRAPH_API_BASE_URL")
-                    .unwrap_or_else(|| "https://graph.facebook.com".into()),
-                graph_version: env
-                    .get("GRAPH_API_VERSION")
-                    .unwrap_or_else(|| "v23.0".into()),
+                graph_base_url: env.text("GRAPH_API_BASE_URL", "https://graph.facebook.com"),
+                graph_version: env.text("GRAPH_API_VERSION", "v23.0"),
                 access_token: env.get("WHATSAPP_ACCESS_TOKEN").map(Secret::new),
                 timeout: Duration::from_millis(env.number("GRAPH_TIMEOUT_MS", 15_000) as u64),
                 app_secret: env.required("WHATSAPP_APP_SECRET").map(Secret::new),
                 verify_token: env.required("WHATSAPP_VERIFY_TOKEN").map(Secret::new),
                 media_hosts: env
-                    .get("WHATSAPP_MEDIA_HOSTS")
-                    .unwrap_or_else(|| DEFAULT_MEDIA_HOSTS.into())
+                    .text("WHATSAPP_MEDIA_HOSTS", DEFAULT_MEDIA_HOSTS)
                     .split(',')
                     .map(|host| host.trim().to_ascii_lowercase())
                     .filter(|host| !host.is_empty())
@@ -423,8 +444,7 @@ impl Settings {
                 }),
                 secret_key: env.get("STRIPE_SECRET_KEY").map(Secret::new),
                 api_base_url: env
-                    .get("STRIPE_API_BASE_URL")
-                    .unwrap_or_else(|| "https://api.stripe.com".into())
+                    .text("STRIPE_API_BASE_URL", "https://api.stripe.com")
                     .trim_end_matches('/')
                     .to_string(),
                 tolerance: Duration::from_secs(
@@ -483,19 +503,51 @@ impl Settings {
             invalid_variables: Vec::new(),
             ignored_variables: Vec::new(),
         };
-        settings.invalid_variables = env.1.take();
-        settings.ignored_variables = env.2.take();
-        settings
+        settings.invalid_variables = env.invalid.take();
+        settings.ignored_variables = env.ignored.take();
+        (settings, env.read.take())
     }
 }
 
-/// Environment lookup that treats empty values as unset, and notes invalid numbers and
-/// ignored variables.
-struct Env<F>(F, RefCell<Vec<String>>, RefCell<Vec<Ignored>>);
+/// A variable the settings are read from, and its default (`None`: unset means off, missing
+/// or derived from another variable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variable {
+    pub name: String,
+    pub default: Option<String>,
+}
+
+/// Environment lookup that treats empty values as unset, notes invalid numbers and ignored
+/// variables, and every variable read with its default.
+struct Env<F> {
+    lookup: F,
+    invalid: RefCell<Vec<String>>,
+    ignored: RefCell<Vec<Ignored>>,
+    read: RefCell<Vec<Variable>>,
+}
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.trim().is_empty())
+        self.note(name, None);
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// Notes that `name` is read, with `default`.
+    fn note(&self, name: &str, default: Option<String>) {
+        let mut read = self.read.borrow_mut();
+        match read.iter_mut().find(|v| v.name == name) {
+            Some(known) => known.default = known.default.take().or(default),
+            None => read.push(Variable {
+                name: name.to_string(),
+                default,
+            }),
+        }
+    }
+
+    /// A text setting, `default` when unset.
+    fn text(&self, name: &str, default: &str) -> String {
+        self.note(name, Some(default.to_string()));
+        self.get(name).unwrap_or_else(|| default.to_string())
     }
 
     fn required(&self, name: &'static str) -> Result<String, Missing> {
@@ -509,7 +561,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         let (new, old) = ALIASES[index];
         match (self.get(new), self.get(old)) {
             (Some(a), Some(b)) if a.trim() != b.trim() => {
-                let mut ignored = self.2.borrow_mut();
+                let mut ignored = self.ignored.borrow_mut();
                 for (variable, other) in [(new, old), (old, new)] {
                     ignored.push(Ignored {
                         variable: variable.to_string(),
@@ -530,11 +582,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     fn number(&self, name: &str, default: usize) -> usize {
+        self.note(name, Some(default.to_string()));
         match self.get(name).map(|v| v.trim().parse::<usize>()) {
             None => default,
             Some(Ok(value)) => value,
             Some(Err(_)) => {
-                self.1.borrow_mut().push(name.to_string());
+                self.invalid.borrow_mut().push(name.to_string());
                 default
             }
         }
@@ -583,9 +636,7 @@ fn ai_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> AiSettings {
         history_tokens: env.number("AI_HISTORY_TOKENS", 2000),
         max_output_tokens: env.number("AI_MAX_OUTPUT_TOKENS", 600) as u32,
         models: env.get("AI_MODELS"),
-        transcribe_model: env
-            .get("OPENAI_TRANSCRIBE_MODEL")
-            .unwrap_or_else(|| "gpt-4o-mini-transcribe".into()),
+        transcribe_model: env.text("OPENAI_TRANSCRIBE_MODEL", "gpt-4o-mini-transcribe"),
     }
 }
 
@@ -593,12 +644,15 @@ fn google_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> Option<GoogleS
     Some(GoogleSettings {
         client_id: env.get("GOOGLE_CLIENT_ID")?,
         client_secret: Secret::new(env.get("GOOGLE_CLIENT_SECRET")?),
-        token_url: env
-            .get("GOOGLE_OAUTH_TOKEN_URL")
-            .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+        token_url: env.text(
+            "GOOGLE_OAUTH_TOKEN_URL",
+            "https://oauth2.googleapis.com/token",
+        ),
         calendar_base_url: env
-            .get("GOOGLE_CALENDAR_BASE_URL")
-            .unwrap_or_else(|| "https://www.googleapis.com/calendar/v3".into())
+            .text(
+                "GOOGLE_CALENDAR_BASE_URL",
+                "https://www.googleapis.com/calendar/v3",
+            )
             .trim_end_matches('/')
             .to_string(),
     })
@@ -639,11 +693,7 @@ fn provider(
 ) -> Option<ProviderSettings> {
     Some(ProviderSettings {
         api_key: Secret::new(env.get(key)?),
-        base_url: env
-            .get(url)
-            .unwrap_or_else(|| default_url.into())
-            .trim_end_matches('/')
-            .to_string(),
+        base_url: env.text(url, default_url).trim_end_matches('/').to_string(),
     })
 }
 
@@ -665,6 +715,114 @@ mod tests {
             vec!["MAX_BODY_BYTES".to_string()]
         );
         assert_eq!(settings.database.err(), Some(Missing("SUPABASE_URL")));
+    }
+
+    /// Set by the platform (Vercel), never by a deployment: not listed.
+    const PLATFORM: [&str; 2] = ["VERCEL_ENV", "VERCEL_GIT_COMMIT_SHA"];
+    /// Read outside this module (`host::local`: the dev server's port), listed all the same.
+    const ELSEWHERE: [&str; 1] = ["PORT"];
+
+    /// The names in a docs table row's first cell outside parentheses (the other names of a
+    /// setting are inside), and its default cell.
+    fn rows(docs: &str) -> Vec<(Vec<String>, Vec<String>, String)> {
+        let ticked = |text: &str| -> Vec<String> {
+            text.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(String::from)
+                .collect()
+        };
+        docs.lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split(" | ").collect();
+                let first = cells[0].trim_start_matches("| ");
+                let outside: String = first
+                    .split('(')
+                    .map(|p| p.split(')').next_back().unwrap_or(""))
+                    .collect();
+                (ticked(&outside), ticked(first), cells[1].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_variable_read_is_in_env_example_and_the_docs_with_its_default() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let read = |file: &str| std::fs::read_to_string(format!("{root}/{file}")).expect(file);
+        let (example, docs) = (read(".env.example"), read("docs/configuration.md"));
+        let rows = rows(&docs);
+        let variables = Settings::variables();
+        let mut errors = Vec::new();
+        for Variable { name, default } in &variables {
+            if PLATFORM.contains(&name.as_str()) {
+                continue;
+            }
+            let prefix = format!("{name}=");
+            match (example.lines().find(|l| l.starts_with(&prefix)), default) {
+                (None, _) => errors.push(format!(".env.example does not list {name}")),
+                (Some(line), Some(default)) if line != format!("{prefix}{default}") => {
+                    errors.push(format!(".env.example has {line}; the default is {default}"))
+                }
+                _ => {}
+            }
+            let Some((names, all, cell)) = rows.iter().find(|(_, all, _)| all.contains(name))
+            else {
+                errors.push(format!("docs/configuration.md does not list {name}"));
+                continue;
+            };
+            // `A`, `B` | `1`, `2`: each name's own default; one name: the whole cell.
+            let defaults: Vec<&str> = cell.split(", ").collect();
+            let position = names.iter().position(|n| n == name);
+            let own = match position {
+                Some(i) if names.len() > 1 && defaults.len() == names.len() => defaults[i],
+                _ => cell.as_str(),
+            };
+            if let Some(default) = default {
+                if !own.contains(&format!("`{default}`")) {
+                    errors.push(format!(
+                        "docs/configuration.md gives {name} the default {own:?}; it is `{default}` ({all:?})"
+                    ));
+                }
+            }
+        }
+        let known =
+            |name: &str| ELSEWHERE.contains(&name) || variables.iter().any(|v| v.name == name);
+        for line in example
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains('='))
+        {
+            let name = &line[..line.find('=').unwrap_or_default()];
+            if !known(name) {
+                errors.push(format!(".env.example lists {name}, which is not read"));
+            }
+        }
+        for (_, all, _) in &rows {
+            for name in all
+                .iter()
+                .filter(|n| n.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            {
+                if !known(name) && !PLATFORM.contains(&name.as_str()) {
+                    errors.push(format!(
+                        "docs/configuration.md lists {name}, which is not read"
+                    ));
+                }
+            }
+        }
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+
+    #[test]
+    fn every_number_read_has_its_default_noted() {
+        let variables = Settings::variables();
+        let max_body = variables.iter().find(|v| v.name == "MAX_BODY_BYTES");
+        assert_eq!(max_body.and_then(|v| v.default.as_deref()), Some("1048576"));
+        let key = variables.iter().find(|v| v.name == "OPENAI_BASE_URL");
+        assert_eq!(
+            key.and_then(|v| v.default.as_deref()),
+            Some("https://api.openai.com/v1"),
+            "read only once OPENAI_API_KEY is set: found by the second reading"
+        );
     }
 
     #[test]

@@ -459,22 +459,64 @@ async function usage(_, range = JSON.parse(sessionStorage.getItem("console.usage
   ];
 }
 
-// The settings form: each field with the limits the API validates (openapi.json, SettingsUpdate).
-const TEMPLATE = "[a-z0-9_]{1,512}";
-const MODEL = "[A-Za-z0-9._:\\/\\-]{1,100}"; // the `v` flag of pattern= wants / and - escaped
+// The settings form. The limits of each field (length, pattern, range) are not written here:
+// they are read from the API's OpenAPI document (SettingsUpdate), which states the database's
+// constraints (the rule; the API answers 400 naming the field for anything past them).
 const SETTINGS = [
-  ["system_prompt", "systemPrompt", { tag: "textarea", required: true, maxlength: 8000, rows: 8 }],
-  ["model", "model", { required: true, pattern: MODEL }],
-  ["fallback_model", "fallbackModel", { required: true, pattern: MODEL }],
-  ["enabled_tools", "enabledTools", { kind: "list", pattern: "\\s*([a-z0-9_]{1,64}\\s*(,\\s*[a-z0-9_]{1,64}\\s*){0,49})?" }],
-  ["language", "assistantLanguage", { required: true, maxlength: 35 }],
-  ["timezone", "timezone", { required: true, maxlength: 64, kind: "timezone" }],
-  ["reply_template", "replyTemplate", { pattern: TEMPLATE, kind: "nullable" }],
-  ["reminder_template", "reminderTemplate", { pattern: TEMPLATE, kind: "nullable" }],
-  ["template_language", "templateLanguage", { required: true, maxlength: 15 }],
-  ["rate_limit_per_minute", "rateLimit", { type: "number", required: true, min: 1, max: 10000, kind: "integer" }],
-  ["contact_daily_token_cap", "dailyCap", { type: "number", required: true, min: 0, max: 1000000000, kind: "integer" }],
+  ["system_prompt", "systemPrompt", { tag: "textarea", required: true, rows: 8 }],
+  ["model", "model", { required: true }],
+  ["fallback_model", "fallbackModel", { required: true }],
+  ["enabled_tools", "enabledTools", { kind: "list" }],
+  ["language", "assistantLanguage", { required: true }],
+  ["timezone", "timezone", { required: true, kind: "timezone" }],
+  ["reply_template", "replyTemplate", { kind: "nullable" }],
+  ["reminder_template", "reminderTemplate", { kind: "nullable" }],
+  ["template_language", "templateLanguage", { required: true }],
+  ["rate_limit_per_minute", "rateLimit", { type: "number", required: true, kind: "integer" }],
+  ["contact_daily_token_cap", "dailyCap", { type: "number", required: true, kind: "integer" }],
 ];
+
+let settingsSchema = null;
+
+/** SettingsUpdate's properties, from /api/admin/openapi.json (fetched once). */
+async function settingsLimits() {
+  settingsSchema ??= api("GET", "/api/admin/openapi.json").then(
+    (doc) => doc.components.schemas.SettingsUpdate.properties,
+    (error) => {
+      settingsSchema = null;
+      throw error;
+    },
+  );
+  return settingsSchema;
+}
+
+// An anchored JSON Schema pattern (`^…$`) as the body of an HTML pattern= (anchored already,
+// compiled with the `v` flag: inside a class, a literal - or / and the other syntax characters
+// are escaped). Null for an unanchored one (a "contains" rule the browser cannot state).
+function htmlPattern(pattern) {
+  const anchored = /^\^(.*)\$$/.exec(pattern ?? "");
+  if (!anchored) return null;
+  return anchored[1].replace(/\[([^\]]*)\]/g, (_, set) =>
+    "[" + [...set].map((c, i) => {
+      if (c === "-" && i > 0 && i < set.length - 1) return c;
+      return "()[]{}/-|".includes(c) ? "\\" + c : c;
+    }).join("") + "]");
+}
+
+/** The input attributes of one field's schema: maxlength, pattern, min and max. */
+function limitAttributes(schema = {}) {
+  if (schema.type === "array") {
+    const item = htmlPattern(schema.items?.pattern);
+    const more = Math.max((schema.maxItems ?? 1000) - 1, 0);
+    return { pattern: item && `\\s*(${item}\\s*(,\\s*${item}\\s*){0,${more}})?` };
+  }
+  return {
+    maxlength: schema.maxLength,
+    pattern: htmlPattern(schema.pattern),
+    min: schema.minimum,
+    max: schema.maximum,
+  };
+}
 
 function fieldText(value, kind) {
   if (kind === "list") return (value ?? []).join(", ");
@@ -498,10 +540,19 @@ function validTimezone(zone) {
 }
 
 async function settings() {
-  let current = await api("GET", "/api/admin/settings" + query({ org_id: state.orgId }));
+  let [current, limits] = await Promise.all([
+    api("GET", "/api/admin/settings" + query({ org_id: state.orgId })),
+    settingsLimits(),
+  ]);
   const editable = canAct();
   const fields = SETTINGS.map(([name, key, { tag = "input", kind, ...attrs }]) => {
-    const input = h(tag, { name, id: `f-${name}`, ...attrs, step: attrs.type === "number" ? 1 : null });
+    const input = h(tag, {
+      name,
+      id: `f-${name}`,
+      ...limitAttributes(limits[name]),
+      ...attrs,
+      step: attrs.type === "number" ? 1 : null,
+    });
     input.value = fieldText(current[name], kind);
     if (kind === "timezone") {
       input.addEventListener("input", () => input.setCustomValidity(validTimezone(input.value) ? "" : t("invalid")));

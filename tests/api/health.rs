@@ -27,6 +27,76 @@ async fn healthy_when_the_database_answers_and_nothing_optional_is_configured() 
 }
 
 #[tokio::test]
+async fn the_optional_services_say_whether_they_are_configured_and_never_their_values() {
+    let optional = [
+        "sentry",
+        "openai",
+        "anthropic",
+        "google_calendar",
+        "stripe",
+        "stripe_api",
+    ];
+    let app = spawn_app_with(|env| {
+        for name in [
+            "SENTRY_DSN",
+            "OPENAI_API_KEY",
+            "ANTHROPIC_API_KEY",
+            "GOOGLE_CLIENT_ID",
+            "STRIPE_WEBHOOK_SECRET",
+            "STRIPE_WEBHOOK_SECRETS",
+            "STRIPE_SECRET_KEY",
+        ] {
+            env.remove(name);
+        }
+    })
+    .await;
+    let (status, body) = app.get_health().await;
+    assert_eq!(status, 200, "{body}");
+    for name in optional {
+        assert_eq!(
+            body["services"][name],
+            serde_json::json!({"status": "not_configured"}),
+            "{name}: {body}"
+        );
+    }
+    assert_eq!(body["sentry"], "not_configured", "today's field stays");
+    assert_eq!(body["status"], "healthy", "not configured is not a fault");
+
+    let sentry = MockServer::start().await;
+    let dsn = format!("http://publickey@{}/42", sentry.address());
+    let app = spawn_app_with(|env| {
+        set(
+            env,
+            &[
+                ("SENTRY_DSN", &dsn),
+                ("OPENAI_API_KEY", "sk-health-secret-openai"),
+                ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+                ("ANTHROPIC_API_KEY", "sk-ant-health-secret"),
+                ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9"),
+                ("GOOGLE_CLIENT_ID", "health-client-id"),
+                ("GOOGLE_CLIENT_SECRET", "health-client-secret"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_health_secret"),
+                ("STRIPE_SECRET_KEY", "sk_test_health_secret"),
+            ],
+        )
+    })
+    .await;
+    let (_, body) = app.get_health().await;
+    for name in optional {
+        assert_eq!(
+            body["services"][name],
+            serde_json::json!({"status": "configured"}),
+            "{name}: {body}"
+        );
+    }
+    assert_eq!(body["sentry"], "configured");
+    let text = body.to_string();
+    for secret in ["secret", "publickey", "health-client-id", "127.0.0.1:9"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}
+
+#[tokio::test]
 async fn unhealthy_503_when_postgrest_is_unreachable() {
     let app = spawn_app_with(|env| set(env, &[("POSTGREST_URL", NO_DATABASE)])).await;
     let (status, body) = app.get_health().await;

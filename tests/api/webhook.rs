@@ -417,6 +417,29 @@ async fn stop_and_start_are_honoured() {
 }
 
 #[tokio::test]
+async fn a_spanish_contact_of_an_english_org_gets_the_stop_confirmation_in_spanish() {
+    let (_graph, app, org) = ok_graph_app().await;
+    let settings = org.rows(app.db(), "assistant_settings", &[]).await;
+    assert_eq!(settings[0]["language"], "en", "an English org");
+    let contact = new_wa_id();
+    insert(
+        app.db(),
+        "contacts",
+        json!({"org_id": org.id, "wa_id": contact, "locale": "es-MX"}),
+    )
+    .await;
+    let wamid = app.post_text(&org, &contact, "STOP").await;
+    let confirmation = app.reply_to(&wamid).await.expect("one confirmation");
+    assert!(
+        has_text(&confirmation["body"], "No recibirás más mensajes"),
+        "{confirmation}"
+    );
+    let wamid = app.post_text(&org, &contact, "START").await;
+    let welcome = app.reply_to(&wamid).await.expect("one welcome");
+    assert!(has_text(&welcome["body"], "Bienvenido"), "{welcome}");
+}
+
+#[tokio::test]
 async fn human_mode_conversations_are_not_answered() {
     let (_graph, app, org) = ok_graph_app().await;
     let contact = new_wa_id();

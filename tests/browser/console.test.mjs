@@ -285,7 +285,17 @@ async function main() {
     });
 
     await step("owner: settings are validated, saved, and audited", async () => {
+      // The form's limits are the API's document's (SettingsUpdate), not the console's own.
+      await owner.route("**/api/admin/openapi.json", async (route) => {
+        const document = await (await route.fetch()).json();
+        document.components.schemas.SettingsUpdate.properties.template_language.maxLength = 14;
+        await route.fulfill({ json: document });
+      });
       await open(owner, "settings");
+      await owner.unroute("**/api/admin/openapi.json");
+      assert.equal(await owner.getAttribute("#f-template_language", "maxlength"), "14");
+      assert.equal(await owner.getAttribute("#f-rate_limit_per_minute", "max"), "10000");
+      assert.equal(await owner.getAttribute("#f-model", "pattern"), "[A-Za-z0-9._:\\/\\-]{1,100}");
       await owner.fill("#f-rate_limit_per_minute", "0");
       await owner.click('form.settings button[type="submit"]');
       await owner.waitForSelector("#flash >> text=Check the highlighted fields.");

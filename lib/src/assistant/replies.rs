@@ -1,6 +1,7 @@
-//! The assistant's own words, in English and Spanish: help, what a command lacks, tool
-//! confirmations (when the command parser answers, or a provider fails after tools ran), and
-//! the polite answers for what it cannot do.
+//! The assistant's own words, in English and Spanish, always in the contact's language
+//! (`Contact::lang`): the STOP/START confirmations and the rate-limit notice, help, what a
+//! command lacks, tool confirmations (when the command parser answers, or a provider fails
+//! after tools ran), and the polite answers for what it cannot do.
 
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use serde_json::Value;
@@ -31,6 +32,33 @@ pub fn help(lang: Lang) -> String {
          «recuérdame regar las plantas todos los días a las 20»\n\
          📋 «mis recordatorios» · «cancela el recordatorio 2»\n\
          💸 «gasté 20 en taxi» · «gastos de este mes»",
+    )
+}
+
+/// The confirmation of STOP (the contact is opted out).
+pub fn opted_out(lang: Lang) -> String {
+    pick(
+        lang,
+        "You will not receive more messages from us. Reply START to subscribe again.",
+        "No recibirás más mensajes nuestros. Responde ALTA para volver a suscribirte.",
+    )
+}
+
+/// The confirmation of START (the contact is opted in again).
+pub fn opted_in(lang: Lang) -> String {
+    pick(
+        lang,
+        "Welcome back! You are subscribed again.",
+        "¡Bienvenido de nuevo! Vuelves a estar suscrito.",
+    )
+}
+
+/// The one notice when a contact first passes the org's rate limit.
+pub fn rate_limited(lang: Lang) -> String {
+    pick(
+        lang,
+        "You are sending messages very quickly. Please wait a minute and try again.",
+        "Estás enviando mensajes muy rápido. Espera un minuto y vuelve a intentarlo.",
     )
 }
 

@@ -111,11 +111,11 @@ pub struct Turn<'a> {
     pub ai_allowed: bool,
 }
 
-impl Turn<'_> {
-    /// The contact's language: their locale, else the org's language.
-    pub fn lang(&self) -> Lang {
+impl Contact {
+    /// The contact's language: their locale, else the org's language (`org_language`).
+    pub fn lang(&self, org_language: &str) -> Lang {
         let spanish = |l: &str| l.to_ascii_lowercase().starts_with("es");
-        match self.contact.locale.as_deref() {
+        match self.locale.as_deref() {
             Some(locale) if !locale.is_empty() => {
                 if spanish(locale) {
                     Lang::Es
@@ -123,8 +123,15 @@ impl Turn<'_> {
                     Lang::En
                 }
             }
-            _ if spanish(&self.settings.language) => Lang::Es,
+            _ if spanish(org_language) => Lang::Es,
             _ => Lang::En,
         }
+    }
+}
+
+impl Turn<'_> {
+    /// The contact's language: their locale, else the org's language.
+    pub fn lang(&self) -> Lang {
+        self.contact.lang(&self.settings.language)
     }
 }

@@ -7,53 +7,66 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::{
-    Check, ConfigurationCheck, HealthReport, ModelNotice, Overall, ServiceStatus, Services,
+    Check, ConfigurationCheck, HealthReport, ModelNotice, Optional, Overall, ServiceStatus,
+    Services,
 };
 use crate::assistant::lifecycle::Stage;
-use crate::configuration::ProviderSettings;
-use crate::startup::AppState;
-use crate::supabase::Caller;
+use crate::assistant::Assistant;
+use crate::configuration::{ProviderSettings, Settings};
+use crate::supabase::{Caller, Postgrest};
+
+/// What the checks use, lent by the route.
+#[derive(Clone, Copy)]
+pub struct Parts<'a> {
+    pub settings: &'a Settings,
+    /// The pooled HTTP client the providers and Meta are asked with.
+    pub http: &'a reqwest::Client,
+    /// The PostgREST client; `None` when a variable it needs is missing (the database is down).
+    pub db: Option<&'a Postgrest>,
+    /// The configured models and their shutdown dates.
+    pub assistant: &'a Assistant,
+    /// Whether errors go to Sentry (`SENTRY_DSN` set and valid).
+    pub sentry: bool,
+}
 
 /// Runs every check concurrently and sums them up.
-pub async fn check(state: &AppState) -> HealthReport {
-    let timeout = state.settings.health.check_timeout;
+pub async fn check(parts: Parts<'_>) -> HealthReport {
+    let settings = parts.settings;
+    let timeout = settings.health.check_timeout;
     let (database, ai_primary, ai_fallback, whatsapp) = tokio::join!(
-        database(state, timeout),
-        provider(state, "openai", state.settings.openai.as_ref(), timeout),
-        provider(
-            state,
-            "anthropic",
-            state.settings.anthropic.as_ref(),
-            timeout
-        ),
-        whatsapp(state, timeout),
+        database(parts.db, timeout),
+        provider(parts, "openai", settings.openai.as_ref(), timeout),
+        provider(parts, "anthropic", settings.anthropic.as_ref(), timeout),
+        whatsapp(parts, timeout),
     );
     let services = Services {
         database,
         ai_primary,
         ai_fallback,
         whatsapp,
+        sentry: Optional::of(parts.sentry),
+        openai: Optional::of(settings.openai.is_some()),
+        anthropic: Optional::of(settings.anthropic.is_some()),
+        google_calendar: Optional::of(settings.google.is_some()),
+        stripe: Optional::of(settings.stripe.webhook_secrets.is_ok()),
+        stripe_api: Optional::of(settings.stripe.secret_key.is_some()),
     };
     HealthReport {
         status: overall(&services),
         timestamp: Utc::now(),
-        version: state.settings.version.clone(),
-        environment: state.settings.environment.clone(),
+        version: settings.version.clone(),
+        environment: settings.environment.clone(),
+        sentry: services.sentry.status,
         services,
-        models: model_notices(state),
-        configuration: ConfigurationCheck::of(&state.settings),
-        sentry: match state.errors.is_configured() {
-            true => super::Sentry::Configured,
-            false => super::Sentry::NotConfigured,
-        },
+        models: model_notices(parts.assistant),
+        configuration: ConfigurationCheck::of(settings),
     }
 }
 
 /// The configured models that retire within 30 days or have retired (the OpenAI check above
 /// has just refreshed the shutdown dates it lists).
-fn model_notices(state: &AppState) -> Vec<ModelNotice> {
+fn model_notices(assistant: &Assistant) -> Vec<ModelNotice> {
     let today = Utc::now().date_naive();
-    let assistant = &state.assistant;
     let mut notices: Vec<ModelNotice> = Vec::new();
     for model in assistant.configured_models() {
         let stage = assistant.lifecycle().stage(model, today);
@@ -120,8 +133,8 @@ fn not_configured(provider: Option<&'static str>) -> Check {
     }
 }
 
-async fn database(state: &AppState, timeout: Duration) -> Check {
-    let Ok(db) = state.db() else {
+async fn database(db: Option<&Postgrest>, timeout: Duration) -> Check {
+    let Some(db) = db else {
         return Check {
             status: ServiceStatus::Down,
             provider: None,
@@ -135,7 +148,7 @@ async fn database(state: &AppState, timeout: Duration) -> Check {
 }
 
 async fn provider(
-    state: &AppState,
+    parts: Parts<'_>,
     name: &'static str,
     settings: Option<&ProviderSettings>,
     timeout: Duration,
@@ -145,11 +158,11 @@ async fn provider(
     };
     if name != "anthropic" {
         // OpenAI's model list carries each model's `shutdown_date`: keep it for the lifecycle.
-        let lifecycle = state.assistant.lifecycle();
-        let probe = lifecycle.refresh_openai(&state.http, settings, timeout);
+        let lifecycle = parts.assistant.lifecycle();
+        let probe = lifecycle.refresh_openai(parts.http, settings, timeout);
         return timed(name, Some(name), timeout, async { probe.await.map(drop) }).await;
     }
-    let request = state
+    let request = parts
         .http
         .get(format!("{}/v1/models", settings.base_url))
         .header("x-api-key", settings.api_key.expose())
@@ -157,12 +170,12 @@ async fn provider(
     timed(name, Some(name), timeout, ok_status(request)).await
 }
 
-async fn whatsapp(state: &AppState, timeout: Duration) -> Check {
-    let settings = &state.settings.whatsapp;
+async fn whatsapp(parts: Parts<'_>, timeout: Duration) -> Check {
+    let settings = &parts.settings.whatsapp;
     let Some(token) = &settings.access_token else {
         return not_configured(None);
     };
-    let request = state
+    let request = parts
         .http
         .get(format!(
             "{}/{}/me",

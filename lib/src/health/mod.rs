@@ -1,11 +1,12 @@
 //! The service's health: the database (critical) and the optional services, checked
 //! concurrently with a timeout each, cached briefly so that a burst of checks costs one.
+//! The checks take the parts they use ([`Parts`]), not the process's whole state.
 
 mod cache;
 mod checks;
 
 pub use cache::HealthCache;
-pub use checks::check;
+pub use checks::{check, Parts};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -40,12 +41,43 @@ pub struct Check {
     pub latency_ms: Option<u64>,
 }
 
+/// The dependencies: the four probed ones, then the optional services that are only
+/// `configured` or `not_configured` (never a value, only whether it is set).
 #[derive(Clone, Debug, Serialize)]
 pub struct Services {
     pub database: Check,
     pub ai_primary: Check,
     pub ai_fallback: Check,
     pub whatsapp: Check,
+    /// `SENTRY_DSN` (valid).
+    pub sentry: Optional,
+    /// `OPENAI_API_KEY`.
+    pub openai: Optional,
+    /// `ANTHROPIC_API_KEY`.
+    pub anthropic: Optional,
+    /// `GOOGLE_CLIENT_ID` and `GOOGLE_CLIENT_SECRET`.
+    pub google_calendar: Optional,
+    /// `STRIPE_WEBHOOK_SECRET` (billing webhooks).
+    pub stripe: Optional,
+    /// `STRIPE_SECRET_KEY` (subscription refetch).
+    pub stripe_api: Optional,
+}
+
+/// An optional service that is not probed: whether it is configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Optional {
+    pub status: Configured,
+}
+
+impl Optional {
+    pub fn of(configured: bool) -> Self {
+        Self {
+            status: match configured {
+                true => Configured::Yes,
+                false => Configured::No,
+            },
+        }
+    }
 }
 
 /// A configured model within 30 days of its shutdown, or past it.
@@ -67,8 +99,8 @@ pub struct HealthReport {
     /// The service's configured models that retire soon or have retired (empty: none).
     pub models: Vec<ModelNotice>,
     pub configuration: ConfigurationCheck,
-    /// Whether errors go to Sentry (`SENTRY_DSN`).
-    pub sentry: Sentry,
+    /// Whether errors go to Sentry (`SENTRY_DSN`); also `services.sentry.status`.
+    pub sentry: Configured,
 }
 
 /// The configuration check: variables that are set but ignored, or not valid numbers (names
@@ -98,10 +130,34 @@ impl ConfigurationCheck {
     }
 }
 
-/// `configured` when `SENTRY_DSN` is set (and valid), `not_configured` otherwise.
+/// `configured` when the service's variables are set (for Sentry: `SENTRY_DSN`, valid),
+/// `not_configured` otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sentry {
-    Configured,
-    NotConfigured,
+pub enum Configured {
+    #[serde(rename = "configured")]
+    Yes,
+    #[serde(rename = "not_configured")]
+    No,
+}
+
+#[cfg(test)]
+mod tests {
+    /// The checks take the parts they use: nothing here reaches for the process's whole state
+    /// or the HTTP boundary's error type.
+    #[test]
+    fn health_imports_neither_startup_nor_the_http_error() {
+        for (file, source) in [
+            ("mod.rs", include_str!("mod.rs")),
+            ("checks.rs", include_str!("checks.rs")),
+            ("cache.rs", include_str!("cache.rs")),
+        ] {
+            for forbidden in ["startup", "error"] {
+                let path = format!("crate::{forbidden}");
+                let uses = source
+                    .lines()
+                    .filter(|l| l.starts_with("use ") && l.contains(&path));
+                assert_eq!(uses.count(), 0, "{file} imports {path}");
+            }
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! What to do with a claimed turn, decided from the claim alone (no I/O): STOP/START, human
 //! mode, opt-out, the per-contact rate limit, the org's token budget and the contact's daily
-//! cap (spent: the command parser answers alone).
+//! cap (spent: the command parser answers alone). Fixed replies are in the contact's language
+//! (`Contact::lang`), like the rest of a turn.
 
 use super::claim::Claim;
+use crate::assistant::replies;
 use crate::domain::{Alert, AlertKind, ConversationMode, MessageKind};
 
 /// What to do with a claimed message.
@@ -31,8 +33,7 @@ const OPT_IN_WORDS: &[&str] = &["start", "subscribe", "alta"];
 
 /// Decides, from the claim alone, how to answer (no I/O).
 pub fn decide(claim: &Claim) -> Plan {
-    let spanish = claim.settings.language.starts_with("es");
-    let say = |en: &str, es: &str| Some(Reply::Fixed(if spanish { es } else { en }.to_string()));
+    let lang = claim.contact.lang(&claim.settings.language);
     let silent = Plan {
         reply: None,
         opt_out: None,
@@ -65,20 +66,14 @@ pub fn decide(claim: &Claim) -> Plan {
     }
     if OPT_OUT_WORDS.contains(&keyword.as_str()) {
         return Plan {
-            reply: say(
-                "You will not receive more messages from us. Reply START to subscribe again.",
-                "No recibirás más mensajes nuestros. Responde ALTA para volver a suscribirte.",
-            ),
+            reply: Some(Reply::Fixed(replies::opted_out(lang))),
             opt_out: Some(true),
             ..silent
         };
     }
     if OPT_IN_WORDS.contains(&keyword.as_str()) {
         return Plan {
-            reply: say(
-                "Welcome back! You are subscribed again.",
-                "¡Bienvenido de nuevo! Vuelves a estar suscrito.",
-            ),
+            reply: Some(Reply::Fixed(replies::opted_in(lang))),
             opt_out: Some(false),
             ..silent
         };
@@ -101,14 +96,7 @@ pub fn decide(claim: &Claim) -> Plan {
             "contact rate limited"
         );
         return Plan {
-            reply: if first {
-                say(
-                    "You are sending messages very quickly. Please wait a minute and try again.",
-                    "Estás enviando mensajes muy rápido. Espera un minuto y vuelve a intentarlo.",
-                )
-            } else {
-                None
-            },
+            reply: first.then(|| Reply::Fixed(replies::rate_limited(lang))),
             ..silent
         };
     }
@@ -191,5 +179,28 @@ mod tests {
         let mut opted_out = claim("hello", 1, 0);
         opted_out.contact.opted_out = true;
         assert_eq!(decide(&opted_out).reply, None);
+    }
+
+    #[test]
+    fn fixed_replies_are_in_the_contacts_language() {
+        let fixed = |claim: &Claim| match decide(claim).reply {
+            Some(Reply::Fixed(text)) => text,
+            other => panic!("not a fixed reply: {other:?}"),
+        };
+        let mut spanish = claim("STOP", 1, 0);
+        spanish.contact.locale = Some("es-MX".into());
+        assert!(
+            fixed(&spanish).starts_with("No recibirás"),
+            "an English org"
+        );
+        spanish.turn.bodies[0].body = Some("start".into());
+        assert!(fixed(&spanish).starts_with("¡Bienvenido"));
+        let mut english = claim("baja", 1, 0);
+        english.contact.locale = Some("en-GB".into());
+        english.settings.language = "es".into();
+        assert!(fixed(&english).starts_with("You will not"), "a Spanish org");
+        english.rate_limit.hits = 11;
+        english.turn.bodies[0].body = Some("hello".into());
+        assert!(fixed(&english).starts_with("You are sending"));
     }
 }

@@ -19,7 +19,15 @@ async fn health(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
         Method::HEAD => true,
         _ => return Err(ApiError::MethodNotAllowed),
     };
-    let report = ctx.state.health.get(health::check(&ctx.state)).await;
+    let state = &ctx.state;
+    let parts = health::Parts {
+        settings: &state.settings,
+        http: &state.http,
+        db: state.db().ok(),
+        assistant: &state.assistant,
+        sentry: state.errors.is_configured(),
+    };
+    let report = state.health.get(health::check(parts)).await;
     let status = match report.status {
         Overall::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
         Overall::Healthy | Overall::Degraded => StatusCode::OK,

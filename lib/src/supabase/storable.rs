@@ -7,9 +7,6 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-/// What replaces a NUL, a lone surrogate or bytes that are not UTF-8.
-pub const REPLACEMENT: char = '\u{FFFD}';
-
 /// Ends a string cut by [`truncate`].
 pub const TRUNCATED: &str = "…[truncated]";
 

@@ -6,6 +6,7 @@ mod console;
 mod cors;
 mod flows;
 mod jwt;
+mod limits;
 mod matrix;
 mod openapi;
 mod postgrest;

@@ -1,6 +1,8 @@
 //! `GET /api/admin/openapi.json`: the OpenAPI 3.1 document of every route (admin and public),
 //! public. A static file in the repository (`openapi.json` beside this module), embedded in
-//! the binary; `tests/api/admin/openapi.rs` keeps it true to the routes.
+//! the binary; `tests/api/admin/openapi.rs` keeps it true to the routes. Its `SettingsUpdate`
+//! states the database's limits of the settings (the CHECK constraints on
+//! `assistant_settings`, kept equal by `tests/api/admin/limits.rs`): the console reads them here.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response};
