@@ -1,9 +1,10 @@
 -- Schema of the WhatsApp assistant: the tables of tenancy, messaging, AI usage, tools and
 -- operations with their RLS policies and grants, the shared helpers and the operator views.
--- Each later file holds one area's own tables, columns, functions and views, in this order:
+-- Each later file holds one area's own tables, functions and views, in this order (a table is
+-- created whole in one file: docs/database.md):
 -- 20261123000002_billing, _whatsapp (00003), _cron (00004), _admin (00005), _assistant (00006).
 --
--- Access model (see shared DESIGN.md, "Data model" and "Security rules"):
+-- Access model (docs/architecture.md and docs/database.md):
 --   * every table has RLS enabled; every policy names its role (`to authenticated`);
 --   * members read their org's rows; owners/admins change settings and act; viewers only read;
 --   * anon has no policy anywhere, so it sees nothing;
@@ -316,7 +317,8 @@ grant delete on public.whatsapp_numbers to authenticated;
 
 create table public.assistant_settings (
   org_id                  uuid primary key references public.orgs (id) on delete cascade,
-  -- The same bounds as the admin API's validation (lib/src/routes/admin/settings.rs).
+  -- These CHECK constraints are the settings' limits: the admin API answers 400 naming the
+  -- column, openapi.json (SettingsUpdate) states them, tests/api/admin/limits.rs keeps the two equal.
   system_prompt           text not null default
     'You are a helpful assistant on WhatsApp. Answer briefly and clearly, in the user''s language. '
     'Use your tools to manage reminders, expenses and calendar events.'
