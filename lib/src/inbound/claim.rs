@@ -59,6 +59,9 @@ pub struct TurnBody {
 
 #[derive(Debug, Deserialize)]
 pub struct ClaimedConversation {
+    /// For the turn's span only (absent: not logged).
+    #[serde(default)]
+    pub id: Option<Uuid>,
     pub mode: ConversationMode,
     pub window_open: bool,
 }

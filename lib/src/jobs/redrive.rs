@@ -333,6 +333,7 @@ async fn fail_undecodable(jobs: &Jobs, db: &Postgrest, row: Value, reason: &str)
 /// Re-drives a claimed entry once and settles it (also the admin API's replay); returns its
 /// status: resolved | pending | discarded. A re-drive that fails (a database error other than
 /// an unreachable database, a panic) is this entry's failure: settled with it, as an attempt.
+#[tracing::instrument(name = "dead_letter", skip_all, fields(dead_letter = %entry.id))]
 pub async fn redrive_and_settle(
     jobs: &Jobs,
     db: &Postgrest,
@@ -342,7 +343,7 @@ pub async fn redrive_and_settle(
         Ok(Ok(())) => None,
         Ok(Err(error)) if error.is_unavailable() => return Err(error),
         Ok(Err(error)) => {
-            tracing::warn!(dead_letter = %entry.id, error = %error, "a re-drive failed");
+            tracing::warn!(error = %error, "a re-drive failed");
             Some(format!(
                 "the re-drive failed: database error {}",
                 error.code().unwrap_or("unknown")

@@ -18,6 +18,7 @@ use chrono_tz::Tz;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{JobError, Jobs, TimeBudget};
@@ -303,7 +304,7 @@ impl ClaimedReminder {
     /// whatever this send's outcome), in the reminder's time zone (unknown: UTC).
     fn next_occurrence(&self) -> Option<DateTime<Utc>> {
         let zone = self.timezone.parse::<Tz>().unwrap_or_else(|_| {
-            tracing::warn!(reminder_id = %self.key.id, "unknown reminder time zone; using UTC");
+            tracing::warn!("unknown reminder time zone; using UTC");
             Tz::UTC
         });
         self.recurrence.next_after(self.due_at, zone, Utc::now())
@@ -313,6 +314,7 @@ impl ClaimedReminder {
 /// Sends one claimed reminder and records the outcome; never sends an occurrence twice. A
 /// panic while computing or sending it is recorded as its failure ("sending panicked"; never
 /// sent again once begun).
+#[tracing::instrument(name = "reminder", skip_all, fields(reminder_id = %reminder.key.id))]
 pub async fn send(jobs: &Jobs, db: &Postgrest, reminder: ClaimedReminder) -> ReminderOutcome {
     let key = reminder.key;
     let mut next = None;
@@ -332,11 +334,11 @@ pub async fn send(jobs: &Jobs, db: &Postgrest, reminder: ClaimedReminder) -> Rem
         Ok(None) => Ok(ReminderOutcome::Lost),
         Err(Failure::Database(error)) => Err(error),
         Err(error) => {
-            tracing::warn!(reminder_id = %key.id, error = %error, "reminder not sent");
+            tracing::warn!(error = %error, "reminder not sent");
             fail(jobs, db, key, message_id, &error, next).await
         }
     };
-    recorded.unwrap_or_else(|error| interrupted(key, &error))
+    recorded.unwrap_or_else(|error| interrupted(&error))
 }
 
 /// A claimed row that does not decode: failed for good on its own (its series, unreadable,
@@ -356,14 +358,17 @@ async fn fail_undecodable(
         error.classify(),
         error.column()
     ));
-    tracing::warn!(reminder_id = %key.id, error = %error, "reminder not sent");
-    fail(jobs, db, key, None, &error, None)
-        .await
-        .unwrap_or_else(|error| interrupted(key, &error))
+    let span = tracing::info_span!("reminder", reminder_id = %key.id);
+    let failed = async {
+        tracing::warn!(error = %error, "reminder not sent");
+        fail(jobs, db, key, None, &error, None).await
+    };
+    let recorded = failed.instrument(span.clone()).await;
+    span.in_scope(|| recorded.unwrap_or_else(|error| interrupted(&error)))
 }
 
-fn interrupted(key: ClaimKey, error: &DbError) -> ReminderOutcome {
-    tracing::error!(reminder_id = %key.id, error = %error, "could not record a reminder's send; its lease decides");
+fn interrupted(error: &DbError) -> ReminderOutcome {
+    tracing::error!(error = %error, "could not record a reminder's send; its lease decides");
     ReminderOutcome::Interrupted
 }
 
@@ -438,7 +443,7 @@ async fn finish(
         .await?
         .data;
     if !applied {
-        tracing::warn!(reminder_id = %key.id, "a reminder was sent after its claim ended");
+        tracing::warn!("a reminder was sent after its claim ended");
     }
     Ok(ReminderOutcome::Sent {
         rescheduled: next.is_some(),
