@@ -43,12 +43,13 @@ impl Pipeline {
         }
     }
 
-    /// Processes `message_id`'s conversation ([`super::process`]).
+    /// Processes `message_id`'s conversation, turn after turn, while they fit the invocation
+    /// begun at `started` (`inbound/process.rs`).
     pub async fn process(&self, message_id: Uuid, started: Instant) {
         super::process::process(self, message_id, started).await;
     }
 
-    /// Drains this process's backlog with a worker's `permit` ([`super::drain`]).
+    /// Drains this process's backlog with a worker's `permit` (`inbound/backlog.rs`).
     pub async fn drain(self: Arc<Self>, permit: OwnedSemaphorePermit) {
         super::backlog::drain(&self, permit).await;
     }
