@@ -162,22 +162,19 @@ enum Start {
 }
 
 impl Start {
-    fn message_id(&self) -> Option<Uuid> {
-        match self {
+    /// The turn's span: its events carry the message, and the org and conversation once
+    /// claimed.
+    fn span(&self) -> tracing::Span {
+        let message_id = match self {
             Self::Message(id) => Some(*id),
             Self::Claimed(Claimed::Claim(claim)) => Some(claim.message.id),
             Self::Claimed(Claimed::Undecodable(_, (id, _))) => Some(*id),
             Self::Claimed(Claimed::Unavailable) => None,
-        }
-    }
-
-    /// The turn's span: its events carry the message, and the org and conversation once
-    /// claimed.
-    fn span(&self) -> tracing::Span {
+        };
         tracing::info_span!(
             "turn",
             webhook = true,
-            message_id = self.message_id().map(field::display),
+            message_id = message_id.map(field::display),
             org_id = field::Empty,
             conversation_id = field::Empty,
         )
