@@ -5,7 +5,9 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
+use crate::billing::BillingError;
 use crate::configuration::Missing;
+use crate::jobs::JobError;
 use crate::supabase::DbError;
 
 /// Everything a handler can fail with.
@@ -130,6 +132,27 @@ impl ApiError {
             Self::MissingToken => Some(r#"Bearer realm="admin""#),
             Self::InvalidToken => Some(r#"Bearer realm="admin", error="invalid_token""#),
             _ => None,
+        }
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(error: JobError) -> Self {
+        match error {
+            JobError::NotConfigured(missing) => Self::NotConfigured(missing),
+            JobError::Database(error) => Self::Database(error),
+        }
+    }
+}
+
+impl From<BillingError> for ApiError {
+    fn from(error: BillingError) -> Self {
+        match error {
+            BillingError::NotConfigured(missing) => Self::NotConfigured(missing),
+            BillingError::InvalidSignature => Self::InvalidSignature,
+            BillingError::Malformed => Self::BadRequest(error.to_string()),
+            BillingError::Unavailable(_) => Self::Unavailable(error.to_string()),
+            BillingError::Database(error) => Self::Database(error),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod inbound;
 pub mod jobs;
 pub mod response;
 pub mod routes;
+pub mod send;
 pub mod startup;
 pub mod supabase;
 pub mod telemetry;

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use crate::assistant::Assistant;
 use crate::auth::Authenticator;
-use crate::configuration::Settings;
+use crate::billing::Billing;
+use crate::configuration::{Missing, Settings};
 use crate::error::ApiError;
 use crate::health::HealthCache;
-use crate::inbound::{Backlog, GroupCommit};
+use crate::inbound::{Backlog, Deadlines, GroupCommit, Pipeline};
+use crate::jobs::{JobSettings, Jobs};
 use crate::supabase::Postgrest;
 use crate::telemetry::ErrorTracking;
 use crate::whatsapp::WhatsApp;
@@ -18,11 +20,16 @@ pub struct AppState {
     pub settings: Settings,
     /// The one pooled HTTP client (rustls) for every outbound call.
     pub http: reqwest::Client,
-    db: Option<Postgrest>,
+    db: Result<Postgrest, Missing>,
     pub whatsapp: WhatsApp,
-    pub assistant: Assistant,
+    pub assistant: Arc<Assistant>,
     /// Bounds the background processing of inbound messages.
-    pub backlog: Backlog,
+    pub backlog: Arc<Backlog>,
+    /// Processes inbound messages (the webhook's background work, the crons' re-drives).
+    pub pipeline: Arc<Pipeline>,
+    /// The crons' work.
+    pub jobs: Jobs,
+    pub billing: Billing,
     /// Shares one ingest transaction among the deliveries waiting in this process.
     pub ingest: GroupCommit,
     pub health: HealthCache,
@@ -48,17 +55,38 @@ impl AppState {
             .tcp_nodelay(true)
             .user_agent(concat!("whatsapp-assistant/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let db = settings.database.as_ref().ok().map(Postgrest::new);
+        let db = settings
+            .database
+            .as_ref()
+            .map(Postgrest::new)
+            .map_err(|m| *m);
         let health = HealthCache::new(settings.health.cache_ttl);
         let whatsapp = WhatsApp::new(
             http.clone(),
             &settings.whatsapp,
             settings.processing.retry_base,
         );
-        let assistant = Assistant::new(http.clone(), &settings, whatsapp.clone());
+        let assistant = Arc::new(Assistant::new(http.clone(), &settings, whatsapp.clone()));
         let processing = &settings.processing;
-        let backlog = Backlog::new(processing.max_backlog, processing.concurrency);
+        let backlog = Arc::new(Backlog::new(processing.max_backlog, processing.concurrency));
         let ingest = GroupCommit::new(processing.max_batch);
+        let pipeline = Arc::new(Pipeline::new(
+            db.clone().ok(),
+            whatsapp.clone(),
+            assistant.clone(),
+            backlog.clone(),
+            processing.clone(),
+            Deadlines::new(&settings),
+        ));
+        let jobs = Jobs::new(
+            db.clone(),
+            whatsapp.clone(),
+            pipeline.clone(),
+            assistant.clone(),
+            http.clone(),
+            job_settings(&settings),
+        );
+        let billing = Billing::new(db.clone(), http.clone(), settings.stripe.clone());
         let auth = Authenticator::new(http.clone(), &settings.admin);
         let errors = ErrorTracking::new(
             settings.sentry_dsn.as_ref(),
@@ -72,6 +100,9 @@ impl AppState {
             whatsapp,
             assistant,
             backlog,
+            pipeline,
+            jobs,
+            billing,
             ingest,
             health,
             auth,
@@ -81,11 +112,20 @@ impl AppState {
 
     /// The PostgREST client, or the variable that is missing to build it.
     pub fn db(&self) -> Result<&Postgrest, ApiError> {
-        match (&self.db, &self.settings.database) {
-            (Some(db), _) => Ok(db),
-            (None, Err(missing)) => Err(ApiError::NotConfigured(*missing)),
-            (None, Ok(_)) => Err(ApiError::Internal("database client missing".into())),
-        }
+        self.db
+            .as_ref()
+            .map_err(|missing| ApiError::NotConfigured(*missing))
+    }
+}
+
+/// The settings the jobs read.
+fn job_settings(settings: &Settings) -> JobSettings {
+    JobSettings {
+        cron: settings.cron.clone(),
+        max_attempts: settings.processing.max_attempts,
+        processing_lease: settings.processing.lease,
+        openai: settings.openai.clone(),
+        check_timeout: settings.health.check_timeout,
     }
 }
 

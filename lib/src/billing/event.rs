@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::error::ApiError;
+use super::BillingError;
 
 /// The latest `created` accepted: 9999-12-31T23:59:59Z, within PostgreSQL's timestamps.
 const LATEST_CREATED: i64 = 253_402_300_799;
@@ -42,7 +42,7 @@ pub struct Event {
 
 impl Event {
     /// Reads a verified body; anything that is not a Stripe event is a 400.
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+    pub fn parse(body: &[u8]) -> Result<Self, BillingError> {
         let json: Value = serde_json::from_slice(body).map_err(|_| malformed())?;
         let text = |key: &str| {
             json[key]
@@ -85,6 +85,6 @@ fn reference(value: &Value) -> Option<&str> {
     value.as_str().or_else(|| value["id"].as_str())
 }
 
-fn malformed() -> ApiError {
-    ApiError::BadRequest("the body is not a Stripe event".into())
+fn malformed() -> BillingError {
+    BillingError::Malformed
 }

@@ -17,9 +17,41 @@ use serde_json::Value;
 
 pub use self::event::Event;
 use crate::configuration::{Missing, StripeSettings};
-use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::supabase::Caller;
+use crate::supabase::{Caller, DbError, Postgrest};
+
+/// Why an event was not received (Stripe delivers it again, unless it is refused for good).
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    #[error(transparent)]
+    NotConfigured(#[from] Missing),
+    /// Whatever the reason (logged as a security event): one message.
+    #[error("invalid signature")]
+    InvalidSignature,
+    #[error("the body is not a Stripe event")]
+    Malformed,
+    /// The Stripe API failed in a way a retry may fix.
+    #[error("the Stripe API: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+/// Billing, built once in `startup` from what it uses.
+pub struct Billing {
+    db: Result<Postgrest, Missing>,
+    http: reqwest::Client,
+    settings: StripeSettings,
+}
+
+impl Billing {
+    pub fn new(
+        db: Result<Postgrest, Missing>,
+        http: reqwest::Client,
+        settings: StripeSettings,
+    ) -> Self {
+        Self { db, http, settings }
+    }
+}
 
 /// What `apply_stripe_event` did with an event. Every outcome is answered 200: none of them
 /// gets better if Stripe delivers the event again.
@@ -79,15 +111,15 @@ struct Snapshot {
 
 /// Verifies, reads, refetches and applies one signed event: the event and what became of it.
 pub async fn receive(
-    state: &AppState,
+    billing: &Billing,
     signature: Option<&HeaderValue>,
     body: &[u8],
     request_id: &str,
-) -> Result<(Event, EventOutcome), ApiError> {
-    verify(signature, body, &state.settings.stripe, request_id)?;
+) -> Result<(Event, EventOutcome), BillingError> {
+    verify(signature, body, &billing.settings, request_id)?;
     let event = Event::parse(body)?;
-    let subscription = refetch(state, &event).await?;
-    let outcome = apply(state, &event, subscription).await?;
+    let subscription = refetch(billing, &event).await?;
+    let outcome = apply(billing, &event, subscription).await?;
     Ok((event, outcome))
 }
 
@@ -98,13 +130,10 @@ fn verify(
     body: &[u8],
     settings: &StripeSettings,
     request_id: &str,
-) -> Result<(), ApiError> {
-    let secrets = settings
-        .webhook_secrets
-        .as_ref()
-        .map_err(|m| ApiError::NotConfigured(*m))?;
+) -> Result<(), BillingError> {
+    let secrets = settings.webhook_secrets.as_ref().map_err(|m| *m)?;
     if secrets.is_empty() {
-        return Err(ApiError::NotConfigured(Missing("STRIPE_WEBHOOK_SECRET")));
+        return Err(Missing("STRIPE_WEBHOOK_SECRET").into());
     }
     signature::verify(
         signature_header,
@@ -122,21 +151,21 @@ fn verify(
             request_id,
             "webhook signature rejected"
         );
-        ApiError::InvalidSignature
+        BillingError::InvalidSignature
     })
 }
 
 /// The event's subscription as the Stripe API has it now; `None` without a secret key, for
 /// events about no subscription, and when Stripe answers 404 (then the event's own copy,
 /// authenticated by its signature, is applied: a retry would get the same 404).
-async fn refetch(state: &AppState, event: &Event) -> Result<Option<Snapshot>, ApiError> {
-    let settings = &state.settings.stripe;
+async fn refetch(billing: &Billing, event: &Event) -> Result<Option<Snapshot>, BillingError> {
+    let settings = &billing.settings;
     let (Some(key), Some(id)) = (&settings.secret_key, &event.subscription) else {
         return Ok(None);
     };
     // Taken before the request: the snapshot shows the state at this instant or later.
     let fetched_at = Utc::now();
-    let subscription = stripe_api::fetch_subscription(&state.http, settings, key, id).await?;
+    let subscription = stripe_api::fetch_subscription(&billing.http, settings, key, id).await?;
     if subscription.is_none() {
         tracing::warn!(
             event_id = %event.id,
@@ -151,10 +180,10 @@ async fn refetch(state: &AppState, event: &Event) -> Result<Option<Snapshot>, Ap
 
 /// One round trip: `apply_stripe_event` as the service role.
 async fn apply(
-    state: &AppState,
+    billing: &Billing,
     event: &Event,
     snapshot: Option<Snapshot>,
-) -> Result<EventOutcome, ApiError> {
+) -> Result<EventOutcome, BillingError> {
     let (p_subscription, p_fetched_at) = match snapshot {
         Some(s) => (Some(s.subscription), Some(s.fetched_at)),
         None => (None, None),
@@ -164,8 +193,8 @@ async fn apply(
         p_subscription,
         p_fetched_at,
     };
-    let answer = state
-        .db()?
+    let db = billing.db.as_ref().map_err(|m| *m)?;
+    let answer = db
         .rpc("apply_stripe_event", Caller::Service)
         .args(&args)
         .fetch::<EventOutcome>()

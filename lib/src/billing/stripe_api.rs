@@ -4,19 +4,19 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::event::SubscriptionId;
+use super::BillingError;
 use crate::configuration::{Secret, StripeSettings};
-use crate::error::ApiError;
 
 /// `GET {api_base_url}/v1/subscriptions/{id}` with the secret key: the subscription as Stripe
 /// has it now, or `None` when Stripe does not know it (404). Any other answer (5xx, 429, 401
-/// for a wrong key) and timeouts are [`ApiError::Unavailable`], so that Stripe delivers the
+/// for a wrong key) and timeouts are [`BillingError::Unavailable`], so that Stripe delivers the
 /// event again later.
 pub async fn fetch_subscription(
     http: &reqwest::Client,
     settings: &StripeSettings,
     key: &Secret,
     id: &SubscriptionId,
-) -> Result<Option<Value>, ApiError> {
+) -> Result<Option<Value>, BillingError> {
     let url = format!("{}/v1/subscriptions/{}", settings.api_base_url, id.as_str());
     let response = http
         .get(url)
@@ -32,17 +32,15 @@ pub async fn fetch_subscription(
             if subscription["object"] == "subscription" {
                 Ok(Some(subscription))
             } else {
-                Err(ApiError::Unavailable(
-                    "the Stripe API answered something else than a subscription".into(),
+                Err(BillingError::Unavailable(
+                    "answered something else than a subscription".into(),
                 ))
             }
         }
-        status => Err(ApiError::Unavailable(format!(
-            "the Stripe API answered {status}"
-        ))),
+        status => Err(BillingError::Unavailable(format!("answered {status}"))),
     }
 }
 
-fn unavailable(error: reqwest::Error) -> ApiError {
-    ApiError::Unavailable(format!("the Stripe API: {}", error.without_url()))
+fn unavailable(error: reqwest::Error) -> BillingError {
+    BillingError::Unavailable(error.without_url().to_string())
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use crate::startup::AppState;
+use super::Pipeline;
 
 /// A bounded queue of stored message ids and the permits of the workers draining it.
 pub struct Backlog {
@@ -96,23 +96,23 @@ impl Backlog {
 /// case still ends within the function's `maxDuration` ([`super::Deadlines`]): what is left
 /// waits for the next delivery's worker, or the retry cron. A message queued while this worker
 /// was giving up its permit is not stranded: the worker looks again after releasing it.
-pub async fn drain(state: Arc<AppState>, mut permit: OwnedSemaphorePermit) {
+pub async fn drain(pipeline: &Pipeline, mut permit: OwnedSemaphorePermit) {
     let started = Instant::now();
-    let deadlines = super::Deadlines::new(&state.settings);
+    let (backlog, deadlines) = (&pipeline.backlog, pipeline.deadlines);
     loop {
         while deadlines.fits(started) {
-            let Some((message_id, queued)) = state.backlog.pop() else {
+            let Some((message_id, queued)) = backlog.pop() else {
                 break;
             };
-            let coalesce = state.settings.processing.coalesce;
+            let coalesce = pipeline.settings.coalesce;
             tokio::time::sleep_until((queued + coalesce).into()).await;
-            super::process(&state, message_id, started).await;
+            pipeline.process(message_id, started).await;
         }
         drop(permit);
-        if state.backlog.is_empty() || !deadlines.fits(started) {
+        if backlog.is_empty() || !deadlines.fits(started) {
             return;
         }
-        match state.backlog.worker() {
+        match backlog.worker() {
             Some(next) => permit = next,
             None => return,
         }

@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::Pipeline;
 use crate::assistant::turn::{Budget, ClaimedMessage, Contact, HistoryItem, OrgSettings};
 use crate::domain::{ConversationMode, MessageKind, PhoneNumberId};
-use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
 
 /// A claimed turn: its token, its last message (the one the reply answers) and all its
@@ -59,6 +59,9 @@ pub struct TurnBody {
 
 #[derive(Debug, Deserialize)]
 pub struct ClaimedConversation {
+    /// For the turn's span only (absent: not logged).
+    #[serde(default)]
+    pub id: Option<Uuid>,
     pub mode: ConversationMode,
     pub window_open: bool,
 }
@@ -101,8 +104,8 @@ pub enum Claimed {
 /// Claims the turn of `id`'s conversation for `PROCESSING_LEASE_SECONDS`; each claim counts an
 /// attempt of each message, and a message claimed `MAX_ATTEMPTS` times already is discarded
 /// instead.
-pub async fn claim(state: &AppState, db: &Postgrest, id: Uuid) -> Result<Claimed, DbError> {
-    let mut args = args(state);
+pub async fn claim(pipeline: &Pipeline, db: &Postgrest, id: Uuid) -> Result<Claimed, DbError> {
+    let mut args = args(pipeline);
     args["p_message_id"] = json!(id);
     let found: Option<Value> = db
         .rpc("whatsapp_claim_message", Caller::Service)
@@ -115,11 +118,11 @@ pub async fn claim(state: &AppState, db: &Postgrest, id: Uuid) -> Result<Claimed
 
 /// `whatsapp_claim_message`'s arguments but the message: also what `whatsapp_finish_message`
 /// claims the conversation's next turn with.
-pub fn args(state: &AppState) -> Value {
+pub fn args(pipeline: &Pipeline) -> Value {
     json!({
-        "p_lease_seconds": state.settings.processing.lease.as_secs(),
-        "p_history": state.assistant.history_messages(),
-        "p_max_attempts": state.settings.processing.max_attempts,
+        "p_lease_seconds": pipeline.settings.lease.as_secs(),
+        "p_history": pipeline.assistant.history_messages(),
+        "p_max_attempts": pipeline.settings.max_attempts,
         "p_turn_limit": TURN_LIMIT,
     })
 }

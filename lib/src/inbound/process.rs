@@ -16,8 +16,7 @@
 //! messages of a processed turn leave this instance's queue ([`super::Backlog::forget`]).
 //!
 //! In between: the decision ([`super::decide`]), mark as read with typing indicator (while the
-//! assistant composes the reply and it is begun), and the send
-//! ([`WhatsApp::send_text`](crate::whatsapp::WhatsApp::send_text)).
+//! assistant composes the reply and it is begun), and the send ([`send::send`]).
 //!
 //! The work between claim and outcome is [`isolated`]: a panic in it (the assistant on a
 //! hostile text) fails the turn with the fixed reason "processing panicked", never leaving
@@ -28,30 +27,29 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tracing::{field, Instrument};
 use uuid::Uuid;
 
 use super::claim::{claim, decode, Claim, Claimed};
 use super::deadline::Deadlines;
 use super::decide::{decide, Reply};
 use super::isolate::isolated;
+use super::Pipeline;
 use crate::assistant::ledger::Ledger;
 use crate::assistant::{AssistantError, Turn};
 use crate::domain::{Alert, AlertKind, MessageKind, Wamid};
-use crate::startup::AppState;
+use crate::send::{self, Content, SendError};
 use crate::supabase::{Caller, DbError, Postgrest};
-use crate::whatsapp::{
-    Delivered, DeliveryError, GraphAction, GraphError, Recipient, SendStatus, Template,
-};
+use crate::whatsapp::{Delivered, Recipient, SendStatus};
 
 /// Why processing failed (the message goes to the dead letter queue).
 #[derive(Debug, thiserror::Error)]
 enum Failure {
     #[error(transparent)]
     Database(#[from] DbError),
+    /// Not delivered ([`SendError::maybe_sent`] says whether perhaps).
     #[error(transparent)]
-    Graph(#[from] GraphError),
-    #[error("outside the 24 h window and no approved reply template is configured")]
-    NoTemplate,
+    Send(#[from] SendError),
     /// The claimed rows do not decode (the reason names no stored value).
     #[error("the stored message cannot be read: {0}")]
     Undecodable(String),
@@ -71,20 +69,11 @@ enum Failure {
     OutcomeUnknown,
 }
 
-impl From<DeliveryError> for Failure {
-    fn from(error: DeliveryError) -> Self {
-        match error {
-            DeliveryError::Graph(error) => Self::Graph(error),
-            DeliveryError::NoTemplate => Self::NoTemplate,
-        }
-    }
-}
-
 impl Failure {
     /// Whether Meta may have taken the reply: its send is then never repeated.
     fn maybe_sent(&self) -> bool {
         match self {
-            Self::Graph(error) => error.maybe_sent(),
+            Self::Send(error) => error.maybe_sent(),
             // Where the panic (or the deadline) struck is unknown: perhaps during the send; an
             // earlier attempt's reply may have reached Meta.
             Self::Panicked | Self::Deadline | Self::OutcomeUnknown => true,
@@ -173,13 +162,22 @@ enum Start {
 }
 
 impl Start {
-    fn message_id(&self) -> Option<Uuid> {
-        match self {
+    /// The turn's span: its events carry the message, and the org and conversation once
+    /// claimed.
+    fn span(&self) -> tracing::Span {
+        let message_id = match self {
             Self::Message(id) => Some(*id),
             Self::Claimed(Claimed::Claim(claim)) => Some(claim.message.id),
             Self::Claimed(Claimed::Undecodable(_, (id, _))) => Some(*id),
             Self::Claimed(Claimed::Unavailable) => None,
-        }
+        };
+        tracing::info_span!(
+            "turn",
+            webhook = true,
+            message_id = message_id.map(field::display),
+            org_id = field::Empty,
+            conversation_id = field::Empty,
+        )
     }
 }
 
@@ -188,21 +186,26 @@ impl Start {
 /// `started` (the invocation's start; what is left waits for the next worker or the retry
 /// cron); every outcome is recorded, never lost. A panic never escapes: it is this turn's
 /// failure alone.
-pub async fn process(state: &AppState, message_id: Uuid, started: Instant) {
-    let deadlines = Deadlines::new(&state.settings);
+pub async fn process(pipeline: &Pipeline, message_id: Uuid, started: Instant) {
+    let deadlines = pipeline.deadlines;
     let mut next = Some(Start::Message(message_id));
     while let Some(start) = next {
-        let message_id = start.message_id();
+        let span = start.span();
         // A turn claimed with the previous finish was claimed only if it fitted.
         if matches!(start, Start::Message(_)) && !deadlines.fits(started) {
-            tracing::info!(webhook = true, message_id = ?message_id, "no time left for a turn; left for the next worker or the retry cron");
+            span.in_scope(|| {
+                tracing::info!(
+                    "no time left for a turn; left for the next worker or the retry cron"
+                )
+            });
             return;
         }
-        match isolated(process_turn(state, start, deadlines, started)).await {
+        let turn = process_turn(pipeline, start, deadlines, started).instrument(span.clone());
+        match isolated(turn).await {
             Ok(after) => next = after,
             Err(_) => {
                 // Outside the isolated answer (recording the outcome): the lease decides.
-                tracing::error!(message_id = ?message_id, "processing panicked; the lease will expire");
+                span.in_scope(|| tracing::error!("processing panicked; the lease will expire"));
                 return;
             }
         }
@@ -212,20 +215,20 @@ pub async fn process(state: &AppState, message_id: Uuid, started: Instant) {
 /// Claims (unless claimed already) and answers one turn; returns where the next one starts:
 /// the message that arrived during it, or its turn, claimed with this one's finish.
 async fn process_turn(
-    state: &AppState,
+    pipeline: &Pipeline,
     start: Start,
     deadlines: Deadlines,
     started: Instant,
 ) -> Option<Start> {
-    let db = state.db().ok()?;
-    let max_attempts = state.settings.processing.max_attempts;
+    let db = pipeline.db.as_ref()?;
+    let max_attempts = pipeline.settings.max_attempts;
     let claimed = match start {
         Start::Claimed(claimed) => claimed,
-        Start::Message(message_id) => match claim(state, db, message_id).await {
+        Start::Message(message_id) => match claim(pipeline, db, message_id).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 // Not claimed: the message stays stored and the retry cron picks it up.
-                tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not claim a message");
+                tracing::error!(event = "failed", error = %error, "could not claim a message");
                 return None;
             }
         },
@@ -234,58 +237,70 @@ async fn process_turn(
         Claimed::Claim(claim) => claim,
         Claimed::Unavailable => return None,
         Claimed::Undecodable(error, held) => {
-            let message_id = held.0;
             let failure = Failure::undecodable(&error);
-            tracing::warn!(webhook = true, event = "failed", %message_id, error = %failure, "claimed message unreadable; dead-lettered");
+            tracing::warn!(event = "failed", error = %failure, "claimed message unreadable; dead-lettered");
             let recorded = fail(db, held, &failure, Progress::default(), max_attempts).await;
             if let Err(error) = recorded {
-                tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not record the outcome; the lease will expire");
+                tracing::error!(event = "failed", error = %error, "could not record the outcome; the lease will expire");
             }
             return None;
         }
     };
     let message_id = claim.message.id;
     let held = (message_id, claim.token);
+    let span = tracing::Span::current();
+    span.record("org_id", field::display(claim.message.org_id));
+    span.record("conversation_id", claim.conversation.id.map(field::display));
     let mut progress = Progress::default();
-    let answered = tokio::time::timeout(deadlines.answer, answer(state, db, &claim, &mut progress));
+    let answered = tokio::time::timeout(
+        deadlines.answer,
+        answer(pipeline, db, &claim, &mut progress),
+    );
     let result = isolated(async { answered.await.unwrap_or(Err(Failure::Deadline)) })
         .await
         .unwrap_or(Err(Failure::Panicked));
     let recorded = match result {
         Ok(finished) => {
-            tracing::info!(webhook = true, event = "processed", %message_id, org_id = %claim.message.org_id, messages = claim.turn.bodies.len(), replied = finished.outbound_id.is_some(), "turn processed");
+            // `webhook` and the id also on the event: the line operators (and tests/api/logs.rs)
+            // query, whether or not the log shows span fields.
+            tracing::info!(webhook = true, event = "processed", %message_id, messages = claim.turn.bodies.len(), replied = finished.outbound_id.is_some(), "turn processed");
             let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
             // The next turn is claimed with this finish when it still fits in time (its worst
             // case counts from this round trip, which is its claim).
-            let claim_next = deadlines.fits(started).then(|| super::claim::args(state));
+            let claim_next = deadlines
+                .fits(started)
+                .then(|| super::claim::args(pipeline));
             finish(db, held, &Finished { ledger, ..finished }, claim_next)
                 .await
                 .map(|outcome| {
                     if outcome.held {
-                        state.backlog.forget(&claim.turn.ids);
+                        pipeline.backlog.forget(&claim.turn.ids);
                     }
                     outcome.next()
                 })
         }
         Err(Failure::Lost) => {
-            tracing::warn!(webhook = true, event = "lost", %message_id, "the turn was claimed by another worker; nothing recorded");
+            tracing::warn!(
+                event = "lost",
+                "the turn was claimed by another worker; nothing recorded"
+            );
             return None;
         }
         Err(failure) => {
-            tracing::warn!(webhook = true, event = "failed", %message_id, error = %failure, "processing failed; dead-lettered");
+            tracing::warn!(event = "failed", error = %failure, "processing failed; dead-lettered");
             fail(db, held, &failure, progress, max_attempts)
                 .await
                 .map(|_| None)
         }
     };
     recorded.unwrap_or_else(|error| {
-        tracing::error!(webhook = true, event = "failed", %message_id, error = %error, "could not record the outcome; the lease will expire");
+        tracing::error!(event = "failed", error = %error, "could not record the outcome; the lease will expire");
         None
     })
 }
 
 async fn answer(
-    state: &AppState,
+    pipeline: &Pipeline,
     db: &Postgrest,
     claim: &Claim,
     progress: &mut Progress,
@@ -304,18 +319,23 @@ async fn answer(
     // before it is sent.
     let read = async {
         if plan.mark_read {
-            mark_read(state, claim).await;
+            mark_read(pipeline, claim).await;
         }
     };
-    let composed = record(state, db, claim, reply, &mut finished.transcript, progress);
+    let composed = record(
+        pipeline,
+        db,
+        claim,
+        reply,
+        &mut finished.transcript,
+        progress,
+    );
     let ((), recorded) = tokio::join!(read, composed);
     let Some((outbound, text)) = recorded? else {
         return Ok(finished);
     };
-    let delivered = state
-        .whatsapp
-        .send_text(&recipient(claim), text, outbound)
-        .await?;
+    let to = recipient(claim);
+    let delivered = send::send(&pipeline.whatsapp, outbound, &to, Content::Text(text)).await?;
     finished.sent(outbound, delivered);
     Ok(finished)
 }
@@ -323,7 +343,7 @@ async fn answer(
 /// Composes the reply and records it before it is sent (`whatsapp_begin_reply`): its id and
 /// text, or `None` when it was sent already.
 async fn record(
-    state: &AppState,
+    pipeline: &Pipeline,
     db: &Postgrest,
     claim: &Claim,
     reply: Reply,
@@ -343,7 +363,7 @@ async fn record(
                 key: claim.turn.first_id(),
                 ai_allowed: ai,
             };
-            let answer = state
+            let answer = pipeline
                 .assistant
                 .answer(db, &turn, &mut progress.ledger)
                 .await?;
@@ -377,27 +397,25 @@ async fn record(
 
 /// The contact, from the org's number that received the message.
 fn recipient(claim: &Claim) -> Recipient {
-    Recipient {
-        from: claim.phone_number_id.clone(),
-        to: claim.contact.wa_id.clone(),
-        window_open: claim.conversation.window_open,
-        template: claim.settings.reply_template.clone().map(|name| Template {
-            name,
-            language: claim.settings.template_language.clone(),
-        }),
-    }
+    send::recipient(
+        claim.phone_number_id.clone(),
+        claim.contact.wa_id.clone(),
+        claim.conversation.window_open,
+        claim.settings.reply_template.clone(),
+        &claim.settings.template_language,
+    )
 }
 
-async fn mark_read(state: &AppState, claim: &Claim) {
+async fn mark_read(pipeline: &Pipeline, claim: &Claim) {
     let Some(wamid) = &claim.message.wamid else {
         return;
     };
-    if let Err(error) = state
+    if let Err(error) = pipeline
         .whatsapp
         .mark_read(&claim.phone_number_id, wamid)
         .await
     {
-        tracing::warn!(webhook = true, error = %error, "mark as read failed");
+        tracing::warn!(error = %error, "mark as read failed");
     }
 }
 
@@ -440,7 +458,10 @@ async fn finish(
         .await?
         .data;
     if !outcome.held {
-        tracing::warn!(webhook = true, event = "lost", message_id = %id, "the turn was claimed by another worker; its finish was refused");
+        tracing::warn!(
+            event = "lost",
+            "the turn was claimed by another worker; its finish was refused"
+        );
     }
     Ok(outcome)
 }
@@ -454,7 +475,7 @@ async fn fail(
     progress: Progress,
     max_attempts: u32,
 ) -> Result<(), DbError> {
-    let alert = matches!(failure, Failure::Graph(e) if e.action() == GraphAction::TokenExpired)
+    let alert = matches!(failure, Failure::Send(e) if e.token_expired())
         .then_some(Alert(AlertKind::WhatsappTokenExpired));
     // A send that may have reached Meta leaves its reply `sending`: a retry then refuses to
     // send it again, and the outcome resolver settles it (jobs::outcomes).
@@ -476,7 +497,10 @@ async fn fail(
         .await?
         .data;
     if !held {
-        tracing::warn!(webhook = true, event = "lost", message_id = %id, "the turn was claimed by another worker; its failure was refused");
+        tracing::warn!(
+            event = "lost",
+            "the turn was claimed by another worker; its failure was refused"
+        );
     }
     Ok(())
 }

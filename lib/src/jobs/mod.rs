@@ -23,7 +23,74 @@ pub mod redrive;
 pub mod reminders;
 pub mod retention;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::assistant::Assistant;
+use crate::configuration::{CronSettings, Missing, ProviderSettings};
+use crate::inbound::Pipeline;
+use crate::supabase::{DbError, Postgrest};
+use crate::whatsapp::WhatsApp;
+
+/// Why a cron run failed as a whole (one item's failure is counted in its summary instead).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    NotConfigured(#[from] Missing),
+    /// The database is unreachable (a step's other failures are the run's to count).
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+/// What the jobs read besides the clients.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    pub cron: CronSettings,
+    /// `MAX_ATTEMPTS` (see `ProcessingSettings`).
+    pub max_attempts: u32,
+    /// `PROCESSING_LEASE_SECONDS`: an inbound message older than this is stuck.
+    pub processing_lease: Duration,
+    /// OpenAI's model list, read by the model lifecycle stage.
+    pub openai: Option<ProviderSettings>,
+    /// The time limit of that read (`HEALTH_CHECK_TIMEOUT_MS`).
+    pub check_timeout: Duration,
+}
+
+/// The crons' work, built once in `startup` from what it uses.
+pub struct Jobs {
+    db: Result<Postgrest, Missing>,
+    whatsapp: WhatsApp,
+    /// Stuck and dead-lettered inbound messages are processed again through it.
+    pipeline: Arc<Pipeline>,
+    assistant: Arc<Assistant>,
+    http: reqwest::Client,
+    settings: JobSettings,
+}
+
+impl Jobs {
+    pub fn new(
+        db: Result<Postgrest, Missing>,
+        whatsapp: WhatsApp,
+        pipeline: Arc<Pipeline>,
+        assistant: Arc<Assistant>,
+        http: reqwest::Client,
+        settings: JobSettings,
+    ) -> Self {
+        Self {
+            db,
+            whatsapp,
+            pipeline,
+            assistant,
+            http,
+            settings,
+        }
+    }
+
+    /// The database client, or the variable that is missing to build it.
+    fn db(&self) -> Result<&Postgrest, Missing> {
+        self.db.as_ref().map_err(|missing| *missing)
+    }
+}
 
 /// A run's clock: it begins no new work (no claim, no send, no re-drive) once its time budget
 /// is spent.

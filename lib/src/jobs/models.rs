@@ -11,16 +11,16 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::Jobs;
 use crate::assistant::lifecycle::{self, Stage};
 use crate::domain::{AlertKind, Severity};
-use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
 
 /// Raises the lifecycle alerts not raised yet; returns how many were raised. Failures are
 /// logged (this stage never fails the cron run).
-pub async fn check_models(state: &AppState) -> u64 {
-    let Ok(db) = state.db() else { return 0 };
-    match raise(state, db).await {
+pub async fn check_models(jobs: &Jobs) -> u64 {
+    let Ok(db) = jobs.db() else { return 0 };
+    match raise(jobs, db).await {
         Ok(raised) => raised,
         Err(error) => {
             tracing::warn!(error = %error, "model lifecycle check failed");
@@ -69,15 +69,15 @@ fn prefix(model: &str) -> String {
     format!("Model {model} ")
 }
 
-async fn raise(state: &AppState, db: &Postgrest) -> Result<u64, DbError> {
-    let lifecycle = state.assistant.lifecycle();
-    if let Some(openai) = state.settings.openai.as_ref().filter(|_| lifecycle.stale()) {
-        let timeout = state.settings.health.check_timeout;
-        if let Err(error) = lifecycle.refresh_openai(&state.http, openai, timeout).await {
+async fn raise(jobs: &Jobs, db: &Postgrest) -> Result<u64, DbError> {
+    let lifecycle = jobs.assistant.lifecycle();
+    if let Some(openai) = jobs.settings.openai.as_ref().filter(|_| lifecycle.stale()) {
+        let timeout = jobs.settings.check_timeout;
+        if let Err(error) = lifecycle.refresh_openai(&jobs.http, openai, timeout).await {
             tracing::warn!(error = %error, "OpenAI model list not read; known dates used");
         }
     }
-    let mut models: BTreeSet<String> = state
+    let mut models: BTreeSet<String> = jobs
         .assistant
         .configured_models()
         .iter()

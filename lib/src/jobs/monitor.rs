@@ -9,11 +9,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::{JobError, Jobs};
 use crate::configuration::MonitorSettings;
 use crate::domain::{Alert, AlertKind};
-use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::supabase::{Caller, Postgrest};
+use crate::supabase::{Caller, DbError, Postgrest};
 
 /// The kinds the monitor opens and resolves (`cron_monitor` names them as `alerts.kind`).
 const KINDS: [AlertKind; 6] = [
@@ -38,10 +37,10 @@ pub struct Summary {
 }
 
 /// One monitor run.
-pub async fn run(state: &AppState) -> Result<Summary, ApiError> {
-    let db = state.db()?;
+pub async fn run(jobs: &Jobs) -> Result<Summary, JobError> {
+    let db = jobs.db()?;
     let db_latency_ms = ping(db).await?;
-    let settings = &state.settings.cron.monitor;
+    let settings = &jobs.settings.cron.monitor;
     let alerts: BTreeMap<AlertKind, Alert> = KINDS.map(|kind| (kind, Alert(kind))).into();
     let mut summary: Summary = db
         .rpc("cron_monitor", Caller::Service)
@@ -65,7 +64,7 @@ pub async fn run(state: &AppState) -> Result<Summary, ApiError> {
 }
 
 /// The round trip of `db_ping`, in milliseconds.
-async fn ping(db: &Postgrest) -> Result<f64, ApiError> {
+async fn ping(db: &Postgrest) -> Result<f64, DbError> {
     let started = Instant::now();
     db.rpc("db_ping", Caller::Service).execute().await?;
     Ok(started.elapsed().as_secs_f64() * 1000.0)

@@ -15,16 +15,16 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 use uuid::Uuid;
 
-use super::TimeBudget;
-use crate::domain::{PhoneNumberId, WaId};
+use super::{Jobs, TimeBudget};
 use crate::inbound::isolated;
-use crate::startup::AppState;
+use crate::send::{send_recorded, Content, Record, SendError, StoredRecipient};
 use crate::supabase::{Caller, DbError, Postgrest};
-use crate::whatsapp::{Delivered, DeliveryError, Recipient, Template};
+use crate::whatsapp::WhatsApp;
 
 /// How long an unknown outcome may wait for the number's status stream before an alert.
 pub const ALERT_AFTER: Duration = Duration::from_secs(1800);
@@ -50,42 +50,19 @@ struct Unresolved {
     id: Uuid,
     kind: OutboundKind,
     body: Option<String>,
-    phone_number_id: String,
-    wa_id: String,
-    window_open: bool,
-    template: Option<String>,
-    template_language: String,
+    #[serde(flatten)]
+    to: StoredRecipient,
     opted_out: bool,
-}
-
-/// The outcome, for `whatsapp_record_outcome` (a send's, or why it certainly was not sent).
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Outcome<'a> {
-    Delivered(&'a Delivered),
-    Failed {
-        status: &'static str,
-        error: serde_json::Value,
-    },
-}
-
-impl Outcome<'_> {
-    fn failed(reason: &str) -> Self {
-        Self::Failed {
-            status: "failed",
-            error: json!({ "message": reason }),
-        }
-    }
 }
 
 /// One resolver pass: claims the messages the rule says were never accepted (and alerts on
 /// silent streams), resends them `CRON_CONCURRENCY` at once while the time budget lasts, and
 /// purges old early statuses.
-pub async fn resolve(state: &AppState, db: &Postgrest, budget: &TimeBudget) -> Result<(), DbError> {
+pub async fn resolve(jobs: &Jobs, db: &Postgrest, budget: &TimeBudget) -> Result<(), DbError> {
     let claimed: Vec<serde_json::Value> = db
         .rpc("whatsapp_claim_unresolved", Caller::Service)
         .args(&json!({
-            "p_grace_seconds": state.settings.cron.outcome_grace.as_secs(),
+            "p_grace_seconds": jobs.settings.cron.outcome_grace.as_secs(),
             "p_alert_seconds": ALERT_AFTER.as_secs(),
             "p_limit": BATCH,
         }))
@@ -102,9 +79,11 @@ pub async fn resolve(state: &AppState, db: &Postgrest, budget: &TimeBudget) -> R
                 tracing::error!("an unresolved message that does not decode");
                 return false;
             };
-            isolated(resend(state, db, message)).await.unwrap_or(false)
+            let span = tracing::info_span!("resend", message_id = %message.id);
+            let resent = resend(&jobs.whatsapp, db, message).instrument(span);
+            isolated(resent).await.unwrap_or(false)
         })
-        .buffer_unordered(state.settings.cron.concurrency)
+        .buffer_unordered(jobs.settings.cron.concurrency)
         .collect()
         .await;
     let purged: u64 = db
@@ -124,60 +103,22 @@ pub async fn resolve(state: &AppState, db: &Postgrest, budget: &TimeBudget) -> R
 /// Sends `message` again and records the outcome; whether Meta took it. One that may have
 /// reached Meta again stays `sending` (its status, or the rule after another grace period,
 /// decides).
-async fn resend(state: &AppState, db: &Postgrest, message: Unresolved) -> bool {
-    let id = message.id;
-    let (recipient, text) = match recipient(&message) {
-        Ok(ready) => ready,
-        Err(reason) => {
-            record(db, id, &Outcome::failed(reason)).await;
-            return false;
-        }
+async fn resend(whatsapp: &WhatsApp, db: &Postgrest, message: Unresolved) -> bool {
+    let (to, text) = match (message.opted_out, message.body) {
+        (true, _) => (Err(REFUSED_OPTED_OUT), String::new()),
+        (false, None) => (Err(REFUSED_NO_TEXT), String::new()),
+        (false, Some(text)) => (message.to.decode(), text),
     };
-    match state.whatsapp.send_text(&recipient, text, id).await {
-        Ok(delivered) => {
-            tracing::info!(message_id = %id, kind = ?message.kind, "unaccepted send sent again");
-            record(db, id, &Outcome::Delivered(&delivered)).await;
-            true
-        }
-        Err(DeliveryError::Graph(error)) if error.maybe_sent() => {
-            tracing::warn!(message_id = %id, error = %error, "resend outcome unknown; the rule decides again");
-            false
-        }
-        Err(error) => {
-            tracing::warn!(message_id = %id, error = %error, "resend refused");
-            record(db, id, &Outcome::failed(&error.to_string())).await;
-            false
-        }
+    let text = Content::Text(text);
+    let (outcome, _) = send_recorded(whatsapp, db, Record::Resend, message.id, to, text).await;
+    match &outcome {
+        Ok(_) => tracing::info!(kind = ?message.kind, "unaccepted send sent again"),
+        Err(error) if error.maybe_sent() => {}
+        Err(error) => tracing::warn!(error = %error, "resend refused"),
     }
+    outcome.is_ok()
 }
 
-/// The recipient and text of a claimed message, or why it cannot be sent.
-fn recipient(message: &Unresolved) -> Result<(Recipient, String), &'static str> {
-    if message.opted_out {
-        return Err("the contact opted out before the send was resolved");
-    }
-    let text = message.body.clone().ok_or("the message has no text")?;
-    let recipient = Recipient {
-        from: PhoneNumberId::parse(&message.phone_number_id)
-            .ok_or("the stored business number is invalid")?,
-        to: WaId::parse(&message.wa_id).ok_or("the stored contact number is invalid")?,
-        window_open: message.window_open,
-        template: message.template.clone().map(|name| Template {
-            name,
-            language: message.template_language.clone(),
-        }),
-    };
-    Ok((recipient, text))
-}
-
-/// Records the outcome; a failure to record leaves it `sending` (logged), decided again later.
-async fn record(db: &Postgrest, id: Uuid, outcome: &Outcome<'_>) {
-    let recorded = db
-        .rpc("whatsapp_record_outcome", Caller::Service)
-        .args(&json!({ "p_message_id": id, "p_result": outcome }))
-        .execute()
-        .await;
-    if let Err(error) = recorded {
-        tracing::error!(message_id = %id, error = %error, "resolved outcome not recorded");
-    }
-}
+const REFUSED_OPTED_OUT: SendError =
+    SendError::Recipient("the contact opted out before the send was resolved");
+const REFUSED_NO_TEXT: SendError = SendError::Recipient("the message has no text");

@@ -2,7 +2,7 @@
 //!
 //! 1. Inbound messages stored but never processed (`received` for longer than
 //!    `PROCESSING_LEASE_SECONDS`, or `processing` with an expired lease) are processed again
-//!    (the pipeline's own [`inbound::process`], which claims atomically).
+//!    (the pipeline's own [`Pipeline::process`], which claims atomically).
 //! 2. Due dead letter entries are claimed with a lease (`cron_claim_dead_letters`) and re-driven
 //!    once: an inbound message is processed again, a reminder sent again. The outcome settles
 //!    the entry (`cron_settle_dead_letter`): resolved, pending with backoff, or past
@@ -28,10 +28,10 @@ use uuid::Uuid;
 use serde_json::Value;
 
 use super::reminders::{self, ClaimedReminder};
-use super::TimeBudget;
-use crate::error::ApiError;
-use crate::inbound::{self, isolated};
-use crate::startup::AppState;
+use super::{JobError, Jobs, TimeBudget};
+use crate::inbound::isolated;
+#[cfg(doc)]
+use crate::inbound::Pipeline;
 use crate::supabase::{Caller, DbError, Postgrest};
 
 /// What one retry-failed run did.
@@ -100,17 +100,17 @@ pub enum DeadLetterStatus {
 }
 
 /// One retry-failed run: stuck messages, due dead letters.
-pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
-    let db = state.db()?;
-    let budget = TimeBudget::start(state.settings.cron.time_budget);
+pub async fn retry_failed(jobs: &Jobs) -> Result<Summary, JobError> {
+    let db = jobs.db()?;
+    let budget = TimeBudget::start(jobs.settings.cron.time_budget);
     let mut summary = Summary::default();
-    let outcomes = super::outcomes::resolve(state, db, &budget).await;
+    let outcomes = super::outcomes::resolve(jobs, db, &budget).await;
     step(outcomes, "resolve unknown send outcomes", &mut summary)?;
-    let stuck = redrive_stuck_messages(state, db, &budget, &mut summary.messages_redriven).await;
+    let stuck = redrive_stuck_messages(jobs, db, &budget, &mut summary.messages_redriven).await;
     step(stuck, "re-drive stuck messages", &mut summary)?;
-    let dead = redrive_dead_letters(state, db, &budget, &mut summary).await;
+    let dead = redrive_dead_letters(jobs, db, &budget, &mut summary).await;
     step(dead, "re-drive dead letters", &mut summary)?;
-    super::models::check_models(state).await;
+    super::models::check_models(jobs).await;
     summary.duration_ms = budget.elapsed_ms();
     tracing::info!(
         messages_redriven = summary.messages_redriven,
@@ -129,7 +129,7 @@ pub async fn retry_failed(state: &AppState) -> Result<Summary, ApiError> {
 
 /// A step of the run that failed: the run fails (503) when the database is unreachable;
 /// otherwise the failure is logged and counted, and the run goes on.
-fn step(result: Result<(), DbError>, what: &str, summary: &mut Summary) -> Result<(), ApiError> {
+fn step(result: Result<(), DbError>, what: &str, summary: &mut Summary) -> Result<(), JobError> {
     match result {
         Ok(()) => Ok(()),
         Err(error) if error.is_unavailable() => Err(error.into()),
@@ -143,21 +143,21 @@ fn step(result: Result<(), DbError>, what: &str, summary: &mut Summary) -> Resul
 
 /// Processes stuck inbound messages, batch after batch, each message at most once per run and
 /// none once the time budget is spent; counts them in `processed`. Each message's processing
-/// is isolated ([`inbound::process`]): one that fails or panics is dead-lettered on its own.
+/// is isolated ([`Pipeline::process`]): one that fails or panics is dead-lettered on its own.
 async fn redrive_stuck_messages(
-    state: &AppState,
+    jobs: &Jobs,
     db: &Postgrest,
     budget: &TimeBudget,
     processed: &mut u64,
 ) -> Result<(), DbError> {
-    let cron = &state.settings.cron;
+    let cron = &jobs.settings.cron;
     let mut seen = HashSet::new();
     while !budget.spent() {
         let ids: Vec<Value> = db
             .rpc("cron_stuck_messages", Caller::Service)
             .args(&json!({
                 "p_limit": cron.batch_size,
-                "p_min_age_seconds": state.settings.processing.lease.as_secs(),
+                "p_min_age_seconds": jobs.settings.processing_lease.as_secs(),
             }))
             .fetch()
             .await?
@@ -180,7 +180,7 @@ async fn redrive_stuck_messages(
                 if budget.spent() {
                     return false;
                 }
-                inbound::process(state, id, budget.started()).await;
+                jobs.pipeline.process(id, budget.started()).await;
                 true
             })
             .buffer_unordered(cron.concurrency)
@@ -194,12 +194,12 @@ async fn redrive_stuck_messages(
 /// Claims due entries batch after batch and re-drives each at most once per run (an entry due
 /// again at once, with no backoff configured, is left for the next run).
 async fn redrive_dead_letters(
-    state: &AppState,
+    jobs: &Jobs,
     db: &Postgrest,
     budget: &TimeBudget,
     summary: &mut Summary,
 ) -> Result<(), DbError> {
-    let cron = &state.settings.cron;
+    let cron = &jobs.settings.cron;
     let mut seen = HashSet::new();
     while !budget.spent() {
         let claimed: ClaimedEntries = db
@@ -207,7 +207,7 @@ async fn redrive_dead_letters(
             .args(&json!({
                 "p_limit": cron.batch_size,
                 "p_lease_seconds": cron.lease.as_secs(),
-                "p_max_attempts": state.settings.processing.max_attempts,
+                "p_max_attempts": jobs.settings.max_attempts,
             }))
             .fetch()
             .await?
@@ -218,14 +218,14 @@ async fn redrive_dead_letters(
             match serde_json::from_value::<Entry>(row.clone()) {
                 Ok(entry) if seen.insert(entry.id) => fresh.push(entry),
                 // Due again at once (no backoff configured): left for the next run.
-                Ok(entry) => summary.count(settle_alone(state, db, entry.id, None).await),
+                Ok(entry) => summary.count(settle_alone(jobs, db, entry.id, None).await),
                 Err(error) => {
                     let reason = format!(
                         "the stored dead letter entry cannot be read: {:?} error at column {}",
                         error.classify(),
                         error.column()
                     );
-                    summary.count(fail_undecodable(state, db, row, &reason).await);
+                    summary.count(fail_undecodable(jobs, db, row, &reason).await);
                 }
             }
         }
@@ -239,7 +239,7 @@ async fn redrive_dead_letters(
                     return Redriven::Deferred;
                 }
                 // The outer bulkhead: whatever happens to this entry stays with it.
-                match isolated(redrive_and_settle(state, db, &entry)).await {
+                match isolated(redrive_and_settle(jobs, db, &entry)).await {
                     Ok(Ok(settled)) => Redriven::Settled(settled),
                     Ok(Err(error)) => {
                         tracing::error!(dead_letter = %entry.id, error = %error, "could not settle a dead letter entry; its lease decides");
@@ -297,13 +297,8 @@ pub struct Settled {
 }
 
 /// Settles one entry on its own; a database error is this entry's alone.
-async fn settle_alone(
-    state: &AppState,
-    db: &Postgrest,
-    entry: Uuid,
-    failure: Option<&str>,
-) -> Redriven {
-    match settle(state, db, entry, failure).await {
+async fn settle_alone(jobs: &Jobs, db: &Postgrest, entry: Uuid, failure: Option<&str>) -> Redriven {
+    match settle(jobs, db, entry, failure).await {
         Ok(status) => Redriven::Settled(Settled {
             status,
             failed: failure.is_some(),
@@ -316,11 +311,11 @@ async fn settle_alone(
 }
 
 /// A claimed row that does not decode: settled on its own with that failure (an attempt).
-async fn fail_undecodable(state: &AppState, db: &Postgrest, row: Value, reason: &str) -> Redriven {
+async fn fail_undecodable(jobs: &Jobs, db: &Postgrest, row: Value, reason: &str) -> Redriven {
     match serde_json::from_value::<EntryId>(row) {
         Ok(EntryId { id }) => {
             tracing::warn!(dead_letter = %id, error = reason, "a claimed dead letter entry is unreadable");
-            match settle_alone(state, db, id, Some(reason)).await {
+            match settle_alone(jobs, db, id, Some(reason)).await {
                 Redriven::Settled(settled) => Redriven::Settled(Settled {
                     failed: true,
                     ..settled
@@ -338,16 +333,17 @@ async fn fail_undecodable(state: &AppState, db: &Postgrest, row: Value, reason: 
 /// Re-drives a claimed entry once and settles it (also the admin API's replay); returns its
 /// status: resolved | pending | discarded. A re-drive that fails (a database error other than
 /// an unreachable database, a panic) is this entry's failure: settled with it, as an attempt.
+#[tracing::instrument(name = "dead_letter", skip_all, fields(dead_letter = %entry.id))]
 pub async fn redrive_and_settle(
-    state: &AppState,
+    jobs: &Jobs,
     db: &Postgrest,
     entry: &Entry,
 ) -> Result<Settled, DbError> {
-    let failure = match isolated(redrive(state, db, entry)).await {
+    let failure = match isolated(redrive(jobs, db, entry)).await {
         Ok(Ok(())) => None,
         Ok(Err(error)) if error.is_unavailable() => return Err(error),
         Ok(Err(error)) => {
-            tracing::warn!(dead_letter = %entry.id, error = %error, "a re-drive failed");
+            tracing::warn!(error = %error, "a re-drive failed");
             Some(format!(
                 "the re-drive failed: database error {}",
                 error.code().unwrap_or("unknown")
@@ -356,34 +352,36 @@ pub async fn redrive_and_settle(
         Err(_) => Some("re-drive panicked".to_string()),
     };
     Ok(Settled {
-        status: settle(state, db, entry.id, failure.as_deref()).await?,
+        status: settle(jobs, db, entry.id, failure.as_deref()).await?,
         failed: failure.is_some(),
     })
 }
 
 /// Tries an entry's work once more: processes the inbound message, or sends the reminder.
-async fn redrive(state: &AppState, db: &Postgrest, entry: &Entry) -> Result<(), DbError> {
+async fn redrive(jobs: &Jobs, db: &Postgrest, entry: &Entry) -> Result<(), DbError> {
     let target = entry
         .reference
         .as_deref()
         .and_then(|r| r.parse::<Uuid>().ok());
     match (entry.kind, target) {
         (DeadLetterKind::InboundMessage, Some(message_id)) => {
-            inbound::process(state, message_id, std::time::Instant::now()).await
+            jobs.pipeline
+                .process(message_id, std::time::Instant::now())
+                .await
         }
         (DeadLetterKind::Reminder, Some(reminder_id)) => {
             let claim: Option<ClaimedReminder> = db
                 .rpc("cron_redrive_reminder", Caller::Service)
                 .args(&json!({
                     "p_reminder_id": reminder_id,
-                    "p_lease_seconds": state.settings.cron.lease.as_secs(),
-                    "p_max_attempts": state.settings.processing.max_attempts,
+                    "p_lease_seconds": jobs.settings.cron.lease.as_secs(),
+                    "p_max_attempts": jobs.settings.max_attempts,
                 }))
                 .fetch()
                 .await?
                 .data;
             if let Some(reminder) = claim {
-                reminders::send(state, db, reminder).await;
+                reminders::send(jobs, db, reminder).await;
             }
         }
         // Work that cannot be found: settling discards the entry.
@@ -395,7 +393,7 @@ async fn redrive(state: &AppState, db: &Postgrest, entry: &Entry) -> Result<(), 
 /// Records an entry's outcome after a re-drive (or releases it); `failure`: the re-drive
 /// itself failed (counted as an attempt). Returns its status.
 async fn settle(
-    state: &AppState,
+    jobs: &Jobs,
     db: &Postgrest,
     entry: Uuid,
     failure: Option<&str>,
@@ -404,8 +402,8 @@ async fn settle(
         .rpc("cron_settle_dead_letter", Caller::Service)
         .args(&json!({
             "p_id": entry,
-            "p_max_attempts": state.settings.processing.max_attempts,
-            "p_backoff_seconds": state.settings.cron.retry_base.as_secs(),
+            "p_max_attempts": jobs.settings.max_attempts,
+            "p_backoff_seconds": jobs.settings.cron.retry_base.as_secs(),
             "p_error": failure,
         }))
         .fetch()

@@ -18,15 +18,15 @@ use chrono_tz::Tz;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tracing::Instrument;
 use uuid::Uuid;
 
-use super::TimeBudget;
-use crate::domain::{Alert, AlertKind, MessageKind, PhoneNumberId, Recurrence, WaId};
-use crate::error::ApiError;
+use super::{JobError, Jobs, TimeBudget};
+use crate::domain::{Alert, AlertKind, MessageKind, Recurrence};
 use crate::inbound::isolated;
-use crate::startup::AppState;
+use crate::send::{self, Content, SendError, StoredRecipient};
 use crate::supabase::{Caller, DbError, Postgrest};
-use crate::whatsapp::{Delivered, DeliveryError, GraphAction, GraphError, Recipient, Template};
+use crate::whatsapp::Delivered;
 
 /// Sends of one reminder occurrence by check-reminders before it goes to the dead letter queue
 /// (retry-failed then tries it until `MAX_ATTEMPTS`, the dead letter queue's last attempt);
@@ -34,8 +34,8 @@ use crate::whatsapp::{Delivered, DeliveryError, GraphAction, GraphError, Recipie
 pub const ATTEMPTS: u32 = 3;
 
 /// [`ATTEMPTS`], within the configured `MAX_ATTEMPTS`.
-fn sends_before_dead_letter(state: &AppState) -> u32 {
-    ATTEMPTS.min(state.settings.processing.max_attempts)
+fn sends_before_dead_letter(jobs: &Jobs) -> u32 {
+    ATTEMPTS.min(jobs.settings.max_attempts)
 }
 
 /// A reminder's claim: what any outcome is recorded against.
@@ -54,12 +54,9 @@ pub struct ClaimedReminder {
     due_at: DateTime<Utc>,
     recurrence: Recurrence,
     timezone: String,
-    wa_id: WaId,
     conversation_id: Option<Uuid>,
-    phone_number_id: Option<PhoneNumberId>,
-    window_open: bool,
-    reminder_template: Option<String>,
-    template_language: String,
+    #[serde(flatten)]
+    to: StoredRecipient,
 }
 
 /// A batch of claims; each reminder is decoded on its own.
@@ -114,12 +111,12 @@ pub enum ReminderOutcome {
 }
 
 /// Claims and sends due reminders until none is left or the time budget is spent.
-pub async fn check_reminders(state: &AppState) -> Result<Summary, ApiError> {
-    let db = state.db()?;
-    let budget = TimeBudget::start(state.settings.cron.time_budget);
+pub async fn check_reminders(jobs: &Jobs) -> Result<Summary, JobError> {
+    let db = jobs.db()?;
+    let budget = TimeBudget::start(jobs.settings.cron.time_budget);
     let mut summary = Summary::default();
     while !budget.spent() {
-        let batch = match claim(state, db).await {
+        let batch = match claim(jobs, db).await {
             Ok(batch) => batch,
             // The database is down: the run fails (503) and the next one starts over.
             Err(error) if error.is_unavailable() => return Err(error.into()),
@@ -140,7 +137,7 @@ pub async fn check_reminders(state: &AppState) -> Result<Summary, ApiError> {
             break;
         }
         summary.claimed += batch.reminders.len() as u64;
-        let unstarted = send_batch(state, db, &budget, batch.reminders, &mut summary).await;
+        let unstarted = send_batch(jobs, db, &budget, batch.reminders, &mut summary).await;
         summary.deferred += release(db, &unstarted).await;
     }
     summary.duration_ms = budget.elapsed_ms();
@@ -181,7 +178,7 @@ impl Summary {
 /// time budget is spent (a send begun then could outlast the function's `maxDuration`);
 /// returns the claims not begun.
 async fn send_batch(
-    state: &AppState,
+    jobs: &Jobs,
     db: &Postgrest,
     budget: &TimeBudget,
     reminders: Vec<Value>,
@@ -193,12 +190,12 @@ async fn send_batch(
             isolated(async move {
                 let reminder = match serde_json::from_value::<ClaimedReminder>(row.clone()) {
                     Ok(reminder) => reminder,
-                    Err(error) => return Ok(fail_undecodable(state, db, row, &error).await),
+                    Err(error) => return Ok(fail_undecodable(jobs, db, row, &error).await),
                 };
                 if budget.spent() {
                     return Err(reminder.key);
                 }
-                Ok(send(state, db, reminder).await)
+                Ok(send(jobs, db, reminder).await)
             })
             .await
             .unwrap_or_else(|_| {
@@ -206,7 +203,7 @@ async fn send_batch(
                 Ok(ReminderOutcome::Interrupted)
             })
         })
-        .buffer_unordered(state.settings.cron.concurrency)
+        .buffer_unordered(jobs.settings.cron.concurrency)
         .collect()
         .await;
     let mut unstarted = Vec::new();
@@ -240,14 +237,14 @@ async fn release(db: &Postgrest, claims: &[ClaimKey]) -> u64 {
     })
 }
 
-async fn claim(state: &AppState, db: &Postgrest) -> Result<Claimed, DbError> {
-    let cron = &state.settings.cron;
+async fn claim(jobs: &Jobs, db: &Postgrest) -> Result<Claimed, DbError> {
+    let cron = &jobs.settings.cron;
     Ok(db
         .rpc("cron_claim_reminders", Caller::Service)
         .args(&json!({
             "p_limit": cron.batch_size,
             "p_lease_seconds": cron.lease.as_secs(),
-            "p_max_attempts": state.settings.processing.max_attempts,
+            "p_max_attempts": jobs.settings.max_attempts,
         }))
         .fetch()
         .await?
@@ -256,11 +253,11 @@ async fn claim(state: &AppState, db: &Postgrest) -> Result<Claimed, DbError> {
 
 /// Why a reminder was not sent.
 #[derive(Debug, thiserror::Error)]
-enum SendError {
+enum Failure {
     #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
-    Graph(#[from] GraphError),
+    Send(SendError),
     #[error("outside the 24 h window and no approved reminder template is configured (assistant_settings.reminder_template)")]
     NoTemplate,
     #[error("the contact has no conversation with a WhatsApp number of the org")]
@@ -274,30 +271,30 @@ enum SendError {
     Panicked { begun: bool },
 }
 
-impl From<DeliveryError> for SendError {
-    fn from(error: DeliveryError) -> Self {
+impl From<SendError> for Failure {
+    fn from(error: SendError) -> Self {
         match error {
-            DeliveryError::Graph(error) => Self::Graph(error),
-            DeliveryError::NoTemplate => Self::NoTemplate,
+            SendError::NoTemplate => Self::NoTemplate,
+            error => Self::Send(error),
         }
     }
 }
 
-impl SendError {
+impl Failure {
     /// How `cron_fail_reminder` treats it: `unknown` when Meta may have taken the message
     /// (never sent again), `retry` when it certainly did not, `final` when retrying cannot
     /// help until someone fixes the data or the settings.
     fn mode(&self) -> &'static str {
         match self {
-            Self::Graph(error) if error.maybe_sent() => "unknown",
-            Self::Graph(_) => "retry",
+            Self::Send(error) if error.maybe_sent() => "unknown",
+            Self::Send(SendError::Graph(_)) => "retry",
             Self::Panicked { begun: true } => "unknown",
             _ => "final",
         }
     }
 
     fn alert(&self) -> Option<Alert> {
-        matches!(self, Self::Graph(e) if e.action() == GraphAction::TokenExpired)
+        matches!(self, Self::Send(e) if e.token_expired())
             .then_some(Alert(AlertKind::WhatsappTokenExpired))
     }
 }
@@ -307,7 +304,7 @@ impl ClaimedReminder {
     /// whatever this send's outcome), in the reminder's time zone (unknown: UTC).
     fn next_occurrence(&self) -> Option<DateTime<Utc>> {
         let zone = self.timezone.parse::<Tz>().unwrap_or_else(|_| {
-            tracing::warn!(reminder_id = %self.key.id, "unknown reminder time zone; using UTC");
+            tracing::warn!("unknown reminder time zone; using UTC");
             Tz::UTC
         });
         self.recurrence.next_after(self.due_at, zone, Utc::now())
@@ -317,36 +314,37 @@ impl ClaimedReminder {
 /// Sends one claimed reminder and records the outcome; never sends an occurrence twice. A
 /// panic while computing or sending it is recorded as its failure ("sending panicked"; never
 /// sent again once begun).
-pub async fn send(state: &AppState, db: &Postgrest, reminder: ClaimedReminder) -> ReminderOutcome {
+#[tracing::instrument(name = "reminder", skip_all, fields(reminder_id = %reminder.key.id))]
+pub async fn send(jobs: &Jobs, db: &Postgrest, reminder: ClaimedReminder) -> ReminderOutcome {
     let key = reminder.key;
     let mut next = None;
     let mut message_id = None;
     let attempt = isolated(async {
         next = reminder.next_occurrence();
-        deliver(state, db, &reminder, next, &mut message_id).await
+        deliver(jobs, db, &reminder, next, &mut message_id).await
     })
     .await
     .unwrap_or_else(|_| {
-        Err(SendError::Panicked {
+        Err(Failure::Panicked {
             begun: message_id.is_some(),
         })
     });
     let recorded = match attempt {
         Ok(Some(delivered)) => finish(db, key, message_id, &delivered, next).await,
         Ok(None) => Ok(ReminderOutcome::Lost),
-        Err(SendError::Database(error)) => Err(error),
+        Err(Failure::Database(error)) => Err(error),
         Err(error) => {
-            tracing::warn!(reminder_id = %key.id, error = %error, "reminder not sent");
-            fail(state, db, key, message_id, &error, next).await
+            tracing::warn!(error = %error, "reminder not sent");
+            fail(jobs, db, key, message_id, &error, next).await
         }
     };
-    recorded.unwrap_or_else(|error| interrupted(key, &error))
+    recorded.unwrap_or_else(|error| interrupted(&error))
 }
 
 /// A claimed row that does not decode: failed for good on its own (its series, unreadable,
 /// does not continue); the batch goes on.
 async fn fail_undecodable(
-    state: &AppState,
+    jobs: &Jobs,
     db: &Postgrest,
     row: Value,
     error: &serde_json::Error,
@@ -355,62 +353,54 @@ async fn fail_undecodable(
         tracing::error!("a claimed reminder without id or token; its lease decides");
         return ReminderOutcome::Interrupted;
     };
-    let error = SendError::Undecodable(format!(
+    let error = Failure::Undecodable(format!(
         "{:?} error at column {}",
         error.classify(),
         error.column()
     ));
-    tracing::warn!(reminder_id = %key.id, error = %error, "reminder not sent");
-    fail(state, db, key, None, &error, None)
-        .await
-        .unwrap_or_else(|error| interrupted(key, &error))
+    let span = tracing::info_span!("reminder", reminder_id = %key.id);
+    let failed = async {
+        tracing::warn!(error = %error, "reminder not sent");
+        fail(jobs, db, key, None, &error, None).await
+    };
+    let recorded = failed.instrument(span.clone()).await;
+    span.in_scope(|| recorded.unwrap_or_else(|error| interrupted(&error)))
 }
 
-fn interrupted(key: ClaimKey, error: &DbError) -> ReminderOutcome {
-    tracing::error!(reminder_id = %key.id, error = %error, "could not record a reminder's send; its lease decides");
+fn interrupted(error: &DbError) -> ReminderOutcome {
+    tracing::error!(error = %error, "could not record a reminder's send; its lease decides");
     ReminderOutcome::Interrupted
 }
 
 /// Begins and sends; `None` when the claim is no longer this run's.
 async fn deliver(
-    state: &AppState,
+    jobs: &Jobs,
     db: &Postgrest,
     reminder: &ClaimedReminder,
     next: Option<DateTime<Utc>>,
     message_id: &mut Option<Uuid>,
-) -> Result<Option<Delivered>, SendError> {
-    let conversation = reminder.conversation_id.ok_or(SendError::NoConversation)?;
-    let from = reminder
-        .phone_number_id
-        .clone()
-        .ok_or(SendError::NoConversation)?;
-    let recipient = Recipient {
-        from,
-        to: reminder.wa_id.clone(),
-        window_open: reminder.window_open,
-        template: reminder.reminder_template.clone().map(|name| Template {
-            name,
-            language: reminder.template_language.clone(),
-        }),
-    };
-    if !recipient.window_open && recipient.template.is_none() {
-        return Err(SendError::NoTemplate);
+) -> Result<Option<Delivered>, Failure> {
+    let conversation = reminder.conversation_id.ok_or(Failure::NoConversation)?;
+    let to = reminder.to.decode()?;
+    if !reminder.to.reachable() {
+        return Err(Failure::NoTemplate);
     }
     let text = format!("⏰ {}", reminder.text);
-    let kind = if recipient.window_open {
+    let kind = if to.window_open {
         MessageKind::Text
     } else {
         MessageKind::Template
     };
-    let Some(id) = begin(state, db, reminder, conversation, kind, &text, next).await? else {
+    let Some(id) = begin(jobs, db, reminder, conversation, kind, &text, next).await? else {
         return Ok(None);
     };
     *message_id = Some(id);
-    Ok(Some(state.whatsapp.send_text(&recipient, text, id).await?))
+    let sent = send::send(&jobs.whatsapp, id, &to, Content::Text(text)).await;
+    Ok(Some(sent?))
 }
 
 async fn begin(
-    state: &AppState,
+    jobs: &Jobs,
     db: &Postgrest,
     reminder: &ClaimedReminder,
     conversation: Uuid,
@@ -426,7 +416,7 @@ async fn begin(
             "p_conversation_id": conversation,
             "p_type": kind,
             "p_body": text,
-            "p_lease_seconds": state.settings.cron.lease.as_secs(),
+            "p_lease_seconds": jobs.settings.cron.lease.as_secs(),
             "p_next_due_at": next,
         }))
         .fetch()
@@ -453,7 +443,7 @@ async fn finish(
         .await?
         .data;
     if !applied {
-        tracing::warn!(reminder_id = %key.id, "a reminder was sent after its claim ended");
+        tracing::warn!("a reminder was sent after its claim ended");
     }
     Ok(ReminderOutcome::Sent {
         rescheduled: next.is_some(),
@@ -461,11 +451,11 @@ async fn finish(
 }
 
 async fn fail(
-    state: &AppState,
+    jobs: &Jobs,
     db: &Postgrest,
     key: ClaimKey,
     message_id: Option<Uuid>,
-    error: &SendError,
+    error: &Failure,
     next: Option<DateTime<Utc>>,
 ) -> Result<ReminderOutcome, DbError> {
     let result: Option<String> = db
@@ -476,8 +466,8 @@ async fn fail(
             "p_message_id": message_id,
             "p_error": error.to_string(),
             "p_mode": error.mode(),
-            "p_max_attempts": sends_before_dead_letter(state),
-            "p_backoff_seconds": state.settings.cron.retry_base.as_secs(),
+            "p_max_attempts": sends_before_dead_letter(jobs),
+            "p_backoff_seconds": jobs.settings.cron.retry_base.as_secs(),
             "p_alert": error.alert(),
             "p_next_due_at": next,
         }))

@@ -7,10 +7,8 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::TimeBudget;
+use super::{JobError, Jobs, TimeBudget};
 use crate::configuration::RetentionSettings;
-use crate::error::ApiError;
-use crate::startup::AppState;
 use crate::supabase::{Caller, DbError, Postgrest};
 
 /// What the retention purges, in the order a run purges them (tool executions before the AI
@@ -102,10 +100,10 @@ pub struct Summary {
 }
 
 /// One retention run: every kind with a retention, in batches, within the time budget.
-pub async fn purge(state: &AppState) -> Result<Summary, ApiError> {
-    let db = state.db()?;
-    let budget = TimeBudget::start(state.settings.cron.time_budget);
-    let settings = &state.settings.cron.retention;
+pub async fn purge(jobs: &Jobs) -> Result<Summary, JobError> {
+    let db = jobs.db()?;
+    let budget = TimeBudget::start(jobs.settings.cron.time_budget);
+    let settings = &jobs.settings.cron.retention;
     let mut summary = Summary::default();
     for kind in RetentionKind::ALL {
         let Some(days) = kind.days(settings) else {

@@ -24,7 +24,7 @@ pub const CHECK_REMINDERS: Route = Route {
     handler: |request, ctx| {
         Box::pin(async move {
             authorize(&request, &ctx.state.settings.cron)?;
-            let summary = jobs::reminders::check_reminders(&ctx.state).await?;
+            let summary = jobs::reminders::check_reminders(&ctx.state.jobs).await?;
             Ok(crate::response::json(StatusCode::OK, &summary))
         })
     },
@@ -35,7 +35,7 @@ pub const RETRY_FAILED: Route = Route {
     handler: |request, ctx| {
         Box::pin(async move {
             authorize(&request, &ctx.state.settings.cron)?;
-            let summary = jobs::redrive::retry_failed(&ctx.state).await?;
+            let summary = jobs::redrive::retry_failed(&ctx.state.jobs).await?;
             Ok(crate::response::json(StatusCode::OK, &summary))
         })
     },
@@ -46,7 +46,7 @@ pub const RETENTION: Route = Route {
     handler: |request, ctx| {
         Box::pin(async move {
             authorize(&request, &ctx.state.settings.cron)?;
-            let summary = jobs::retention::purge(&ctx.state).await?;
+            let summary = jobs::retention::purge(&ctx.state.jobs).await?;
             Ok(crate::response::json(StatusCode::OK, &summary))
         })
     },
@@ -57,7 +57,7 @@ pub const MONITOR: Route = Route {
     handler: |request, ctx| {
         Box::pin(async move {
             authorize(&request, &ctx.state.settings.cron)?;
-            let summary = jobs::monitor::run(&ctx.state).await?;
+            let summary = jobs::monitor::run(&ctx.state.jobs).await?;
             Ok(crate::response::json(StatusCode::OK, &summary))
         })
     },

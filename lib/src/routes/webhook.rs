@@ -3,7 +3,7 @@
 //! `GET` answers the subscription handshake. `POST` verifies `X-Hub-Signature-256` over the raw
 //! body, stores the whole batch in one database round trip, shared with the deliveries waiting
 //! meanwhile ([`inbound::GroupCommit`]), answers 200 once it is committed, and queues each new
-//! message for background processing ([`inbound::process`]). When the batch cannot be stored
+//! message for background processing ([`inbound::Pipeline`]). When the batch cannot be stored
 //! the answer is 503, so Meta redelivers: nothing is lost.
 
 use std::collections::HashMap;
@@ -198,5 +198,5 @@ fn schedule(ctx: &Ctx, message_id: Uuid) {
         return;
     };
     ctx.background
-        .run(inbound::drain(ctx.state.clone(), permit));
+        .run(inbound::Pipeline::drain(ctx.state.pipeline.clone(), permit));
 }

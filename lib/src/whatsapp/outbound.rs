@@ -1,6 +1,5 @@
-//! The one send step of every outbound text: a processed message's reply, a reminder and a
-//! staff message all go out through [`WhatsApp::send_text`], between the caller's "record
-//! before" and "record after" database calls.
+//! A text's Graph API call, for the one send step of every outbound message (`crate::send`,
+//! which records the message before and its outcome after).
 //!
 //! WhatsApp's 24-hour customer-service window decides how: freeform inside it; outside it (or
 //! when Meta answers 131047) the org's approved template, with the text as its body

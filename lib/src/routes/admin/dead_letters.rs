@@ -79,7 +79,7 @@ async fn replay(admin: Admin) -> HandlerResult {
     admin.ctx.background.run(async move {
         let Ok(db) = state.db() else { return };
         // The same bulkhead as the cron's: a failure or panic of the work is the entry's.
-        match isolated(redrive_and_settle(&state, db, &entry)).await {
+        match isolated(redrive_and_settle(&state.jobs, db, &entry)).await {
             Ok(Ok(_)) => {}
             // The lease runs out and the retry cron takes the entry over.
             Ok(Err(error)) => {
