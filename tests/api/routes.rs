@@ -179,7 +179,7 @@ fn area(file: &str) -> &str {
 
 /// The core below the HTTP boundary: built from explicit parts in `startup`, it returns its
 /// own errors (health/ joins at merge).
-const CORE: [&str; 4] = ["inbound", "jobs", "billing", "send"];
+const CORE: [&str; 5] = ["inbound", "jobs", "billing", "health", "send"];
 
 #[test]
 fn the_core_imports_neither_the_startup_state_nor_the_http_error() {

@@ -139,25 +139,3 @@ pub enum Configured {
     #[serde(rename = "not_configured")]
     No,
 }
-
-#[cfg(test)]
-mod tests {
-    /// The checks take the parts they use: nothing here reaches for the process's whole state
-    /// or the HTTP boundary's error type.
-    #[test]
-    fn health_imports_neither_startup_nor_the_http_error() {
-        for (file, source) in [
-            ("mod.rs", include_str!("mod.rs")),
-            ("checks.rs", include_str!("checks.rs")),
-            ("cache.rs", include_str!("cache.rs")),
-        ] {
-            for forbidden in ["startup", "error"] {
-                let path = format!("crate::{forbidden}");
-                let uses = source
-                    .lines()
-                    .filter(|l| l.starts_with("use ") && l.contains(&path));
-                assert_eq!(uses.count(), 0, "{file} imports {path}");
-            }
-        }
-    }
-}
