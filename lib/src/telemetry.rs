@@ -238,7 +238,7 @@ impl SecurityEvent {
 /// `security_event` and message, plus the fields given after it (`tracing` field syntax);
 /// the current spans add the request's context.
 ///
-/// ```ignore
+/// ```text
 /// security_event!(SecurityEvent::AdminTokenRejected, reason = %error);
 /// ```
 #[macro_export]
