@@ -1,21 +1,31 @@
 //! Structured JSON logs with a redaction layer.
 //!
-//! Every line passes through [`redact_line`] before it is written: values of sensitive fields
-//! (message bodies, phone numbers, tokens, keys, emails) are replaced, and phone numbers,
-//! emails, bearer tokens, JWTs and API keys are masked wherever else they appear.
+//! Context lives in spans: the host opens one per request (`request_id`, `route`), and every
+//! event inside prints the fields of its spans beside its own, as top-level keys
+//! ([`redact_line`] flattens them; an event's own field wins over a span's, an inner span's
+//! over an outer one's). Spans are kept whatever `LOG_LEVEL` is, so a warning keeps its context
+//! when info lines are filtered out.
 //!
-//! With `SENTRY_DSN` set, [`ErrorTracking`] also sends `error!` events and panics to Sentry,
-//! each scrubbed by the same redaction ([`scrub_event`]) before it leaves the process.
+//! Every line passes through [`redact_line`] before it is written: values of sensitive fields
+//! (message bodies, phone numbers, tokens, keys, emails), event and span fields alike, are
+//! replaced, and phone numbers, emails, bearer tokens, JWTs and API keys are masked wherever
+//! else they appear. Security events are logged by one macro, [`security_event!`].
+//!
+//! With `SENTRY_DSN` set, [`ErrorTracking`] also sends `error!` events (with their spans'
+//! fields) and panics to Sentry, each scrubbed by the same redaction ([`scrub_event`]) before
+//! it leaves the process.
 
 use std::io::{self, Write};
 use std::sync::{Arc, LazyLock, Once};
 use std::time::Duration;
 
 use regex::Regex;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tracing::Subscriber;
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::fmt::format::JsonFields;
+use tracing_subscriber::fmt::{FormattedFields, MakeWriter};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::configuration::Secret;
 
@@ -104,10 +114,12 @@ fn mask(found: &str, replacement: &str) -> String {
     }
 }
 
-/// Redacts one log line: JSON is walked field by field; anything else is pattern-masked.
+/// Redacts one log line: JSON is walked field by field (its spans' fields first flattened
+/// into it, see [`flatten_spans`]); anything else is pattern-masked.
 pub fn redact_line(line: &str) -> String {
     match serde_json::from_str::<Value>(line) {
         Ok(mut value) => {
+            flatten_spans(&mut value);
             redact_value(&mut value, None);
             let mut out = value.to_string();
             if line.ends_with('\n') {
@@ -116,6 +128,27 @@ pub fn redact_line(line: &str) -> String {
             out
         }
         Err(_) => redact_text(line),
+    }
+}
+
+/// Moves the fields of a line's `spans` (root to leaf, as the JSON formatter lists them) to the
+/// top level beside the event's own: an event field wins over a span field of the same name,
+/// an inner span's over an outer one's. Span names are dropped.
+fn flatten_spans(line: &mut Value) {
+    let Some(object) = line.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Array(spans)) = object.remove("spans") else {
+        return;
+    };
+    let mut inherited = Map::new();
+    for span in spans {
+        if let Value::Object(fields) = span {
+            inherited.extend(fields.into_iter().filter(|(k, _)| k != "name"));
+        }
+    }
+    for (key, value) in inherited {
+        object.entry(key).or_insert(value);
     }
 }
 
@@ -146,6 +179,83 @@ fn redact_value_trusting(value: &mut Value, key: Option<&str>, trusted: &[&str])
     }
 }
 
+/// The security events operators query (`security: true`, then `action`, then
+/// `security_event`); logged by [`security_event!`], never with the payload or credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityEvent {
+    /// Meta's subscription handshake with a wrong verify token.
+    WebhookHandshakeRefused,
+    /// A WhatsApp delivery whose `X-Hub-Signature-256` does not verify.
+    WebhookSignatureRejected,
+    /// A Stripe event whose `Stripe-Signature` does not verify.
+    StripeSignatureRejected,
+    /// A cron call without the right bearer secret.
+    CronUnauthorized,
+    /// An admin request whose access token is refused.
+    AdminTokenRejected,
+    /// A contact past `rate_limit_per_minute`.
+    ContactRateLimited,
+}
+
+impl SecurityEvent {
+    /// The `security_event` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WebhookHandshakeRefused => "webhook_handshake_refused",
+            Self::WebhookSignatureRejected => "webhook_signature_rejected",
+            Self::StripeSignatureRejected => "stripe_signature_rejected",
+            Self::CronUnauthorized => "cron_unauthorized",
+            Self::AdminTokenRejected => "admin_token_rejected",
+            Self::ContactRateLimited => "contact_rate_limited",
+        }
+    }
+
+    /// The `action` field: what kind of refusal it is.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::WebhookHandshakeRefused | Self::CronUnauthorized | Self::AdminTokenRejected => {
+                "unauthorized"
+            }
+            Self::WebhookSignatureRejected | Self::StripeSignatureRejected => "invalid_signature",
+            Self::ContactRateLimited => "rate_limit",
+        }
+    }
+
+    /// The line's message.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::WebhookHandshakeRefused => "refused a webhook handshake",
+            Self::WebhookSignatureRejected => "rejected a webhook delivery",
+            Self::StripeSignatureRejected => "webhook signature rejected",
+            Self::CronUnauthorized => "refused a cron call without the right bearer secret",
+            Self::AdminTokenRejected => "rejected an admin request",
+            Self::ContactRateLimited => "contact rate limited",
+        }
+    }
+}
+
+/// Logs a [`SecurityEvent`] as a warning with `security = true`, its `action`,
+/// `security_event` and message, plus the fields given after it (`tracing` field syntax);
+/// the current spans add the request's context.
+///
+/// ```text
+/// security_event!(SecurityEvent::AdminTokenRejected, reason = %error);
+/// ```
+#[macro_export]
+macro_rules! security_event {
+    ($kind:expr $(, $($field:tt)+)?) => {{
+        let kind: $crate::telemetry::SecurityEvent = $kind;
+        ::tracing::warn!(
+            security = true,
+            action = kind.action(),
+            security_event = kind.name(),
+            $($($field)+,)?
+            "{}",
+            kind.message()
+        )
+    }};
+}
+
 /// Wraps a writer factory so that every line is redacted before it is written.
 #[derive(Clone)]
 pub struct Redacting<M>(pub M);
@@ -173,29 +283,81 @@ impl<W: Write> Write for RedactingWriter<W> {
     }
 }
 
-/// A JSON subscriber at `level` that writes redacted lines to `writer`. Its Sentry layer turns
-/// `error!` events into Sentry events when a Sentry client is bound (see [`ErrorTracking`]) and
-/// does nothing otherwise; other levels stay in the log only (no breadcrumbs: a thread's
-/// breadcrumbs would mix other tenants' requests into an event).
+/// A JSON subscriber that writes redacted lines to `writer`: events at `level` and above, with
+/// their spans' fields (spans at every level are kept, so that a warning logged when `level`
+/// is `warn` still carries its request). Its Sentry layer turns `error!` events into Sentry
+/// events when a Sentry client is bound (see [`ErrorTracking`]) and does nothing otherwise;
+/// other levels stay in the log only (no breadcrumbs: a thread's breadcrumbs would mix other
+/// tenants' requests into an event).
 pub fn subscriber<W>(level: &str, writer: W) -> impl Subscriber + Send + Sync
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let level = level.parse().unwrap_or(tracing::Level::INFO);
-    let sentry =
-        sentry::integrations::tracing::layer().event_filter(|metadata| match *metadata.level() {
-            tracing::Level::ERROR => sentry::integrations::tracing::EventFilter::Event,
-            _ => sentry::integrations::tracing::EventFilter::Ignore,
-        });
-    tracing_subscriber::fmt()
+    let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
+    let filter = tracing_subscriber::filter::filter_fn(move |metadata| {
+        metadata.is_span() || *metadata.level() <= level
+    });
+    let json = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
-        .with_span_list(false)
-        .with_max_level(level)
-        .with_writer(Redacting(writer))
-        .finish()
+        .with_span_list(true)
+        .with_writer(Redacting(writer));
+    // The layer's own span tracking stays off (`span_filter`): sentry 0.46 corrupts a thread's
+    // hub when one span is entered on two threads at once (getsentry/sentry-rust#946), as the
+    // request span is by a handler and its background work.
+    let sentry = sentry::integrations::tracing::layer()
+        .span_filter(|_| false)
+        .event_mapper(sentry_event);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
         .with(sentry)
+}
+
+/// An `error!` event as a Sentry event, with its spans' fields beside its own in the event's
+/// "Rust Tracing Fields" context (the same precedence as [`flatten_spans`]); other levels are
+/// not sent.
+fn sentry_event<S>(
+    event: &tracing::Event<'_>,
+    ctx: Context<'_, S>,
+) -> sentry::integrations::tracing::EventMapping
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    use sentry::integrations::tracing::{event_from_event, EventMapping};
+    use sentry::protocol::Context as SentryContext;
+
+    if *event.metadata().level() != tracing::Level::ERROR {
+        return EventMapping::Ignore;
+    }
+    let mut sentry_event = event_from_event(event, None::<&Context<'_, S>>);
+    let mut inherited = Map::new();
+    for span in ctx
+        .event_scope(event)
+        .into_iter()
+        .flat_map(|s| s.from_root())
+    {
+        let extensions = span.extensions();
+        let Some(fields) = extensions.get::<FormattedFields<JsonFields>>() else {
+            continue;
+        };
+        if let Ok(Value::Object(fields)) = serde_json::from_str(&fields.fields) {
+            inherited.extend(fields);
+        }
+    }
+    if !inherited.is_empty() {
+        let context = sentry_event
+            .contexts
+            .entry("Rust Tracing Fields".into())
+            .or_insert_with(|| SentryContext::Other(Default::default()));
+        if let SentryContext::Other(fields) = context {
+            for (key, value) in inherited {
+                fields.entry(key).or_insert(value);
+            }
+        }
+    }
+    EventMapping::Event(sentry_event)
 }
 
 /// Fields of a Sentry event that hold ids and times, never personal data: the pattern pass
@@ -427,6 +589,63 @@ mod tests {
             serde_json::to_value(&scrubbed.contexts).unwrap(),
             serde_json::to_value(&event.contexts).unwrap()
         );
+    }
+
+    /// What a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The JSON lines `emit` logs through [`subscriber`] at `level`.
+    fn lines_at(level: &str, emit: impl FnOnce()) -> Vec<Value> {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        tracing::subscriber::with_default(subscriber(level, move || writer.clone()), emit);
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    }
+
+    #[test]
+    fn a_warning_keeps_its_info_spans_fields_when_info_lines_are_filtered_out() {
+        let lines = lines_at("warn", || {
+            let span = tracing::info_span!("request", request_id = "req-1", route = "/api/x");
+            let _entered = span.enter();
+            tracing::info!("filtered out");
+            tracing::warn!("kept");
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["message"], "kept");
+        assert_eq!(lines[0]["request_id"], "req-1");
+        assert_eq!(lines[0]["route"], "/api/x");
+    }
+
+    #[test]
+    fn a_security_event_is_a_warning_with_its_kind_action_and_fields() {
+        let lines = lines_at("info", || {
+            crate::security_event!(SecurityEvent::StripeSignatureRejected, reason = "stale");
+            crate::security_event!(SecurityEvent::ContactRateLimited);
+        });
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let line = &lines[0];
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["security"], true);
+        assert_eq!(line["action"], "invalid_signature");
+        assert_eq!(line["security_event"], "stripe_signature_rejected");
+        assert_eq!(line["reason"], "stale");
+        assert_eq!(line["message"], "webhook signature rejected");
+        assert_eq!(lines[1]["action"], "rate_limit");
+        assert_eq!(lines[1]["security_event"], "contact_rate_limited");
     }
 
     #[test]

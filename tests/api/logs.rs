@@ -1,5 +1,6 @@
-//! Log fields operators query: `webhook`/`event`, `security`/`action`, and the slow-request
-//! warning; none of these lines carries a message text or a phone number.
+//! Log fields operators query: `webhook`/`event`, `security`/`action`, the request's
+//! `request_id` (on the processing it starts too), and the slow-request warning; none of these
+//! lines carries a message text or a phone number.
 
 use serde_json::Value;
 
@@ -105,6 +106,13 @@ async fn a_good_delivery_is_received_verified_and_processed() {
         processed
             .iter()
             .any(|l| l["webhook"] == true && l["event"] == "processed"),
+        "{processed:?}"
+    );
+    // Processing the delivery started runs in its request's span.
+    assert!(
+        processed
+            .iter()
+            .any(|l| l["event"] == "processed" && l["request_id"] == request_id.as_str()),
         "{processed:?}"
     );
     clean(&lines, &[&wa_id, &text]);

@@ -144,6 +144,10 @@ async fn an_error_log_reaches_sentry_without_message_text_phone_or_token() {
         "{event}"
     );
     assert!(event.contains("\"body\":\"[redacted]\""), "{event}");
+    assert!(
+        event.contains("\"route\":\"/api/test/sentry-error\""),
+        "the request span's fields: {event}"
+    );
     assert_scrubbed(&envelopes);
 }
 

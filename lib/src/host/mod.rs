@@ -1,8 +1,9 @@
 //! Hosts: the thin adapters that run a [`Route`] on Vercel, on AWS Lambda, or locally.
 //!
 //! Every host turns its request into `http::Request<Bytes>` (body size limited) and calls
-//! [`handle`], which runs the route, maps errors to JSON, survives panics and logs one line
-//! per request.
+//! [`handle`], which runs the route inside the request's span (`request_id`, `route`), maps
+//! errors to JSON, survives panics and logs one line per request. Background work the route
+//! hands off runs in the span it was handed off in, so its lines carry the request too.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -15,6 +16,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Limited};
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -80,8 +82,9 @@ impl Background {
         Self(Mode::Deferred(Arc::default()))
     }
 
-    /// Runs `work` after the response, the way this host allows.
+    /// Runs `work` after the response, the way this host allows, in the current span.
     pub fn run(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let work = work.in_current_span();
         match &self.0 {
             Mode::Spawn => {
                 tokio::spawn(work);
@@ -112,9 +115,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Runs one request through `route`: reads the body within the size limit, calls the handler,
-/// turns errors and panics into JSON responses and logs the request line (and, past
-/// `SLOW_REQUEST_MS`, the warning `Slow request detected`).
+/// Runs one request through `route` in a span holding its `request_id` and `route`: reads the
+/// body within the size limit, calls the handler, turns errors and panics into JSON responses
+/// and logs the request line (and, past `SLOW_REQUEST_MS`, the warning `Slow request
+/// detected`).
 pub async fn handle<B>(
     route: &Route,
     state: Arc<AppState>,
@@ -125,40 +129,42 @@ where
     B: http_body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let started = Instant::now();
     let request_id = request_id(&request);
-    let method = request.method().clone();
-    let limit = state.settings.max_body_bytes;
-    let slow = state.settings.slow_request;
-    let errors = state.errors.clone();
+    let span = tracing::info_span!("request", request_id = %request_id, route = %route.path());
     let ctx = Ctx {
         state,
         background,
-        request_id: request_id.clone(),
+        request_id,
     };
+    answer(route, request, ctx).instrument(span).await
+}
+
+async fn answer<B>(route: &Route, request: Request<B>, ctx: Ctx) -> Response<Bytes>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
+    let method = request.method().clone();
+    let limit = ctx.state.settings.max_body_bytes;
+    let slow = ctx.state.settings.slow_request;
+    let errors = ctx.state.errors.clone();
+    let header = HeaderValue::from_str(&ctx.request_id);
     let mut response = match read_body(request, limit).await {
         Ok(request) => run_handler(route, request, ctx).await,
         Err(error) => error.into_response(),
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(value) = header {
         response.headers_mut().insert("x-request-id", value);
     }
     let elapsed = started.elapsed();
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    tracing::info!(
-        request_id = %request_id,
-        route = %route.path(),
-        method = %method,
-        status = response.status().as_u16(),
-        latency_ms,
-        "request"
-    );
+    let status = response.status().as_u16();
+    tracing::info!(method = %method, status, latency_ms, "request");
     if elapsed > slow {
         tracing::warn!(
-            request_id = %request_id,
-            route = %route.path(),
             method = %method,
-            status = response.status().as_u16(),
+            status,
             latency_ms,
             threshold_ms = slow.as_millis() as u64,
             "Slow request detected"

@@ -81,12 +81,9 @@ fn authorize(request: &Request<Bytes>, settings: &CronSettings) -> Result<(), Ap
         .ct_eq(&Sha256::digest(secret.expose().as_bytes()))
         .into();
     if !matches {
-        tracing::warn!(
-            security = true,
-            action = "unauthorized",
-            security_event = "cron_unauthorized",
-            path = %request.uri().path(),
-            "refused a cron call without the right bearer secret"
+        crate::security_event!(
+            crate::telemetry::SecurityEvent::CronUnauthorized,
+            path = %request.uri().path()
         );
         return Err(ApiError::Unauthorized);
     }

@@ -4,7 +4,9 @@
 //! body, stores the whole batch in one database round trip, shared with the deliveries waiting
 //! meanwhile ([`inbound::GroupCommit`]), answers 200 once it is committed, and queues each new
 //! message for background processing ([`inbound::Pipeline`]). When the batch cannot be stored
-//! the answer is 503, so Meta redelivers: nothing is lost.
+//! the answer is 503, so Meta redelivers: nothing is lost. Both run in a span with
+//! `webhook = true` (the field the runbook's queries use), which the processing a delivery
+//! starts inherits with the request's.
 
 use std::collections::HashMap;
 
@@ -13,11 +15,14 @@ use chrono::Utc;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::host::{Ctx, HandlerResult, Route};
 use crate::inbound;
+use crate::security_event;
+use crate::telemetry::SecurityEvent;
 use crate::whatsapp::{signature, Delivery};
 
 pub const ROUTE: Route = Route {
@@ -26,9 +31,10 @@ pub const ROUTE: Route = Route {
 };
 
 async fn webhook(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
+    let span = tracing::info_span!("webhook", webhook = true);
     match *request.method() {
-        Method::GET => handshake(&request, &ctx),
-        Method::POST => receive(request, ctx).await,
+        Method::GET => span.in_scope(|| handshake(&request, &ctx)),
+        Method::POST => receive(request, ctx).instrument(span).await,
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
@@ -58,15 +64,7 @@ fn handshake(request: &Request<Bytes>, ctx: &Ctx) -> HandlerResult {
         || challenge.is_empty()
         || challenge.len() > 256
     {
-        tracing::warn!(
-            security = true,
-            action = "unauthorized",
-            security_event = "webhook_handshake_refused",
-            webhook = true,
-            event = "failed",
-            request_id = %ctx.request_id,
-            "refused a webhook handshake"
-        );
+        security_event!(SecurityEvent::WebhookHandshakeRefused, event = "failed");
         return Err(ApiError::Forbidden);
     }
     let mut response = Response::new(Bytes::from(challenge.to_string()));
@@ -78,13 +76,8 @@ fn handshake(request: &Request<Bytes>, ctx: &Ctx) -> HandlerResult {
 
 async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
     let received_at = Utc::now();
-    tracing::info!(
-        webhook = true,
-        event = "received",
-        request_id = %ctx.request_id,
-        bytes = request.body().len(),
-        "webhook delivery received"
-    );
+    let bytes = request.body().len();
+    tracing::info!(event = "received", bytes, "webhook delivery received");
     let secret = ctx
         .state
         .settings
@@ -97,41 +90,30 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
     if let Err(reason) = signature::verify(secret.expose().as_bytes(), request.body(), header) {
-        tracing::warn!(
-            security = true,
-            action = "invalid_signature",
-            security_event = "webhook_signature_rejected",
-            webhook = true,
+        security_event!(
+            SecurityEvent::WebhookSignatureRejected,
             event = "failed",
-            reason = %reason,
-            request_id = %ctx.request_id,
-            "rejected a webhook delivery"
+            reason = %reason
         );
         return Err(ApiError::Unauthorized);
     }
     let delivery = Delivery::parse(request.body()).map_err(|e| {
         tracing::warn!(
-            webhook = true,
             event = "failed",
             reason = "unparseable delivery",
-            request_id = %ctx.request_id,
             "webhook delivery refused"
         );
         ApiError::BadRequest(e.to_string())
     })?;
     if delivery.skipped > 0 {
         tracing::warn!(
-            webhook = true,
-            request_id = %ctx.request_id,
             skipped = delivery.skipped,
             "delivery items without usable ids skipped"
         );
     }
     if delivery.messages.is_empty() && delivery.statuses.is_empty() {
         tracing::info!(
-            webhook = true,
             event = "verified",
-            request_id = %ctx.request_id,
             messages = 0,
             new = 0,
             statuses_applied = 0,
@@ -148,20 +130,11 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
         .ingest(ctx.state.db()?, &delivery, received_at)
         .await
         .map_err(|error| {
-            tracing::error!(
-                webhook = true,
-                event = "failed",
-                reason = "store failed",
-                error = %error,
-                request_id = %ctx.request_id,
-                "webhook delivery not stored; Meta redelivers"
-            );
+            tracing::error!(event = "failed", reason = "store failed", error = %error, "webhook delivery not stored; Meta redelivers");
             ApiError::Unavailable("the delivery could not be stored; retry".into())
         })?;
     tracing::info!(
-        webhook = true,
         event = "verified",
-        request_id = %ctx.request_id,
         messages = delivery.messages.len(),
         new = ingested.new_message_ids.len(),
         statuses_applied = ingested.statuses_applied,
@@ -169,8 +142,6 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
     );
     if ingested.unknown_numbers > 0 {
         tracing::warn!(
-            webhook = true,
-            request_id = %ctx.request_id,
             unknown = ingested.unknown_numbers,
             "delivery for unknown phone_number_id ignored"
         );
@@ -191,7 +162,7 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
 /// Queues a stored message for processing and makes sure a worker drains the queue.
 fn schedule(ctx: &Ctx, message_id: Uuid) {
     if !ctx.state.backlog.push(message_id) {
-        tracing::warn!(webhook = true, request_id = %ctx.request_id, %message_id, "backlog full: message left stored for the retry cron");
+        tracing::warn!(%message_id, "backlog full: message left stored for the retry cron");
         return;
     }
     let Some(permit) = ctx.state.backlog.worker() else {

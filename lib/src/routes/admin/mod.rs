@@ -128,13 +128,9 @@ async fn authenticate(request: &Request<Bytes>, ctx: &Ctx) -> Result<User, ApiEr
         .await
         .map_err(|error| {
             if !matches!(error, AuthError::MissingToken) {
-                tracing::warn!(
-                    security = true,
-                    action = "unauthorized",
-                    security_event = "admin_token_rejected",
-                    reason = %error,
-                    request_id = %ctx.request_id,
-                    "rejected an admin request"
+                crate::security_event!(
+                    crate::telemetry::SecurityEvent::AdminTokenRejected,
+                    reason = %error
                 );
             }
             match error {
