@@ -114,9 +114,8 @@ pub async fn receive(
     billing: &Billing,
     signature: Option<&HeaderValue>,
     body: &[u8],
-    request_id: &str,
 ) -> Result<(Event, EventOutcome), BillingError> {
-    verify(signature, body, &billing.settings, request_id)?;
+    verify(signature, body, &billing.settings)?;
     let event = Event::parse(body)?;
     let subscription = refetch(billing, &event).await?;
     let outcome = apply(billing, &event, subscription).await?;
@@ -129,7 +128,6 @@ fn verify(
     signature_header: Option<&HeaderValue>,
     body: &[u8],
     settings: &StripeSettings,
-    request_id: &str,
 ) -> Result<(), BillingError> {
     let secrets = settings.webhook_secrets.as_ref().map_err(|m| *m)?;
     if secrets.is_empty() {
@@ -143,13 +141,9 @@ fn verify(
         Utc::now().timestamp(),
     )
     .map_err(|rejection| {
-        tracing::warn!(
-            security = true,
-            action = "invalid_signature",
-            security_event = "stripe_signature_rejected",
-            reason = %rejection,
-            request_id,
-            "webhook signature rejected"
+        crate::security_event!(
+            crate::telemetry::SecurityEvent::StripeSignatureRejected,
+            reason = %rejection
         );
         BillingError::InvalidSignature
     })

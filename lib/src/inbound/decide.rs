@@ -84,16 +84,13 @@ pub fn decide(claim: &Claim) -> Plan {
     if claim.rate_limit.hits > claim.rate_limit.limit {
         // One notice when the limit is first passed, then silence until the window resets.
         let first = claim.rate_limit.hits == claim.rate_limit.limit + 1;
-        tracing::warn!(
-            security = true,
-            action = "rate_limit",
-            security_event = "contact_rate_limited",
+        crate::security_event!(
+            crate::telemetry::SecurityEvent::ContactRateLimited,
             org_id = %message.org_id,
             contact_id = %claim.contact.id,
             hits = claim.rate_limit.hits,
             limit = claim.rate_limit.limit,
-            notified = first,
-            "contact rate limited"
+            notified = first
         );
         return Plan {
             reply: first.then(|| Reply::Fixed(replies::rate_limited(lang))),

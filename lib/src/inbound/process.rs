@@ -261,9 +261,8 @@ async fn process_turn(
         .unwrap_or(Err(Failure::Panicked));
     let recorded = match result {
         Ok(finished) => {
-            // `webhook` and the id also on the event: the line operators (and tests/api/logs.rs)
-            // query, whether or not the log shows span fields.
-            tracing::info!(webhook = true, event = "processed", %message_id, messages = claim.turn.bodies.len(), replied = finished.outbound_id.is_some(), "turn processed");
+            // The message answered (the turn's last), which the span's may not be.
+            tracing::info!(event = "processed", %message_id, messages = claim.turn.bodies.len(), replied = finished.outbound_id.is_some(), "turn processed");
             let ledger = Some(progress.ledger).filter(|l| !l.is_empty());
             // The next turn is claimed with this finish when it still fits in time (its worst
             // case counts from this round trip, which is its claim).

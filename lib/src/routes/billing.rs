@@ -19,13 +19,7 @@ async fn webhook(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
         return Err(ApiError::MethodNotAllowed);
     }
     let signature = request.headers().get("stripe-signature");
-    let (event, outcome) = billing::receive(
-        &ctx.state.billing,
-        signature,
-        request.body(),
-        &ctx.request_id,
-    )
-    .await?;
+    let (event, outcome) = billing::receive(&ctx.state.billing, signature, request.body()).await?;
     let (id, kind, name) = (&event.id, &event.kind, outcome.as_str());
     if matches!(
         outcome,
