@@ -297,6 +297,9 @@ pub struct AiSettings {
     pub history_tokens: usize,
     /// `AI_MAX_OUTPUT_TOKENS`: the longest answer asked for (default 600).
     pub max_output_tokens: u32,
+    /// `AI_THINKING_TOKENS`: what a thinking model (Claude 5.5) may spend thinking, on top of
+    /// the answer: its `max_tokens` is the sum (default 4000).
+    pub thinking_tokens: u32,
     /// `AI_MODELS`: JSON prices and image support per model, over the defaults in code.
     pub models: Option<String>,
     /// `OPENAI_TRANSCRIBE_MODEL`: voice notes (default `gpt-4o-mini-transcribe`).
@@ -635,6 +638,7 @@ fn ai_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> AiSettings {
         history_messages: env.number("AI_HISTORY_MESSAGES", 20),
         history_tokens: env.number("AI_HISTORY_TOKENS", 2000),
         max_output_tokens: env.number("AI_MAX_OUTPUT_TOKENS", 600) as u32,
+        thinking_tokens: env.number("AI_THINKING_TOKENS", 4000) as u32,
         models: env.get("AI_MODELS"),
         transcribe_model: env.text("OPENAI_TRANSCRIBE_MODEL", "gpt-4o-mini-transcribe"),
     }

@@ -203,15 +203,96 @@ pub async fn fake_openai(script: &Script) -> MockServer {
     server
 }
 
-/// A fake Anthropic: `POST /v1/messages` answers with `script`.
+/// A fake Anthropic: `POST /v1/messages` answers with `script`, except a request that breaks
+/// the thinking rule of tool loops ([`DropsThinking`]), refused with the API's 400.
 pub async fn fake_anthropic(script: &Script) -> MockServer {
     let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(DropsThinking)
+        .respond_with(anthropic_error(
+            400,
+            "invalid_request_error",
+            "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found \
+             `tool_use`. When `thinking` is enabled, a final `assistant` message must start with \
+             a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` \
+             blocks). To avoid this requirement, disable `thinking`.",
+        ))
+        .with_priority(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
         .respond_with(script.clone())
         .mount(&server)
         .await;
     server
+}
+
+/// Anthropic's rule for tool use with thinking ("Extended thinking with tool use",
+/// <https://platform.claude.com/docs/en/build-with-claude/extended-thinking>): with thinking on,
+/// the assistant turn whose `tool_use` blocks the request answers must start with its thinking
+/// blocks, unmodified (the fake checks the signature [`thinking_signature`] gave them).
+pub struct DropsThinking;
+
+impl wiremock::Match for DropsThinking {
+    fn matches(&self, request: &Request) -> bool {
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return false;
+        };
+        let thinking_on = ["adaptive", "enabled"]
+            .iter()
+            .any(|kind| body["thinking"]["type"] == *kind);
+        let Some(turn) = body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "assistant"))
+        else {
+            return false;
+        };
+        let blocks = turn["content"].as_array().cloned().unwrap_or_default();
+        let calls = blocks.iter().any(|b| b["type"] == "tool_use");
+        let intact = |b: &Value| match b["type"].as_str() {
+            Some("thinking") => {
+                b["signature"].as_str()
+                    == Some(&thinking_signature(b["thinking"].as_str().unwrap_or("")))
+            }
+            Some("redacted_thinking") => b["data"].is_string(),
+            _ => false,
+        };
+        let thinking: Vec<&Value> = blocks
+            .iter()
+            .take_while(|b| b["type"] != "text" && b["type"] != "tool_use")
+            .collect();
+        thinking_on && calls && (thinking.is_empty() || !thinking.iter().all(|b| intact(b)))
+    }
+}
+
+/// The signature the fake gives a thinking block of `text` (opaque to the service).
+pub fn thinking_signature(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    format!("EqQBCgIYAhIM{:016x}", hasher.finish())
+}
+
+/// A Messages answer of a thinking model calling one tool: a `thinking` block (signed), a
+/// `redacted_thinking` block, then the `tool_use`, as the extended thinking docs show them.
+pub fn anthropic_thinking_tool_use(
+    id: &str,
+    name: &str,
+    input: Value,
+    usage: (u64, u64, u64),
+) -> ResponseTemplate {
+    let thought = format!("The user wants {name}; I will call it.");
+    anthropic_message(
+        json!([
+            {"type": "thinking", "thinking": thought, "signature": thinking_signature(&thought)},
+            {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"},
+            {"type": "tool_use", "id": id, "name": name, "input": input},
+        ]),
+        "tool_use",
+        usage,
+    )
 }
 
 /// A Chat Completions answer with text.
