@@ -650,14 +650,9 @@ async fn a_voice_note_is_transcribed_then_handled_as_text() {
     );
     let requests = rows(&app, "ai_requests", &org).await;
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0]["model"], "gpt-4o-mini-transcribe");
-    assert_eq!(
-        (
-            requests[0]["tokens_in"].clone(),
-            requests[0]["tokens_out"].clone()
-        ),
-        (json!(40), json!(9))
-    );
+    assert_eq!(requests[0]["model"], "gpt-transcribe");
+    // 40 seconds at $0.0045 a minute.
+    assert_eq!(number(&requests[0]["cost_usd"]), 0.003);
     let upload = openai
         .received_requests()
         .await
@@ -666,7 +661,7 @@ async fn a_voice_note_is_transcribed_then_handled_as_text() {
         .find(|r| r.url.path() == "/v1/audio/transcriptions")
         .expect("transcription request");
     let form = String::from_utf8_lossy(&upload.body);
-    assert!(form.contains("gpt-4o-mini-transcribe") && form.contains("OggS-voice-note"));
+    assert!(form.contains("gpt-transcribe") && form.contains("OggS-voice-note"));
 
     // Without an OpenAI key a voice note gets a polite answer.
     let app = spawn_app().await;

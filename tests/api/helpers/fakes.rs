@@ -19,6 +19,14 @@ use super::unique;
 // Meta's Graph API
 // =============================================================================================
 
+/// The Graph API version the app calls by default (`GRAPH_API_VERSION`).
+pub const GRAPH: &str = assistant::assistant::lifecycle::DEFAULT_GRAPH_VERSION;
+
+/// The path of a Graph API send: `/{GRAPH}/{phone_number_id}/messages`.
+fn sends_path() -> String {
+    format!(r"^/{}/[0-9]+/messages$", GRAPH.replace('.', r"\."))
+}
+
 /// Meta's Graph API, faked: answers sends with fresh wamids and mark-as-read with success;
 /// text sends fail with `text_error` when set (e.g. 131047), every send with `error` when set.
 pub struct FakeGraph {
@@ -73,7 +81,7 @@ pub async fn fake_graph(graph: FakeGraph) -> MockServer {
 pub async fn fake_graph_with_delay(graph: FakeGraph, delay: Duration) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path_regex(r"^/v23\.0/[0-9]+/messages$"))
+        .and(path_regex(sends_path()))
         .respond_with(Slow(graph, delay))
         .mount(&server)
         .await;
@@ -102,7 +110,7 @@ impl Respond for FirstTextOnly {
 pub async fn fake_graph_with(responder: impl Respond + 'static) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path_regex(r"^/v23\.0/[0-9]+/messages$"))
+        .and(path_regex(sends_path()))
         .respond_with(responder)
         .mount(&server)
         .await;
@@ -452,7 +460,7 @@ pub async fn graph_with_media(id: &str, mime_type: &str, bytes: &[u8]) -> MockSe
     info["id"] = json!(id);
     info["mime_type"] = json!(mime_type);
     Mock::given(method("GET"))
-        .and(path(format!("/v23.0/{id}")))
+        .and(path(format!("/{GRAPH}/{id}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(info))
         .mount(&server)
         .await;
@@ -464,15 +472,15 @@ pub async fn graph_with_media(id: &str, mime_type: &str, bytes: &[u8]) -> MockSe
     server
 }
 
-/// Mounts OpenAI's transcription endpoint on `server`, answering `text` with token usage.
+/// Mounts OpenAI's transcription endpoint on `server`, answering `text` with the usage of a
+/// model billed by duration (`gpt-transcribe`): `{"type": "duration", "seconds": 40}`, as the
+/// audio API reference shows for duration-billed models.
 pub async fn mount_transcription(server: &MockServer, text: &str) {
     Mock::given(method("POST"))
         .and(path("/v1/audio/transcriptions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "text": text,
-            "usage": {"type": "tokens", "input_tokens": 40,
-                      "input_token_details": {"text_tokens": 0, "audio_tokens": 40},
-                      "output_tokens": 9, "total_tokens": 49},
+            "usage": {"type": "duration", "seconds": 40},
         })))
         .mount(server)
         .await;
