@@ -559,7 +559,13 @@ pub async fn mount_jwks(server: &MockServer, answer: ResponseTemplate) {
 // Stripe
 // =============================================================================================
 
-/// The Stripe API's `GET /v1/subscriptions/{id}`, to answer as the test says.
+/// The Stripe API's `GET /v1/subscriptions/{id}` at the pinned `Stripe-Version`, to answer as
+/// the test says (a refetch without the header gets the server's 404).
 pub fn stripe_subscription(id: &str) -> MockBuilder {
-    Mock::given(method("GET")).and(path(format!("/v1/subscriptions/{id}")))
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/subscriptions/{id}")))
+        .and(wiremock::matchers::header(
+            "stripe-version",
+            super::stripe::STRIPE_VERSION,
+        ))
 }
