@@ -55,9 +55,9 @@ pub struct ModelInfo {
     /// USD per minute of audio, for transcription models billed by duration.
     #[serde(default)]
     pub per_minute: Option<f64>,
-    /// How it thinks.
+    /// How it thinks; an `AI_MODELS` entry without it keeps the default entry's.
     #[serde(default)]
-    pub thinking: Thinking,
+    pub thinking: Option<Thinking>,
 }
 
 /// Every model the service knows.
@@ -123,10 +123,7 @@ impl Models {
                     output,
                     images,
                     per_minute: None,
-                    thinking: THINKING
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map_or(Thinking::None, |(_, t)| *t),
+                    thinking: THINKING.iter().find(|(n, _)| *n == name).map(|(_, t)| *t),
                 };
                 (name.to_string(), info)
             })
@@ -138,13 +135,19 @@ impl Models {
                 output: 0.0,
                 images: false,
                 per_minute: Some(price),
-                thinking: Thinking::None,
+                thinking: None,
             };
             table.insert(name.to_string(), info);
         }
         if let Some(json) = overrides {
             match serde_json::from_str::<HashMap<String, ModelInfo>>(json) {
-                Ok(extra) => table.extend(extra),
+                Ok(extra) => {
+                    for (name, mut info) in extra {
+                        let default = table.get(&name).and_then(|d| d.thinking);
+                        info.thinking = info.thinking.or(default);
+                        table.insert(name, info);
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(error = %error, "AI_MODELS is not valid; using the defaults")
                 }
@@ -190,7 +193,9 @@ impl Models {
 
     /// How `model` thinks ([`Thinking::None`] when unknown).
     pub fn thinking(&self, model: &str) -> Thinking {
-        self.get(model).map_or(Thinking::None, |info| info.thinking)
+        self.get(model)
+            .and_then(|info| info.thinking)
+            .unwrap_or(Thinking::None)
     }
 }
 
