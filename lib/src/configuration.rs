@@ -297,9 +297,12 @@ pub struct AiSettings {
     pub history_tokens: usize,
     /// `AI_MAX_OUTPUT_TOKENS`: the longest answer asked for (default 600).
     pub max_output_tokens: u32,
+    /// `AI_THINKING_TOKENS`: what a thinking model (Claude 5.5) may spend thinking, on top of
+    /// the answer: its `max_tokens` is the sum (default 4000).
+    pub thinking_tokens: u32,
     /// `AI_MODELS`: JSON prices and image support per model, over the defaults in code.
     pub models: Option<String>,
-    /// `OPENAI_TRANSCRIBE_MODEL`: voice notes (default `gpt-4o-mini-transcribe`).
+    /// `OPENAI_TRANSCRIBE_MODEL`: voice notes (default `gpt-transcribe`, priced by the minute).
     pub transcribe_model: String,
 }
 
@@ -422,7 +425,10 @@ impl Settings {
             google: google_settings(&env),
             whatsapp: WhatsAppSettings {
                 graph_base_url: env.text("GRAPH_API_BASE_URL", "https://graph.facebook.com"),
-                graph_version: env.text("GRAPH_API_VERSION", "v23.0"),
+                graph_version: env.text(
+                    "GRAPH_API_VERSION",
+                    crate::assistant::lifecycle::DEFAULT_GRAPH_VERSION,
+                ),
                 access_token: env.get("WHATSAPP_ACCESS_TOKEN").map(Secret::new),
                 timeout: Duration::from_millis(env.number("GRAPH_TIMEOUT_MS", 15_000) as u64),
                 app_secret: env.required("WHATSAPP_APP_SECRET").map(Secret::new),
@@ -635,8 +641,9 @@ fn ai_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> AiSettings {
         history_messages: env.number("AI_HISTORY_MESSAGES", 20),
         history_tokens: env.number("AI_HISTORY_TOKENS", 2000),
         max_output_tokens: env.number("AI_MAX_OUTPUT_TOKENS", 600) as u32,
+        thinking_tokens: env.number("AI_THINKING_TOKENS", 4000) as u32,
         models: env.get("AI_MODELS"),
-        transcribe_model: env.text("OPENAI_TRANSCRIBE_MODEL", "gpt-4o-mini-transcribe"),
+        transcribe_model: env.text("OPENAI_TRANSCRIBE_MODEL", "gpt-transcribe"),
     }
 }
 

@@ -126,6 +126,7 @@ fn job_settings(settings: &Settings) -> JobSettings {
         processing_lease: settings.processing.lease,
         openai: settings.openai.clone(),
         check_timeout: settings.health.check_timeout,
+        graph_version: settings.whatsapp.graph_version.clone(),
     }
 }
 

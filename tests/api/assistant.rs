@@ -253,6 +253,90 @@ async fn an_anthropic_tool_use_round_trip_is_recorded_in_the_ledger() {
 }
 
 #[tokio::test]
+async fn a_tool_turn_on_the_thinking_fallback_sends_its_thinking_back_unmodified() {
+    // OpenAI is down: the fallback (Claude Haiku 5.5, which thinks by default) runs the tool
+    // loop, against a fake that refuses a tool loop whose thinking blocks were dropped.
+    let down = Script::new(vec![openai_error(
+        500,
+        "server_error",
+        "server_error",
+        "down",
+    )]);
+    let openai = fake_openai(&down).await;
+    let script = Script::new(vec![
+        anthropic_thinking_tool_use(
+            "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+            "log_expense",
+            json!({"amount": 12, "currency": "EUR", "category": "food", "note": "sushi"}),
+            (400, 900, 0),
+        ),
+        anthropic_text("Logged €12 for sushi.", (500, 300, 0)),
+    ]);
+    let anthropic = fake_anthropic(&script).await;
+    let (app, org) = app_with_ai(Some(&openai), Some(&anthropic), &[("AI_MAX_RETRIES", "0")]).await;
+
+    let reply = say(&app, &org, &new_wa_id(), "Sushi for 12 euros").await;
+    assert_eq!(reply, "Logged €12 for sushi.");
+    assert_eq!(rows(&app, "expenses", &org).await.len(), 1);
+    let sent = bodies(&anthropic).await;
+    assert_eq!(sent.len(), 2, "no refused request");
+    for request in &sent {
+        assert_eq!(request["model"], "claude-haiku-5-5");
+        assert_eq!(request["thinking"]["type"], "adaptive");
+        assert_eq!(
+            request["max_tokens"],
+            600 + 4000,
+            "room for thinking and the answer"
+        );
+    }
+    let turn = &sent[1]["messages"].as_array().expect("messages")[1];
+    assert_eq!(turn["role"], "assistant");
+    let thought = "The user wants log_expense; I will call it.";
+    assert_eq!(
+        turn["content"][0],
+        json!({"type": "thinking", "thinking": thought, "signature": thinking_signature(thought)})
+    );
+    assert_eq!(turn["content"][1]["type"], "redacted_thinking");
+    assert_eq!(turn["content"][2]["type"], "tool_use");
+    assert_eq!(last_message(&sent[1])["content"][0]["type"], "tool_result");
+}
+
+#[tokio::test]
+async fn the_fake_anthropic_refuses_a_tool_loop_without_its_thinking() {
+    let script = Script::new(vec![anthropic_text("unused", (1, 1, 0))]);
+    let anthropic = fake_anthropic(&script).await;
+    let dropped = json!({
+        "model": "claude-haiku-5-5", "max_tokens": 4600, "thinking": {"type": "adaptive"},
+        "messages": [
+            {"role": "user", "content": "Sushi for 12 euros"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
+                "name": "log_expense", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                "content": "{}"}]}]
+    });
+    let post = |body: Value| {
+        let url = format!("{}/v1/messages", anthropic.uri());
+        async move { reqwest::Client::new().post(url).json(&body).send().await }
+    };
+    let refused = post(dropped.clone()).await.expect("answered");
+    assert_eq!(refused.status(), 400);
+    let error: Value = refused.json().await.expect("json");
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    let mut disabled = dropped.clone();
+    disabled["thinking"] = json!({"type": "disabled"});
+    assert_eq!(post(disabled).await.expect("answered").status(), 200);
+    let mut forged = dropped;
+    forged["messages"][1]["content"]
+        .as_array_mut()
+        .expect("blocks")
+        .insert(
+            0,
+            json!({"type": "thinking", "thinking": "x", "signature": "forged"}),
+        );
+    assert_eq!(post(forged).await.expect("answered").status(), 400);
+}
+
+#[tokio::test]
 async fn a_500_is_retried_then_the_fallback_answers() {
     let failing = Script::new(vec![openai_error(
         500,
@@ -566,14 +650,9 @@ async fn a_voice_note_is_transcribed_then_handled_as_text() {
     );
     let requests = rows(&app, "ai_requests", &org).await;
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0]["model"], "gpt-4o-mini-transcribe");
-    assert_eq!(
-        (
-            requests[0]["tokens_in"].clone(),
-            requests[0]["tokens_out"].clone()
-        ),
-        (json!(40), json!(9))
-    );
+    assert_eq!(requests[0]["model"], "gpt-transcribe");
+    // 40 seconds at $0.0045 a minute.
+    assert_eq!(number(&requests[0]["cost_usd"]), 0.003);
     let upload = openai
         .received_requests()
         .await
@@ -582,7 +661,7 @@ async fn a_voice_note_is_transcribed_then_handled_as_text() {
         .find(|r| r.url.path() == "/v1/audio/transcriptions")
         .expect("transcription request");
     let form = String::from_utf8_lossy(&upload.body);
-    assert!(form.contains("gpt-4o-mini-transcribe") && form.contains("OggS-voice-note"));
+    assert!(form.contains("gpt-transcribe") && form.contains("OggS-voice-note"));
 
     // Without an OpenAI key a voice note gets a polite answer.
     let app = spawn_app().await;

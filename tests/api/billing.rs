@@ -646,10 +646,13 @@ async fn with_a_secret_key_the_api_subscription_wins_over_the_event_body() {
         .await;
 
     let stale_body = subscription_event("updated", now(), &sub, &org.customer, "active", STARTER.1);
+    assert_eq!(stale_body["api_version"], "2026-08-26.dahlia");
     assert_eq!(app.billing_outcome(&stale_body).await, "applied");
     let state = org_state(&app, &org.id).await;
     assert_eq!(state.plan_and_status(), (PRO.0, "trialing"));
     assert!(state.cancel_at_period_end);
+    let refetch = &stripe.received_requests().await.expect("requests")[0];
+    assert_eq!(refetch.headers["stripe-version"], STRIPE_VERSION, "pinned");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    has_text, set, spawn_app, spawn_app_with, status_and_json, HEALTH, NO_DATABASE,
+    has_text, set, spawn_app, spawn_app_with, status_and_json, GRAPH, HEALTH, NO_DATABASE,
 };
 
 #[tokio::test]
@@ -171,7 +171,7 @@ async fn a_configured_provider_that_fails_degrades_without_spending_tokens() {
 async fn a_burst_of_checks_within_the_cache_period_checks_once() {
     let graph = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path("/v23.0/me"))
+        .and(path(format!("/{GRAPH}/me")))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": "1234567890"})),
         )

@@ -164,7 +164,7 @@ fn whatsapp(graph: &MockServer) -> WhatsApp {
 /// `graph` answers the media lookup of `id` with `url`.
 async fn media_url(graph: &MockServer, id: &str, url: String) {
     Mock::given(method("GET"))
-        .and(path(format!("/v23.0/{id}")))
+        .and(path(format!("/{GRAPH}/{id}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "messaging_product": "whatsapp", "url": url, "mime_type": "image/jpeg", "id": id,
         })))

@@ -144,3 +144,57 @@ async fn a_model_past_its_shutdown_date_is_skipped_and_the_fallback_answers() {
     let sent = bodies(&anthropic).await;
     assert_eq!(sent[0]["model"], "claude-haiku-5-5");
 }
+
+/// The platform alerts about Graph API `version`.
+async fn graph_alerts(app: &TestApp, version: &str) -> Vec<Value> {
+    select(
+        app.db(),
+        "alerts",
+        &[
+            ("org_id", "is.null".into()),
+            (
+                "kind",
+                "in.(graph_version_retiring,graph_version_retired)".into(),
+            ),
+            ("message", format!("like.Graph API {version} *")),
+        ],
+    )
+    .await
+}
+
+async fn delete_graph_alerts(app: &TestApp, version: &str) {
+    app.db()
+        .from("alerts", Caller::Service)
+        .filter("org_id", "is", "null")
+        .param("message", &format!("like.Graph API {version} *"))
+        .delete()
+        .execute()
+        .await
+        .expect("alerts deleted");
+}
+
+#[tokio::test]
+async fn an_expired_graph_version_raises_one_alert_and_the_default_version_none() {
+    let _turn = crate::cron::TURN.lock().await;
+    let app = spawn_app_with(|env| set(env, &[("GRAPH_API_VERSION", "v20.0")])).await;
+    delete_graph_alerts(&app, "v20.0").await;
+    app.cron("/api/cron/retry-failed").await;
+    let alerts = graph_alerts(&app, "v20.0").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["kind"], "graph_version_retired");
+    assert_eq!(alerts[0]["severity"], "critical");
+    let text = alerts[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("2026-09-24") && text.contains(GRAPH),
+        "the date and the newest version: {text}"
+    );
+    app.cron("/api/cron/retry-failed").await;
+    assert_eq!(graph_alerts(&app, "v20.0").await.len(), 1, "not twice");
+    delete_graph_alerts(&app, "v20.0").await;
+
+    // The default is the newest version, whose end Meta has not set.
+    assert_eq!(GRAPH, "v27.0");
+    let app = spawn_app().await;
+    app.cron("/api/cron/retry-failed").await;
+    assert_eq!(graph_alerts(&app, GRAPH).await, Vec::<Value>::new());
+}

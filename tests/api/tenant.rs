@@ -488,6 +488,7 @@ async fn every_model_a_plan_offers_has_a_price() {
         input: 1_000_000,
         output: 1_000_000,
         cached: 0,
+        seconds: 0,
     };
     for plan in &plans {
         let offered = plan["models"].as_array().expect("models");

@@ -58,6 +58,7 @@ pub fn history(turn: &Turn<'_>, token_budget: usize) -> Vec<ChatMessage> {
             Direction::Outbound => ChatMessage::Assistant {
                 text: Some(item.body.clone()),
                 tool_calls: Vec::new(),
+                thinking: Vec::new(),
             },
         })
         .collect();

@@ -11,6 +11,9 @@
 //!
 //! A model is `retiring` within [`WARN_DAYS`] days of its shutdown date and `retired` from
 //! that date on: a retired model is skipped when the candidates of a turn are chosen.
+//!
+//! The Graph API version (`GRAPH_API_VERSION`) has the same stages, from [`GRAPH_VERSIONS`]
+//! (Meta's "Available Until" dates).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -38,8 +41,10 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
     ("gpt-5", "2026-12-11", "gpt-6.1-sol"),
     ("gpt-5-mini", "2026-12-11", "gpt-6.1-terra"),
     ("gpt-5-nano", "2026-12-11", "gpt-6-luna"),
-    ("gpt-4o-transcribe", "2027-02-26", ""),
-    ("gpt-4o-mini-transcribe", "2027-02-26", ""),
+    ("gpt-4o-transcribe", "2027-02-26", "gpt-transcribe"),
+    ("gpt-4o-mini-transcribe", "2027-02-26", "gpt-transcribe"),
+    ("gpt-4o-transcribe-diarize", "2027-02-26", "gpt-transcribe"),
+    ("whisper-1", "2027-02-26", "gpt-transcribe"),
     // Anthropic
     ("claude-3-5-haiku", "2026-02-19", "claude-haiku-4-5"),
     ("claude-3-7-sonnet", "2026-02-19", ""),
@@ -52,6 +57,36 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
     ("claude-opus-4-0", "2026-06-15", "claude-opus-4-8"),
     ("claude-opus-4-20250514", "2026-06-15", "claude-opus-4-8"),
 ];
+
+/// Graph API versions, newest first, and the day each stops being served ("Available Until";
+/// `None` while Meta says TBD), checked 2026-12-08: Meta's Graph API changelog
+/// <https://developers.facebook.com/docs/graph-api/changelog> and "Introducing Graph API v27.0"
+/// <https://developers.facebook.com/blog/post/2026/11/04/introducing-graph-api-v27-and-marketing-api-v27/>
+/// (v27.0, November 4, 2026). A version is served at least two years after the next one is
+/// released; a call to an expired one is answered by the oldest version still served.
+pub const GRAPH_VERSIONS: &[(&str, Option<&str>)] = &[
+    ("v27.0", None),
+    ("v26.0", None),
+    ("v25.0", Some("2028-07-29")),
+    ("v24.0", Some("2028-02-18")),
+    ("v23.0", Some("2027-10-08")),
+    ("v22.0", Some("2027-05-20")),
+    ("v21.0", Some("2027-01-21")),
+    ("v20.0", Some("2026-09-24")),
+    ("v19.0", Some("2026-05-21")),
+    ("v18.0", Some("2026-01-26")),
+];
+
+/// The default `GRAPH_API_VERSION`: the newest stable version.
+pub const DEFAULT_GRAPH_VERSION: &str = GRAPH_VERSIONS[0].0;
+
+/// The day Graph API `version` stops being served, when Meta has set it.
+pub fn graph_version_end(version: &str) -> Option<NaiveDate> {
+    GRAPH_VERSIONS
+        .iter()
+        .find(|(v, _)| *v == version)
+        .and_then(|(_, date)| (*date)?.parse().ok())
+}
 
 /// Where a model is in its life, on a given day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -209,9 +244,34 @@ mod tests {
         assert_eq!(known("gpt-6-luna"), None);
         assert_eq!(known("claude-haiku-5-5"), None);
         assert_eq!(
+            known("gpt-transcribe"),
+            None,
+            "the default transcription model"
+        );
+        assert_eq!(
+            replacement("gpt-4o-mini-transcribe"),
+            Some("gpt-transcribe")
+        );
+        assert_eq!(
             replacement("claude-3-5-haiku-latest"),
             Some("claude-haiku-4-5")
         );
+    }
+
+    #[test]
+    fn the_default_graph_version_is_the_newest_and_older_ones_expire() {
+        assert_eq!(DEFAULT_GRAPH_VERSION, "v27.0");
+        assert_eq!(graph_version_end("v27.0"), None, "TBD");
+        assert_eq!(graph_version_end("v23.0"), Some(day("2027-10-08")));
+        assert_eq!(
+            stage(graph_version_end("v21.0"), day("2027-01-01")),
+            Stage::Retiring(day("2027-01-21"))
+        );
+        assert_eq!(
+            stage(graph_version_end("v20.0"), day("2026-12-08")),
+            Stage::Retired(day("2026-09-24"))
+        );
+        assert_eq!(graph_version_end("v99.0"), None, "unknown");
     }
 
     #[test]

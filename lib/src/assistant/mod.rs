@@ -363,6 +363,7 @@ impl Assistant {
             messages,
             tools: tools::specs(scope.enabled),
             max_output_tokens: self.settings.max_output_tokens,
+            thinking_tokens: self.settings.thinking_tokens,
         };
         let candidates = self.candidates(turn);
         let policy = Policy {
@@ -427,6 +428,7 @@ impl Assistant {
             request.messages.push(ChatMessage::Assistant {
                 text: completion.text,
                 tool_calls: completion.tool_calls,
+                thinking: completion.thinking,
             });
             request.messages.push(ChatMessage::ToolResults(results));
         }

@@ -1,6 +1,8 @@
-//! The model table: price per million tokens (input, cached input, output) and whether the
-//! model accepts images. Defaults are in code; `AI_MODELS` (JSON) adds or overrides entries:
-//! `{"gpt-4o-mini": {"input": 0.15, "cached_input": 0.075, "output": 0.6, "images": true}}`.
+//! The model table: price per million tokens (input, cached input, output), per audio minute
+//! (transcription models billed by duration), whether the model accepts images and how it
+//! thinks ([`Thinking`]). Defaults are in code; `AI_MODELS` (JSON) adds or overrides entries:
+//! `{"gpt-4o-mini": {"input": 0.15, "cached_input": 0.075, "output": 0.6, "images": true}}`,
+//! `{"claude-x": {"input": 1, "output": 5, "thinking": "adaptive"}}`.
 //! A model is looked up by its longest listed prefix (`gpt-4o-mini-2024-07-18` is
 //! `gpt-4o-mini`); an unknown model costs 0 and is logged.
 //!
@@ -12,12 +14,29 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-/// Tokens of one call. `input` counts every input token, cached ones included.
+/// Tokens of one call. `input` counts every input token, cached ones included; `seconds` is
+/// the audio a transcription billed by duration reported.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input: u64,
     pub output: u64,
     pub cached: u64,
+    pub seconds: u64,
+}
+
+/// How a model thinks before it answers (Anthropic's `thinking` request parameter). Thinking
+/// tokens are output tokens and count against `max_tokens`; in a tool loop the thinking blocks
+/// of the turn that called the tools must be sent back unmodified.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Thinking {
+    /// Does not think unless asked (this service does not ask), or not an Anthropic model.
+    #[default]
+    None,
+    /// Adaptive thinking by default; may be turned off for one request.
+    Adaptive,
+    /// Adaptive thinking that cannot be turned off.
+    Always,
 }
 
 /// What a model costs and can read.
@@ -33,6 +52,12 @@ pub struct ModelInfo {
     /// Whether images may be sent to it.
     #[serde(default)]
     pub images: bool,
+    /// USD per minute of audio, for transcription models billed by duration.
+    #[serde(default)]
+    pub per_minute: Option<f64>,
+    /// How it thinks; an `AI_MODELS` entry without it keeps the default entry's.
+    #[serde(default)]
+    pub thinking: Option<Thinking>,
 }
 
 /// Every model the service knows.
@@ -43,6 +68,9 @@ pub struct Models(HashMap<String, ModelInfo>);
 /// Checked 2026-12-01 (OpenAI <https://developers.openai.com/api/docs/pricing>, Anthropic
 /// <https://platform.claude.com/docs/en/about-claude/pricing>); models past their shutdown
 /// (`assistant/lifecycle.rs`) stay so that older ledger rows and settings keep a price.
+/// How Anthropic's models think: the "Thinking" column of
+/// <https://platform.claude.com/docs/en/models/haiku-5-5/overview> (checked 2026-12-08);
+/// the 4.x models think only when asked.
 const DEFAULTS: &[(&str, f64, f64, f64, bool)] = &[
     ("gpt-6-luna", 0.10, 0.01, 0.50, true),
     ("gpt-6.1-terra", 1.00, 0.05, 5.00, true),
@@ -69,6 +97,19 @@ const DEFAULTS: &[(&str, f64, f64, f64, bool)] = &[
     ("claude-opus-4", 15.00, 1.50, 75.00, true),
 ];
 
+/// Models that think by default ([`Thinking`]); every other model is [`Thinking::None`].
+const THINKING: &[(&str, Thinking)] = &[
+    ("claude-haiku-5-5", Thinking::Adaptive),
+    ("claude-sonnet-5-5", Thinking::Adaptive),
+    ("claude-opus-5-5", Thinking::Always),
+];
+
+/// Transcription models billed by audio duration (USD per minute), checked 2026-12-08:
+/// <https://developers.openai.com/api/docs/models/gpt-transcribe> ($0.0045 a minute; it
+/// replaces `gpt-4o-mini-transcribe`, `gpt-4o-transcribe` and `whisper-1`, shut down on
+/// 2027-02-26).
+const PER_MINUTE: &[(&str, f64)] = &[("gpt-transcribe", 0.0045), ("whisper-1", 0.006)];
+
 impl Models {
     /// The defaults, with `overrides` (the `AI_MODELS` JSON) on top. Invalid JSON is logged
     /// and ignored.
@@ -81,13 +122,32 @@ impl Models {
                     cached_input: Some(cached),
                     output,
                     images,
+                    per_minute: None,
+                    thinking: THINKING.iter().find(|(n, _)| *n == name).map(|(_, t)| *t),
                 };
                 (name.to_string(), info)
             })
             .collect();
+        for &(name, price) in PER_MINUTE {
+            let info = ModelInfo {
+                input: 0.0,
+                cached_input: None,
+                output: 0.0,
+                images: false,
+                per_minute: Some(price),
+                thinking: None,
+            };
+            table.insert(name.to_string(), info);
+        }
         if let Some(json) = overrides {
             match serde_json::from_str::<HashMap<String, ModelInfo>>(json) {
-                Ok(extra) => table.extend(extra),
+                Ok(extra) => {
+                    for (name, mut info) in extra {
+                        let default = table.get(&name).and_then(|d| d.thinking);
+                        info.thinking = info.thinking.or(default);
+                        table.insert(name, info);
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(error = %error, "AI_MODELS is not valid; using the defaults")
                 }
@@ -107,7 +167,8 @@ impl Models {
         })
     }
 
-    /// USD for `usage` of `model`: uncached input, cached input and output at their prices.
+    /// USD for `usage` of `model`: uncached input, cached input and output at their prices,
+    /// and the audio seconds at the price per minute.
     pub fn cost(&self, model: &str, usage: &Usage) -> f64 {
         let Some(info) = self.get(model) else {
             tracing::warn!(
@@ -121,12 +182,20 @@ impl Models {
         let cost = (uncached as f64 * info.input
             + cached as f64 * info.cached_input.unwrap_or(info.input)
             + usage.output as f64 * info.output)
-            / 1_000_000.0;
+            / 1_000_000.0
+            + usage.seconds as f64 / 60.0 * info.per_minute.unwrap_or(0.0);
         (cost * 1e6).round() / 1e6
     }
 
     pub fn accepts_images(&self, model: &str) -> bool {
         self.get(model).is_some_and(|info| info.images)
+    }
+
+    /// How `model` thinks ([`Thinking::None`] when unknown).
+    pub fn thinking(&self, model: &str) -> Thinking {
+        self.get(model)
+            .and_then(|info| info.thinking)
+            .unwrap_or(Thinking::None)
     }
 }
 
@@ -141,6 +210,7 @@ mod tests {
             input: 1_000_000,
             output: 100_000,
             cached: 400_000,
+            seconds: 0,
         };
         // 600k at 0.15 + 400k at 0.075 + 100k at 0.60 = 0.09 + 0.03 + 0.06
         assert_eq!(models.cost("gpt-4o-mini-2024-07-18", &usage), 0.18);
@@ -158,10 +228,43 @@ mod tests {
             input: 1000,
             output: 1000,
             cached: 0,
+            seconds: 0,
         };
         assert_eq!(models.cost("my-model", &usage), 0.003);
         assert!(models.accepts_images("my-model"));
         let broken = Models::new(Some("not json"));
         assert!(broken.get("gpt-4o").is_some());
+        let thinking = Models::new(Some(
+            r#"{"claude-x": {"input": 1, "output": 2, "thinking": "always"}}"#,
+        ));
+        assert_eq!(thinking.thinking("claude-x"), Thinking::Always);
+    }
+
+    #[test]
+    fn the_transcription_model_is_priced_by_the_minute() {
+        let models = Models::new(None);
+        let usage = Usage {
+            seconds: 40,
+            ..Usage::default()
+        };
+        // 40 s at $0.0045 a minute.
+        assert_eq!(models.cost("gpt-transcribe", &usage), 0.003);
+        assert!(
+            models.cost("gpt-4o-mini-transcribe", &usage) == 0.0,
+            "billed by tokens"
+        );
+    }
+
+    #[test]
+    fn anthropic_5_5_models_think_and_older_ones_do_not() {
+        let models = Models::new(None);
+        assert_eq!(models.thinking("claude-haiku-5-5"), Thinking::Adaptive);
+        assert_eq!(
+            models.thinking("claude-haiku-5-5-20261007"),
+            Thinking::Adaptive
+        );
+        assert_eq!(models.thinking("claude-opus-5-5"), Thinking::Always);
+        assert_eq!(models.thinking("claude-haiku-4-5"), Thinking::None);
+        assert_eq!(models.thinking("gpt-6-luna"), Thinking::None);
     }
 }

@@ -24,6 +24,10 @@ pub enum AlertKind {
     ModelRetiring,
     /// A configured or offered AI model is past its shutdown date: turns skip it.
     ModelRetired,
+    /// The configured Graph API version stops being served within 30 days (no org).
+    GraphVersionRetiring,
+    /// The configured Graph API version is no longer served (no org).
+    GraphVersionRetired,
     /// The monitor's figures (`/api/cron/monitor`), one open alert per org and kind at most:
     /// inbound messages failing over `ALERT_ERROR_RATE_PERCENT`.
     ErrorRate,
@@ -44,12 +48,16 @@ impl AlertKind {
         match self {
             Self::BudgetExhausted
             | Self::ModelRetiring
+            | Self::GraphVersionRetiring
             | Self::WebhookLatency
             | Self::AiLatency
             | Self::AiCost
             | Self::ToolFailureRate
             | Self::DbLatency => Severity::Warning,
-            Self::WhatsappTokenExpired | Self::ModelRetired | Self::ErrorRate => Severity::Critical,
+            Self::WhatsappTokenExpired
+            | Self::ModelRetired
+            | Self::GraphVersionRetired
+            | Self::ErrorRate => Severity::Critical,
         }
     }
 
@@ -65,6 +73,12 @@ impl AlertKind {
             Self::ModelRetiring => "An AI model in use or offered shuts down within 30 days.",
             Self::ModelRetired => {
                 "An AI model in use or offered is past its shutdown date; turns skip it."
+            }
+            Self::GraphVersionRetiring => {
+                "The Graph API version (GRAPH_API_VERSION) stops being served within 30 days."
+            }
+            Self::GraphVersionRetired => {
+                "The Graph API version (GRAPH_API_VERSION) is no longer served by Meta."
             }
             Self::ErrorRate => "Inbound messages fail over the error rate threshold.",
             Self::WebhookLatency => {

@@ -54,6 +54,8 @@ pub struct JobSettings {
     pub openai: Option<ProviderSettings>,
     /// The time limit of that read (`HEALTH_CHECK_TIMEOUT_MS`).
     pub check_timeout: Duration,
+    /// `GRAPH_API_VERSION`, whose end of support the model lifecycle stage watches too.
+    pub graph_version: String,
 }
 
 /// The crons' work, built once in `startup` from what it uses.

@@ -19,6 +19,14 @@ use super::unique;
 // Meta's Graph API
 // =============================================================================================
 
+/// The Graph API version the app calls by default (`GRAPH_API_VERSION`).
+pub const GRAPH: &str = assistant::assistant::lifecycle::DEFAULT_GRAPH_VERSION;
+
+/// The path of a Graph API send: `/{GRAPH}/{phone_number_id}/messages`.
+fn sends_path() -> String {
+    format!(r"^/{}/[0-9]+/messages$", GRAPH.replace('.', r"\."))
+}
+
 /// Meta's Graph API, faked: answers sends with fresh wamids and mark-as-read with success;
 /// text sends fail with `text_error` when set (e.g. 131047), every send with `error` when set.
 pub struct FakeGraph {
@@ -73,7 +81,7 @@ pub async fn fake_graph(graph: FakeGraph) -> MockServer {
 pub async fn fake_graph_with_delay(graph: FakeGraph, delay: Duration) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path_regex(r"^/v23\.0/[0-9]+/messages$"))
+        .and(path_regex(sends_path()))
         .respond_with(Slow(graph, delay))
         .mount(&server)
         .await;
@@ -102,7 +110,7 @@ impl Respond for FirstTextOnly {
 pub async fn fake_graph_with(responder: impl Respond + 'static) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path_regex(r"^/v23\.0/[0-9]+/messages$"))
+        .and(path_regex(sends_path()))
         .respond_with(responder)
         .mount(&server)
         .await;
@@ -203,15 +211,96 @@ pub async fn fake_openai(script: &Script) -> MockServer {
     server
 }
 
-/// A fake Anthropic: `POST /v1/messages` answers with `script`.
+/// A fake Anthropic: `POST /v1/messages` answers with `script`, except a request that breaks
+/// the thinking rule of tool loops ([`DropsThinking`]), refused with the API's 400.
 pub async fn fake_anthropic(script: &Script) -> MockServer {
     let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(DropsThinking)
+        .respond_with(anthropic_error(
+            400,
+            "invalid_request_error",
+            "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found \
+             `tool_use`. When `thinking` is enabled, a final `assistant` message must start with \
+             a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` \
+             blocks). To avoid this requirement, disable `thinking`.",
+        ))
+        .with_priority(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
         .respond_with(script.clone())
         .mount(&server)
         .await;
     server
+}
+
+/// Anthropic's rule for tool use with thinking ("Extended thinking with tool use",
+/// <https://platform.claude.com/docs/en/build-with-claude/extended-thinking>): with thinking on,
+/// the assistant turn whose `tool_use` blocks the request answers must start with its thinking
+/// blocks, unmodified (the fake checks the signature [`thinking_signature`] gave them).
+pub struct DropsThinking;
+
+impl wiremock::Match for DropsThinking {
+    fn matches(&self, request: &Request) -> bool {
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return false;
+        };
+        let thinking_on = ["adaptive", "enabled"]
+            .iter()
+            .any(|kind| body["thinking"]["type"] == *kind);
+        let Some(turn) = body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "assistant"))
+        else {
+            return false;
+        };
+        let blocks = turn["content"].as_array().cloned().unwrap_or_default();
+        let calls = blocks.iter().any(|b| b["type"] == "tool_use");
+        let intact = |b: &Value| match b["type"].as_str() {
+            Some("thinking") => {
+                b["signature"].as_str()
+                    == Some(&thinking_signature(b["thinking"].as_str().unwrap_or("")))
+            }
+            Some("redacted_thinking") => b["data"].is_string(),
+            _ => false,
+        };
+        let thinking: Vec<&Value> = blocks
+            .iter()
+            .take_while(|b| b["type"] != "text" && b["type"] != "tool_use")
+            .collect();
+        thinking_on && calls && (thinking.is_empty() || !thinking.iter().all(|b| intact(b)))
+    }
+}
+
+/// The signature the fake gives a thinking block of `text` (opaque to the service).
+pub fn thinking_signature(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    format!("EqQBCgIYAhIM{:016x}", hasher.finish())
+}
+
+/// A Messages answer of a thinking model calling one tool: a `thinking` block (signed), a
+/// `redacted_thinking` block, then the `tool_use`, as the extended thinking docs show them.
+pub fn anthropic_thinking_tool_use(
+    id: &str,
+    name: &str,
+    input: Value,
+    usage: (u64, u64, u64),
+) -> ResponseTemplate {
+    let thought = format!("The user wants {name}; I will call it.");
+    anthropic_message(
+        json!([
+            {"type": "thinking", "thinking": thought, "signature": thinking_signature(&thought)},
+            {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"},
+            {"type": "tool_use", "id": id, "name": name, "input": input},
+        ]),
+        "tool_use",
+        usage,
+    )
 }
 
 /// A Chat Completions answer with text.
@@ -371,7 +460,7 @@ pub async fn graph_with_media(id: &str, mime_type: &str, bytes: &[u8]) -> MockSe
     info["id"] = json!(id);
     info["mime_type"] = json!(mime_type);
     Mock::given(method("GET"))
-        .and(path(format!("/v23.0/{id}")))
+        .and(path(format!("/{GRAPH}/{id}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(info))
         .mount(&server)
         .await;
@@ -383,15 +472,15 @@ pub async fn graph_with_media(id: &str, mime_type: &str, bytes: &[u8]) -> MockSe
     server
 }
 
-/// Mounts OpenAI's transcription endpoint on `server`, answering `text` with token usage.
+/// Mounts OpenAI's transcription endpoint on `server`, answering `text` with the usage of a
+/// model billed by duration (`gpt-transcribe`): `{"type": "duration", "seconds": 40}`, as the
+/// audio API reference shows for duration-billed models.
 pub async fn mount_transcription(server: &MockServer, text: &str) {
     Mock::given(method("POST"))
         .and(path("/v1/audio/transcriptions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "text": text,
-            "usage": {"type": "tokens", "input_tokens": 40,
-                      "input_token_details": {"text_tokens": 0, "audio_tokens": 40},
-                      "output_tokens": 9, "total_tokens": 49},
+            "usage": {"type": "duration", "seconds": 40},
         })))
         .mount(server)
         .await;
@@ -470,7 +559,13 @@ pub async fn mount_jwks(server: &MockServer, answer: ResponseTemplate) {
 // Stripe
 // =============================================================================================
 
-/// The Stripe API's `GET /v1/subscriptions/{id}`, to answer as the test says.
+/// The Stripe API's `GET /v1/subscriptions/{id}` at the pinned `Stripe-Version`, to answer as
+/// the test says (a refetch without the header gets the server's 404).
 pub fn stripe_subscription(id: &str) -> MockBuilder {
-    Mock::given(method("GET")).and(path(format!("/v1/subscriptions/{id}")))
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/subscriptions/{id}")))
+        .and(wiremock::matchers::header(
+            "stripe-version",
+            super::stripe::STRIPE_VERSION,
+        ))
 }

@@ -1,5 +1,5 @@
 //! Deliveries to `/api/billing/webhook`: Stripe's objects as its API reference shows them
-//! (API version 2025-03-31.basil), signed here with the hmac crate independently of the code
+//! (API version [`STRIPE_VERSION`]), signed here with the hmac crate independently of the code
 //! under test; orgs with a Stripe customer, and what the database holds about them.
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -135,7 +135,7 @@ pub fn event(kind: &str, created: i64, object: Value) -> Value {
     json!({
         "id": format!("evt_{}", unique()),
         "object": "event",
-        "api_version": "2025-03-31.basil",
+        "api_version": STRIPE_VERSION,
         "created": created,
         "data": { "object": object },
         "livemode": false,
@@ -145,7 +145,12 @@ pub fn event(kind: &str, created: i64, object: Value) -> Value {
     })
 }
 
-/// A Subscription as API version 2025-03-31.basil renders it: the period on its items.
+/// The API version the service pins (`Stripe-Version` of its refetch) and the events are
+/// rendered at: the newest stable one in Stripe's changelog <https://docs.stripe.com/changelog>.
+pub const STRIPE_VERSION: &str = "2026-08-26.dahlia";
+
+/// A Subscription as API versions 2025-03-31.basil to [`STRIPE_VERSION`] render it: the period
+/// on its items.
 pub fn subscription(id: &str, customer: &str, status: &str, price: &str) -> Value {
     json!({
         "id": id,
@@ -197,7 +202,8 @@ pub fn subscription(id: &str, customer: &str, status: &str, price: &str) -> Valu
     })
 }
 
-/// An Invoice of a subscription as API version 2025-03-31.basil renders it.
+/// An Invoice of a subscription as API versions 2025-03-31.basil to [`STRIPE_VERSION`] render
+/// it.
 pub fn invoice(customer: &str, subscription: &str, status: &str, attempt: u32) -> Value {
     json!({
         "id": format!("in_{}", unique()),

@@ -13,8 +13,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::ledger::{AiRequest, AttemptStatus, Ledger};
-use super::models::Models;
 pub use super::models::Usage;
+use super::models::{Models, Thinking};
 use super::tools::ToolSpec;
 use crate::configuration::{ProviderSettings, Secret};
 use crate::supabase::storable;
@@ -27,7 +27,10 @@ pub struct ChatRequest {
     pub system: String,
     pub messages: Vec<ChatMessage>,
     pub tools: Vec<ToolSpec>,
+    /// The longest answer, thinking left out.
     pub max_output_tokens: u32,
+    /// What a thinking model may spend thinking, on top of `max_output_tokens`.
+    pub thinking_tokens: u32,
 }
 
 impl ChatRequest {
@@ -55,6 +58,8 @@ pub enum ChatMessage {
     Assistant {
         text: Option<String>,
         tool_calls: Vec<ToolCall>,
+        /// The thinking blocks that came with the tool calls ([`Completion::thinking`]).
+        thinking: Vec<Value>,
     },
     ToolResults(Vec<ToolResult>),
 }
@@ -88,6 +93,10 @@ pub struct ToolResult {
 pub struct Completion {
     pub text: Option<String>,
     pub tool_calls: Vec<ToolCall>,
+    /// Anthropic's `thinking` and `redacted_thinking` blocks exactly as received (signatures
+    /// included): sent back unmodified with the tool calls they came with, as a tool loop on a
+    /// thinking model requires. Never stored.
+    pub thinking: Vec<Value>,
     pub usage: Usage,
 }
 
@@ -194,16 +203,18 @@ impl Provider {
         }
     }
 
-    /// One call, without retries.
+    /// One call, without retries; `thinking` is how `model` thinks (Anthropic only).
     pub async fn complete(
         &self,
-        model: &str,
+        (model, thinking): (&str, Thinking),
         request: &ChatRequest,
         timeout: Duration,
     ) -> Result<Completion, ProviderError> {
         match self.kind {
             ProviderKind::OpenAi => openai::complete(self, model, request, timeout).await,
-            ProviderKind::Anthropic => anthropic::complete(self, model, request, timeout).await,
+            ProviderKind::Anthropic => {
+                anthropic::complete(self, (model, thinking), request, timeout).await
+            }
         }
     }
 
@@ -262,19 +273,12 @@ pub async fn complete(
             };
             let timeout = policy.request_timeout.min(remaining);
             let started = Instant::now();
+            let model = (candidate.model, models.thinking(candidate.model));
             let result = match models.accepts_images(candidate.model) {
-                true => {
-                    candidate
-                        .provider
-                        .complete(candidate.model, request, timeout)
-                        .await
-                }
+                true => candidate.provider.complete(model, request, timeout).await,
                 false => {
                     let request = request.without_images();
-                    candidate
-                        .provider
-                        .complete(candidate.model, &request, timeout)
-                        .await
+                    candidate.provider.complete(model, &request, timeout).await
                 }
             };
             let usage = result.as_ref().map(|c| c.usage);

@@ -42,7 +42,9 @@ pub(super) fn body(model: &str, request: &ChatRequest) -> Value {
                     {"type": "image_url", "image_url": {"url": url}},
                 ]}));
             }
-            ChatMessage::Assistant { text, tool_calls } => {
+            ChatMessage::Assistant {
+                text, tool_calls, ..
+            } => {
                 let mut message = json!({"role": "assistant", "content": text});
                 if !tool_calls.is_empty() {
                     let calls: Vec<Value> = tool_calls
@@ -166,11 +168,13 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Completion, ProviderError> {
                 .prompt_tokens_details
                 .map(|d| d.cached_tokens)
                 .unwrap_or(0),
+            seconds: 0,
         })
         .unwrap_or_default();
     Ok(super::storable_completion(Completion {
         text: message.content.filter(|t| !t.trim().is_empty()),
         tool_calls,
+        thinking: Vec::new(),
         usage,
     }))
 }
@@ -189,7 +193,7 @@ fn classify(_status: u16, body: &[u8]) -> (String, bool) {
     (message, quota)
 }
 
-/// A voice note as text, with the transcription's token use when reported.
+/// A voice note as text, with the transcription's token use (or audio seconds) when reported.
 #[derive(Debug)]
 pub struct Transcript {
     pub text: String,
@@ -203,12 +207,16 @@ struct TranscriptionResponse {
     usage: Option<TranscriptionUsage>,
 }
 
+/// `{"type": "tokens", "input_tokens", "output_tokens", …}` for models billed by tokens,
+/// `{"type": "duration", "seconds"}` for models billed by the minute (`gpt-transcribe`).
 #[derive(Deserialize)]
 struct TranscriptionUsage {
     #[serde(default)]
     input_tokens: u64,
     #[serde(default)]
     output_tokens: u64,
+    #[serde(default)]
+    seconds: f64,
 }
 
 pub(super) async fn transcribe(
@@ -244,6 +252,8 @@ pub(super) async fn transcribe(
             input: u.input_tokens,
             output: u.output_tokens,
             cached: 0,
+            // Seconds are billed whole: a fraction counts as a second.
+            seconds: u.seconds.max(0.0).ceil() as u64,
         })
         .unwrap_or_default();
     Ok(Transcript {
@@ -273,6 +283,7 @@ mod tests {
             messages: vec![],
             tools: vec![],
             max_output_tokens: 100,
+            thinking_tokens: 1000,
         };
         assert_eq!(body("gpt-6-luna", &request)["reasoning_effort"], "none");
         assert!(body("gpt-4o-mini", &request)

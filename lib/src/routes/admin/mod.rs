@@ -190,7 +190,10 @@ pub fn ok(body: &impl Serialize) -> HandlerResult {
 }
 
 /// What the admin API answers for a PostgREST error of a user's request. The codes are the
-/// ones the admin functions raise (see the migration) and those RLS and constraints raise.
+/// ones the admin functions raise (see the migration) and those RLS and constraints raise;
+/// PostgREST's JWT errors are 401: `PGRST301` (invalid token), `PGRST302` (none sent) and
+/// `PGRST303` (a claim fails validation — `exp`, `aud` —, PostgREST 13 and later; 12 answers
+/// `PGRST301` for it).
 pub fn db_error(error: DbError) -> ApiError {
     let message = match &error {
         DbError::Api(e) => e.message.clone(),
@@ -203,7 +206,7 @@ pub fn db_error(error: DbError) -> ApiError {
             ApiError::BadRequest(message)
         }
         Some("55000" | "23505" | "23514") => ApiError::Conflict(message),
-        Some("PGRST301" | "PGRST302") => ApiError::InvalidToken,
+        Some("PGRST301" | "PGRST302" | "PGRST303") => ApiError::InvalidToken,
         _ => ApiError::Database(error),
     }
 }
@@ -273,5 +276,34 @@ impl Params {
                 })
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supabase::PostgrestError;
+
+    fn postgrest(status: u16, code: &str) -> DbError {
+        DbError::Api(PostgrestError {
+            status,
+            code: code.into(),
+            message: "JWT expired".into(),
+            details: None,
+            hint: None,
+        })
+    }
+
+    #[test]
+    fn postgrest_jwt_errors_are_401_whatever_the_version() {
+        // PostgREST 12 answers PGRST301 for an expired token, PostgREST 13+ PGRST303.
+        for code in ["PGRST301", "PGRST302", "PGRST303"] {
+            let error = db_error(postgrest(401, code));
+            assert!(matches!(error, ApiError::InvalidToken), "{code}: {error:?}");
+        }
+        assert!(matches!(
+            db_error(postgrest(500, "PGRST000")),
+            ApiError::Database(_)
+        ));
     }
 }
