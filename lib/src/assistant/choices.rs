@@ -185,7 +185,10 @@ mod tests {
         else {
             panic!("a list expected");
         };
-        assert!(rows[0].title.starts_with("1. water") && rows[0].title.chars().count() <= limits::ROW_TITLE);
+        assert!(
+            rows[0].title.starts_with("1. water")
+                && rows[0].title.chars().count() <= limits::ROW_TITLE
+        );
         let none = json!({"reminders": []});
         assert!(matches!(
             reply(Lang::En, "list_reminders", &none),

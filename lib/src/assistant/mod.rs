@@ -30,9 +30,9 @@ use serde_json::{json, Value};
 use crate::configuration::{AiSettings, Settings};
 use crate::domain::{Currency, MessageKind};
 use crate::send::Content;
-use choices::{Chosen, Pick};
 use crate::supabase::{DbError, Postgrest};
 use crate::whatsapp::WhatsApp;
+use choices::{Chosen, Pick};
 use ledger::Ledger;
 use models::Models;
 use parser::{Command, Lang, Parsed, Unclear};
@@ -223,10 +223,7 @@ impl Assistant {
                     return Ok(text_answer(replies::unclear(lang, what)))
                 }
                 Parsed::NotACommand if !ai => {
-                    return Ok(text_answer(replies::not_understood(
-                        lang,
-                        !turn.ai_allowed,
-                    )))
+                    return Ok(text_answer(replies::not_understood(lang, !turn.ai_allowed)))
                 }
                 _ => {}
             }

@@ -85,9 +85,7 @@ fn check(what: &str, value: &str, max: usize) -> Result<(), RichError> {
         )));
     }
     if value != value.trim() && what.ends_with("id") {
-        return Err(RichError(format!(
-            "{what} has leading or trailing spaces"
-        )));
+        return Err(RichError(format!("{what} has leading or trailing spaces")));
     }
     Ok(())
 }
@@ -268,7 +266,9 @@ mod tests {
     fn meta_limits_are_checked_before_anything_is_built() {
         let ok = Rich::buttons("Sure?".into(), vec![choice("a", "Yes"), choice("b", "No")]);
         assert!(ok.is_ok());
-        let four = (0..4).map(|i| choice(&i.to_string(), &i.to_string())).collect();
+        let four = (0..4)
+            .map(|i| choice(&i.to_string(), &i.to_string()))
+            .collect();
         assert!(Rich::buttons("x".into(), four).is_err());
         assert!(Rich::buttons("x".into(), vec![]).is_err());
         let long = "x".repeat(21);
@@ -303,6 +303,70 @@ mod tests {
         assert_eq!(Rich::from_stored(&stored), Ok(rich));
         let broken = json!({"kind": "buttons", "body": "x", "buttons": []});
         assert!(Rich::from_stored(&broken).is_err());
+    }
+
+    /// The request as Meta's reference pages show it (`graph_responses.json`), without the
+    /// optional header and footer this project does not send.
+    fn documented(key: &str) -> Value {
+        let all: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/whatsapp/graph_responses.json"
+        ))
+        .expect("fixture");
+        let mut request = all[key].clone();
+        let interactive = request["interactive"].as_object_mut().expect("interactive");
+        interactive.remove("header");
+        interactive.remove("footer");
+        request
+    }
+
+    fn sent(rich: Rich) -> Value {
+        let to = crate::domain::WaId::parse("15550001111").expect("wa_id");
+        let bodies = super::super::graph::request_bodies(
+            &to,
+            &super::super::Outgoing::Rich(rich),
+            uuid::Uuid::nil(),
+        );
+        let mut body = bodies.into_iter().next().expect("one body");
+        let object = body.as_object_mut().expect("object");
+        object.remove("biz_opaque_callback_data");
+        object.insert("to".into(), json!("+15550001111"));
+        body
+    }
+
+    #[test]
+    fn requests_are_shaped_as_meta_documents_them() {
+        let buttons = vec![
+            choice("confirm-button", "Confirm"),
+            choice("change-button", "Change"),
+        ];
+        let body = "Pay the electricity bill on Friday at 9:00?".to_string();
+        let rich = Rich::buttons(body, buttons).expect("valid");
+        assert_eq!(sent(rich), documented("send_interactive_buttons_request"));
+
+        let row = |id: &str, title: &str, description: &str| Row {
+            id: id.into(),
+            title: title.into(),
+            description: Some(description.into()),
+        };
+        let rows = vec![
+            row("remind_in_1h", "In 1 hour", "Remind me in an hour"),
+            row("remind_tonight", "Tonight 20:00", "Remind me this evening"),
+        ];
+        let body = "When should I remind you again?".to_string();
+        let rich = Rich::list(body, "Choose a time".into(), rows).expect("valid");
+        let mut expected = documented("send_interactive_list_request");
+        // One section (Meta needs section titles only when there are several): the first.
+        let sections = &mut expected["interactive"]["action"]["sections"];
+        *sections = json!([{"title": "Choose a time", "rows": sections[0]["rows"].clone()}]);
+        assert_eq!(sent(rich), expected);
+
+        let wamid = Wamid::parse("wamid.HBgLM").expect("wamid");
+        let reaction = sent(Rich::reaction(&wamid, "😀".into()).expect("valid"));
+        assert_eq!(reaction["type"], "reaction");
+        assert_eq!(
+            reaction["reaction"],
+            json!({"message_id": "wamid.HBgLM", "emoji": "😀"})
+        );
     }
 
     #[test]

@@ -136,7 +136,8 @@ pub async fn cancel(scope: &Scope<'_>, input: &Value, key: &str) -> Result<Value
     let number = input["number"].as_i64();
     let id = match input["id"].as_str() {
         Some(id) => Some(
-            Uuid::parse_str(id).map_err(|_| ToolError::Invalid("id is not a reminder id".into()))?,
+            Uuid::parse_str(id)
+                .map_err(|_| ToolError::Invalid("id is not a reminder id".into()))?,
         ),
         None => None,
     };
@@ -157,7 +158,9 @@ pub async fn cancel(scope: &Scope<'_>, input: &Value, key: &str) -> Result<Value
         .await?
         .data;
     let row = cancelled.ok_or_else(|| match number {
-        Some(number) => ToolError::NotFound(format!("there is no pending reminder number {number}")),
+        Some(number) => {
+            ToolError::NotFound(format!("there is no pending reminder number {number}"))
+        }
         None => ToolError::NotFound("that reminder is no longer pending".into()),
     })?;
     let mut value = describe(scope, &row, None);

@@ -68,7 +68,10 @@ fn check(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
             return Err(format!("{at} has too few items"));
         }
         if schema["maxItems"].as_u64().is_some_and(|max| count > max) {
-            return Err(format!("{at} has too many items (at most {})", schema["maxItems"]));
+            return Err(format!(
+                "{at} has too many items (at most {})",
+                schema["maxItems"]
+            ));
         }
         for (i, item) in items.iter().enumerate() {
             check(&schema["items"], item, &format!("{at}[{i}]"))?;
