@@ -118,7 +118,10 @@ class FakeGraph:
         wamid = "wamid.soak." + uuid.uuid4().hex
         to = body.get("to")
         kind = body.get("type")
-        text = body.get("text", {}).get("body") if kind == "text" else f"template:{body.get('template', {}).get('name')}"
+        text = {"text": lambda: body.get("text", {}).get("body"),
+                "interactive": lambda: "interactive:" + str(body.get("interactive", {}).get("body", {}).get("text")),
+                "reaction": lambda: "reaction:" + str(body.get("reaction", {}).get("emoji")),
+                }.get(kind, lambda: f"template:{body.get('template', {}).get('name')}")()
         callback = body.get("biz_opaque_callback_data")
         with self.lock:
             self.accepted.append({"seq": len(self.accepted), "to": to, "text": text,

@@ -543,8 +543,9 @@ $$;
 --   budget:  used_tokens since the org's budget period start (private.token_period_start),
 --            contact_daily_cap and contact_used_today (since midnight in the contact's zone),
 --            both read from private.usage_totals, never summed from the ledger;
---   previous_reply: the text of a reply composed by an earlier attempt whose send failed, so a
---            retry sends it again instead of asking the assistant (and running its tools) twice.
+--   previous_reply: {body, rich} of a reply composed by an earlier attempt whose send failed
+--            (rich: its payload's rich reply, or null for a text), so a retry sends the same
+--            content again instead of asking the assistant (and running its tools) twice.
 create or replace function public.whatsapp_claim_message(
   p_message_id uuid, p_lease_seconds int default 120, p_history int default 20,
   p_max_attempts int default 5, p_turn_limit int default 20)
@@ -665,7 +666,8 @@ begin
           where a.org_id = m.org_id and a.kind = 'ai_latency' and a.status = 'open')),
       'rate_limit', jsonb_build_object(
         'limit', coalesce(v_limit, 10), 'hits', v_hits),
-      'previous_reply', (select r.body from public.messages r where r.reply_to = m.id),
+      'previous_reply', (select jsonb_build_object('body', r.body, 'rich', r.payload -> 'rich')
+                         from public.messages r where r.reply_to = m.id),
       'budget', jsonb_build_object(
         'monthly_tokens', o.monthly_token_budget, 'used_tokens', v_used,
         'contact_daily_cap', coalesce(s.contact_daily_token_cap, 20000),
@@ -699,9 +701,10 @@ $$;
 -- Only for the holder of the turn: p_token must still be the claim token of p_message_id (the
 -- turn's last message), which must still be processing; otherwise returns null (not sent).
 -- Returns {outbound_id, state}: `new` (send it), `sending` (an earlier attempt's outcome is
--- unknown: do not send again), or the status of a reply already sent.
+-- unknown: do not send again), or the status of a reply already sent. p_payload ({rich}, a
+-- rich reply's content, or null for a text) is what a retry or a resend sends again.
 create or replace function public.whatsapp_begin_reply(
-  p_message_id uuid, p_token uuid, p_type text, p_body text)
+  p_message_id uuid, p_token uuid, p_type text, p_body text, p_payload jsonb default null)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -718,8 +721,9 @@ begin
   end if;
 
   insert into public.messages
-    (org_id, conversation_id, contact_id, direction, type, body, status, reply_to)
-  select m.org_id, m.conversation_id, m.contact_id, 'outbound', p_type, p_body, 'sending', m.id
+    (org_id, conversation_id, contact_id, direction, type, body, payload, status, reply_to)
+  select m.org_id, m.conversation_id, m.contact_id, 'outbound', p_type, p_body,
+         coalesce(p_payload, '{}'), 'sending', m.id
   from public.messages m
   where m.id = p_message_id
   on conflict (reply_to) where reply_to is not null do nothing
@@ -730,7 +734,8 @@ begin
 
   -- A reply that failed for certain may be sent again; any other state may not.
   update public.messages
-  set status = 'sending', type = p_type, body = p_body, error = null
+  set status = 'sending', type = p_type, body = p_body, error = null,
+      payload = (payload - 'rich') || coalesce(p_payload, '{}')
   where reply_to = p_message_id and status = 'failed'
   returning id into v_id;
   if v_id is not null then
@@ -942,7 +947,7 @@ revoke execute on function
   public.whatsapp_ingest(text, jsonb, jsonb, timestamptz),
   public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int, int),
-  public.whatsapp_begin_reply(uuid, uuid, text, text),
+  public.whatsapp_begin_reply(uuid, uuid, text, text, jsonb),
   public.whatsapp_finish_message(uuid, uuid, jsonb, jsonb),
   public.whatsapp_fail_message(uuid, uuid, text, uuid, jsonb, jsonb, boolean, int)
 from public, anon, authenticated;
@@ -950,7 +955,7 @@ grant execute on function
   public.whatsapp_ingest(text, jsonb, jsonb, timestamptz),
   public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int, int),
-  public.whatsapp_begin_reply(uuid, uuid, text, text),
+  public.whatsapp_begin_reply(uuid, uuid, text, text, jsonb),
   public.whatsapp_finish_message(uuid, uuid, jsonb, jsonb),
   public.whatsapp_fail_message(uuid, uuid, text, uuid, jsonb, jsonb, boolean, int)
 to service_role;
@@ -1384,7 +1389,7 @@ begin
       'id', m.id,
       'kind', case when m.reply_to is not null then 'reply'
                    when m.reminder_id is not null then 'reminder' else 'staff' end,
-      'body', m.body, 'type', m.type,
+      'body', m.body, 'type', m.type, 'rich', m.payload -> 'rich',
       'phone_number_id', n.phone_number_id, 'wa_id', c.wa_id,
       'window_open', private.window_open(v.last_inbound_at)
                      and m.payload ->> 'template_retry' is null,

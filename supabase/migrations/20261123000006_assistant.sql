@@ -24,11 +24,13 @@ create unique index reminders_cancel_key on public.reminders (org_id, cancel_key
 -- =============================================================================================
 
 -- Cancels the contact's p_number-th pending reminder, in the order list_reminders shows them
--- (due_at, then id), recording the call's key p_key: a retry of the same call returns the
--- reminder it cancelled instead of cancelling the next one. Returns the cancelled reminder
+-- (due_at, then id), or, with p_reminder_id (a tapped choice), that pending reminder of the
+-- contact, recording the call's key p_key: a retry of the same call returns the reminder it
+-- cancelled instead of cancelling the next one. Returns the cancelled reminder
 -- ({id, text, due_at, recurrence}) or null.
 create or replace function public.assistant_cancel_reminder(
-  p_org_id uuid, p_contact_id uuid, p_number int, p_key text default null)
+  p_org_id uuid, p_contact_id uuid, p_number int, p_key text default null,
+  p_reminder_id uuid default null)
 returns jsonb
 language sql
 set search_path = ''
@@ -42,16 +44,18 @@ as $$
     select r.id
     from public.reminders r
     where r.org_id = p_org_id and r.contact_id = p_contact_id and r.status = 'pending'
+      and (p_reminder_id is null or r.id = p_reminder_id)
       and not exists (select 1 from done)
     order by r.due_at, r.id
-    offset greatest(p_number - 1, 0)
+    offset case when p_reminder_id is null then greatest(p_number - 1, 0) else 0 end
     limit 1
   ),
   cancelled as (
     update public.reminders r
     set status = 'cancelled', cancel_key = p_key
     from target
-    where r.id = target.id and r.status = 'pending' and p_number >= 1
+    where r.id = target.id and r.status = 'pending'
+      and (p_reminder_id is not null or p_number >= 1)
     returning r.id, r.text, r.due_at, r.recurrence
   )
   select to_jsonb(x) from (select * from done union all select * from cancelled) x limit 1;
@@ -79,11 +83,11 @@ as $$
 $$;
 
 revoke execute on function
-  public.assistant_cancel_reminder(uuid, uuid, int, text),
+  public.assistant_cancel_reminder(uuid, uuid, int, text, uuid),
   public.assistant_expense_summary(uuid, uuid, timestamptz, timestamptz, text)
 from public, anon, authenticated;
 grant execute on function
-  public.assistant_cancel_reminder(uuid, uuid, int, text),
+  public.assistant_cancel_reminder(uuid, uuid, int, text, uuid),
   public.assistant_expense_summary(uuid, uuid, timestamptz, timestamptz, text)
 to service_role;
 

@@ -3,7 +3,7 @@
 -- the tool functions.
 begin;
 create extension if not exists pgtap;
-select plan(25);
+select plan(27);
 
 -- Fixtures: one org, its number, settings, a contact in Madrid and a conversation.
 insert into public.orgs (id, name, monthly_token_budget, token_period_started_at) values
@@ -121,6 +121,12 @@ select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000000
   'retried, it returns the reminder it cancelled, not the next one');
 select is((select status from public.reminders where id = 'e0000000-0000-4000-8000-000000000021'), 'pending',
   'the next one stays pending');
+select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000000', 'e0000000-0000-4000-8000-000000000099', null,
+  'e0000000-0000-4000-8000-000000000017:cancel_reminder:1', 'e0000000-0000-4000-8000-000000000021'),
+  null, 'a tapped choice cancels only the contact''s own reminder');
+select is(public.assistant_cancel_reminder('e0000000-0000-4000-8000-000000000000', 'e0000000-0000-4000-8000-000000000002', null,
+  'e0000000-0000-4000-8000-000000000018:cancel_reminder:1', 'e0000000-0000-4000-8000-000000000021') ->> 'text',
+  'third', 'a tapped choice cancels the reminder it names, whatever its number');
 
 insert into public.expenses (org_id, contact_id, amount, currency, category, spent_at) values
   ('e0000000-0000-4000-8000-000000000000', 'e0000000-0000-4000-8000-000000000002', 10.00, 'EUR', 'food', now()),

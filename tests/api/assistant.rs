@@ -183,7 +183,7 @@ async fn an_openai_tool_call_round_trip_is_recorded_in_the_ledger() {
     let sent = bodies(&openai).await;
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0]["model"], "gpt-6-luna");
-    assert_eq!(sent[0]["tools"].as_array().map(Vec::len), Some(7));
+    assert_eq!(sent[0]["tools"].as_array().map(Vec::len), Some(10));
     assert_eq!(sent[0]["messages"][0]["role"], "system");
     assert!(has_text(
         &sent[0]["messages"][0]["content"],

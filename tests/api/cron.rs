@@ -456,10 +456,11 @@ async fn retry_failed_reprocesses_dead_lettered_and_stuck_messages_and_discards_
     );
 
     fixed.cron(RETRY).await;
-    let replies: Vec<String> = sends(&graph, "text")
+    // A reminder's confirmation goes as reply buttons.
+    let replies: Vec<String> = sends(&graph, "interactive")
         .await
         .iter()
-        .filter_map(|b| b["text"]["body"].as_str().map(str::to_owned))
+        .filter_map(|b| b["interactive"]["body"]["text"].as_str().map(str::to_owned))
         .filter(|b| b.contains(&run))
         .collect();
     assert_eq!(

@@ -21,6 +21,7 @@ mod outcomes;
 mod poison;
 mod postgrest;
 mod retention;
+mod rich;
 mod routes;
 mod runbook;
 mod sentry;

@@ -9,6 +9,7 @@
 //!    primary provider first and the fallback when it fails, within the turn's deadline and
 //!    budget. Every attempt and tool run is written to the turn's [`Ledger`].
 
+pub mod choices;
 pub mod context;
 pub mod ledger;
 pub mod lifecycle;
@@ -28,11 +29,13 @@ use serde_json::{json, Value};
 
 use crate::configuration::{AiSettings, Settings};
 use crate::domain::{Currency, MessageKind};
+use crate::send::Content;
 use crate::supabase::{DbError, Postgrest};
 use crate::whatsapp::WhatsApp;
+use choices::{Chosen, Pick};
 use ledger::Ledger;
 use models::Models;
-use parser::{Command, Lang, Parsed};
+use parser::{Command, Lang, Parsed, Unclear};
 use providers::{
     Candidate, ChatMessage, ChatRequest, Image, Policy, Provider, ProviderError, ProviderKind,
     ToolResult,
@@ -61,10 +64,11 @@ pub struct Assistant {
     whatsapp: WhatsApp,
 }
 
-/// The reply, and a voice note's transcript (stored as the inbound message's text).
+/// The reply (a text or a rich reply), and a voice note's transcript (stored as the inbound
+/// message's text).
 #[derive(Debug)]
 pub struct Answer {
-    pub text: String,
+    pub reply: Content,
     pub transcript: Option<String>,
 }
 
@@ -166,11 +170,21 @@ impl Assistant {
             currency: Currency::for_locale(turn.contact.locale.as_deref()),
             enabled: &enabled,
             turn_key: turn.key,
+            reply_to: turn.message.wamid.as_ref(),
         };
+        let chosen = Chosen::of(turn.message);
+        let lang = turn.lang();
+        if let Some(pick) = chosen.as_ref().and_then(|c| Pick::parse(&c.id)) {
+            let reply = self.run_pick(&scope, pick, lang, ledger).await?;
+            return Ok(Answer {
+                reply,
+                transcript: None,
+            });
+        }
         let (text, image, transcript) = match self.read(turn, ai, ledger, deadline).await {
             Input::Reply(text) => {
                 return Ok(Answer {
-                    text,
+                    reply: Content::Text(text),
                     transcript: None,
                 })
             }
@@ -180,11 +194,12 @@ impl Assistant {
                 transcript,
             } => (text, image, transcript),
         };
-        let answer = |text| Answer {
-            text,
+        let answer = |reply| Answer {
+            reply,
             transcript: transcript.clone(),
         };
-        let mut lang = turn.lang();
+        let text_answer = |text| answer(Content::Text(text));
+        let mut lang = lang;
         if image.is_none() {
             let context = parser::Context {
                 now,
@@ -199,13 +214,25 @@ impl Assistant {
                         self.run_command(&scope, command, lang, ledger).await?,
                     ))
                 }
-                Parsed::Unclear(what) if !ai => return Ok(answer(replies::unclear(lang, what))),
+                // Which one: the pending reminders, as a list to pick from.
+                Parsed::Unclear(Unclear::CancelNeedsNumber) if !ai => {
+                    let list = Command::ListReminders;
+                    return Ok(answer(self.run_command(&scope, list, lang, ledger).await?));
+                }
+                Parsed::Unclear(what) if !ai => {
+                    return Ok(text_answer(replies::unclear(lang, what)))
+                }
                 Parsed::NotACommand if !ai => {
-                    return Ok(answer(replies::not_understood(lang, !turn.ai_allowed)))
+                    return Ok(text_answer(replies::not_understood(lang, !turn.ai_allowed)))
                 }
                 _ => {}
             }
         }
+        // A choice that is not one of the built-in flows': the model reads its id too.
+        let text = match &chosen {
+            Some(chosen) => chosen.for_model(),
+            None => text,
+        };
         let reply = self
             .converse(&scope, turn, lang, (text, image), ledger, deadline)
             .await?;
@@ -328,25 +355,56 @@ impl Assistant {
         })
     }
 
-    /// Runs a parsed command with its tool and tells the outcome.
+    /// Runs a parsed command with its tool and tells the outcome (with choices where the
+    /// flow has them: [`choices::reply`]).
     async fn run_command(
         &self,
         scope: &Scope<'_>,
         command: Command,
         lang: Lang,
         ledger: &mut Ledger,
-    ) -> Result<String, AssistantError> {
+    ) -> Result<Content, AssistantError> {
         let Some((tool, input)) = tool_call(command) else {
-            return Ok(replies::help(lang));
+            return Ok(Content::Text(replies::help(lang)));
         };
-        match tools::execute(scope, ledger, None, tool, &input).await {
-            Ok(output) => Ok(replies::confirm(lang, tool, &output)),
-            Err(ToolError::Database(error)) => Err(error.into()),
-            Err(error) => Ok(replies::tool_failed(lang, &error)),
+        self.run_tool(scope, tool, &input, lang, ledger).await
+    }
+
+    /// Carries out a tapped choice of the built-in flows, with the same tools.
+    async fn run_pick(
+        &self,
+        scope: &Scope<'_>,
+        pick: Pick,
+        lang: Lang,
+        ledger: &mut Ledger,
+    ) -> Result<Content, AssistantError> {
+        match pick {
+            Pick::CancelReminder(id) => {
+                let input = json!({ "id": id });
+                self.run_tool(scope, "cancel_reminder", &input, lang, ledger)
+                    .await
+            }
+            Pick::KeepReminder(_) => Ok(Content::Text(choices::kept(lang))),
         }
     }
 
-    /// The model's answer, with tool rounds.
+    async fn run_tool(
+        &self,
+        scope: &Scope<'_>,
+        tool: &str,
+        input: &Value,
+        lang: Lang,
+        ledger: &mut Ledger,
+    ) -> Result<Content, AssistantError> {
+        match tools::execute(scope, ledger, None, tool, input).await {
+            Ok(output) => Ok(choices::reply(lang, tool, &output)),
+            Err(ToolError::Database(error)) => Err(error.into()),
+            Err(error) => Ok(Content::Text(replies::tool_failed(lang, &error))),
+        }
+    }
+
+    /// The model's answer, with tool rounds; a reply tool's rich reply ends the turn
+    /// ([`tools::reply`]).
     async fn converse(
         &self,
         scope: &Scope<'_>,
@@ -355,7 +413,7 @@ impl Assistant {
         (text, image): (String, Option<Image>),
         ledger: &mut Ledger,
         deadline: Instant,
-    ) -> Result<String, AssistantError> {
+    ) -> Result<Content, AssistantError> {
         let mut messages = context::history(turn, self.settings.history_tokens);
         messages.push(ChatMessage::User { text, image });
         let mut request = ChatRequest {
@@ -385,7 +443,7 @@ impl Assistant {
             .await
             {
                 Ok(answered) => answered,
-                Err(error) => return self.without_model(lang, ledger, error),
+                Err(error) => return self.without_model(lang, ledger, error).map(Content::Text),
             };
             let completion = answered.completion;
             if completion.tool_calls.is_empty() || round == self.settings.max_tool_rounds {
@@ -395,13 +453,16 @@ impl Assistant {
                         "tool rounds exhausted; answering with what was done"
                     );
                 }
-                return Ok(completion
-                    .text
-                    .filter(|_| completion.tool_calls.is_empty())
-                    .or_else(|| replies::summary(lang, ledger))
-                    .unwrap_or_else(|| replies::sorry(lang)));
+                return Ok(Content::Text(
+                    completion
+                        .text
+                        .filter(|_| completion.tool_calls.is_empty())
+                        .or_else(|| replies::summary(lang, ledger))
+                        .unwrap_or_else(|| replies::sorry(lang)),
+                ));
             }
             let mut results = Vec::new();
+            let mut rich = None;
             for (i, call) in completion.tool_calls.iter().enumerate() {
                 let outcome = if i < MAX_CALLS_PER_ROUND {
                     tools::execute(
@@ -416,6 +477,9 @@ impl Assistant {
                 } else {
                     Err("too many tool calls in one round".to_string())
                 };
+                if let Ok(output) = &outcome {
+                    rich = tools::reply::chosen(&call.name, output).or(rich);
+                }
                 results.push(ToolResult {
                     call_id: call.id.clone(),
                     is_error: outcome.is_err(),
@@ -425,6 +489,9 @@ impl Assistant {
                     },
                 });
             }
+            if let Some(rich) = rich {
+                return Ok(Content::Rich(rich));
+            }
             request.messages.push(ChatMessage::Assistant {
                 text: completion.text,
                 tool_calls: completion.tool_calls,
@@ -432,7 +499,7 @@ impl Assistant {
             });
             request.messages.push(ChatMessage::ToolResults(results));
         }
-        Ok(replies::sorry(lang))
+        Ok(Content::Text(replies::sorry(lang)))
     }
 
     /// When no model answered: what the tools already did, the parser's help when the budget

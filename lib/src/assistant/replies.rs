@@ -166,7 +166,7 @@ pub fn summary(lang: Lang, ledger: &Ledger) -> Option<String> {
     let lines: Vec<String> = ledger
         .tool_executions
         .iter()
-        .filter(|t| t.status == "success")
+        .filter(|t| t.status == "success" && !super::tools::reply::is_reply_tool(&t.tool))
         .filter_map(|t| Some(confirm(lang, &t.tool, t.output.as_ref()?)))
         .collect();
     (!lines.is_empty()).then(|| lines.join("\n"))
@@ -180,10 +180,11 @@ pub fn confirm(lang: Lang, tool: &str, output: &Value) -> String {
         "cancel_reminder" => {
             let reminder = &output["cancelled"];
             let text = reminder["text"].as_str().unwrap_or_default();
-            let number = reminder["number"].as_i64().unwrap_or_default();
-            match lang {
-                Lang::En => format!("🗑️ Cancelled reminder {number}: “{text}”."),
-                Lang::Es => format!("🗑️ Recordatorio {number} cancelado: «{text}»."),
+            match (lang, reminder["number"].as_i64()) {
+                (Lang::En, Some(n)) => format!("🗑️ Cancelled reminder {n}: “{text}”."),
+                (Lang::Es, Some(n)) => format!("🗑️ Recordatorio {n} cancelado: «{text}»."),
+                (Lang::En, None) => format!("🗑️ Cancelled reminder: “{text}”."),
+                (Lang::Es, None) => format!("🗑️ Recordatorio cancelado: «{text}»."),
             }
         }
         "log_expense" => expense_logged(lang, &output["expense"]),
@@ -319,7 +320,7 @@ fn events_listed(lang: Lang, events: &Value) -> String {
 }
 
 /// `Sat 7 Mar, 09:00` / `sáb 7 mar, 09:00` from a tool's local time.
-fn local(lang: Lang, value: &Value) -> String {
+pub fn local(lang: Lang, value: &Value) -> String {
     let Some(time) = value.as_str().and_then(parse_local_iso) else {
         return value.as_str().unwrap_or_default().to_string();
     };

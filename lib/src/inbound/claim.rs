@@ -28,10 +28,19 @@ pub struct Claim {
     pub budget: Budget,
     #[serde(default)]
     pub history: Vec<HistoryItem>,
-    /// The reply an earlier attempt composed but could not send: sent again as it is, so a
-    /// retry never runs the assistant's tools twice.
+    /// The reply an earlier attempt composed but could not send: sent again as it is (the
+    /// same text or rich reply), so a retry never runs the assistant's tools twice.
     #[serde(default)]
-    pub previous_reply: Option<String>,
+    pub previous_reply: Option<PreviousReply>,
+}
+
+/// A reply as `whatsapp_begin_reply` recorded it: its readable body and, for a rich reply,
+/// its content (`payload.rich`).
+#[derive(Debug, Deserialize)]
+pub struct PreviousReply {
+    pub body: Option<String>,
+    #[serde(default)]
+    pub rich: Option<Value>,
 }
 
 /// The messages of a turn, oldest first.

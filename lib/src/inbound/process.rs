@@ -330,17 +330,18 @@ async fn answer(
         progress,
     );
     let ((), recorded) = tokio::join!(read, composed);
-    let Some((outbound, text)) = recorded? else {
+    let Some((outbound, content)) = recorded? else {
         return Ok(finished);
     };
     let to = recipient(claim);
-    let delivered = send::send(&pipeline.whatsapp, outbound, &to, Content::Text(text)).await?;
+    let delivered = send::send(&pipeline.whatsapp, outbound, &to, content).await?;
     finished.sent(outbound, delivered);
     Ok(finished)
 }
 
-/// Composes the reply and records it before it is sent (`whatsapp_begin_reply`): its id and
-/// text, or `None` when it was sent already.
+/// Composes the reply and records it before it is sent (`whatsapp_begin_reply`: its type,
+/// readable body and, for a rich reply, its content): its id and content, or `None` when it
+/// was sent already. An earlier attempt's reply is rebuilt from what it recorded.
 async fn record(
     pipeline: &Pipeline,
     db: &Postgrest,
@@ -348,10 +349,12 @@ async fn record(
     reply: Reply,
     transcript: &mut Option<String>,
     progress: &mut Progress,
-) -> Result<Option<(Uuid, String)>, Failure> {
-    let text = match (reply, claim.previous_reply.clone()) {
-        (Reply::Fixed(text), _) => text,
-        (Reply::Assistant { .. }, Some(previous)) => previous,
+) -> Result<Option<(Uuid, Content)>, Failure> {
+    let content = match (reply, &claim.previous_reply) {
+        (Reply::Fixed(text), _) => Content::Text(text),
+        (Reply::Assistant { .. }, Some(previous)) => {
+            Content::from_stored(previous.body.clone(), previous.rich.as_ref())?
+        }
         (Reply::Assistant { ai }, None) => {
             let turn = Turn {
                 message: &claim.message,
@@ -367,7 +370,7 @@ async fn record(
                 .answer(db, &turn, &mut progress.ledger)
                 .await?;
             *transcript = answer.transcript;
-            answer.text
+            answer.reply
         }
     };
     let begun: Option<Begun> = db
@@ -375,8 +378,9 @@ async fn record(
         .args(&json!({
             "p_message_id": claim.message.id,
             "p_token": claim.token,
-            "p_type": MessageKind::Text,
-            "p_body": text,
+            "p_type": content.kind(),
+            "p_body": content.readable(),
+            "p_payload": content.stored(),
         }))
         .fetch()
         .await?
@@ -385,7 +389,7 @@ async fn record(
     match begun.state {
         ReplyState::New => {
             progress.outbound = Some(begun.outbound_id);
-            Ok(Some((begun.outbound_id, text)))
+            Ok(Some((begun.outbound_id, content)))
         }
         // Left unanswered for now, never sent twice: the outcome resolver confirms it by its
         // status or sends it again (jobs::outcomes), then settles this message.

@@ -9,7 +9,8 @@
 //! the grace period `OUTCOME_GRACE_SECONDS`, no status for it, and a status of the same business
 //! number received after its send began + the grace period (the stream works, so Meta never accepted it): sent again, with the
 //! same callback data, and the outcome recorded (`whatsapp_record_outcome`). No status of the
-//! number for [`ALERT_AFTER`]: an `outcome_unresolved` alert, nothing guessed. Texts that
+//! number for [`ALERT_AFTER`]: an `outcome_unresolved` alert, nothing guessed. A rich reply is
+//! resent from what was stored (`payload.rich`), never recomposed. Texts that
 //! failed after acceptance with 131047 are sent once more, as the org's template.
 
 use std::time::Duration;
@@ -50,6 +51,9 @@ struct Unresolved {
     id: Uuid,
     kind: OutboundKind,
     body: Option<String>,
+    /// A rich reply's content (`payload.rich`): resent as it was, never recomposed.
+    #[serde(default)]
+    rich: Option<serde_json::Value>,
     #[serde(flatten)]
     to: StoredRecipient,
     opted_out: bool,
@@ -104,13 +108,13 @@ pub async fn resolve(jobs: &Jobs, db: &Postgrest, budget: &TimeBudget) -> Result
 /// reached Meta again stays `sending` (its status, or the rule after another grace period,
 /// decides).
 async fn resend(whatsapp: &WhatsApp, db: &Postgrest, message: Unresolved) -> bool {
-    let (to, text) = match (message.opted_out, message.body) {
-        (true, _) => (Err(REFUSED_OPTED_OUT), String::new()),
-        (false, None) => (Err(REFUSED_NO_TEXT), String::new()),
-        (false, Some(text)) => (message.to.decode(), text),
+    let content = Content::from_stored(message.body, message.rich.as_ref());
+    let (to, content) = match (message.opted_out, content) {
+        (true, _) => (Err(REFUSED_OPTED_OUT), Content::Text(String::new())),
+        (false, Err(error)) => (Err(error), Content::Text(String::new())),
+        (false, Ok(content)) => (message.to.decode(), content),
     };
-    let text = Content::Text(text);
-    let (outcome, _) = send_recorded(whatsapp, db, Record::Resend, message.id, to, text).await;
+    let (outcome, _) = send_recorded(whatsapp, db, Record::Resend, message.id, to, content).await;
     match &outcome {
         Ok(_) => tracing::info!(kind = ?message.kind, "unaccepted send sent again"),
         Err(error) if error.maybe_sent() => {}
@@ -121,4 +125,3 @@ async fn resend(whatsapp: &WhatsApp, db: &Postgrest, message: Unresolved) -> boo
 
 const REFUSED_OPTED_OUT: SendError =
     SendError::Recipient("the contact opted out before the send was resolved");
-const REFUSED_NO_TEXT: SendError = SendError::Recipient("the message has no text");

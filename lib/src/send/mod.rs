@@ -15,17 +15,59 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::domain::{PhoneNumberId, WaId};
+use crate::domain::{MessageKind, PhoneNumberId, WaId};
 use crate::supabase::{Caller, Postgrest, Query};
 use crate::whatsapp::{
-    Delivered, DeliveryError, GraphAction, GraphError, Recipient, Template, WhatsApp,
+    Delivered, DeliveryError, GraphAction, GraphError, Recipient, Rich, Template, WhatsApp,
 };
 
-/// What to send. Interactive messages and reactions join as variants of their own.
-#[derive(Clone, Debug)]
+/// What to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
     /// Freeform inside the 24 h window, else the template with the text as its parameter.
     Text(String),
+    /// Reply buttons, a list or a reaction inside the window, else the template with its
+    /// readable text (choices listed) as its parameter.
+    Rich(Rich),
+}
+
+impl Content {
+    /// The `messages.type` it is recorded as before its send.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Self::Text(_) => MessageKind::Text,
+            Self::Rich(rich) => rich.kind(),
+        }
+    }
+
+    /// What a person reads (`messages.body`).
+    pub fn readable(&self) -> String {
+        match self {
+            Self::Text(text) => text.clone(),
+            Self::Rich(rich) => rich.readable(),
+        }
+    }
+
+    /// What is stored beside the body so a retry resends the same content
+    /// (`messages.payload`, merged): `{"rich": …}` for a rich reply.
+    pub fn stored(&self) -> Option<Value> {
+        match self {
+            Self::Text(_) => None,
+            Self::Rich(rich) => Some(json!({ "rich": rich })),
+        }
+    }
+
+    /// The content recorded with [`Content::readable`] as `body` and `payload.rich` as `rich`:
+    /// the same rich reply, checked again, or the text.
+    pub fn from_stored(body: Option<String>, rich: Option<&Value>) -> Result<Self, SendError> {
+        match (rich.filter(|rich| !rich.is_null()), body) {
+            (Some(rich), _) => Rich::from_stored(rich)
+                .map(Self::Rich)
+                .map_err(|_| SendError::Content("the stored rich reply is invalid")),
+            (None, Some(text)) => Ok(Self::Text(text)),
+            (None, None) => Err(SendError::Content("the message has no text")),
+        }
+    }
 }
 
 /// How a send ended: what was delivered, or why not.
@@ -42,6 +84,9 @@ pub enum SendError {
     /// The stored recipient does not decode (the reason names no stored value).
     #[error("{0}")]
     Recipient(&'static str),
+    /// The stored content cannot be sent again (the reason names no stored value).
+    #[error("{0}")]
+    Content(&'static str),
 }
 
 impl From<DeliveryError> for SendError {
@@ -135,6 +180,7 @@ pub fn recipient(
 pub async fn send(whatsapp: &WhatsApp, id: Uuid, to: &Recipient, content: Content) -> Outcome {
     match content {
         Content::Text(text) => Ok(whatsapp.send_text(to, text, id).await?),
+        Content::Rich(rich) => Ok(whatsapp.send_rich(to, rich, id).await?),
     }
 }
 

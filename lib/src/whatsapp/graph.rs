@@ -91,6 +91,8 @@ pub enum Outgoing {
         language: String,
         parameters: Vec<String>,
     },
+    /// Reply buttons, a list or a reaction (only inside the 24 h window).
+    Rich(super::Rich),
 }
 
 impl Outgoing {
@@ -99,6 +101,7 @@ impl Outgoing {
         match self {
             Self::Text(_) => MessageKind::Text,
             Self::Template { .. } => MessageKind::Template,
+            Self::Rich(rich) => rich.kind(),
         }
     }
 }
@@ -479,6 +482,10 @@ pub fn request_bodies(to: &WaId, message: &Outgoing, callback: Uuid) -> Vec<Valu
                 template["components"] = json!([{"type": "body", "parameters": params}]);
             }
             vec![envelope("template", template)]
+        }
+        Outgoing::Rich(rich) => {
+            let (kind, content) = rich.graph();
+            vec![envelope(kind, content)]
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod graph;
 pub mod outbound;
 pub mod payload;
+pub mod rich;
 #[cfg(any(test, feature = "dev-tools"))]
 pub mod sample;
 pub mod signature;
@@ -10,3 +11,4 @@ pub mod signature;
 pub use graph::{GraphAction, GraphError, Outgoing, Sent, WhatsApp};
 pub use outbound::{Delivered, DeliveryError, Recipient, SendStatus, Template};
 pub use payload::{Delivery, InboundMessage, StatusUpdate};
+pub use rich::{Choice, Rich, RichError, Row};

@@ -1,4 +1,4 @@
-//! A text's Graph API call, for the one send step of every outbound message (`crate::send`,
+//! A text's or rich reply's Graph API call, for the one send step of every outbound message (`crate::send`,
 //! which records the message before and its outcome after).
 //!
 //! WhatsApp's 24-hour customer-service window decides how: freeform inside it; outside it (or
@@ -9,7 +9,7 @@
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
-use super::{GraphAction, GraphError, Outgoing, Sent, WhatsApp};
+use super::{GraphAction, GraphError, Outgoing, Rich, Sent, WhatsApp};
 use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
 
 /// An approved template whose one body parameter carries the text.
@@ -100,13 +100,36 @@ impl WhatsApp {
         text: String,
         outbound: Uuid,
     ) -> Result<Delivered, DeliveryError> {
+        let freeform = Outgoing::Text(text.clone());
+        self.send_freeform(recipient, freeform, &text, outbound)
+            .await
+    }
+
+    /// Sends `rich` (reply buttons, a list, a reaction) to `recipient` when the window is
+    /// open; else (or on 131047) the template carries its readable text, choices listed.
+    pub async fn send_rich(
+        &self,
+        recipient: &Recipient,
+        rich: Rich,
+        outbound: Uuid,
+    ) -> Result<Delivered, DeliveryError> {
+        let readable = rich.readable();
+        self.send_freeform(recipient, Outgoing::Rich(rich), &readable, outbound)
+            .await
+    }
+
+    /// Sends `freeform` inside the window, else the template with `text` as its parameter.
+    async fn send_freeform(
+        &self,
+        recipient: &Recipient,
+        freeform: Outgoing,
+        text: &str,
+        outbound: Uuid,
+    ) -> Result<Delivered, DeliveryError> {
         let Recipient { from, to, .. } = recipient;
         if recipient.window_open {
-            match self
-                .send_retrying(from, to, &Outgoing::Text(text.clone()), outbound)
-                .await
-            {
-                Ok(sent) => return Ok(delivered(sent, MessageKind::Text)),
+            match self.send_retrying(from, to, &freeform, outbound).await {
+                Ok(sent) => return Ok(delivered(sent, freeform.kind())),
                 Err(error) if error.action() == GraphAction::TemplateFallback => {
                     tracing::info!(
                         "outside the 24 h window (131047): falling back to the template"

@@ -13,6 +13,7 @@ mod calendar;
 mod expenses;
 pub mod google;
 mod reminders;
+pub mod reply;
 pub mod schema;
 
 use std::time::Instant;
@@ -24,7 +25,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ledger::{Ledger, ToolExecution};
-use crate::domain::Currency;
+use crate::domain::{Currency, Wamid};
 use crate::supabase::{Caller, DbError, Postgrest, Resolution, Return};
 
 pub use google::{CalendarError, GoogleCalendar};
@@ -52,6 +53,8 @@ pub struct Scope<'a> {
     pub enabled: &'a [String],
     /// The turn's first message: the start of every call's idempotency key.
     pub turn_key: Uuid,
+    /// The message the reply answers, which `react` reacts to.
+    pub reply_to: Option<&'a Wamid>,
 }
 
 /// Why a tool did not do what it was asked.
@@ -73,9 +76,12 @@ pub enum ToolError {
     Calendar(#[from] CalendarError),
 }
 
-/// Every tool, enabled or not.
+/// Every tool, enabled or not (the reply tools are always offered).
 pub fn all_specs() -> Vec<ToolSpec> {
     vec![
+        reply::buttons_spec(),
+        reply::list_spec(),
+        reply::react_spec(),
         reminders::create_spec(),
         reminders::list_spec(),
         reminders::cancel_spec(),
@@ -86,12 +92,16 @@ pub fn all_specs() -> Vec<ToolSpec> {
     ]
 }
 
-/// The tools the org enabled.
+/// The tools the org enabled, and the reply tools.
 pub fn specs(enabled: &[String]) -> Vec<ToolSpec> {
     all_specs()
         .into_iter()
-        .filter(|spec| enabled.iter().any(|name| name == spec.name))
+        .filter(|spec| is_enabled(enabled, spec.name))
         .collect()
+}
+
+fn is_enabled(enabled: &[String], name: &str) -> bool {
+    reply::is_reply_tool(name) || enabled.iter().any(|e| e == name)
 }
 
 /// Runs tool `name` with `input` and records it in `ledger` (linked to the provider attempt
@@ -133,11 +143,12 @@ async fn run(scope: &Scope<'_>, name: &str, input: &Value, key: &str) -> Result<
         .into_iter()
         .find(|spec| spec.name == name)
         .ok_or_else(|| ToolError::Unknown(name.chars().take(100).collect()))?;
-    if !scope.enabled.iter().any(|enabled| enabled == name) {
+    if !is_enabled(scope.enabled, name) {
         return Err(ToolError::Disabled(name.to_string()));
     }
     schema::validate(&spec.parameters, input).map_err(ToolError::Invalid)?;
     match name {
+        reply::BUTTONS | reply::LIST | reply::REACT => reply::run(scope, name, input),
         "create_reminder" => reminders::create(scope, input, key).await,
         "list_reminders" => reminders::list(scope).await,
         "cancel_reminder" => reminders::cancel(scope, input, key).await,
@@ -234,6 +245,9 @@ mod tests {
             "maximum",
             "exclusiveMinimum",
             "description",
+            "items",
+            "minItems",
+            "maxItems",
         ];
         fn keys(schema: &Value, out: &mut Vec<String>) {
             if let Some(object) = schema.as_object() {
@@ -243,6 +257,9 @@ mod tests {
                         for field in value.as_object().into_iter().flat_map(|o| o.values()) {
                             keys(field, out);
                         }
+                    }
+                    if key == "items" {
+                        keys(value, out);
                     }
                 }
             }
@@ -255,6 +272,6 @@ mod tests {
             }
             assert_eq!(spec.parameters["type"], "object", "{}", spec.name);
         }
-        assert_eq!(all_specs().len(), 7);
+        assert_eq!(all_specs().len(), 10);
     }
 }

@@ -44,11 +44,15 @@ pub fn list_spec() -> ToolSpec {
 pub fn cancel_spec() -> ToolSpec {
     ToolSpec {
         name: "cancel_reminder",
-        description: "Cancel one of the user's pending reminders by its number in \
-                      list_reminders.",
+        description: "Cancel one of the user's pending reminders: by its number in \
+                      list_reminders, or by its id (as a chosen option carries it).",
         parameters: object_schema(
-            json!({"number": {"type": "integer", "minimum": 1, "maximum": 1000}}),
-            &["number"],
+            json!({
+                "number": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "id": {"type": "string", "minLength": 36, "maxLength": 36,
+                       "description": "The reminder's id."},
+            }),
+            &[],
         ),
     }
 }
@@ -129,7 +133,17 @@ pub async fn list(scope: &Scope<'_>) -> Result<Value, ToolError> {
 }
 
 pub async fn cancel(scope: &Scope<'_>, input: &Value, key: &str) -> Result<Value, ToolError> {
-    let number = input["number"].as_i64().unwrap_or_default();
+    let number = input["number"].as_i64();
+    let id = match input["id"].as_str() {
+        Some(id) => Some(
+            Uuid::parse_str(id)
+                .map_err(|_| ToolError::Invalid("id is not a reminder id".into()))?,
+        ),
+        None => None,
+    };
+    if number.is_none() == id.is_none() {
+        return Err(ToolError::Invalid("give either number or id".into()));
+    }
     let cancelled: Option<Row> = scope
         .db
         .rpc("assistant_cancel_reminder", Caller::Service)
@@ -138,14 +152,20 @@ pub async fn cancel(scope: &Scope<'_>, input: &Value, key: &str) -> Result<Value
             "p_contact_id": scope.contact_id,
             "p_number": number,
             "p_key": key,
+            "p_reminder_id": id,
         }))
         .fetch()
         .await?
         .data;
-    let row = cancelled.ok_or_else(|| {
-        ToolError::NotFound(format!("there is no pending reminder number {number}"))
+    let row = cancelled.ok_or_else(|| match number {
+        Some(number) => {
+            ToolError::NotFound(format!("there is no pending reminder number {number}"))
+        }
+        None => ToolError::NotFound("that reminder is no longer pending".into()),
     })?;
     let mut value = describe(scope, &row, None);
-    value["number"] = json!(number);
+    if let Some(number) = number {
+        value["number"] = json!(number);
+    }
     Ok(json!({"cancelled": value}))
 }

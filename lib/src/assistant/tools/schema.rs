@@ -1,8 +1,9 @@
 //! Checks a tool call's input against the same JSON Schema the model is given.
 //!
-//! Only the keywords the tools' schemas use are supported: `type` (object, string, integer,
-//! number, boolean), `properties`, `required`, `additionalProperties: false`, `enum`,
-//! `minLength`, `maxLength`, `minimum`, `maximum`, `exclusiveMinimum`. A schema using anything
+//! Only the keywords the tools' schemas use are supported: `type` (object, array, string,
+//! integer, number, boolean), `properties`, `required`, `additionalProperties: false`, `enum`,
+//! `minLength`, `maxLength`, `minimum`, `maximum`, `exclusiveMinimum`, `items`, `minItems`,
+//! `maxItems`. A schema using anything
 //! else is a programming error caught by the tests.
 
 use serde_json::Value;
@@ -16,6 +17,7 @@ fn check(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some(kind) = schema["type"].as_str() {
         let ok = match kind {
             "object" => value.is_object(),
+            "array" => value.is_array(),
             "string" => value.is_string(),
             "integer" => value.as_i64().is_some() || value.as_u64().is_some(),
             "number" => value.is_number(),
@@ -58,6 +60,21 @@ fn check(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
         }
         if schema["maximum"].as_f64().is_some_and(|max| number > max) {
             return Err(format!("{at} is too large"));
+        }
+    }
+    if let Some(items) = value.as_array() {
+        let count = items.len() as u64;
+        if schema["minItems"].as_u64().is_some_and(|min| count < min) {
+            return Err(format!("{at} has too few items"));
+        }
+        if schema["maxItems"].as_u64().is_some_and(|max| count > max) {
+            return Err(format!(
+                "{at} has too many items (at most {})",
+                schema["maxItems"]
+            ));
+        }
+        for (i, item) in items.iter().enumerate() {
+            check(&schema["items"], item, &format!("{at}[{i}]"))?;
         }
     }
     if let Some(object) = value.as_object() {

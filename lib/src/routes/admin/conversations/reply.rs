@@ -67,6 +67,6 @@ fn answer(error: StaffError) -> ApiError {
         }
         SendError::Graph(e) => ApiError::Unavailable(e.to_string()),
         SendError::NoTemplate => ApiError::Conflict(error.to_string()),
-        SendError::Recipient(_) => ApiError::Internal(error.to_string()),
+        SendError::Recipient(_) | SendError::Content(_) => ApiError::Internal(error.to_string()),
     }
 }
