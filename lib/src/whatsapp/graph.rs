@@ -232,7 +232,7 @@ pub struct Media {
 #[derive(Clone)]
 pub struct WhatsApp {
     http: reqwest::Client,
-    /// `https://graph.facebook.com/v23.0`
+    /// `https://graph.facebook.com/<GRAPH_API_VERSION>`
     base_url: String,
     token: Option<Secret>,
     /// Per call: a send that outlasts it has an unknown outcome and is never retried.
