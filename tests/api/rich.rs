@@ -13,7 +13,14 @@ use wiremock::{Match, Mock, MockServer, Request};
 use crate::cron::TURN;
 use crate::helpers::*;
 
-const MESSAGES: &str = r"^/v23\.0/[0-9]+/messages$";
+/// The Graph messages endpoint of the configured version (`/{GRAPH}/{phone_number_id}/messages`).
+fn messages_path() -> String {
+    format!(r"^/{}/[0-9]+/messages$", regex_escape(GRAPH))
+}
+
+fn regex_escape(text: &str) -> String {
+    text.replace('.', r"\.")
+}
 
 fn chars(value: &Value) -> usize {
     value
@@ -93,7 +100,7 @@ impl Match for ListShape {
 async fn graph_expecting(shape: impl Match + 'static, expected: u64) -> MockServer {
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path_regex(MESSAGES))
+        .and(path_regex(messages_path()))
         .and(shape)
         .respond_with(FakeGraph::ok())
         .expect(expected)
@@ -101,7 +108,7 @@ async fn graph_expecting(shape: impl Match + 'static, expected: u64) -> MockServ
         .mount(&graph)
         .await;
     Mock::given(method("POST"))
-        .and(path_regex(MESSAGES))
+        .and(path_regex(messages_path()))
         .respond_with(FakeGraph::ok())
         .mount(&graph)
         .await;
