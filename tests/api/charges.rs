@@ -69,14 +69,12 @@ async fn billable_parts_are_charged_once_when_delivered_and_counted_beside_ai_co
     post_status(&w, "status_sent_billable.json", &first, &id).await;
     assert_eq!(usage(&w).await["whatsapp_messages"], 0);
 
-    // Delivered, redelivered, then read: one charge.
-    for file in [
-        "status_delivered_billable.json",
-        "status_delivered_billable.json",
-        "status_read.json",
-    ] {
-        post_status(&w, file, &first, &id).await;
-    }
+    // Delivered, redelivered at once (concurrent transactions or one group commit), then
+    // read: one charge.
+    let redeliveries =
+        (0..6).map(|_| post_status(&w, "status_delivered_billable.json", &first, &id));
+    futures_util::future::join_all(redeliveries).await;
+    post_status(&w, "status_read.json", &first, &id).await;
     let totals = usage(&w).await;
     assert_eq!(totals["whatsapp_messages"], 1, "{totals}");
     assert!((usd(&totals["whatsapp_cost_usd"]) - UTILITY_US).abs() < 1e-9);
