@@ -130,3 +130,18 @@ async fn the_cost_alert_counts_whatsapp_charges() {
     w.cron(MONITOR).await;
     assert_eq!(alert_count(w.db(), &w.a.org.id, "ai_cost").await, 1);
 }
+
+#[tokio::test]
+async fn a_billable_status_before_its_send_is_recorded_is_charged_when_it_is() {
+    let w = World::new().await;
+    let wamid = new_wamid();
+    // No part and no callback data yet: kept with its charge in whatsapp_early_statuses.
+    let early = status_delivery("status_delivered_billable.json", &w.a.org, &wamid);
+    assert_eq!(w.post_webhook(&early).await.status(), 200);
+    assert_eq!(usage(&w).await["whatsapp_messages"], 0);
+
+    split_reply(&w, &[&wamid]).await;
+    let totals = usage(&w).await;
+    assert_eq!(totals["whatsapp_messages"], 1, "{totals}");
+    assert!((usd(&totals["whatsapp_cost_usd"]) - UTILITY_US).abs() < 1e-9);
+}

@@ -264,6 +264,48 @@ mod tests {
 
     use super::*;
 
+    /// Meta's documented payloads (tests/fixtures/whatsapp/README.md), through the parser.
+    #[test]
+    fn the_documented_account_webhooks_parse_into_their_events() {
+        let parse = |body: &str| {
+            let delivery = crate::whatsapp::Delivery::parse(body.as_bytes()).expect("parsed");
+            assert_eq!(delivery.skipped, 0);
+            assert!(delivery.messages.is_empty() && delivery.statuses.is_empty());
+            serde_json::to_value(&delivery.account_events).expect("json")
+        };
+        let fixture = |name| {
+            std::fs::read_to_string(format!(
+                "{}/../tests/fixtures/whatsapp/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .expect("fixture")
+        };
+        let restriction = parse(&fixture("account_update_restriction.json"));
+        assert_eq!(restriction[0]["kind"], "account");
+        assert_eq!(restriction[0]["waba_id"], "200000000000001");
+        assert_eq!(
+            restriction[0]["restrictions"].as_array().map(Vec::len),
+            Some(2)
+        );
+        let quality = parse(&fixture("phone_number_quality_update_downgrade.json"));
+        assert_eq!(
+            quality[0],
+            json!({"kind": "number_quality", "waba_id": "200000000000001",
+                   "display_phone_number": "15550100001", "event": "DOWNGRADE",
+                   "messaging_limit": "TIER_1K"})
+        );
+        let disabled = parse(&fixture("message_template_status_update_disabled.json"));
+        assert_eq!(disabled[0]["event"], "DISABLED");
+        assert_eq!(disabled[0]["template_id"], "300000000000001");
+        let score = parse(&fixture("message_template_quality_update.json"));
+        assert_eq!(score[0]["kind"], "template_quality");
+        assert_eq!(score[0]["quality"], "RED");
+        let stop = parse(&fixture("user_preferences_stop.json"));
+        assert_eq!(stop[0]["kind"], "marketing");
+        assert_eq!(stop[0]["stopped"], true);
+        assert_eq!(stop[0]["wa_id"], "15550001111");
+    }
+
     #[test]
     fn account_events_keep_only_what_their_columns_accept() {
         let restricted = json!({"event": "ACCOUNT_RESTRICTION", "restriction_info": [
