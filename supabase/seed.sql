@@ -53,6 +53,12 @@ insert into public.whatsapp_numbers (id, org_id, phone_number_id, display_phone_
    '100000000000002', '+1 555 010 0002', '200000000000002')
 on conflict (id) do nothing;
 
+-- Templates as Meta's webhooks described them -------------------------------------------------
+insert into public.whatsapp_templates (org_id, name, language, template_id, status, category) values
+  ('11111111-1111-1111-1111-111111111111', 'assistant_reply', 'en_US', '300000000000001', 'APPROVED', 'UTILITY'),
+  ('22222222-2222-2222-2222-222222222222', 'assistant_reply', 'en_US', '300000000000002', 'APPROVED', 'UTILITY')
+on conflict do nothing;
+
 -- Assistant settings -------------------------------------------------------------------------
 insert into public.assistant_settings (org_id, system_prompt, language, timezone, template_language) values
   ('11111111-1111-1111-1111-111111111111',

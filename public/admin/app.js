@@ -266,6 +266,8 @@ async function overview() {
       card(t("activeContacts"), "active-contacts", number(o.active_contacts)),
       card(t("aiCost"), "ai-cost", usd(o.ai.cost_usd),
         h("div", { class: "muted" }, `${number(o.ai.requests)} ${t("requests")} · ${number(o.ai.tokens)} ${t("tokens")}`)),
+      card(t("whatsappCost"), "whatsapp-cost", usd(o.whatsapp.cost_usd),
+        h("div", { class: "muted" }, `${number(o.whatsapp.charged_messages)} ${t("chargedMessages")}`)),
       card(t("openAlerts"), "open-alerts", number(o.open_alerts)),
       card(t("pendingDeadLetters"), "dead-letters", number(o.dead_letters))),
     h("div", { class: "card wide" }, h("div", { class: "muted" }, t("budget")),
@@ -278,6 +280,12 @@ async function overview() {
         h("dt", {}, t("inboundPending")), h("dd", {}, number(health.inbound_pending)),
         h("dt", {}, t("failedLastDay")), h("dd", {}, number(health.failed_last_day)),
         h("dt", {}, t("lastInbound")), h("dd", {}, time(health.last_inbound_at)))),
+    h("div", { class: "card wide" }, h("h2", {}, t("numbers")),
+      table([t("number"), t("quality"), t("messagingLimit"), t("account"), t("restrictions")],
+        (o.numbers ?? []).map((n) => h("tr", { "data-testid": "number" },
+          h("td", {}, n.display_phone_number), h("td", {}, n.quality_event ?? t("noEvent")),
+          h("td", {}, n.messaging_limit ?? t("noEvent")), h("td", {}, n.account_event ?? t("noEvent")),
+          h("td", {}, n.restrictions.map((r) => r.restriction_type).join(", ") || t("noEvent")))))),
   ];
 }
 
@@ -449,6 +457,7 @@ async function usage(_, range = JSON.parse(sessionStorage.getItem("console.usage
     h("h1", {}, t("usage")), form,
     h("p", { "data-testid": "usage-totals" }, `${t("totals")}: ${number(totals.requests)} ${t("requests")} · `,
       `${number(totals.tokens_in + totals.tokens_out)} ${t("tokens")} · ${usd(totals.cost_usd)}`),
+    h("p", { "data-testid": "usage-whatsapp" }, `${t("whatsappCharges")}: ${number(totals.whatsapp_messages)} ${t("chargedMessages")} · ${usd(totals.whatsapp_cost_usd)}`),
     h("h2", {}, t("perDay")), chart(u.days),
     h("h2", {}, t("perContact")),
     h("p", { class: "muted", "data-testid": "usage-contacts-range" }, t("contactsRange", { from: u.contacts_from, to: u.contacts_to }),

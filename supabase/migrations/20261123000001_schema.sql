@@ -277,13 +277,25 @@ create table public.whatsapp_numbers (
   org_id               uuid not null references public.orgs (id) on delete cascade,
   phone_number_id      text not null unique check (phone_number_id <> ''),
   display_phone_number text not null check (display_phone_number ~ '^[0-9+() .-]{1,32}$'),
-  waba_id              text,
+  waba_id              text check (waba_id ~ '^[0-9]{1,32}$'),
+  -- Health, from Meta's account webhooks (private.whatsapp_apply_account_events): the last
+  -- phone_number_quality_update event (FLAGGED, DOWNGRADE, UPGRADE...) and messaging limit
+  -- (TIER_1K...), the WABA's last account_update event and its restrictions
+  -- ([{restriction_type, expiration}]), and when any of them last changed.
+  quality_event        text check (quality_event ~ '^[A-Z0-9_]{1,64}$'),
+  messaging_limit      text check (messaging_limit ~ '^[A-Z0-9_]{1,64}$'),
+  account_event        text check (account_event ~ '^[A-Z0-9_]{1,64}$'),
+  restrictions         jsonb not null default '[]'
+                         check (jsonb_typeof(restrictions) = 'array' and pg_column_size(restrictions) <= 8192),
+  health_updated_at    timestamptz,
   created_at           timestamptz not null default now()
 );
 
 comment on table public.whatsapp_numbers is 'WhatsApp Cloud API numbers; inbound webhooks are routed to an org by phone_number_id.';
 
 create index whatsapp_numbers_org_id_idx on public.whatsapp_numbers (org_id);
+-- Account-level webhooks name the WABA (entry.id), not a number.
+create index whatsapp_numbers_waba_id_idx on public.whatsapp_numbers (waba_id) where waba_id is not null;
 
 alter table public.whatsapp_numbers enable row level security;
 
@@ -433,6 +445,9 @@ create table public.contacts (
   timezone     text check (timezone ~ '^[A-Za-z0-9/_+-]{1,64}$'),
   opted_out    boolean not null default false,
   opted_out_at timestamptz check (opted_out_at between '2000-01-01 00:00:00+00' and '2100-01-01 00:00:00+00'),
+  -- Meta's user_preferences webhook: the contact stopped marketing messages (null: resumed or
+  -- never stopped). Service replies are still sent; only marketing templates would stop.
+  marketing_stopped_at timestamptz check (marketing_stopped_at between '2000-01-01 00:00:00+00' and '2100-01-01 00:00:00+00'),
   erased_at    timestamptz,  -- admin_erase_contact: only the opt-out is left
   created_at   timestamptz not null default now(),
   updated_at   timestamptz not null default now(),

@@ -164,10 +164,14 @@ create table private.usage_totals (
   tokens_out    bigint not null default 0,
   tokens_cached bigint not null default 0,
   cost_usd      numeric(16, 6) not null default 0,
+  -- Meta's charges (private.whatsapp_charge_parts): billable message parts and their cost.
+  whatsapp_messages bigint not null default 0,
+  whatsapp_cost_usd numeric(16, 6) not null default 0,
   constraint usage_totals_contact_bucket check ((bucket in ('month', 'local_day')) = (contact_id is not null)),
   -- Covering: every read of these rows is an index-only range (a contact's months: one range).
   constraint usage_totals_key unique nulls not distinct (org_id, bucket, contact_id, starts_at)
-    include (requests, tokens_in, tokens_out, tokens_cached, cost_usd)
+    include (requests, tokens_in, tokens_out, tokens_cached, cost_usd, whatsapp_messages,
+             whatsapp_cost_usd)
 );
 
 -- A month's contacts in cost order, with what admin_usage shows of them (index-only).
@@ -190,6 +194,35 @@ create policy usage_totals_select_member on private.usage_totals
 revoke all on private.usage_totals from public, anon, authenticated;
 grant select on private.usage_totals to authenticated, service_role;
 
+-- The usage_totals rows a use of org p_org_id by contact p_contact (null: none) at p_at counts
+-- into: the org's budget period (when p_at is in the current one) and UTC day, the contact's UTC
+-- month and local day. The one home of the buckets: AI requests (private.count_usage) and
+-- Meta's charges (private.whatsapp_charge_parts) both count through it.
+create or replace function private.usage_buckets(p_org_id uuid, p_contact_id uuid, p_at timestamptz)
+returns table (bucket text, contact_id uuid, starts_at timestamptz)
+language sql
+stable
+set search_path = ''
+as $$
+  select k.bucket, k.contact_id, k.starts_at
+  from public.orgs o
+  left join public.contacts c on c.id = p_contact_id
+  left join public.assistant_settings s on s.org_id = o.id
+  cross join lateral (
+    select private.token_period_start(o.token_period_started_at) as period_start) p
+  cross join lateral (values
+    ('period', null::uuid, case when p_at >= p.period_start then p.period_start end),
+    ('day', null::uuid, date_trunc('day', p_at, 'UTC')),
+    ('month', p_contact_id, case when p_contact_id is not null then
+       date_trunc('month', p_at, 'UTC') end),
+    ('local_day', p_contact_id, case when p_contact_id is not null then
+       private.local_day_start(coalesce(c.timezone, s.timezone, 'UTC'), p_at) end)
+  ) as k(bucket, contact_id, starts_at)
+  where o.id = p_org_id and k.starts_at is not null
+$$;
+
+revoke all on function private.usage_buckets(uuid, uuid, timestamptz) from public, anon, authenticated;
+
 -- After each insert into ai_requests (statement level, set-based): adds the new rows to their
 -- buckets, in key order (concurrent ledgers of one org lock the same rows in the same order).
 create or replace function private.count_usage()
@@ -201,26 +234,12 @@ as $$
 begin
   insert into private.usage_totals as u
     (org_id, contact_id, bucket, starts_at, requests, tokens_in, tokens_out, tokens_cached, cost_usd)
-  select k.org_id, k.contact_id, k.bucket, k.starts_at, count(*), sum(r.tokens_in),
+  select r.org_id, k.contact_id, k.bucket, k.starts_at, count(*), sum(r.tokens_in),
          sum(r.tokens_out), sum(r.tokens_cached), sum(r.cost_usd)
   from new_rows r
-  join public.orgs o on o.id = r.org_id
-  left join public.contacts c on c.id = r.contact_id
-  left join public.assistant_settings s on s.org_id = r.org_id
-  cross join lateral (
-    select private.token_period_start(o.token_period_started_at) as period_start,
-           date_trunc('day', r.created_at, 'UTC') as utc_day) p
-  cross join lateral (values
-    (r.org_id, null::uuid, 'period', case when r.created_at >= p.period_start then p.period_start end),
-    (r.org_id, null::uuid, 'day', p.utc_day),
-    (r.org_id, r.contact_id, 'month', case when r.contact_id is not null then
-       date_trunc('month', r.created_at, 'UTC') end),
-    (r.org_id, r.contact_id, 'local_day', case when r.contact_id is not null then
-       private.local_day_start(coalesce(c.timezone, s.timezone, 'UTC'), r.created_at) end)
-  ) as k(org_id, contact_id, bucket, starts_at)
-  where k.starts_at is not null
-  group by k.org_id, k.bucket, k.contact_id, k.starts_at
-  order by k.org_id, k.bucket, k.contact_id, k.starts_at
+  cross join lateral private.usage_buckets(r.org_id, r.contact_id, r.created_at) k
+  group by r.org_id, k.bucket, k.contact_id, k.starts_at
+  order by r.org_id, k.bucket, k.contact_id, k.starts_at
   on conflict on constraint usage_totals_key do update
     set requests = u.requests + excluded.requests,
         tokens_in = u.tokens_in + excluded.tokens_in,
@@ -387,6 +406,308 @@ end;
 $$;
 
 -- =============================================================================================
+-- Meta's charges: a price per category and market, charged once per billable message part
+-- =============================================================================================
+-- USD per delivered message, by pricing category (the `pricing.category` of Meta's status
+-- webhooks), market and start date. The market is the recipient's country calling code (the
+-- longest one that prefixes the contact's wa_id wins; 'other' is the fallback). Operators keep
+-- it current with SQL (service role): a new price is a new row with its effective_from, the old
+-- rows stay for the charges already made. The defaults below are Meta's per-message rates
+-- effective 2025-07-01 for a few markets, as third-party copies of Meta's rate card list them
+-- (docs.sent.dm/docs/guides/whatsapp-pricing, https://developers.facebook.com/docs/whatsapp/pricing);
+-- service messages are charged from 2026-10-01 at the market's utility rate (per third-party
+-- summaries of Meta's announcement: chakrahq.com, hello-charles.com). Check them against Meta's
+-- current rate card before relying on them: docs/operations.md#whatsapp-prices.
+create table private.whatsapp_prices (
+  category       text not null check (category in ('marketing', 'marketing_lite', 'utility',
+                   'authentication', 'authentication_international', 'service')),
+  market         text not null check (market ~ '^([0-9]{1,4}|other)$'),
+  effective_from date not null,
+  price_usd      numeric(10, 6) not null check (price_usd between 0 and 100),
+  primary key (category, market, effective_from)
+);
+comment on table private.whatsapp_prices is
+  'USD per billable WhatsApp message by pricing category, market (calling code or other) and start date. Service role only.';
+
+alter table private.whatsapp_prices enable row level security;
+revoke all on private.whatsapp_prices from public, anon, authenticated;
+grant select, insert, update, delete on private.whatsapp_prices to service_role;
+
+insert into private.whatsapp_prices (category, market, effective_from, price_usd)
+select c.category, r.market, d.effective_from,
+       case c.category when 'marketing' then r.marketing when 'marketing_lite' then r.marketing
+                       when 'authentication' then r.authentication else r.utility end
+from (values
+  -- market: North America (+1), Brazil, India, Mexico, Germany, United Kingdom, Indonesia, other
+  ('1', 0.0250, 0.0040, 0.0135), ('55', 0.0625, 0.0068, 0.0068), ('91', 0.0118, 0.0014, 0.0014),
+  ('52', 0.0305, 0.0085, 0.0085), ('49', 0.1365, 0.0550, 0.0768), ('44', 0.0529, 0.0220, 0.0358),
+  ('62', 0.0411, 0.0250, 0.0250), ('other', 0.0604, 0.0077, 0.0077)
+) as r(market, marketing, utility, authentication)
+cross join (values ('marketing'), ('marketing_lite'), ('utility'), ('authentication'),
+                   ('service')) c(category)
+cross join lateral (values (case c.category when 'service' then date '2026-10-01'
+                                             else date '2025-07-01' end)) d(effective_from);
+
+-- The price of a message of pricing category p_category to wa_id p_wa_id charged at p_at: the
+-- longest calling code of the category that prefixes the number, else 'other'; the latest
+-- price in effect then. Null when the category has no price.
+create or replace function private.whatsapp_price(p_category text, p_wa_id text, p_at timestamptz)
+returns numeric
+language sql
+stable
+set search_path = ''
+as $$
+  select w.price_usd
+  from private.whatsapp_prices w
+  where w.category = p_category and w.effective_from <= p_at
+    and (w.market = 'other' or starts_with(coalesce(p_wa_id, ''), w.market))
+  order by w.market <> 'other' desc, length(w.market) desc, w.effective_from desc
+  limit 1
+$$;
+
+revoke all on function private.whatsapp_price(text, text, timestamptz) from public, anon, authenticated;
+
+-- Charges message parts: p_charges = [{wamid, charge}], charge = the pricing category of a
+-- billable status (the webhook parser decides what is billable: lib/src/whatsapp/pricing.rs),
+-- null when not billable. The category is noted on the part (its first billable status: sent,
+-- usually), and a part is charged once it is delivered or read (Meta charges delivered
+-- messages only; a read status may come without the delivered one, and without pricing).
+-- Each part is charged once, whatever its statuses and their redeliveries (charged_at; a
+-- concurrent charge of the same part waits for the first, then finds it charged), at its price
+-- (private.whatsapp_price, 0 when the category has none), counted into the usage totals of its
+-- org and contact beside AI cost (private.usage_buckets). A status of a part not known yet
+-- keeps its charge in whatsapp_early_statuses until the send's wamids are recorded.
+create or replace function private.whatsapp_charge_parts(p_charges jsonb)
+returns void
+language plpgsql
+security definer  -- writes private.usage_totals, which the service role only reads
+set search_path = ''
+as $$
+declare
+  v_wamids text[];
+begin
+  if coalesce(jsonb_array_length(p_charges), 0) = 0 then
+    return;
+  end if;
+  select array_agg(distinct c.wamid) into v_wamids
+  from jsonb_to_recordset(p_charges) as c(wamid text);
+
+  update private.whatsapp_message_parts p
+  set charge = c.charge
+  from (select distinct on (c.wamid) c.wamid, c.charge
+        from jsonb_to_recordset(p_charges) as c(wamid text, charge text)
+        where c.charge is not null
+        order by c.wamid, c.charge) c
+  where p.wamid = c.wamid and p.charge is null;
+
+  with priced as materialized (
+    select p.wamid, m.org_id, m.contact_id, p.charge,
+           coalesce(private.whatsapp_price(p.charge, c.wa_id, now()), 0) as cost_usd
+    from private.whatsapp_message_parts p
+    join public.messages m on m.id = p.message_id
+    left join public.contacts c on c.id = m.contact_id
+    where p.wamid = any (v_wamids) and p.charge is not null and p.charged_at is null
+      and p.status in ('delivered', 'read')
+  ),
+  charged as (
+    update private.whatsapp_message_parts p
+    set charged_at = now(), cost_usd = x.cost_usd
+    from priced x
+    where p.wamid = x.wamid and p.charged_at is null
+    returning p.wamid
+  )
+  insert into private.usage_totals as u
+    (org_id, contact_id, bucket, starts_at, whatsapp_messages, whatsapp_cost_usd)
+  select x.org_id, k.contact_id, k.bucket, k.starts_at, count(*), sum(x.cost_usd)
+  from priced x
+  join charged using (wamid)
+  cross join lateral private.usage_buckets(x.org_id, x.contact_id, now()) k
+  group by x.org_id, k.bucket, k.contact_id, k.starts_at
+  order by x.org_id, k.bucket, k.contact_id, k.starts_at
+  on conflict on constraint usage_totals_key do update
+    set whatsapp_messages = u.whatsapp_messages + excluded.whatsapp_messages,
+        whatsapp_cost_usd = u.whatsapp_cost_usd + excluded.whatsapp_cost_usd;
+end;
+$$;
+
+revoke all on function private.whatsapp_charge_parts(jsonb) from public, anon, authenticated;
+grant execute on function private.whatsapp_charge_parts(jsonb) to service_role;
+
+-- =============================================================================================
+-- Number and account health: Meta's account webhooks, recorded per number, template, contact
+-- =============================================================================================
+-- The org's message templates as Meta's webhooks last described them
+-- (message_template_status_update, message_template_quality_update), per WABA of the org.
+create table public.whatsapp_templates (
+  org_id      uuid not null references public.orgs (id) on delete cascade,
+  name        text not null check (char_length(name) between 1 and 512 and name ~ '^[a-z0-9_]+$'),
+  language    text not null check (language ~ '^[A-Za-z0-9_]{1,15}$'),
+  template_id text check (template_id ~ '^[0-9]{1,32}$'),
+  status      text check (status ~ '^[A-Z0-9_]{1,64}$'),
+  category    text check (category ~ '^[A-Z0-9_]{1,64}$'),
+  quality     text check (quality ~ '^[A-Z0-9_]{1,64}$'),
+  reason      text check (char_length(reason) <= 512),
+  updated_at  timestamptz not null default now(),
+  primary key (org_id, name, language)
+);
+comment on table public.whatsapp_templates is
+  'Message templates as Meta''s webhooks last described them: status (APPROVED, PAUSED, DISABLED...), category, quality.';
+
+create trigger whatsapp_templates_set_updated_at before update on public.whatsapp_templates
+  for each row execute function public.set_updated_at();
+
+alter table public.whatsapp_templates enable row level security;
+
+create policy whatsapp_templates_select_member on public.whatsapp_templates
+  for select to authenticated
+  using (org_id = any (array(select private.my_org_ids())));
+
+revoke insert, update, delete, truncate, references, trigger on public.whatsapp_templates from anon, authenticated;
+
+-- Template statuses in which Meta does not send the template.
+create function private.template_unusable(p_status text)
+returns boolean
+language sql immutable parallel safe
+as $$
+  select coalesce(p_status in ('PAUSED', 'DISABLED', 'REJECTED', 'PENDING', 'IN_APPEAL',
+                               'PENDING_DELETION', 'DELETED', 'ARCHIVED'), false)
+$$;
+
+revoke execute on function private.template_unusable(text) from public;
+grant execute on function private.template_unusable(text) to authenticated, service_role;
+
+-- The org's template p_name in p_language, or null when Meta paused, disabled or rejected it
+-- (private.template_unusable): every place that hands a template to the send step reads it
+-- through this, so a template Meta stopped is never sent (the send then fails that item:
+-- outside the window with no usable template).
+create function private.usable_template(p_org_id uuid, p_name text, p_language text)
+returns text
+language sql stable
+set search_path = ''
+as $$
+  select case when exists (
+    select 1 from public.whatsapp_templates t
+    where t.org_id = p_org_id and t.name = p_name
+      and t.language = private.template_language(p_language)
+      and private.template_unusable(t.status)) then null else p_name end
+$$;
+
+revoke execute on function private.usable_template(uuid, text, text) from public;
+grant execute on function private.usable_template(uuid, text, text) to authenticated, service_role;
+
+-- whatsapp_ingest's account events (lib/src/whatsapp/account.rs): p_events = [{kind, waba_id,
+-- ...}], kind one of
+--   account          {event, ban_state, restrictions}: the WABA's numbers (waba_id) record the
+--                    event and, for ACCOUNT_RESTRICTION, the restrictions; a restriction, a
+--                    ban or a disabled account raises a critical whatsapp_account_restricted
+--                    alert, a violation a whatsapp_account_violation warning;
+--   number_quality   {display_phone_number, event, messaging_limit}: the number (by WABA and
+--                    display digits) records them; FLAGGED or DOWNGRADE raises a
+--                    whatsapp_number_quality warning, UNFLAGGED or UPGRADE resolves it;
+--   template_status  {template_id, name, language, event, category, reason} and
+--   template_quality {template_id, name, language, quality}: the template of each org of the
+--                    WABA; a paused, disabled or rejected template that is the org's
+--                    reply_template or reminder_template raises a critical
+--                    whatsapp_template_unusable alert;
+--   marketing        {phone_number_id, wa_id, stopped, at}: the contact's marketing_stopped_at.
+-- Each event is applied alone: one that fails (a value the table refuses) is skipped with a
+-- warning in the database log, never failing the delivery.
+create or replace function private.whatsapp_apply_account_events(p_events jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  e record;
+  v_org uuid;
+begin
+  if coalesce(jsonb_array_length(p_events), 0) = 0 then
+    return;
+  end if;
+  for e in
+    select * from jsonb_to_recordset(p_events) as x(
+      kind text, waba_id text, event text, ban_state text, restrictions jsonb,
+      display_phone_number text, messaging_limit text, template_id text, name text,
+      language text, category text, reason text, quality text, phone_number_id text,
+      wa_id text, stopped boolean, at timestamptz)
+  loop
+    begin
+      if e.kind = 'account' then
+        for v_org in
+          update public.whatsapp_numbers n
+          set account_event = e.event, health_updated_at = now(),
+              restrictions = case when e.event = 'ACCOUNT_RESTRICTION'
+                                  then coalesce(e.restrictions, '[]') else n.restrictions end
+          where n.waba_id = e.waba_id
+          returning n.org_id
+        loop
+          if (e.event = 'ACCOUNT_RESTRICTION' and jsonb_array_length(coalesce(e.restrictions, '[]')) > 0)
+             or (e.event = 'DISABLED_UPDATE' and coalesce(e.ban_state, '') <> 'REINSTATE')
+             or e.event in ('ACCOUNT_DELETED', 'ACCOUNT_OFFBOARDED') then
+            perform private.raise_alert(v_org, 'whatsapp_account_restricted', 'critical',
+              'Meta restricted or disabled the WhatsApp Business account (' || e.event
+              || '): sending may stop. See the number''s restrictions in the console.');
+          elsif e.event = 'ACCOUNT_VIOLATION' then
+            perform private.raise_alert(v_org, 'whatsapp_account_violation', 'warning',
+              'Meta reported a policy violation on the WhatsApp Business account.');
+          end if;
+        end loop;
+      elsif e.kind = 'number_quality' then
+        for v_org in
+          update public.whatsapp_numbers n
+          set quality_event = e.event, health_updated_at = now(),
+              messaging_limit = coalesce(e.messaging_limit, n.messaging_limit)
+          where n.waba_id = e.waba_id
+            and regexp_replace(n.display_phone_number, '[^0-9]', '', 'g') = e.display_phone_number
+          returning n.org_id
+        loop
+          if e.event in ('FLAGGED', 'DOWNGRADE') then
+            perform private.raise_alert(v_org, 'whatsapp_number_quality', 'warning',
+              'Meta lowered a WhatsApp number''s quality rating or messaging limit (' || e.event || ').');
+          elsif e.event in ('UNFLAGGED', 'UPGRADE') then
+            update public.alerts a set status = 'resolved'
+            where a.org_id = v_org and a.kind = 'whatsapp_number_quality' and a.status = 'open';
+          end if;
+        end loop;
+      elsif e.kind in ('template_status', 'template_quality') then
+        for v_org in
+          insert into public.whatsapp_templates as t
+            (org_id, name, language, template_id, status, category, quality, reason)
+          select distinct n.org_id, e.name, e.language, e.template_id, e.event, e.category,
+                 e.quality, e.reason
+          from public.whatsapp_numbers n
+          where n.waba_id = e.waba_id
+          on conflict (org_id, name, language) do update
+            set template_id = coalesce(excluded.template_id, t.template_id),
+                status = coalesce(excluded.status, t.status),
+                category = coalesce(excluded.category, t.category),
+                quality = coalesce(excluded.quality, t.quality),
+                reason = case when excluded.status is not null then excluded.reason else t.reason end
+          returning t.org_id
+        loop
+          if private.template_unusable(e.event) and exists (
+              select 1 from public.assistant_settings s
+              where s.org_id = v_org and e.name in (s.reply_template, s.reminder_template)
+                and private.template_language(s.template_language) = e.language) then
+            perform private.raise_alert(v_org, 'whatsapp_template_unusable', 'critical',
+              'Meta set the template ' || e.name || ' (' || e.language || ') in use to ' || e.event
+              || ': messages outside the 24 h window cannot be sent until another template is set.');
+          end if;
+        end loop;
+      elsif e.kind = 'marketing' then
+        update public.contacts c
+        set marketing_stopped_at = case when e.stopped then least(coalesce(e.at, now()), now()) end
+        from public.whatsapp_numbers n
+        where n.phone_number_id = e.phone_number_id and c.org_id = n.org_id and c.wa_id = e.wa_id;
+      end if;
+    exception when others then
+      raise warning 'account event % skipped: %', e.kind, sqlerrm;
+    end;
+  end loop;
+end;
+$$;
+
+-- =============================================================================================
 -- whatsapp_ingest: one webhook delivery, stored atomically
 -- =============================================================================================
 -- p_messages: [{ord, phone_number_id, wa_id, profile_name, wamid, type, body, payload, sent_at}]
@@ -398,7 +719,8 @@ $$;
 -- from p_received_at, the webhook route's start, to now, when given).
 -- Returns {new_message_ids: [uuid], unknown_numbers: int, statuses_applied: int}.
 create or replace function public.whatsapp_ingest(
-  p_delivery_id text, p_messages jsonb, p_statuses jsonb, p_received_at timestamptz default null)
+  p_delivery_id text, p_messages jsonb, p_statuses jsonb, p_received_at timestamptz default null,
+  p_account_events jsonb default '[]')
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -489,6 +811,7 @@ begin
   perform private.count_inbound(v_new);
 
   v_applied := private.whatsapp_apply_statuses(p_statuses);
+  perform private.whatsapp_apply_account_events(p_account_events);
 
   return jsonb_build_object(
     'new_message_ids', to_jsonb(v_new),
@@ -512,7 +835,7 @@ begin
   for d in select e from jsonb_array_elements(p_deliveries) e loop
     v_results := v_results || jsonb_build_array(
       public.whatsapp_ingest(d ->> 'id', d -> 'messages', d -> 'statuses',
-                             (d ->> 'received_at')::timestamptz));
+                             (d ->> 'received_at')::timestamptz, d -> 'account_events'));
   end loop;
   return v_results;
 end;
@@ -659,7 +982,7 @@ begin
         'system_prompt', s.system_prompt, 'model', s.model, 'fallback_model', s.fallback_model,
         'enabled_tools', to_jsonb(s.enabled_tools), 'language', coalesce(s.language, 'en'),
         'timezone', coalesce(s.timezone, 'UTC'),
-        'reply_template', s.reply_template,
+        'reply_template', private.usable_template(m.org_id, s.reply_template, s.template_language),
         'template_language', private.template_language(s.template_language),
         'fallback_first', exists (
           select 1 from public.alerts a
@@ -944,7 +1267,7 @@ $$;
 
 -- Service role only (the default privileges would let every role execute them).
 revoke execute on function
-  public.whatsapp_ingest(text, jsonb, jsonb, timestamptz),
+  public.whatsapp_ingest(text, jsonb, jsonb, timestamptz, jsonb),
   public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int, int),
   public.whatsapp_begin_reply(uuid, uuid, text, text, jsonb),
@@ -952,7 +1275,7 @@ revoke execute on function
   public.whatsapp_fail_message(uuid, uuid, text, uuid, jsonb, jsonb, boolean, int)
 from public, anon, authenticated;
 grant execute on function
-  public.whatsapp_ingest(text, jsonb, jsonb, timestamptz),
+  public.whatsapp_ingest(text, jsonb, jsonb, timestamptz, jsonb),
   public.whatsapp_ingest_batch(jsonb),
   public.whatsapp_claim_message(uuid, int, int, int, int),
   public.whatsapp_begin_reply(uuid, uuid, text, text, jsonb),
@@ -1014,10 +1337,14 @@ create table private.whatsapp_message_parts (
   part       int,
   status     text not null default 'sent',
   status_at  timestamptz,
-  error      jsonb
+  error      jsonb,
+  -- Meta's charge (private.whatsapp_charge_parts): the pricing category, the price, when.
+  charge     text check (charge ~ '^[a-z_]{1,64}$'),
+  cost_usd   numeric(10, 6) check (cost_usd >= 0),
+  charged_at timestamptz
 );
 comment on table private.whatsapp_message_parts is
-  'Each WhatsApp message of an outbound message (a long text is split) with its own status; part is null until the send''s wamids are recorded (a status matched by callback data first). Service role only.';
+  'Each WhatsApp message of an outbound message (a long text is split) with its own status and Meta''s charge; part is null until the send''s wamids are recorded (a status matched by callback data first). Service role only.';
 create index whatsapp_message_parts_message_idx on private.whatsapp_message_parts (message_id);
 
 create table private.whatsapp_early_statuses (
@@ -1026,6 +1353,7 @@ create table private.whatsapp_early_statuses (
   status             text not null,
   at                 timestamptz not null,
   errors             jsonb,
+  charge             text check (charge ~ '^[a-z_]{1,64}$'),  -- a billable status's pricing category
   received_at        timestamptz not null default now()
 );
 comment on table private.whatsapp_early_statuses is
@@ -1125,7 +1453,8 @@ $$;
 -- wamid, or the callback data naming the message), without regressing; one whose message is
 -- not known yet is kept in whatsapp_early_statuses. A part that fails raises a
 -- `delivery_failed` alert; the 131047 (re-engagement) ones are marked for a template retry by
--- the outcome resolver. Returns how many statuses changed a part.
+-- the outcome resolver. A billable status (charge: its pricing category) charges its part
+-- once (private.whatsapp_charge_parts). Returns how many statuses changed a part.
 create or replace function private.whatsapp_apply_statuses(p_statuses jsonb)
 returns int
 language plpgsql
@@ -1157,9 +1486,11 @@ begin
 
   with incoming as (
     select distinct on (s.wamid) s.wamid, s.status, s.at, s.errors, s.callback,
+           max(s.charge) over (partition by s.wamid) as charge,
            n.id as number_id, n.org_id
     from jsonb_to_recordset(p_statuses) as s(
-      phone_number_id text, wamid text, status text, at timestamptz, errors jsonb, callback uuid)
+      phone_number_id text, wamid text, status text, at timestamptz, errors jsonb, callback uuid,
+      charge text)
     join public.whatsapp_numbers n on n.phone_number_id = s.phone_number_id
     order by s.wamid, private.outbound_status_rank(s.status) desc
   ),
@@ -1173,10 +1504,12 @@ begin
       on c.id = i.callback and c.direction = 'outbound' and c.org_id = i.org_id
   ),
   early as (
-    insert into private.whatsapp_early_statuses as e (wamid, whatsapp_number_id, status, at, errors)
-    select wamid, number_id, status, at, errors from matched where message_id is null
+    insert into private.whatsapp_early_statuses as e
+      (wamid, whatsapp_number_id, status, at, errors, charge)
+    select wamid, number_id, status, at, errors, charge from matched where message_id is null
     on conflict (wamid) do update
-      set status = excluded.status, at = excluded.at, errors = coalesce(excluded.errors, e.errors)
+      set status = excluded.status, at = excluded.at, errors = coalesce(excluded.errors, e.errors),
+          charge = coalesce(e.charge, excluded.charge)
       where private.outbound_status_rank(excluded.status) > private.outbound_status_rank(e.status)
   ),
   parts as (
@@ -1196,6 +1529,7 @@ begin
 
   perform private.whatsapp_settle_parts(v_touched);
   perform private.whatsapp_delivery_failed(v_failed);
+  perform private.whatsapp_charge_parts(p_statuses);
   return v_applied;
 end;
 $$;
@@ -1236,6 +1570,8 @@ returns void
 language plpgsql
 set search_path = ''
 as $$
+declare
+  v_charges jsonb;
 begin
   if p_message_id is null or coalesce(jsonb_array_length(p_wamids), 0) = 0 then
     return;
@@ -1250,12 +1586,18 @@ begin
     delete from private.whatsapp_early_statuses e
     where e.wamid = any (array(select jsonb_array_elements_text(p_wamids)))
     returning e.*
+  ),
+  applied as (
+    update private.whatsapp_message_parts p
+    set status = e.status, status_at = e.at, error = coalesce(e.errors, p.error)
+    from early e
+    where p.wamid = e.wamid
+      and private.outbound_status_rank(e.status) > private.outbound_status_rank(p.status)
   )
-  update private.whatsapp_message_parts p
-  set status = e.status, status_at = e.at, error = coalesce(e.errors, p.error)
-  from early e
-  where p.wamid = e.wamid
-    and private.outbound_status_rank(e.status) > private.outbound_status_rank(p.status);
+  select coalesce(jsonb_agg(jsonb_build_object('wamid', e.wamid, 'charge', e.charge)), '[]')
+  into v_charges
+  from early e;
+  perform private.whatsapp_charge_parts(v_charges);
 
   perform private.whatsapp_settle_parts(array[p_message_id]);
 end;
@@ -1393,8 +1735,9 @@ begin
       'phone_number_id', n.phone_number_id, 'wa_id', c.wa_id,
       'window_open', private.window_open(v.last_inbound_at)
                      and m.payload ->> 'template_retry' is null,
-      'template', case when m.reminder_id is not null then s.reminder_template
-                       else s.reply_template end,
+      'template', private.usable_template(m.org_id,
+                    case when m.reminder_id is not null then s.reminder_template
+                         else s.reply_template end, s.template_language),
       'template_language', private.template_language(s.template_language),
       'opted_out', c.opted_out))
     from public.messages m

@@ -83,7 +83,7 @@ as $$
     'recurrence', r.recurrence, 'timezone', r.timezone, 'attempts', r.attempts,
     'wa_id', c.wa_id, 'conversation_id', v.id, 'phone_number_id', v.phone_number_id,
     'window_open', private.window_open(v.last_inbound_at),
-    'reminder_template', s.reminder_template,
+    'reminder_template', private.usable_template(r.org_id, s.reminder_template, s.template_language),
     'template_language', private.template_language(s.template_language))
   from public.reminders r
   join public.contacts c on c.id = r.contact_id
@@ -876,7 +876,7 @@ grant execute on function public.cron_purge(text, int, int) to service_role;
 -- an (org_id, created_at) index: error_rate (failed among processed + failed inbound messages),
 -- webhook_latency (p95 of webhooks.latency_ms, by (org_id, received_at)), ai_latency (p95 of
 -- ai_requests.latency_ms), tool_failure_rate (tool executions in error),
--- ai_cost (the budget period's AI cost from private.usage_totals against
+-- ai_cost (the budget period's AI cost and Meta's charges, from private.usage_totals, against
 -- assistant_settings.monthly_cost_budget_usd), and db_latency (p_db_latency_ms, measured by the
 -- caller; platform-wide, org null). p_limits holds the thresholds (error_rate,
 -- tool_failure_rate as fractions; ai_latency_ms, db_latency_ms) and min_samples (the rates and
@@ -915,7 +915,7 @@ as $$
       from public.tool_executions t
       where t.org_id = o.id and t.created_at >= w.at) t on true
     left join lateral (
-      select u.cost_usd from private.usage_totals u
+      select u.cost_usd + u.whatsapp_cost_usd as cost_usd from private.usage_totals u
       where u.org_id = o.id and u.bucket = 'period' and u.contact_id is null
         and u.starts_at = private.token_period_start(o.token_period_started_at)) c on true
     cross join lateral (select (p_limits ->> 'min_samples')::int as min_samples) k

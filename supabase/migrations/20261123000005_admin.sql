@@ -103,9 +103,10 @@ revoke insert, update, delete, truncate, references, trigger on public.conversat
 -- Reads that aggregate (security invoker: RLS applies to every row they count)
 -- =============================================================================================
 
--- The dashboard of one org: this calendar month's (UTC) traffic (private.message_totals) and AI
--- cost, the token budget of the current budget period (both from private.usage_totals), open
--- alerts, dead letters and the health summary.
+-- The dashboard of one org: this calendar month's (UTC) traffic (private.message_totals), AI
+-- cost and Meta's charges (whatsapp: billable messages and their cost; total_cost_usd is both),
+-- the token budget of the current budget period (all from private.usage_totals), open alerts,
+-- dead letters, the health summary and each WhatsApp number's health.
 create or replace function public.admin_overview(p_org_id uuid)
 returns jsonb
 language plpgsql
@@ -118,6 +119,7 @@ declare
   v_period timestamptz;
   v_used bigint;
   v_traffic record;
+  v_month_usage record;
 begin
   perform private.require_role(p_org_id, array['owner', 'admin', 'viewer']);
   select * into v_org from public.orgs where id = p_org_id;
@@ -131,6 +133,15 @@ begin
   from private.usage_totals u
   where u.org_id = p_org_id and u.bucket = 'period' and u.starts_at = v_period
     and u.contact_id is null;
+  select coalesce(sum(u.requests), 0) as requests,
+         coalesce(sum(u.tokens_in + u.tokens_out), 0) as tokens,
+         coalesce(sum(u.cost_usd), 0) as cost_usd,
+         coalesce(sum(u.whatsapp_messages), 0) as whatsapp_messages,
+         coalesce(sum(u.whatsapp_cost_usd), 0) as whatsapp_cost_usd
+  into v_month_usage
+  from private.usage_totals u
+  where u.org_id = p_org_id and u.bucket = 'day' and u.starts_at >= v_month
+    and u.contact_id is null;
 
   return jsonb_build_object(
     'org', jsonb_build_object(
@@ -139,14 +150,20 @@ begin
     'month_started_at', v_month,
     'messages', jsonb_build_object('inbound', v_traffic.inbound, 'outbound', v_traffic.outbound),
     'active_contacts', v_traffic.active_contacts,
-    'ai', (
-      select jsonb_build_object(
-        'requests', coalesce(sum(u.requests), 0),
-        'tokens', coalesce(sum(u.tokens_in + u.tokens_out), 0),
-        'cost_usd', coalesce(sum(u.cost_usd), 0))
-      from private.usage_totals u
-      where u.org_id = p_org_id and u.bucket = 'day' and u.starts_at >= v_month
-        and u.contact_id is null),
+    'ai', jsonb_build_object(
+      'requests', v_month_usage.requests, 'tokens', v_month_usage.tokens,
+      'cost_usd', v_month_usage.cost_usd),
+    'whatsapp', jsonb_build_object(
+      'charged_messages', v_month_usage.whatsapp_messages,
+      'cost_usd', v_month_usage.whatsapp_cost_usd),
+    'total_cost_usd', v_month_usage.cost_usd + v_month_usage.whatsapp_cost_usd,
+    'numbers', (
+      select coalesce(jsonb_agg(jsonb_build_object(
+               'phone_number_id', n.phone_number_id, 'display_phone_number', n.display_phone_number,
+               'quality_event', n.quality_event, 'messaging_limit', n.messaging_limit,
+               'account_event', n.account_event, 'restrictions', n.restrictions,
+               'health_updated_at', n.health_updated_at) order by n.created_at, n.id), '[]')
+      from public.whatsapp_numbers n where n.org_id = p_org_id),
     'budget', jsonb_build_object(
       'monthly_tokens', v_org.monthly_token_budget,
       'used_tokens', v_used,
@@ -166,9 +183,9 @@ $$;
 comment on function public.admin_overview(uuid) is
   'Admin dashboard of one org (members only): month traffic, AI cost, budget left, alerts, dead letters, health.';
 
--- AI usage of one org between two UTC dates (inclusive), read from the running totals
--- (private.usage_totals), not from the ledger: totals and days over the range (the org's day
--- rows), and the top 25 contacts by cost over the calendar months the range touches
+-- AI usage and Meta's charges (whatsapp_messages, whatsapp_cost_usd) of one org between two
+-- UTC dates (inclusive), read from the running totals (private.usage_totals), not from the
+-- ledger: totals and days over the range (the org's day rows), and the top 25 contacts by cost over the calendar months the range touches
 -- (contacts_from .. contacts_to; the contacts' month rows). Bounded: the candidates are the top
 -- 25 of each month (usage_totals_contact_month_cost_idx). A candidate's months in those lists
 -- give a lower bound of its cost (exact when it is in every full month's list) and an upper
@@ -209,11 +226,13 @@ begin
            'tokens_in', coalesce(sum(x.tokens_in), 0),
            'tokens_out', coalesce(sum(x.tokens_out), 0),
            'tokens_cached', coalesce(sum(x.tokens_cached), 0),
-           'cost_usd', coalesce(sum(x.cost_usd), 0))
+           'cost_usd', coalesce(sum(x.cost_usd), 0),
+           'whatsapp_messages', coalesce(sum(x.whatsapp_messages), 0),
+           'whatsapp_cost_usd', coalesce(sum(x.whatsapp_cost_usd), 0))
   into v_days, v_totals
   from (
     select (d.starts_at at time zone 'UTC')::date as day, d.requests, d.tokens_in, d.tokens_out,
-           d.tokens_cached, d.cost_usd
+           d.tokens_cached, d.cost_usd, d.whatsapp_messages, d.whatsapp_cost_usd
     from private.usage_totals d
     where d.org_id = p_org_id and d.bucket = 'day' and d.contact_id is null
       and d.starts_at >= v_start and d.starts_at < v_end) x;
@@ -276,7 +295,7 @@ end;
 $$;
 
 comment on function public.admin_usage(uuid, date, date) is
-  'AI requests, tokens and cost of one org per UTC day, and its top contacts over the months the range touches (members only).';
+  'AI requests, tokens and cost and Meta''s charges of one org per UTC day, and its top contacts over the months the range touches (members only).';
 
 -- =============================================================================================
 -- Changes of one org's rows, with their audit row (security definer: they check the caller)
@@ -657,7 +676,8 @@ declare
 begin
   select c.id, c.org_id, c.contact_id, ct.wa_id, ct.opted_out, n.phone_number_id,
          private.window_open(c.last_inbound_at) as window_open,
-         s.reply_template, private.template_language(s.template_language) as template_language
+         private.usable_template(c.org_id, s.reply_template, s.template_language) as reply_template,
+         private.template_language(s.template_language) as template_language
   into v
   from public.conversations c
   join public.contacts ct on ct.id = c.contact_id

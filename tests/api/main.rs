@@ -4,9 +4,11 @@
 
 mod helpers;
 
+mod account_events;
 mod admin;
 mod assistant;
 mod billing;
+mod charges;
 mod cron;
 mod erasure;
 mod group_commit;

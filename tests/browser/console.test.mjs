@@ -137,7 +137,9 @@ function expectedOverview() {
   const alerts = Number(psql(`select count(*) from public.alerts where org_id = '${ACME}' and status = 'open'`));
   const deadLetters = Number(psql(`select count(*) from public.dead_letter_queue where org_id = '${ACME}' and status in ('pending', 'retrying')`));
   const cost = Number(psql(`select coalesce(sum(cost_usd), 0) from public.ai_requests where org_id = '${ACME}' and created_at >= ${month}`));
-  return { inbound, outbound, contacts, alerts, deadLetters, cost };
+  const whatsapp = Number(psql(`select coalesce(sum(whatsapp_cost_usd), 0) from private.usage_totals where org_id = '${ACME}' and bucket = 'day' and contact_id is null and starts_at >= ${month}`));
+  const numbers = Number(psql(`select count(*) from public.whatsapp_numbers where org_id = '${ACME}'`));
+  return { inbound, outbound, contacts, alerts, deadLetters, cost, whatsapp, numbers };
 }
 
 async function shot(page, name) {
@@ -217,6 +219,8 @@ async function main() {
       assert.equal(digits(await text("open-alerts")), want.alerts);
       assert.equal(digits(await text("dead-letters")), want.deadLetters);
       assert.equal(digits(await text("ai-cost")), Math.round(want.cost * 10000) / 10000);
+      assert.equal(digits(await text("whatsapp-cost")), Math.round(want.whatsapp * 10000) / 10000);
+      assert.equal(await owner.locator('[data-testid="number"]').count(), want.numbers);
       assert.match(await text("budget"), /tokens used/);
       await shot(owner, "overview");
     });

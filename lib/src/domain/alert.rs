@@ -41,6 +41,17 @@ pub enum AlertKind {
     ToolFailureRate,
     /// The database round trip is over `ALERT_DB_LATENCY_MS` (platform-wide, no org).
     DbLatency,
+    /// Raised by the database from Meta's account webhooks
+    /// (`private.whatsapp_apply_account_events`), with this severity and a text naming the
+    /// event: Meta restricted, banned or disabled the WhatsApp Business account.
+    WhatsappAccountRestricted,
+    /// Meta reported a policy violation on the WhatsApp Business account.
+    WhatsappAccountViolation,
+    /// Meta lowered a number's quality rating or messaging limit (resolved when raised again).
+    WhatsappNumberQuality,
+    /// Meta paused, disabled or rejected the org's reply or reminder template: messages
+    /// outside the 24 h window cannot be sent.
+    WhatsappTemplateUnusable,
 }
 
 impl AlertKind {
@@ -53,11 +64,15 @@ impl AlertKind {
             | Self::AiLatency
             | Self::AiCost
             | Self::ToolFailureRate
-            | Self::DbLatency => Severity::Warning,
+            | Self::DbLatency
+            | Self::WhatsappAccountViolation
+            | Self::WhatsappNumberQuality => Severity::Warning,
             Self::WhatsappTokenExpired
             | Self::ModelRetired
             | Self::GraphVersionRetired
-            | Self::ErrorRate => Severity::Critical,
+            | Self::ErrorRate
+            | Self::WhatsappAccountRestricted
+            | Self::WhatsappTemplateUnusable => Severity::Critical,
         }
     }
 
@@ -87,9 +102,23 @@ impl AlertKind {
             Self::AiLatency => {
                 "AI provider latency (p95) is over its threshold; turns try the fallback model first."
             }
-            Self::AiCost => "The AI cost of this budget period is over the org's cost budget.",
+            Self::AiCost => {
+                "The AI and WhatsApp cost of this budget period is over the org's cost budget."
+            }
             Self::ToolFailureRate => "Tool executions fail over the tool failure threshold.",
             Self::DbLatency => "Database latency is over its threshold.",
+            Self::WhatsappAccountRestricted => {
+                "Meta restricted or disabled the WhatsApp Business account: sending may stop."
+            }
+            Self::WhatsappAccountViolation => {
+                "Meta reported a policy violation on the WhatsApp Business account."
+            }
+            Self::WhatsappNumberQuality => {
+                "Meta lowered a WhatsApp number's quality rating or messaging limit."
+            }
+            Self::WhatsappTemplateUnusable => {
+                "Meta paused, disabled or rejected the template in use: messages outside the 24 h window cannot be sent."
+            }
         }
     }
 }

@@ -76,7 +76,7 @@ impl GroupCommit {
         let (answer, mut result) = oneshot::channel();
         let item = json!({
             "id": delivery.id, "messages": delivery.messages, "statuses": delivery.statuses,
-            "received_at": received_at,
+            "account_events": delivery.account_events, "received_at": received_at,
         });
         self.lock().waiting.push((item, answer));
         loop {

@@ -111,7 +111,7 @@ async fn receive(request: Request<Bytes>, ctx: Ctx) -> HandlerResult {
             "delivery items without usable ids skipped"
         );
     }
-    if delivery.messages.is_empty() && delivery.statuses.is_empty() {
+    if delivery.is_empty() {
         tracing::info!(
             event = "verified",
             messages = 0,

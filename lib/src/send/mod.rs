@@ -78,8 +78,9 @@ pub type Outcome = Result<Delivered, SendError>;
 pub enum SendError {
     #[error(transparent)]
     Graph(GraphError),
-    /// Outside the window, and the org has no approved template for it.
-    #[error("outside the 24 h window and no approved template is configured")]
+    /// Outside the window, and the org has no usable template for it (none configured, or
+    /// Meta paused, disabled or rejected it: `private.usable_template`).
+    #[error("outside the 24 h window and no usable template: none is configured, or Meta paused, disabled or rejected it")]
     NoTemplate,
     /// The stored recipient does not decode (the reason names no stored value).
     #[error("{0}")]

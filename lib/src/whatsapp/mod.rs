@@ -1,8 +1,10 @@
 //! The WhatsApp Cloud API: webhook deliveries in, Graph API messages out.
 
+pub mod account;
 pub mod graph;
 pub mod outbound;
 pub mod payload;
+pub mod pricing;
 pub mod rich;
 #[cfg(any(test, feature = "dev-tools"))]
 pub mod sample;

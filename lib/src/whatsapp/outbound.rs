@@ -37,8 +37,9 @@ pub struct Recipient {
 pub enum DeliveryError {
     #[error(transparent)]
     Graph(#[from] GraphError),
-    /// Outside the window, and the org has no approved template for it.
-    #[error("outside the 24 h window and no approved template is configured")]
+    /// Outside the window, and the org has no usable template for it (none configured, or
+    /// Meta paused, disabled or rejected it: `private.usable_template`).
+    #[error("outside the 24 h window and no usable template: none is configured, or Meta paused, disabled or rejected it")]
     NoTemplate,
 }
 

@@ -20,6 +20,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::account::{self, AccountEvent};
+use super::pricing::{self, PricingCategory};
 use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
 use crate::supabase::storable;
 
@@ -39,7 +41,9 @@ pub struct Delivery {
     pub id: String,
     pub messages: Vec<InboundMessage>,
     pub statuses: Vec<StatusUpdate>,
-    /// Messages or statuses without usable ids.
+    /// Account, number, template and preference changes ([`account`]).
+    pub account_events: Vec<AccountEvent>,
+    /// Messages, statuses or account changes without usable ids.
     pub skipped: usize,
 }
 
@@ -71,6 +75,9 @@ pub struct StatusUpdate {
     /// The outbound message it is about, from the `biz_opaque_callback_data` every send
     /// carries (our `messages.id`): known even before the send's wamids are recorded.
     pub callback: Option<Uuid>,
+    /// The pricing category Meta charges the message in, when the status says it is billable
+    /// ([`pricing::charge`]).
+    pub charge: Option<PricingCategory>,
 }
 
 #[derive(Deserialize)]
@@ -82,12 +89,17 @@ struct Payload {
 
 #[derive(Deserialize)]
 struct Entry {
+    /// The WhatsApp Business Account id: account-level changes name no number.
+    #[serde(default)]
+    id: Option<Value>,
     #[serde(default, deserialize_with = "list")]
     changes: Vec<Change>,
 }
 
 #[derive(Deserialize)]
 struct Change {
+    #[serde(default)]
+    field: Option<Value>,
     /// Kept raw: a change of an unexpected shape is skipped, never failing the batch.
     #[serde(default)]
     value: Option<Value>,
@@ -152,18 +164,35 @@ impl Delivery {
             id: hex::encode(Sha256::digest(body)),
             ..Self::default()
         };
-        for value in payload
-            .entry
-            .into_iter()
-            .flat_map(|e| e.changes)
-            .filter_map(|c| c.value)
-        {
-            match serde_json::from_value::<ChangeValue>(value) {
-                Ok(value) => delivery.add(value),
-                Err(_) => delivery.skipped += 1,
+        for entry in payload.entry {
+            let waba_id = entry.id.as_ref().and_then(Value::as_str);
+            for change in entry.changes {
+                let field = change.field.as_ref().and_then(Value::as_str);
+                match (field, change.value) {
+                    (Some(field), Some(value)) if account::FIELDS.contains(&field) => {
+                        let (events, skipped) = account::parse(field, waba_id, &value);
+                        delivery.account_events.extend(events);
+                        delivery.skipped += skipped;
+                    }
+                    (_, Some(value)) => delivery.add_change(value),
+                    (_, None) => {}
+                }
             }
         }
         Ok(delivery)
+    }
+
+    /// Whether the delivery has nothing to store.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.statuses.is_empty() && self.account_events.is_empty()
+    }
+
+    /// A `messages` change (or one without a field): its messages and statuses.
+    fn add_change(&mut self, value: Value) {
+        match serde_json::from_value::<ChangeValue>(value) {
+            Ok(value) => self.add(value),
+            Err(_) => self.skipped += 1,
+        }
     }
 
     fn add(&mut self, value: ChangeValue) {
@@ -297,6 +326,7 @@ fn status(number: &PhoneNumberId, raw: Value) -> Option<StatusUpdate> {
             .get("biz_opaque_callback_data")
             .and_then(Value::as_str)
             .and_then(|data| Uuid::parse_str(data).ok()),
+        charge: pricing::charge(raw.get("pricing")),
     })
 }
 
