@@ -340,6 +340,10 @@ create table public.assistant_settings (
   rate_limit_per_minute   int not null default 10 check (rate_limit_per_minute between 1 and 10000),
   contact_daily_token_cap bigint not null default 20000
                             check (contact_daily_token_cap between 0 and 1000000000),
+  -- The answer to a contact's first open of the chat (request_welcome); null: the built-in
+  -- welcome in the contact's language.
+  welcome_message         text check (char_length(welcome_message) between 1 and 1024
+                                      and welcome_message ~ '[^[:space:]]'),
   -- Messages older than this many days are deleted by the retention cron; null keeps them.
   message_retention_days  int check (message_retention_days between 1 and 36500),
   -- The monitor (/api/cron/monitor) opens an ai_cost alert once the budget period's AI cost is over it.
@@ -427,7 +431,13 @@ grant execute on function private.template_language(text) to anon, authenticated
 create table public.contacts (
   id           uuid primary key default gen_random_uuid(),
   org_id       uuid not null references public.orgs (id) on delete cascade,
-  wa_id        text not null check (wa_id ~ '^[0-9]+$'),
+  -- A person is known by a phone number (wa_id), a business-scoped user id (user_id, BSUID),
+  -- or both: a user with a WhatsApp username may withhold the number (whatsapp_ingest finds a
+  -- contact by either, and merges two contacts that turn out to be one person).
+  wa_id          text check (wa_id ~ '^[0-9]{5,20}$'),
+  user_id        text check (user_id ~ '^[A-Z]{2}\.[A-Za-z0-9.]{1,150}$'),
+  parent_user_id text check (parent_user_id ~ '^[A-Z]{2}\.[A-Za-z0-9.]{1,150}$'),
+  username       text check (char_length(username) between 1 and 64),
   name         text,
   locale       text check (locale ~ '^[A-Za-z0-9_-]{1,35}$'),
   timezone     text check (timezone ~ '^[A-Za-z0-9/_+-]{1,64}$'),
@@ -436,10 +446,12 @@ create table public.contacts (
   erased_at    timestamptz,  -- admin_erase_contact: only the opt-out is left
   created_at   timestamptz not null default now(),
   updated_at   timestamptz not null default now(),
-  unique (org_id, wa_id)
+  check (wa_id is not null or user_id is not null),
+  unique (org_id, wa_id),
+  unique (org_id, user_id)
 );
 
-comment on table public.contacts is 'WhatsApp users (wa_id, digits only) talking to an org, with locale and opt-out state.';
+comment on table public.contacts is 'WhatsApp users (phone number wa_id and/or business-scoped user_id) talking to an org, with locale and opt-out state.';
 
 create trigger contacts_set_updated_at before update on public.contacts
   for each row execute function public.set_updated_at();

@@ -81,7 +81,7 @@ as $$
   select jsonb_build_object(
     'id', r.id, 'token', r.lease_token, 'text', r.text, 'due_at', r.due_at,
     'recurrence', r.recurrence, 'timezone', r.timezone, 'attempts', r.attempts,
-    'wa_id', c.wa_id, 'conversation_id', v.id, 'phone_number_id', v.phone_number_id,
+    'wa_id', c.wa_id, 'user_id', c.user_id, 'conversation_id', v.id, 'phone_number_id', v.phone_number_id,
     'window_open', private.window_open(v.last_inbound_at),
     'reminder_template', s.reminder_template,
     'template_language', private.template_language(s.template_language))

@@ -20,7 +20,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
+use crate::domain::{MessageKind, PhoneNumberId, UserId, WaId, Wamid};
 use crate::supabase::storable;
 
 /// The longest readable body stored, in characters (see the module's documentation).
@@ -48,7 +48,9 @@ pub struct Delivery {
 pub struct InboundMessage {
     pub ord: usize,
     pub phone_number_id: PhoneNumberId,
-    pub wa_id: WaId,
+    /// The sender: a phone number, a BSUID, or both (at least one).
+    #[serde(flatten)]
+    pub sender: Sender,
     pub profile_name: Option<String>,
     pub wamid: Wamid,
     #[serde(rename = "type")]
@@ -58,7 +60,31 @@ pub struct InboundMessage {
     /// The message as Meta sent it.
     pub payload: Value,
     pub sent_at: DateTime<Utc>,
+    /// A system notice's new identity (`user_changed_number`, `user_changed_user_id`).
+    pub new_wa_id: Option<WaId>,
+    pub new_user_id: Option<UserId>,
+    /// The message an edit or revoke is about.
+    pub target_wamid: Option<Wamid>,
+    /// A group message's group: stored, never answered privately.
+    pub group_id: Option<String>,
 }
+
+/// Who sent a message: Meta names a person by phone number (`from`, `contacts[].wa_id`), by
+/// business-scoped user id (`from_user_id`, `contacts[].user_id`), or both; a user with a
+/// username may withhold the number.
+#[derive(Debug, Default, Serialize)]
+pub struct Sender {
+    pub wa_id: Option<WaId>,
+    pub user_id: Option<UserId>,
+    pub parent_user_id: Option<UserId>,
+    pub username: Option<String>,
+}
+
+/// The longest username stored, in characters (`contacts.username`).
+pub const MAX_USERNAME_CHARS: usize = 64;
+
+/// The longest group id kept (Meta's are far shorter).
+const MAX_GROUP_ID_CHARS: usize = 128;
 
 /// A status of an outbound message.
 #[derive(Debug, Serialize)]
@@ -88,6 +114,9 @@ struct Entry {
 
 #[derive(Deserialize)]
 struct Change {
+    /// The webhook field (`messages`, …); absent: `messages`.
+    #[serde(default)]
+    field: Option<String>,
     /// Kept raw: a change of an unexpected shape is skipped, never failing the batch.
     #[serde(default)]
     value: Option<Value>,
@@ -121,12 +150,15 @@ struct Metadata {
 #[derive(Deserialize)]
 struct Contact {
     wa_id: Option<String>,
+    user_id: Option<String>,
+    parent_user_id: Option<String>,
     profile: Option<Profile>,
 }
 
 #[derive(Deserialize)]
 struct Profile {
     name: Option<String>,
+    username: Option<String>,
 }
 
 /// Why a body is not a WhatsApp delivery.
@@ -152,15 +184,14 @@ impl Delivery {
             id: hex::encode(Sha256::digest(body)),
             ..Self::default()
         };
-        for value in payload
-            .entry
-            .into_iter()
-            .flat_map(|e| e.changes)
-            .filter_map(|c| c.value)
-        {
-            match serde_json::from_value::<ChangeValue>(value) {
-                Ok(value) => delivery.add(value),
-                Err(_) => delivery.skipped += 1,
+        for change in payload.entry.into_iter().flat_map(|e| e.changes) {
+            let Some(value) = change.value else { continue };
+            match change.field.as_deref().unwrap_or("messages") {
+                "messages" => match serde_json::from_value::<ChangeValue>(value) {
+                    Ok(value) => delivery.add(value),
+                    Err(_) => delivery.skipped += 1,
+                },
+                _ => delivery.skipped += 1,
             }
         }
         Ok(delivery)
@@ -220,19 +251,33 @@ fn inbound(
     contacts: &[Contact],
     raw: Value,
 ) -> Option<InboundMessage> {
-    let wa_id = WaId::parse(raw.get("from")?.as_str()?)?;
     let wamid = Wamid::parse(raw.get("id")?.as_str()?)?;
     let given = raw
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("unsupported");
     let kind = MessageKind::of_inbound(given);
-    let profile_name = contacts
-        .iter()
-        .find(|c| c.wa_id.as_deref() == Some(wa_id.as_str()))
+    let (sender, contact) = sender(&raw, contacts)?;
+    let profile_name = contact
         .and_then(|c| c.profile.as_ref()?.name.as_deref())
         .map(|name| storable::bounded(name, MAX_PROFILE_NAME_CHARS));
     let body = readable_body(kind, &raw).map(|body| storable::bounded(&body, MAX_BODY_CHARS));
+    let id_at = |pointer: &str| text(&raw, pointer);
+    let target_wamid = match kind {
+        MessageKind::Edit => id_at("/edit/original_message_id"),
+        MessageKind::Revoke => id_at("/revoke/original_message_id"),
+        _ => None,
+    }
+    .as_deref()
+    .and_then(Wamid::parse);
+    let (new_wa_id, new_user_id) = match kind {
+        MessageKind::System => (
+            id_at("/system/wa_id").as_deref().and_then(WaId::parse),
+            id_at("/system/user_id").as_deref().and_then(UserId::parse),
+        ),
+        _ => (None, None),
+    };
+    let group_id = id_at("/group_id").map(|id| storable::bounded(&id, MAX_GROUP_ID_CHARS));
     let mut payload = raw;
     storable::json(&mut payload, MAX_PAYLOAD_STRING_CHARS);
     Some(InboundMessage {
@@ -241,11 +286,53 @@ fn inbound(
         body,
         kind,
         sent_at: timestamp(&payload),
-        wa_id,
+        sender,
         wamid,
         profile_name,
         payload,
+        new_wa_id,
+        new_user_id,
+        target_wamid,
+        group_id,
     })
+}
+
+/// The sender of `raw` (`from`, `from_user_id`; a system notice may name the old BSUID as
+/// `system.previous_user_id`), completed by its entry in `contacts` (matched by either id),
+/// and that entry. `None` when no usable id names the sender.
+fn sender<'a>(raw: &Value, contacts: &'a [Contact]) -> Option<(Sender, Option<&'a Contact>)> {
+    let wa_id = text(raw, "/from").as_deref().and_then(WaId::parse);
+    let user_id = text(raw, "/from_user_id")
+        .or_else(|| text(raw, "/system/previous_user_id"))
+        .as_deref()
+        .and_then(UserId::parse);
+    let contact = contacts.iter().find(|c| {
+        let same_number =
+            wa_id.is_some() && c.wa_id.as_deref().and_then(WaId::parse).as_ref() == wa_id.as_ref();
+        let same_user = user_id.is_some()
+            && c.user_id.as_deref().and_then(UserId::parse).as_ref() == user_id.as_ref();
+        same_number || same_user
+    });
+    let from_contact = |id: fn(&Contact) -> Option<&str>| contact.and_then(id);
+    let wa_id = wa_id.or_else(|| from_contact(|c| c.wa_id.as_deref()).and_then(WaId::parse));
+    let user_id =
+        user_id.or_else(|| from_contact(|c| c.user_id.as_deref()).and_then(UserId::parse));
+    if wa_id.is_none() && user_id.is_none() {
+        return None;
+    }
+    let sender = Sender {
+        wa_id,
+        user_id,
+        parent_user_id: text(raw, "/from_parent_user_id")
+            .or_else(|| from_contact(|c| c.parent_user_id.as_deref()).map(str::to_owned))
+            .as_deref()
+            .and_then(UserId::parse),
+        username: contact
+            .and_then(|c| c.profile.as_ref()?.username.as_deref())
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| storable::bounded(u, MAX_USERNAME_CHARS)),
+    };
+    Some((sender, contact))
 }
 
 /// What a person reads in the message, by type.
@@ -275,8 +362,46 @@ fn readable_body(kind: MessageKind, raw: &Value) -> Option<String> {
             let caption = format!("/{}/caption", kind.as_str());
             text(raw, &caption).or_else(|| text(raw, "/document/filename"))
         }
+        MessageKind::System => text(raw, "/system/body"),
+        MessageKind::Edit => {
+            let edited = raw.pointer("/edit/message")?;
+            let kind = MessageKind::of_inbound(edited.get("type")?.as_str()?);
+            readable_body(kind, edited)
+        }
+        MessageKind::Order => order_summary(raw),
         _ => None,
     }
+}
+
+/// An order's summary: its number of items and, when every item has the same currency, its
+/// total (`3 items, 45.50 USD`).
+fn order_summary(raw: &Value) -> Option<String> {
+    let items = raw.pointer("/order/product_items")?.as_array()?;
+    let quantity = |item: &Value| item.get("quantity").and_then(number).unwrap_or(1.0);
+    let count: f64 = items.iter().map(quantity).sum();
+    let currencies: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.get("currency")?.as_str())
+        .collect();
+    let total: Option<f64> = items
+        .iter()
+        .map(|i| Some(quantity(i) * i.get("item_price").and_then(number)?))
+        .sum();
+    let mut summary = format!("{count} items");
+    if let (Some(total), Some(first)) = (total, currencies.first()) {
+        if currencies.len() == items.len() && currencies.iter().all(|c| c == first) {
+            summary.push_str(&format!(", {total:.2} {first}"));
+        }
+    }
+    Some(summary)
+}
+
+/// A number Meta may send as a JSON number or a string; finite only.
+fn number(value: &Value) -> Option<f64> {
+    value
+        .as_f64()
+        .or_else(|| value.as_str()?.parse().ok())
+        .filter(|n: &f64| n.is_finite() && n.abs() < 1e15)
 }
 
 fn status(number: &PhoneNumberId, raw: Value) -> Option<StatusUpdate> {

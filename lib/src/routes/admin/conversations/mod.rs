@@ -36,7 +36,8 @@ pub const HANDOFF: Route = Route {
     handler: |request, ctx| Box::pin(serve(request, ctx, &["POST"], |a| Box::pin(handoff(a)))),
 };
 
-const CONVERSATION_COLUMNS: &str = "id,org_id,contact_id,contact_name,contact_wa_id,\
+const CONVERSATION_COLUMNS: &str =
+    "id,org_id,contact_id,contact_name,contact_wa_id,contact_username,\
     contact_opted_out,mode,last_inbound_at,last_message_at,window_open,window_expires_at,\
     activity_at,created_at";
 
