@@ -344,6 +344,9 @@ create table public.assistant_settings (
   -- welcome in the contact's language.
   welcome_message         text check (char_length(welcome_message) between 1 and 1024
                                       and welcome_message ~ '[^[:space:]]'),
+  -- After the owner answers from the WhatsApp Business app, the conversation stays in human
+  -- mode until they have been idle this long.
+  staff_idle_minutes      int not null default 30 check (staff_idle_minutes between 1 and 10080),
   -- Messages older than this many days are deleted by the retention cron; null keeps them.
   message_retention_days  int check (message_retention_days between 1 and 36500),
   -- The monitor (/api/cron/monitor) opens an ai_cost alert once the budget period's AI cost is over it.
@@ -434,7 +437,7 @@ create table public.contacts (
   -- A person is known by a phone number (wa_id), a business-scoped user id (user_id, BSUID),
   -- or both: a user with a WhatsApp username may withhold the number (whatsapp_ingest finds a
   -- contact by either, and merges two contacts that turn out to be one person).
-  wa_id          text check (wa_id ~ '^[0-9]{5,20}$'),
+  wa_id          text check (wa_id ~ '^[0-9]{1,32}$'),
   user_id        text check (user_id ~ '^[A-Z]{2}\.[A-Za-z0-9.]{1,150}$'),
   parent_user_id text check (parent_user_id ~ '^[A-Z]{2}\.[A-Za-z0-9.]{1,150}$'),
   username       text check (char_length(username) between 1 and 64),
@@ -492,6 +495,10 @@ create table public.conversations (
   -- turn_token / turn_lease_until its lease (whatsapp_claim_message).
   turn_token         uuid,
   turn_lease_until   timestamptz,
+  -- Human mode because the owner answered from the WhatsApp Business app (an echo): the
+  -- conversation returns to bot mode at this time (staff idle for staff_idle_minutes). Null
+  -- in a handoff made through the admin API (it lasts until handed back).
+  human_until        timestamptz,
   unique (whatsapp_number_id, contact_id)
 );
 

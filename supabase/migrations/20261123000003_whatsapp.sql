@@ -580,9 +580,11 @@ $$;
 -- whatsapp_ingest: one webhook delivery, stored atomically
 -- =============================================================================================
 -- p_messages: [{ord, phone_number_id, wa_id, user_id, parent_user_id, username, profile_name,
---   wamid, type, body, payload, sent_at, new_wa_id, new_user_id, target_wamid, group_id}]
+--   wamid, type, body, payload, sent_at, new_wa_id, new_user_id, target_wamid, group_id, echo}]
 --   (wa_id or user_id or both; new_*: a system message's new identity; target_wamid: the
---   message an edit, revoke or reaction is about)
+--   message an edit or revoke is about; echo: sent by the owner from the WhatsApp Business
+--   app to this person, stored as an outbound staff message that puts the conversation in
+--   human mode until the staff is idle for staff_idle_minutes)
 -- p_statuses: [{phone_number_id, wamid, status, at, errors, callback}]
 -- Routes by phone_number_id (unknown numbers are recorded and ignored), upserts contacts and
 -- conversations (an inbound message opens the 24 h window at its own timestamp), inserts
@@ -649,46 +651,63 @@ begin
   v_nestloop := current_setting('enable_nestloop');
   perform set_config('enable_nestloop', 'off', true);
   with incoming as (
-    select m.*, n.id as number_id, n.org_id,
-           (v_contacts ->> concat_ws('|', n.org_id, m.wa_id, m.user_id))::uuid as contact_id
+    select m.ord, m.wamid, m.type, m.body, m.payload, m.sent_at, coalesce(m.echo, false) as echo,
+           n.id as number_id, n.org_id,
+           (v_contacts ->> concat_ws('|', n.org_id, m.wa_id, m.user_id))::uuid as contact_id,
+           make_interval(mins => coalesce(s.staff_idle_minutes, 30)) as staff_idle
     from jsonb_to_recordset(p_messages) as m(
       ord int, phone_number_id text, wa_id text, user_id text, wamid text, type text,
-      body text, payload jsonb, sent_at timestamptz, group_id text)
+      body text, payload jsonb, sent_at timestamptz, echo boolean)
     join public.whatsapp_numbers n on n.phone_number_id = m.phone_number_id
+    left join public.assistant_settings s on s.org_id = n.org_id
   ),
   -- Each message with its contact's id, materialized once: the joins below hash on the full
   -- (contact, number) key, so a delivery of n messages costs O(n).
   keyed as materialized (
     select i.* from incoming i
   ),
-  -- System notices (an identity change) do not open the 24 h window: the person wrote nothing.
+  -- System notices (an identity change) and echoes do not open the 24 h window: the person
+  -- wrote nothing. An echo puts the conversation in human mode until human_until; a handoff
+  -- made through the admin API (human, no end) stays as it is.
   conversations_up as (
     insert into public.conversations as v
-      (org_id, contact_id, whatsapp_number_id, last_inbound_at, last_message_at)
+      (org_id, contact_id, whatsapp_number_id, last_inbound_at, last_message_at, mode, human_until)
     select k.org_id, k.contact_id, k.number_id,
-           max(least(k.sent_at, now())) filter (where k.type <> 'system'),
-           max(least(k.sent_at, now()))
+           max(least(k.sent_at, now())) filter (where k.type <> 'system' and not k.echo),
+           max(least(k.sent_at, now())),
+           case when bool_or(k.echo) then 'human' else 'bot' end,
+           max(least(k.sent_at, now()) + k.staff_idle) filter (where k.echo)
     from keyed k
     group by k.org_id, k.contact_id, k.number_id
     order by k.number_id, k.contact_id
     on conflict (whatsapp_number_id, contact_id) do update
       set last_inbound_at = greatest(v.last_inbound_at, excluded.last_inbound_at),
-          last_message_at = greatest(v.last_message_at, excluded.last_message_at)
+          last_message_at = greatest(v.last_message_at, excluded.last_message_at),
+          mode = case when excluded.human_until is not null then 'human' else v.mode end,
+          human_until = case
+            when excluded.human_until is null then v.human_until
+            when v.mode = 'human' and v.human_until is null then null
+            else greatest(v.human_until, excluded.human_until) end
     returning v.id, v.contact_id, v.whatsapp_number_id
   ),
   inserted as (
     insert into public.messages
       (org_id, conversation_id, contact_id, direction, wa_message_id, type, body, payload,
        status, created_at)
-    select k.org_id, v.id, k.contact_id, 'inbound', k.wamid, k.type, k.body, coalesce(k.payload, '{}'),
-           'received', clock_timestamp()
+    select k.org_id, v.id, k.contact_id,
+           case when k.echo then 'outbound' else 'inbound' end, k.wamid, k.type, k.body,
+           case when k.echo
+             then jsonb_build_object('sent_by', 'business_app', 'message', coalesce(k.payload, '{}'))
+             else coalesce(k.payload, '{}') end,
+           case when k.echo then 'sent' else 'received' end, clock_timestamp()
     from keyed k
     join conversations_up v on v.contact_id = k.contact_id and v.whatsapp_number_id = k.number_id
     order by k.ord
     on conflict (wa_message_id) do nothing
-    returning id, created_at
+    returning id, created_at, direction
   )
-  select coalesce(array_agg(id order by created_at), '{}') into v_new from inserted;
+  select coalesce(array_agg(id order by created_at) filter (where direction = 'inbound'), '{}')
+  into v_new from inserted;
   perform set_config('enable_nestloop', v_nestloop, true);
   perform private.count_inbound(v_new);
   -- What is stored and never answered: identity changes, edits, revokes, group messages.
@@ -697,9 +716,10 @@ begin
            (v_contacts ->> concat_ws('|', n.org_id, m.wa_id, m.user_id))::uuid as contact_id
     from jsonb_to_recordset(p_messages) as m(
       phone_number_id text, wa_id text, user_id text, wamid text, type text, body text,
-      new_wa_id text, new_user_id text, target_wamid text, group_id text)
+      new_wa_id text, new_user_id text, target_wamid text, group_id text, echo boolean)
     join public.whatsapp_numbers n on n.phone_number_id = m.phone_number_id
-    where m.type in ('system', 'edit', 'revoke') or m.group_id is not null
+    where (m.type in ('system', 'edit', 'revoke') or m.group_id is not null)
+      and not coalesce(m.echo, false)
   loop
     perform private.whatsapp_apply_notice(x.org_id, x.contact_id, x.wamid, x.type, x.body,
                                           x.new_wa_id, x.new_user_id, x.target_wamid);
@@ -793,6 +813,11 @@ begin
 
   -- The conversation's row is the turn's lock: the checks below see every committed turn.
   select * into v from public.conversations where id = m.conversation_id for update;
+  -- Human mode from an echo ends once the staff has been idle long enough.
+  if v.human_until <= now() then
+    update public.conversations set mode = 'bot', human_until = null
+    where id = v.id returning * into v;
+  end if;
   if v.turn_lease_until > now() or exists (
     select 1 from public.messages r
     where r.conversation_id = v.id and r.status = 'sending' and r.reply_to is not null

@@ -84,7 +84,8 @@ select
   ct.username                                                        as contact_username,
   ct.opted_out                                                       as contact_opted_out,
   c.whatsapp_number_id,
-  c.mode,
+  -- Human mode from an echo ends when the staff has been idle long enough.
+  case when c.human_until <= now() then 'bot' else c.mode end       as mode,
   c.last_inbound_at,
   c.last_message_at,
   private.window_open(c.last_inbound_at)                             as window_open,
@@ -306,7 +307,8 @@ begin
   if not v_keys <@ array[
     'system_prompt', 'model', 'fallback_model', 'enabled_tools', 'language', 'timezone',
     'reply_template', 'reminder_template', 'template_language', 'rate_limit_per_minute',
-    'contact_daily_token_cap', 'monthly_cost_budget_usd', 'welcome_message'] then
+    'contact_daily_token_cap', 'monthly_cost_budget_usd', 'welcome_message',
+    'staff_idle_minutes'] then
     raise exception 'settings: unknown field' using errcode = 'invalid_parameter_value';
   end if;
 
@@ -328,7 +330,9 @@ begin
         then (p_settings ->> 'contact_daily_token_cap')::bigint else s.contact_daily_token_cap end,
       monthly_cost_budget_usd = case when p_settings ? 'monthly_cost_budget_usd'
         then (p_settings ->> 'monthly_cost_budget_usd')::numeric else s.monthly_cost_budget_usd end,
-      welcome_message = case when p_settings ? 'welcome_message' then p_settings ->> 'welcome_message' else s.welcome_message end
+      welcome_message = case when p_settings ? 'welcome_message' then p_settings ->> 'welcome_message' else s.welcome_message end,
+      staff_idle_minutes = case when p_settings ? 'staff_idle_minutes'
+        then (p_settings ->> 'staff_idle_minutes')::int else s.staff_idle_minutes end
     where s.org_id = p_org_id
     returning * into v_row;
   exception when check_violation then
@@ -370,8 +374,9 @@ begin
     raise exception 'mode must be bot or human' using errcode = 'invalid_parameter_value';
   end if;
 
-  update public.conversations set mode = p_mode
-  where id = p_conversation_id and mode <> p_mode;
+  update public.conversations set mode = p_mode, human_until = null
+  where id = p_conversation_id
+    and (mode <> p_mode or human_until is not null);
   if found then
     perform private.audit(v_org, 'conversation.handoff', p_conversation_id::text,
       jsonb_build_object('from', v_old, 'to', p_mode));

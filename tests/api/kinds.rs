@@ -311,3 +311,47 @@ async fn captions_of_videos_and_documents_are_read_without_an_ai_key() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_echo_from_the_business_app_hands_the_conversation_to_staff_until_they_are_idle() {
+    let (graph, app, org) = app().await;
+    let person = new_wa_id();
+    let first = app.post_text(&org, &person, "help").await;
+    assert!(app.reply_to(&first).await.is_some(), "the bot answers");
+
+    let mut payload = fixture("smb_message_echo.json");
+    let value = &mut payload["entry"][0]["changes"][0]["value"];
+    value["metadata"]["phone_number_id"] = json!(org.phone_number_id);
+    let echo = new_wamid();
+    value["message_echoes"][0]["id"] = json!(echo);
+    value["message_echoes"][0]["to"] = json!(person);
+    value["message_echoes"][0]["timestamp"] = json!(chrono::Utc::now().timestamp().to_string());
+    assert_eq!(app.post_webhook_json(&payload).await.status(), 200);
+    let stored = &messages_with_wamid(app.db(), &echo).await[0];
+    assert_eq!(stored["direction"], "outbound");
+    assert_eq!(stored["payload"]["sent_by"], "business_app");
+    assert!(has_text(&stored["body"], "order is ready"));
+    let conversation = &org.rows(app.db(), "conversations", &[]).await[0];
+    assert_eq!(conversation["mode"], "human");
+    assert!(conversation["human_until"].is_string(), "{conversation}");
+
+    let sent_before = sends(&graph, "text").await.len();
+    let during = app.post_text(&org, &person, "thanks!").await;
+    assert!(app.reply_to(&during).await.is_none(), "staff are answering");
+    assert_eq!(sends(&graph, "text").await.len(), sent_before);
+
+    // The staff has been idle for staff_idle_minutes: the bot answers again.
+    let id = conversation["id"].as_str().expect("id");
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    update(
+        app.db(),
+        "conversations",
+        ("id", id),
+        json!({"human_until": past}),
+    )
+    .await;
+    let after = app.post_text(&org, &person, "help").await;
+    assert!(app.reply_to(&after).await.is_some(), "back to the bot");
+    let conversation = &org.rows(app.db(), "conversations", &[]).await[0];
+    assert_eq!(conversation["mode"], "bot");
+}

@@ -67,6 +67,9 @@ pub struct InboundMessage {
     pub target_wamid: Option<Wamid>,
     /// A group message's group: stored, never answered privately.
     pub group_id: Option<String>,
+    /// Sent by the owner from the WhatsApp Business app to this person (`smb_message_echoes`):
+    /// stored as a staff message, and the conversation goes to human mode for a while.
+    pub echo: bool,
 }
 
 /// Who sent a message: Meta names a person by phone number (`from`, `contacts[].wa_id`), by
@@ -131,6 +134,9 @@ struct ChangeValue {
     messages: Vec<Value>,
     #[serde(default, deserialize_with = "list")]
     statuses: Vec<Value>,
+    /// `smb_message_echoes`: what the owner sent from the WhatsApp Business app.
+    #[serde(default, deserialize_with = "list")]
+    message_echoes: Vec<Value>,
 }
 
 /// A list that may also be absent or `null`.
@@ -187,10 +193,12 @@ impl Delivery {
         for change in payload.entry.into_iter().flat_map(|e| e.changes) {
             let Some(value) = change.value else { continue };
             match change.field.as_deref().unwrap_or("messages") {
-                "messages" => match serde_json::from_value::<ChangeValue>(value) {
-                    Ok(value) => delivery.add(value),
-                    Err(_) => delivery.skipped += 1,
-                },
+                "messages" | "smb_message_echoes" => {
+                    match serde_json::from_value::<ChangeValue>(value) {
+                        Ok(value) => delivery.add(value),
+                        Err(_) => delivery.skipped += 1,
+                    }
+                }
                 _ => delivery.skipped += 1,
             }
         }
@@ -206,6 +214,13 @@ impl Delivery {
         for raw in value.messages {
             let ord = self.messages.len();
             match inbound(ord, &number, &value.contacts, raw) {
+                Some(message) => self.messages.push(message),
+                None => self.skipped += 1,
+            }
+        }
+        for raw in value.message_echoes {
+            let ord = self.messages.len();
+            match echo(ord, &number, raw) {
                 Some(message) => self.messages.push(message),
                 None => self.skipped += 1,
             }
@@ -294,7 +309,30 @@ fn inbound(
         new_user_id,
         target_wamid,
         group_id,
+        echo: false,
     })
+}
+
+/// An echo of what the business sent from the WhatsApp Business app to the person `to`
+/// (`to_user_id`); stored like an inbound message of that person, marked `echo`.
+fn echo(ord: usize, number: &PhoneNumberId, raw: Value) -> Option<InboundMessage> {
+    let mut person = raw.clone();
+    let object = person.as_object_mut()?;
+    for (from, to) in [("to", "from"), ("to_user_id", "from_user_id")] {
+        match object.remove(from) {
+            Some(id) => object.insert(to.into(), id),
+            None => object.remove(to),
+        };
+    }
+    let mut message = inbound(ord, number, &[], person)?;
+    let mut payload = raw;
+    storable::json(&mut payload, MAX_PAYLOAD_STRING_CHARS);
+    message.payload = payload;
+    message.echo = true;
+    message.new_wa_id = None;
+    message.new_user_id = None;
+    message.target_wamid = None;
+    Some(message)
 }
 
 /// The sender of `raw` (`from`, `from_user_id`; a system notice may name the old BSUID as
