@@ -599,7 +599,9 @@ create table public.messages (
   rate_hits       int check (rate_hits >= 0),
   sending_since   timestamptz,
   -- references public.reminders, created below (constraint messages_reminder_id_fkey there).
-  reminder_id     uuid
+  reminder_id     uuid,
+  -- The contact's latest reaction (an emoji) to this message; null when none or removed.
+  reaction        text check (char_length(reaction) between 1 and 32)
 );
 
 comment on table public.messages is 'Inbound and outbound WhatsApp messages, deduplicated on wa_message_id, with processing status and lease.';

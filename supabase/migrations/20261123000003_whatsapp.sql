@@ -548,7 +548,9 @@ $$;
 -- notice changes the contact's identity (private.whatsapp_change_identity); an edit gives
 -- the edited message (p_target) its new text, which its turn reads if not answered yet; a
 -- revoke clears the revoked message's content, as erasure does, and cancels it if not
--- answered yet. Each is recorded `processed` (a group message too): never claimed.
+-- answered yet; a reaction is recorded on the message it reacts to (found by its wamid or a
+-- part's: feedback on a reply). Each is recorded `processed` (a group message too): never
+-- claimed.
 create or replace function private.whatsapp_apply_notice(
   p_org uuid, p_contact uuid, p_wamid text, p_type text, p_body text, p_new_wa_id text,
   p_new_user_id text, p_target text)
@@ -563,6 +565,12 @@ begin
     update public.messages m set body = p_body
     where m.wa_message_id = p_target and m.org_id = p_org and m.contact_id = p_contact
       and m.direction = 'inbound' and m.type <> 'revoke';
+  elsif p_type = 'reaction' and p_target is not null then
+    update public.messages m set reaction = nullif(left(p_body, 32), '')
+    where m.org_id = p_org and m.id = coalesce(
+      (select x.id from public.messages x where x.wa_message_id = p_target),
+      (select p.message_id from private.whatsapp_message_parts p where p.wamid = p_target))
+      and (m.contact_id = p_contact);
   elsif p_type = 'revoke' and p_target is not null then
     update public.messages m
     set body = null, payload = '{}',
@@ -718,7 +726,7 @@ begin
       phone_number_id text, wa_id text, user_id text, wamid text, type text, body text,
       new_wa_id text, new_user_id text, target_wamid text, group_id text, echo boolean)
     join public.whatsapp_numbers n on n.phone_number_id = m.phone_number_id
-    where (m.type in ('system', 'edit', 'revoke') or m.group_id is not null)
+    where (m.type in ('system', 'edit', 'revoke', 'reaction') or m.group_id is not null)
       and not coalesce(m.echo, false)
   loop
     perform private.whatsapp_apply_notice(x.org_id, x.contact_id, x.wamid, x.type, x.body,

@@ -355,3 +355,29 @@ async fn an_echo_from_the_business_app_hands_the_conversation_to_staff_until_the
     let conversation = &org.rows(app.db(), "conversations", &[]).await[0];
     assert_eq!(conversation["mode"], "bot");
 }
+
+#[tokio::test]
+async fn a_reaction_to_a_reply_is_feedback_on_that_reply_and_is_not_answered() {
+    let (_graph, app, org) = app().await;
+    let person = new_wa_id();
+    let question = app.post_text(&org, &person, "help").await;
+    let reply = app.reply_to(&question).await.expect("answered");
+    let reply_wamid = reply["wa_message_id"]
+        .as_str()
+        .expect("sent with a wamid")
+        .to_string();
+
+    let thumbs = deliver(&app, &org, "reaction.json", |value| {
+        value["contacts"][0]["wa_id"] = json!(person);
+        value["messages"][0]["from"] = json!(person);
+        value["messages"][0]["reaction"]["message_id"] = json!(reply_wamid);
+        value["messages"][0]["reaction"]["emoji"] = json!("👎");
+    })
+    .await;
+    assert!(
+        app.reply_to(&thumbs).await.is_none(),
+        "a reaction is not answered"
+    );
+    let reacted = &messages_with_wamid(app.db(), &reply_wamid).await[0];
+    assert_eq!(reacted["reaction"], "👎");
+}

@@ -63,7 +63,7 @@ pub struct InboundMessage {
     /// A system notice's new identity (`user_changed_number`, `user_changed_user_id`).
     pub new_wa_id: Option<WaId>,
     pub new_user_id: Option<UserId>,
-    /// The message an edit or revoke is about.
+    /// The message an edit, revoke or reaction is about.
     pub target_wamid: Option<Wamid>,
     /// A group message's group: stored, never answered privately.
     pub group_id: Option<String>,
@@ -281,6 +281,7 @@ fn inbound(
     let target_wamid = match kind {
         MessageKind::Edit => id_at("/edit/original_message_id"),
         MessageKind::Revoke => id_at("/revoke/original_message_id"),
+        MessageKind::Reaction => id_at("/reaction/message_id"),
         _ => None,
     }
     .as_deref()

@@ -42,7 +42,7 @@ const CONVERSATION_COLUMNS: &str =
     activity_at,created_at";
 
 const MESSAGE_COLUMNS: &str =
-    "id,direction,type,body,status,error,wa_message_id,reply_to,created_at,status_at";
+    "id,direction,type,body,status,error,wa_message_id,reply_to,created_at,status_at,reaction";
 
 async fn list(admin: Admin) -> HandlerResult {
     let params = admin.params();
