@@ -612,7 +612,7 @@ declare
   v_applied int;
   v_org uuid;
   v_nestloop text;
-  v_contacts jsonb := '{}';
+  v_contacts jsonb := '{}'::jsonb;
   x record;
 begin
   select n.org_id into v_org
