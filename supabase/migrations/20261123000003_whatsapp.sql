@@ -562,9 +562,10 @@ begin
   if p_type = 'system' and (p_new_wa_id is not null or p_new_user_id is not null) then
     perform private.whatsapp_change_identity(p_contact, p_new_wa_id, p_new_user_id);
   elsif p_type = 'edit' and p_target is not null then
+    -- A revoked message (content cleared) is not brought back by a late edit.
     update public.messages m set body = p_body
     where m.wa_message_id = p_target and m.org_id = p_org and m.contact_id = p_contact
-      and m.direction = 'inbound' and m.type <> 'revoke';
+      and m.direction = 'inbound' and m.payload <> '{}'::jsonb;
   elsif p_type = 'reaction' and p_target is not null then
     update public.messages m set reaction = nullif(left(p_body, 32), '')
     where m.org_id = p_org and m.id = coalesce(
@@ -578,6 +579,10 @@ begin
         lease_until = null
     where m.wa_message_id = p_target and m.org_id = p_org and m.contact_id = p_contact
       and m.direction = 'inbound';
+    -- Its edits held its text too.
+    update public.messages m set body = null, payload = '{}'
+    where m.contact_id = p_contact and m.type = 'edit'
+      and m.payload -> 'edit' ->> 'original_message_id' = p_target;
   end if;
   update public.messages m set status = 'processed'
   where m.wa_message_id = p_wamid and m.status = 'received';
@@ -936,6 +941,8 @@ begin
             and x.id <> m.id
             and x.created_at <= m.created_at
             and x.body is not null
+            -- A group's messages are not part of the private conversation.
+            and not x.payload ? 'group_id'
           order by x.created_at desc, x.id desc
           limit greatest(p_history, 0)
         ) h), '[]'))

@@ -381,3 +381,34 @@ async fn a_reaction_to_a_reply_is_feedback_on_that_reply_and_is_not_answered() {
     let reacted = &messages_with_wamid(app.db(), &reply_wamid).await[0];
     assert_eq!(reacted["reaction"], "👎");
 }
+
+#[tokio::test]
+async fn a_revoke_also_clears_the_edits_of_the_message_and_a_late_edit_does_not_restore_it() {
+    let (_graph, app, org) = app().await;
+    let (text, edit) = text_then(&app, &org, "my secret", "edit.json").await;
+    app.processed(&text).await;
+    let sender = messages_with_wamid(app.db(), &text).await[0]["contact_id"].clone();
+    let sender = &org
+        .rows(
+            app.db(),
+            "contacts",
+            &[("id", eq(sender.as_str().unwrap()))],
+        )
+        .await[0];
+    let wa_id = sender["wa_id"].as_str().expect("wa_id").to_string();
+    for file in ["revoke.json", "edit.json"] {
+        let wamid = deliver(&app, &org, file, |value| {
+            value["contacts"][0]["wa_id"] = json!(wa_id);
+            let message = &mut value["messages"][0];
+            message["from"] = json!(wa_id);
+            message[file.trim_end_matches(".json")]["original_message_id"] = json!(text);
+        })
+        .await;
+        app.processed(&wamid).await;
+    }
+    for wamid in [&text, &edit] {
+        let row = &messages_with_wamid(app.db(), wamid).await[0];
+        assert!(row["body"].is_null(), "{row}");
+        assert_eq!(row["payload"], json!({}), "{row}");
+    }
+}

@@ -526,6 +526,56 @@ mod tests {
         assert!(!json.contains("\\u0000") && !json.contains('\0'));
     }
 
+    #[test]
+    fn senders_are_named_by_number_bsuid_or_both_and_echoes_by_their_recipient() {
+        let body = serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"changes": [
+                {"field": "messages", "value": {"metadata": {"phone_number_id": "100000000000001"},
+                    "contacts": [{"profile": {"name": "Ana", "username": "@ana"},
+                                  "user_id": "US.1349", "parent_user_id": "US.ENT.1181"}],
+                    "messages": [
+                        {"from_user_id": "US.1349", "id": "wamid.A", "type": "order",
+                         "order": {"product_items": [
+                             {"quantity": "2", "item_price": "3.50", "currency": "EUR"},
+                             {"quantity": 1, "item_price": 1, "currency": "EUR"}]}},
+                        {"id": "wamid.B", "type": "text", "text": {"body": "nobody"}}
+                    ]}},
+                {"field": "smb_message_echoes", "value": {
+                    "metadata": {"phone_number_id": "100000000000001"},
+                    "message_echoes": [{"from": "15550100001", "to": "15550001111",
+                        "id": "wamid.C", "type": "text", "text": {"body": "from the app"}}]}},
+                {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}}
+            ]}]
+        });
+        let delivery = Delivery::parse(body.to_string().as_bytes()).expect("parsed");
+        let [order, echo] = delivery.messages.as_slice() else {
+            panic!("two messages: {:?}", delivery.messages);
+        };
+        assert!(order.sender.wa_id.is_none());
+        assert_eq!(
+            order.sender.user_id.as_ref().map(UserId::as_str),
+            Some("US.1349")
+        );
+        assert_eq!(
+            order.sender.parent_user_id.as_ref().map(UserId::as_str),
+            Some("US.ENT.1181")
+        );
+        assert_eq!(order.sender.username.as_deref(), Some("@ana"));
+        assert_eq!(order.profile_name.as_deref(), Some("Ana"));
+        assert_eq!(order.body.as_deref(), Some("3 items, 8.00 EUR"));
+        assert!(echo.echo && !order.echo);
+        assert_eq!(
+            echo.sender.wa_id.as_ref().map(WaId::as_str),
+            Some("15550001111")
+        );
+        assert_eq!(echo.payload["to"], "15550001111", "kept as Meta sent it");
+        assert_eq!(
+            delivery.skipped, 2,
+            "a message naming nobody, an account_update"
+        );
+    }
+
     /// Properties: no delivery makes the parser panic, and everything it keeps is storable
     /// (issue 11). Deliveries are shaped like Meta's, with hostile strings in every field a
     /// sender controls, lone surrogate escapes spliced into the JSON text, odd timestamps and
@@ -610,6 +660,11 @@ mod tests {
                     "audio",
                     "sticker",
                     "order",
+                    "video",
+                    "system",
+                    "request_welcome",
+                    "edit",
+                    "revoke",
                     "",
                 ][..],
             );
@@ -619,11 +674,16 @@ mod tests {
                 1 => hostile().prop_map(|h| format!("{h}{}", "é".repeat(MAX_BODY_CHARS))),
             ];
             (id("15550001111"), id("wamid.HBgLMTU1NTAwMDExMTEV"), kind, timestamp(),
-             body, hostile(), hostile())
-                .prop_map(|(from, wamid, kind, ts, long, b, c)| {
+             body, hostile(), hostile(), id("US.13491208655302741918"), timestamp())
+                .prop_map(|(from, wamid, kind, ts, long, b, c, user, n)| {
                     let a: String = long.chars().take(20).collect();
                     json!({
                         "from": from, "id": wamid, "type": kind, "timestamp": ts,
+                        "from_user_id": user, "group_id": b,
+                        "system": {"body": long, "wa_id": b, "user_id": c, "type": a},
+                        "edit": {"original_message_id": a, "message": {"type": kind, "text": {"body": long}}},
+                        "revoke": {"original_message_id": c},
+                        "order": {"product_items": [{"quantity": n, "item_price": ts, "currency": c}, {"item_price": n}]},
                         "text": {"body": long},
                         "interactive": {"button_reply": {"id": b, "title": c}},
                         "button": {"text": b, "payload": c},
