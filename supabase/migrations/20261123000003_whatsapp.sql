@@ -941,8 +941,10 @@ begin
             and x.id <> m.id
             and x.created_at <= m.created_at
             and x.body is not null
-            -- A group's messages are not part of the private conversation.
+            -- A group's messages are not part of the private conversation; a system notice
+            -- is no one's words, and an edit's text is its message's now.
             and not x.payload ? 'group_id'
+            and x.type not in ('system', 'edit')
           order by x.created_at desc, x.id desc
           limit greatest(p_history, 0)
         ) h), '[]'))
