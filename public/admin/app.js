@@ -298,6 +298,7 @@ async function inbox(_, mode = sessionStorage.getItem("console.mode") ?? "") {
     h("li", {}, h("a", { href: `#/conversation/${c.id}`, class: "row" },
       h("strong", {}, c.contact_name || contactId(c)), " ",
       h("span", { class: "muted" }, contactId(c)), " ",
+      c.group_id ? [badge(t("group"), "window-closed"), " "] : null,
       badge(t(c.mode), c.mode), " ",
       badge(windowText(c), c.window_open ? "window-open" : "window-closed"),
       c.contact_opted_out ? badge(t("optedOut"), "window-closed") : null,

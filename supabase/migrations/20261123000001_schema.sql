@@ -499,7 +499,10 @@ create table public.conversations (
   -- conversation returns to bot mode at this time (staff idle for staff_idle_minutes). Null
   -- in a handoff made through the admin API (it lasts until handed back).
   human_until        timestamptz,
-  unique (whatsapp_number_id, contact_id)
+  -- A WhatsApp group's messages from this contact (null: the private conversation). Stored,
+  -- never answered; they open no 24 h window.
+  group_id           text check (group_id ~ '^[A-Za-z0-9@._-]{1,128}$'),
+  unique nulls not distinct (whatsapp_number_id, contact_id, group_id)
 );
 
 comment on table public.conversations is 'A contact''s thread with one WhatsApp number: bot or human mode, last inbound time (24 h window).';

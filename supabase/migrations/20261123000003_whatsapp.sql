@@ -415,6 +415,7 @@ begin
     from public.conversations dv
     join public.conversations kv
       on kv.whatsapp_number_id = dv.whatsapp_number_id and kv.contact_id = p_keep
+         and kv.group_id is not distinct from dv.group_id
     where dv.contact_id = p_drop
   loop
     update public.messages set conversation_id = x.keep_id where conversation_id = x.drop_id;
@@ -665,12 +666,13 @@ begin
   perform set_config('enable_nestloop', 'off', true);
   with incoming as (
     select m.ord, m.wamid, m.type, m.body, m.payload, m.sent_at, coalesce(m.echo, false) as echo,
+           m.group_id,
            n.id as number_id, n.org_id,
            (v_contacts ->> concat_ws('|', n.org_id, m.wa_id, m.user_id))::uuid as contact_id,
            make_interval(mins => coalesce(s.staff_idle_minutes, 30)) as staff_idle
     from jsonb_to_recordset(p_messages) as m(
       ord int, phone_number_id text, wa_id text, user_id text, wamid text, type text,
-      body text, payload jsonb, sent_at timestamptz, echo boolean)
+      body text, payload jsonb, sent_at timestamptz, echo boolean, group_id text)
     join public.whatsapp_numbers n on n.phone_number_id = m.phone_number_id
     left join public.assistant_settings s on s.org_id = n.org_id
   ),
@@ -680,20 +682,23 @@ begin
     select i.* from incoming i
   ),
   -- System notices (an identity change) and echoes do not open the 24 h window: the person
-  -- wrote nothing. An echo puts the conversation in human mode until human_until; a handoff
-  -- made through the admin API (human, no end) stays as it is.
+  -- wrote nothing (a group message has a conversation of its own, which opens none either).
+  -- An echo puts the conversation in human mode until human_until; a handoff made through the
+  -- admin API (human, no end) stays as it is.
   conversations_up as (
     insert into public.conversations as v
-      (org_id, contact_id, whatsapp_number_id, last_inbound_at, last_message_at, mode, human_until)
-    select k.org_id, k.contact_id, k.number_id,
-           max(least(k.sent_at, now())) filter (where k.type <> 'system' and not k.echo),
+      (org_id, contact_id, whatsapp_number_id, group_id, last_inbound_at, last_message_at, mode,
+       human_until)
+    select k.org_id, k.contact_id, k.number_id, k.group_id,
+           max(least(k.sent_at, now()))
+             filter (where k.type <> 'system' and not k.echo and k.group_id is null),
            max(least(k.sent_at, now())),
            case when bool_or(k.echo) then 'human' else 'bot' end,
            max(least(k.sent_at, now()) + k.staff_idle) filter (where k.echo)
     from keyed k
-    group by k.org_id, k.contact_id, k.number_id
-    order by k.number_id, k.contact_id
-    on conflict (whatsapp_number_id, contact_id) do update
+    group by k.org_id, k.contact_id, k.number_id, k.group_id
+    order by k.number_id, k.contact_id, k.group_id
+    on conflict (whatsapp_number_id, contact_id, group_id) do update
       set last_inbound_at = greatest(v.last_inbound_at, excluded.last_inbound_at),
           last_message_at = greatest(v.last_message_at, excluded.last_message_at),
           mode = case when excluded.human_until is not null then 'human' else v.mode end,
@@ -701,7 +706,7 @@ begin
             when excluded.human_until is null then v.human_until
             when v.mode = 'human' and v.human_until is null then null
             else greatest(v.human_until, excluded.human_until) end
-    returning v.id, v.contact_id, v.whatsapp_number_id
+    returning v.id, v.contact_id, v.whatsapp_number_id, coalesce(v.group_id, '') as group_key
   ),
   inserted as (
     insert into public.messages
@@ -715,6 +720,7 @@ begin
            case when k.echo then 'sent' else 'received' end, clock_timestamp()
     from keyed k
     join conversations_up v on v.contact_id = k.contact_id and v.whatsapp_number_id = k.number_id
+      and v.group_key = coalesce(k.group_id, '')
     order by k.ord
     on conflict (wa_message_id) do nothing
     returning id, created_at, direction
@@ -941,9 +947,7 @@ begin
             and x.id <> m.id
             and x.created_at <= m.created_at
             and x.body is not null
-            -- A group's messages are not part of the private conversation; a system notice
-            -- is no one's words, and an edit's text is its message's now.
-            and not x.payload ? 'group_id'
+            -- A system notice is no one's words, and an edit's text is its message's now.
             and x.type not in ('system', 'edit')
           order by x.created_at desc, x.id desc
           limit greatest(p_history, 0)

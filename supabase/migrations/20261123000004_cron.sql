@@ -91,7 +91,7 @@ as $$
     select cv.id, cv.last_inbound_at, n.phone_number_id
     from public.conversations cv
     join public.whatsapp_numbers n on n.id = cv.whatsapp_number_id
-    where cv.contact_id = r.contact_id and cv.org_id = r.org_id
+    where cv.contact_id = r.contact_id and cv.org_id = r.org_id and cv.group_id is null
     order by cv.last_inbound_at desc nulls last, cv.created_at desc
     limit 1
   ) v on true

@@ -84,6 +84,7 @@ select
   ct.username                                                        as contact_username,
   ct.opted_out                                                       as contact_opted_out,
   c.whatsapp_number_id,
+  c.group_id,
   -- Human mode from an echo ends when the staff has been idle long enough.
   case when c.human_until <= now() then 'bot' else c.mode end       as mode,
   c.last_inbound_at,

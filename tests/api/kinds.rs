@@ -193,6 +193,16 @@ async fn a_group_message_is_stored_and_never_answered_privately() {
     assert_eq!(stored["status"], "processed");
     assert!(app.reply_to(&wamid).await.is_none());
     assert!(sends(&graph, "text").await.is_empty(), "nothing sent");
+    let conversation = &org.rows(app.db(), "conversations", &[]).await[0];
+    assert_eq!(conversation["id"], stored["conversation_id"]);
+    assert_eq!(
+        conversation["group_id"], "120363025246125486",
+        "the group's conversation"
+    );
+    assert!(
+        conversation["last_inbound_at"].is_null(),
+        "no private window opened"
+    );
 }
 
 #[tokio::test]

@@ -86,8 +86,13 @@ pub struct Sender {
 /// The longest username stored, in characters (`contacts.username`).
 pub const MAX_USERNAME_CHARS: usize = 64;
 
-/// The longest group id kept (Meta's are far shorter).
-const MAX_GROUP_ID_CHARS: usize = 128;
+/// A group id as `conversations.group_id` stores it: 1 to 128 letters, digits, `@._-`.
+fn is_group_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@._-".contains(&b))
+}
 
 /// A status of an outbound message.
 #[derive(Debug, Serialize)]
@@ -293,7 +298,11 @@ fn inbound(
         ),
         _ => (None, None),
     };
-    let group_id = id_at("/group_id").map(|id| storable::bounded(&id, MAX_GROUP_ID_CHARS));
+    // A group message is never answered privately: one whose group id is unusable is skipped.
+    let group_id = match raw.get("group_id") {
+        None | Some(Value::Null) => None,
+        Some(id) => Some(id.as_str().filter(|id| is_group_id(id))?.to_owned()),
+    };
     let mut payload = raw;
     storable::json(&mut payload, MAX_PAYLOAD_STRING_CHARS);
     Some(InboundMessage {

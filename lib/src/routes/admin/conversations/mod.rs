@@ -38,7 +38,7 @@ pub const HANDOFF: Route = Route {
 
 const CONVERSATION_COLUMNS: &str =
     "id,org_id,contact_id,contact_name,contact_wa_id,contact_username,\
-    contact_opted_out,mode,last_inbound_at,last_message_at,window_open,window_expires_at,\
+    contact_opted_out,group_id,mode,last_inbound_at,last_message_at,window_open,window_expires_at,\
     activity_at,created_at";
 
 const MESSAGE_COLUMNS: &str =
