@@ -116,7 +116,8 @@ class FakeGraph:
 
     def accept(self, body):
         wamid = "wamid.soak." + uuid.uuid4().hex
-        to = body.get("to")
+        # A phone number in `to`; a username-only person's BSUID in `recipient`.
+        to = body.get("to") or body.get("recipient")
         kind = body.get("type")
         text = {"text": lambda: body.get("text", {}).get("body"),
                 "interactive": lambda: "interactive:" + str(body.get("interactive", {}).get("body", {}).get("text")),
@@ -128,7 +129,7 @@ class FakeGraph:
                                   "callback": callback, "wamid": wamid, "at": time.time()})
             for status, delay in (("sent", random.uniform(0.2, 1.0)), ("delivered", random.uniform(1.0, 2.5))):
                 item = {"id": wamid, "status": status, "timestamp": str(int(time.time())),
-                        "recipient_id": to,
+                        ("recipient_user_id" if to.startswith("US.") else "recipient_id"): to,
                         "conversation": {"id": uuid.uuid4().hex, "origin": {"type": "service"}},
                         "pricing": {"billable": True, "pricing_model": "PMP",
                                     "type": "free_customer_service", "category": "service"}}
@@ -187,7 +188,8 @@ class FakeGraph:
                     time.sleep(GRAPH_TIMEOUT_MS / 1000 + 1)
                     return self.reset()
                 self.answer(200, {"messaging_product": "whatsapp",
-                                  "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
+                                  "contacts": [{"input": to,
+                                                ("user_id" if to.startswith("US.") else "wa_id"): to}],
                                   "messages": [{"id": wamid}]})
 
         return Handler
@@ -268,7 +270,9 @@ class Soak:
         self.org = str(uuid.uuid4())
         self.phone_number_id = "9" + "".join(self.random.choice("0123456789") for _ in range(14))
         base = self.random.randrange(10_000_000, 90_000_000)
-        self.contacts = [f"1555{base + i:08d}" for i in range(args.contacts)]
+        # Every fourth contact has a WhatsApp username and withholds the number (a BSUID only).
+        self.contacts = [f"US.1555{base + i:08d}" if i % 4 == 3 else f"1555{base + i:08d}"
+                         for i in range(args.contacts)]
         # The drain's trickle goes to a contact of its own: a load contact's conversation may be
         # the one held by a send of unknown outcome, and its trickle would then never be answered.
         self.trickle = f"1555{base + args.contacts:08d}"
@@ -299,9 +303,15 @@ class Soak:
     # --- load --------------------------------------------------------------------------------
     def delivery(self, wa_id, text):
         wamid = "wamid.soakin." + uuid.uuid4().hex
-        value = {"contacts": [{"profile": {"name": "Soak"}, "wa_id": wa_id}],
-                 "messages": [{"from": wa_id, "id": wamid, "timestamp": str(int(time.time())),
-                               "type": "text", "text": {"body": text}}]}
+        if wa_id.startswith("US."):  # a username-only person: no phone number anywhere
+            contact = {"profile": {"name": "Soak", "username": "@soak"}, "user_id": wa_id}
+            sender = {"from_user_id": wa_id}
+        else:
+            contact = {"profile": {"name": "Soak"}, "wa_id": wa_id}
+            sender = {"from": wa_id}
+        value = {"contacts": [contact],
+                 "messages": [dict(sender, id=wamid, timestamp=str(int(time.time())),
+                                   type="text", text={"body": text})]}
         return wamid, json.dumps(envelope(self.phone_number_id, value)).encode()
 
     def deliver(self, wamid, body):

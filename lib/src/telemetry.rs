@@ -41,6 +41,8 @@ const SENSITIVE_FIELDS: &[&str] = &[
     "phone",
     "phone_number",
     "wa_id",
+    "user_id",
+    "username",
     "from",
     "to",
     "recipient",

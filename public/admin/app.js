@@ -304,8 +304,9 @@ async function inbox(_, mode = sessionStorage.getItem("console.mode") ?? "") {
     list);
   await pagedList("/api/admin/conversations", { org_id: state.orgId, mode, limit: 25 }, (c) =>
     h("li", {}, h("a", { href: `#/conversation/${c.id}`, class: "row" },
-      h("strong", {}, c.contact_name || c.contact_wa_id), " ",
-      h("span", { class: "muted" }, "+" + c.contact_wa_id), " ",
+      h("strong", {}, c.contact_name || contactId(c)), " ",
+      h("span", { class: "muted" }, contactId(c)), " ",
+      c.group_id ? [badge(t("group"), "window-closed"), " "] : null,
       badge(t(c.mode), c.mode), " ",
       badge(windowText(c), c.window_open ? "window-open" : "window-closed"),
       c.contact_opted_out ? badge(t("optedOut"), "window-closed") : null,
@@ -313,11 +314,18 @@ async function inbox(_, mode = sessionStorage.getItem("console.mode") ?? "") {
   return container;
 }
 
+// How a contact is shown: their phone number, else their WhatsApp username (a person with a
+// username may withhold the number).
+function contactId(c) {
+  return c.contact_wa_id ? "+" + c.contact_wa_id : (c.contact_username ?? "");
+}
+
 function messageItem(m) {
   const error = m.error ? (typeof m.error === "string" ? m.error : m.error.message ?? JSON.stringify(m.error)) : null;
   return h("li", { class: `message ${m.direction}`, "data-testid": "message" },
     h("div", { class: "body" }, m.body ?? `[${m.type}]`),
-    h("div", { class: "muted" }, time(m.created_at), " · ", badge(m.status, m.status), m.type !== "text" ? ` · ${m.type}` : ""),
+    h("div", { class: "muted" }, time(m.created_at), " · ", badge(m.status, m.status), m.type !== "text" ? ` · ${m.type}` : "",
+      m.reaction ? ` · ${m.reaction}` : ""),
     error ? h("div", { class: "error small" }, error) : null);
 }
 
@@ -342,7 +350,7 @@ async function conversation(id) {
 
   const head = h("div", { class: "card wide" });
   const drawHead = () => head.replaceChildren(...h("div", {},
-    h("h1", {}, c.contact_name || c.contact_wa_id), h("span", { class: "muted" }, "+" + c.contact_wa_id), " ",
+    h("h1", {}, c.contact_name || contactId(c)), h("span", { class: "muted" }, contactId(c)), " ",
     badge(t(c.mode), c.mode), " ", badge(windowText(c), c.window_open ? "window-open" : "window-closed"),
     c.contact_opted_out ? badge(t("optedOut"), "window-closed") : null,
     c.mode === "human" ? h("p", {}, t("humanNote")) : null,
@@ -463,7 +471,7 @@ async function usage(_, range = JSON.parse(sessionStorage.getItem("console.usage
     h("p", { class: "muted", "data-testid": "usage-contacts-range" }, t("contactsRange", { from: u.contacts_from, to: u.contacts_to }),
       u.contacts_exact ? "" : " " + t("contactsApprox")),
     table([t("contact"), t("requests"), t("tokens"), t("cost")], u.contacts.map((c) => h("tr", {},
-      h("td", {}, c.contact_name || ("+" + c.contact_wa_id)), h("td", { class: "num" }, number(c.requests)),
+      h("td", {}, c.contact_name || contactId(c)), h("td", { class: "num" }, number(c.requests)),
       h("td", { class: "num" }, number(c.tokens)), h("td", { class: "num" }, usd(c.cost_usd))))),
   ];
 }
@@ -483,6 +491,8 @@ const SETTINGS = [
   ["template_language", "templateLanguage", { required: true }],
   ["rate_limit_per_minute", "rateLimit", { type: "number", required: true, kind: "integer" }],
   ["contact_daily_token_cap", "dailyCap", { type: "number", required: true, kind: "integer" }],
+  ["welcome_message", "welcomeMessage", { tag: "textarea", kind: "nullable", rows: 3 }],
+  ["staff_idle_minutes", "staffIdle", { type: "number", required: true, kind: "integer" }],
 ];
 
 let settingsSchema = null;

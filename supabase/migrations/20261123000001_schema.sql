@@ -352,6 +352,13 @@ create table public.assistant_settings (
   rate_limit_per_minute   int not null default 10 check (rate_limit_per_minute between 1 and 10000),
   contact_daily_token_cap bigint not null default 20000
                             check (contact_daily_token_cap between 0 and 1000000000),
+  -- The answer to a contact's first open of the chat (request_welcome); null: the built-in
+  -- welcome in the contact's language.
+  welcome_message         text check (char_length(welcome_message) between 1 and 1024
+                                      and welcome_message ~ '[^[:space:]]'),
+  -- After the owner answers from the WhatsApp Business app, the conversation stays in human
+  -- mode until they have been idle this long.
+  staff_idle_minutes      int not null default 30 check (staff_idle_minutes between 1 and 10080),
   -- Messages older than this many days are deleted by the retention cron; null keeps them.
   message_retention_days  int check (message_retention_days between 1 and 36500),
   -- The monitor (/api/cron/monitor) opens an ai_cost alert once the budget period's AI cost is over it.
@@ -439,7 +446,13 @@ grant execute on function private.template_language(text) to anon, authenticated
 create table public.contacts (
   id           uuid primary key default gen_random_uuid(),
   org_id       uuid not null references public.orgs (id) on delete cascade,
-  wa_id        text not null check (wa_id ~ '^[0-9]+$'),
+  -- A person is known by a phone number (wa_id), a business-scoped user id (user_id, BSUID),
+  -- or both: a user with a WhatsApp username may withhold the number (whatsapp_ingest finds a
+  -- contact by either, and merges two contacts that turn out to be one person).
+  wa_id          text check (wa_id ~ '^[0-9]{1,32}$'),
+  user_id        text check (user_id ~ '^[A-Z]{2}\.[A-Za-z0-9.]{1,150}$'),
+  parent_user_id text check (parent_user_id ~ '^[A-Z]{2}\.[A-Za-z0-9.]{1,150}$'),
+  username       text check (char_length(username) between 1 and 64),
   name         text,
   locale       text check (locale ~ '^[A-Za-z0-9_-]{1,35}$'),
   timezone     text check (timezone ~ '^[A-Za-z0-9/_+-]{1,64}$'),
@@ -451,10 +464,12 @@ create table public.contacts (
   erased_at    timestamptz,  -- admin_erase_contact: only the opt-out is left
   created_at   timestamptz not null default now(),
   updated_at   timestamptz not null default now(),
-  unique (org_id, wa_id)
+  check (wa_id is not null or user_id is not null),
+  unique (org_id, wa_id),
+  unique (org_id, user_id)
 );
 
-comment on table public.contacts is 'WhatsApp users (wa_id, digits only) talking to an org, with locale and opt-out state.';
+comment on table public.contacts is 'WhatsApp users (phone number wa_id and/or business-scoped user_id) talking to an org, with locale and opt-out state.';
 
 create trigger contacts_set_updated_at before update on public.contacts
   for each row execute function public.set_updated_at();
@@ -495,7 +510,14 @@ create table public.conversations (
   -- turn_token / turn_lease_until its lease (whatsapp_claim_message).
   turn_token         uuid,
   turn_lease_until   timestamptz,
-  unique (whatsapp_number_id, contact_id)
+  -- Human mode because the owner answered from the WhatsApp Business app (an echo): the
+  -- conversation returns to bot mode at this time (staff idle for staff_idle_minutes). Null
+  -- in a handoff made through the admin API (it lasts until handed back).
+  human_until        timestamptz,
+  -- A WhatsApp group's messages from this contact (null: the private conversation). Stored,
+  -- never answered; they open no 24 h window.
+  group_id           text check (group_id ~ '^[A-Za-z0-9@._-]{1,128}$'),
+  unique nulls not distinct (whatsapp_number_id, contact_id, group_id)
 );
 
 comment on table public.conversations is 'A contact''s thread with one WhatsApp number: bot or human mode, last inbound time (24 h window).';
@@ -595,7 +617,9 @@ create table public.messages (
   rate_hits       int check (rate_hits >= 0),
   sending_since   timestamptz,
   -- references public.reminders, created below (constraint messages_reminder_id_fkey there).
-  reminder_id     uuid
+  reminder_id     uuid,
+  -- The contact's latest reaction (an emoji) to this message; null when none or removed.
+  reaction        text check (char_length(reaction) between 1 and 32)
 );
 
 comment on table public.messages is 'Inbound and outbound WhatsApp messages, deduplicated on wa_message_id, with processing status and lease.';

@@ -708,9 +708,220 @@ end;
 $$;
 
 -- =============================================================================================
+-- Contacts: one person, known by a phone number (wa_id), a BSUID (user_id), or both
+-- =============================================================================================
+
+-- Merges contact p_drop into p_keep (they turned out to be one person): conversations (and
+-- their messages), reminders, expenses, calendar events, tool executions, AI requests, usage
+-- and the rate-limit window follow; an opt-out (or a marketing opt-out) of either stands.
+-- p_drop is deleted. Security definer: usage totals are written only by their owner
+-- (private.count_usage).
+create or replace function private.whatsapp_merge_contacts(p_keep uuid, p_drop uuid)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  d public.contacts;
+  x record;
+begin
+  select * into d from public.contacts where id = p_drop for update;
+  if not found or p_keep = p_drop then
+    return;
+  end if;
+  perform 1 from public.contacts where id = p_keep for update;
+  -- A conversation of both with one number: the dropped one's messages join the kept one.
+  for x in
+    select dv.id as drop_id, kv.id as keep_id
+    from public.conversations dv
+    join public.conversations kv
+      on kv.whatsapp_number_id = dv.whatsapp_number_id and kv.contact_id = p_keep
+         and kv.group_id is not distinct from dv.group_id
+    where dv.contact_id = p_drop
+  loop
+    update public.messages set conversation_id = x.keep_id where conversation_id = x.drop_id;
+    update public.ai_requests set conversation_id = x.keep_id where conversation_id = x.drop_id;
+    update public.conversations k
+    set last_inbound_at = greatest(k.last_inbound_at, o.last_inbound_at),
+        last_message_at = greatest(k.last_message_at, o.last_message_at),
+        mode = case when o.mode = 'human' then 'human' else k.mode end
+    from public.conversations o
+    where k.id = x.keep_id and o.id = x.drop_id;
+    delete from public.conversations where id = x.drop_id;
+  end loop;
+  update public.conversations set contact_id = p_keep where contact_id = p_drop;
+  update public.messages set contact_id = p_keep where contact_id = p_drop;
+  update public.reminders set contact_id = p_keep where contact_id = p_drop;
+  update public.expenses set contact_id = p_keep where contact_id = p_drop;
+  update public.calendar_events set contact_id = p_keep where contact_id = p_drop;
+  update public.tool_executions set contact_id = p_keep where contact_id = p_drop;
+  update public.ai_requests set contact_id = p_keep where contact_id = p_drop;
+  insert into private.usage_totals as u
+    (org_id, contact_id, bucket, starts_at, requests, tokens_in, tokens_out, tokens_cached, cost_usd)
+  select org_id, p_keep, bucket, starts_at, requests, tokens_in, tokens_out, tokens_cached, cost_usd
+  from private.usage_totals where contact_id = p_drop
+  on conflict on constraint usage_totals_key do update
+    set requests = u.requests + excluded.requests, tokens_in = u.tokens_in + excluded.tokens_in,
+        tokens_out = u.tokens_out + excluded.tokens_out,
+        tokens_cached = u.tokens_cached + excluded.tokens_cached,
+        cost_usd = u.cost_usd + excluded.cost_usd;
+  insert into private.contact_months (contact_id, starts_at)
+  select p_keep, starts_at from private.contact_months where contact_id = p_drop
+  on conflict do nothing;
+  delete from public.rate_limits where org_id = d.org_id and key = 'contact:' || p_drop;
+  delete from public.contacts where id = p_drop;
+  update public.contacts k
+  set opted_out = k.opted_out or d.opted_out,
+      opted_out_at = case when k.opted_out then k.opted_out_at else d.opted_out_at end,
+      wa_id = coalesce(k.wa_id, d.wa_id), user_id = coalesce(k.user_id, d.user_id),
+      parent_user_id = coalesce(k.parent_user_id, d.parent_user_id),
+      username = coalesce(k.username, d.username), name = coalesce(k.name, d.name),
+      locale = coalesce(k.locale, d.locale), timezone = coalesce(k.timezone, d.timezone),
+      marketing_stopped_at = coalesce(k.marketing_stopped_at, d.marketing_stopped_at)
+  where k.id = p_keep;
+end;
+$$;
+
+-- The contact of org p_org named by p_wa_id and/or p_user_id (at least one), created when
+-- new; two contacts each holding one of the ids are one person: merged. The attributes given
+-- (parent BSUID, username, profile name) are recorded. Returns its id.
+create or replace function private.whatsapp_contact(
+  p_org uuid, p_wa_id text, p_user_id text, p_parent text default null,
+  p_username text default null, p_name text default null)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_by_number uuid;
+  v_by_user uuid;
+  v_id uuid;
+begin
+  for i in 1..2 loop
+    select id into v_by_number from public.contacts
+    where org_id = p_org and wa_id = p_wa_id and p_wa_id is not null;
+    select id into v_by_user from public.contacts
+    where org_id = p_org and user_id = p_user_id and p_user_id is not null;
+    if v_by_number is not null and v_by_user is not null and v_by_number <> v_by_user then
+      perform private.whatsapp_merge_contacts(v_by_number, v_by_user);
+      v_by_user := v_by_number;
+    end if;
+    v_id := coalesce(v_by_number, v_by_user);
+    if v_id is null then
+      insert into public.contacts (org_id, wa_id, user_id, parent_user_id, username, name)
+      values (p_org, p_wa_id, p_user_id, p_parent, p_username, p_name)
+      on conflict do nothing
+      returning id into v_id;
+      if v_id is not null then
+        return v_id;
+      end if;
+      -- A concurrent delivery created it: found the second time round.
+    else
+      update public.contacts c
+      set wa_id = coalesce(p_wa_id, c.wa_id), user_id = coalesce(p_user_id, c.user_id),
+          parent_user_id = coalesce(p_parent, c.parent_user_id),
+          username = coalesce(p_username, c.username), name = coalesce(p_name, c.name)
+      where c.id = v_id
+        and (c.wa_id is distinct from coalesce(p_wa_id, c.wa_id)
+             or c.user_id is distinct from coalesce(p_user_id, c.user_id)
+             or c.parent_user_id is distinct from coalesce(p_parent, c.parent_user_id)
+             or c.username is distinct from coalesce(p_username, c.username)
+             or c.name is distinct from coalesce(p_name, c.name));
+      return v_id;
+    end if;
+  end loop;
+  raise exception 'contact not found after a conflict';
+end;
+$$;
+
+-- A person's identity changed (a system message user_changed_number or user_changed_user_id):
+-- contact p_id takes the new number or BSUID; a contact already holding it is the same
+-- person, merged into p_id.
+create or replace function private.whatsapp_change_identity(
+  p_id uuid, p_new_wa_id text, p_new_user_id text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_org uuid;
+  v_other uuid;
+begin
+  select org_id into v_org from public.contacts where id = p_id;
+  select id into v_other from public.contacts
+  where org_id = v_org and id <> p_id
+    and ((wa_id = p_new_wa_id and p_new_wa_id is not null)
+         or (user_id = p_new_user_id and p_new_user_id is not null))
+  limit 1;
+  if v_other is not null then
+    -- Clear the ids the kept contact takes over, then merge.
+    update public.contacts set wa_id = null where id = v_other and wa_id = p_new_wa_id
+      and user_id is not null;
+    update public.contacts set user_id = null where id = v_other and user_id = p_new_user_id
+      and wa_id is not null;
+    perform private.whatsapp_merge_contacts(p_id, v_other);
+  end if;
+  update public.contacts
+  set wa_id = coalesce(p_new_wa_id, wa_id), user_id = coalesce(p_new_user_id, user_id)
+  where id = p_id;
+end;
+$$;
+
+-- Applies one stored message that is never answered (p_wamid, of contact p_contact): a system
+-- notice changes the contact's identity (private.whatsapp_change_identity); an edit gives
+-- the edited message (p_target) its new text, which its turn reads if not answered yet; a
+-- revoke clears the revoked message's content, as erasure does, and cancels it if not
+-- answered yet; a reaction is recorded on the message it reacts to (found by its wamid or a
+-- part's: feedback on a reply). Each is recorded `processed` (a group message too): never
+-- claimed.
+create or replace function private.whatsapp_apply_notice(
+  p_org uuid, p_contact uuid, p_wamid text, p_type text, p_body text, p_new_wa_id text,
+  p_new_user_id text, p_target text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_type = 'system' and (p_new_wa_id is not null or p_new_user_id is not null) then
+    perform private.whatsapp_change_identity(p_contact, p_new_wa_id, p_new_user_id);
+  elsif p_type = 'edit' and p_target is not null then
+    -- A revoked message (content cleared) is not brought back by a late edit.
+    update public.messages m set body = p_body
+    where m.wa_message_id = p_target and m.org_id = p_org and m.contact_id = p_contact
+      and m.direction = 'inbound' and m.payload <> '{}'::jsonb;
+  elsif p_type = 'reaction' and p_target is not null then
+    update public.messages m set reaction = nullif(left(p_body, 32), '')
+    where m.org_id = p_org and m.id = coalesce(
+      (select x.id from public.messages x where x.wa_message_id = p_target),
+      (select p.message_id from private.whatsapp_message_parts p where p.wamid = p_target))
+      and (m.contact_id = p_contact);
+  elsif p_type = 'revoke' and p_target is not null then
+    update public.messages m
+    set body = null, payload = '{}',
+        status = case when m.status in ('received', 'failed') then 'processed' else m.status end,
+        lease_until = null
+    where m.wa_message_id = p_target and m.org_id = p_org and m.contact_id = p_contact
+      and m.direction = 'inbound';
+    -- Its edits held its text too.
+    update public.messages m set body = null, payload = '{}'
+    where m.contact_id = p_contact and m.type = 'edit'
+      and m.payload -> 'edit' ->> 'original_message_id' = p_target;
+  end if;
+  update public.messages m set status = 'processed'
+  where m.wa_message_id = p_wamid and m.status = 'received';
+end;
+$$;
+
+-- =============================================================================================
 -- whatsapp_ingest: one webhook delivery, stored atomically
 -- =============================================================================================
--- p_messages: [{ord, phone_number_id, wa_id, profile_name, wamid, type, body, payload, sent_at}]
+-- p_messages: [{ord, phone_number_id, wa_id, user_id, parent_user_id, username, profile_name,
+--   wamid, type, body, payload, sent_at, new_wa_id, new_user_id, target_wamid, group_id, echo}]
+--   (wa_id or user_id or both; new_*: a system message's new identity; target_wamid: the
+--   message an edit or revoke is about; echo: sent by the owner from the WhatsApp Business
+--   app to this person, stored as an outbound staff message that puts the conversation in
+--   human mode until the staff is idle for staff_idle_minutes)
 -- p_statuses: [{phone_number_id, wamid, status, at, errors, callback}]
 -- Routes by phone_number_id (unknown numbers are recorded and ignored), upserts contacts and
 -- conversations (an inbound message opens the 24 h window at its own timestamp), inserts
@@ -731,6 +942,8 @@ declare
   v_applied int;
   v_org uuid;
   v_nestloop text;
+  v_contacts jsonb := '{}'::jsonb;
+  x record;
 begin
   select n.org_id into v_org
   from public.whatsapp_numbers n
@@ -754,61 +967,110 @@ begin
   on conflict (source, external_id) do update
     set attempts = public.webhooks.attempts + 1, processed_at = now();
 
+  -- Each sender's contact, found by either id (private.whatsapp_contact: an index probe per
+  -- distinct sender; created or merged when needed), keyed by its ids for the statement below.
+  for x in
+    select distinct on (n.org_id, m.wa_id, m.user_id) n.org_id, m.wa_id, m.user_id,
+           m.parent_user_id, m.username, m.profile_name
+    from jsonb_to_recordset(p_messages) as m(
+      ord int, phone_number_id text, wa_id text, user_id text, parent_user_id text,
+      username text, profile_name text)
+    join public.whatsapp_numbers n on n.phone_number_id = m.phone_number_id
+    order by n.org_id, m.wa_id, m.user_id, m.ord desc
+  loop
+    v_contacts := v_contacts || jsonb_build_object(
+      concat_ws('|', x.org_id, x.wa_id, x.user_id),
+      private.whatsapp_contact(x.org_id, x.wa_id, x.user_id, x.parent_user_id, x.username,
+                               x.profile_name));
+  end loop;
+
   -- The CTEs' row estimates are guesses (1 row after a join), so the planner would join them
   -- by nested loops, n^2 for n messages: hash joins only, for this statement.
   v_nestloop := current_setting('enable_nestloop');
   perform set_config('enable_nestloop', 'off', true);
   with incoming as (
-    select m.*, n.id as number_id, n.org_id
+    select m.ord, m.wamid, m.type, m.body, m.payload, m.sent_at, coalesce(m.echo, false) as echo,
+           m.group_id,
+           n.id as number_id, n.org_id,
+           (v_contacts ->> concat_ws('|', n.org_id, m.wa_id, m.user_id))::uuid as contact_id,
+           make_interval(mins => coalesce(s.staff_idle_minutes, 30)) as staff_idle
     from jsonb_to_recordset(p_messages) as m(
-      ord int, phone_number_id text, wa_id text, profile_name text, wamid text, type text,
-      body text, payload jsonb, sent_at timestamptz)
+      ord int, phone_number_id text, wa_id text, user_id text, wamid text, type text,
+      body text, payload jsonb, sent_at timestamptz, echo boolean, group_id text)
     join public.whatsapp_numbers n on n.phone_number_id = m.phone_number_id
-  ),
-  contacts_up as (
-    insert into public.contacts as c (org_id, wa_id, name)
-    select distinct on (org_id, wa_id) org_id, wa_id, profile_name
-    from incoming
-    order by org_id, wa_id, ord desc
-    on conflict (org_id, wa_id) do update
-      set name = coalesce(excluded.name, c.name)
-    returning c.id, c.org_id, c.wa_id
+    left join public.assistant_settings s on s.org_id = n.org_id
   ),
   -- Each message with its contact's id, materialized once: the joins below hash on the full
-  -- (contact, number) key, so a delivery of n messages costs O(n) (joining the CTEs one key
-  -- at a time multiplied them: n^2 rows for n messages to one number).
+  -- (contact, number) key, so a delivery of n messages costs O(n).
   keyed as materialized (
-    select i.*, c.id as contact_id
-    from incoming i
-    join contacts_up c on c.org_id = i.org_id and c.wa_id = i.wa_id
+    select i.* from incoming i
   ),
+  -- System notices (an identity change) and echoes do not open the 24 h window: the person
+  -- wrote nothing (a group message has a conversation of its own, which opens none either).
+  -- An echo puts the conversation in human mode until human_until; a handoff made through the
+  -- admin API (human, no end) stays as it is.
   conversations_up as (
     insert into public.conversations as v
-      (org_id, contact_id, whatsapp_number_id, last_inbound_at, last_message_at)
-    select k.org_id, k.contact_id, k.number_id, max(least(k.sent_at, now())), max(least(k.sent_at, now()))
+      (org_id, contact_id, whatsapp_number_id, group_id, last_inbound_at, last_message_at, mode,
+       human_until)
+    select k.org_id, k.contact_id, k.number_id, k.group_id,
+           max(least(k.sent_at, now()))
+             filter (where k.type <> 'system' and not k.echo and k.group_id is null),
+           max(least(k.sent_at, now())),
+           case when bool_or(k.echo) then 'human' else 'bot' end,
+           max(least(k.sent_at, now()) + k.staff_idle) filter (where k.echo)
     from keyed k
-    group by k.org_id, k.contact_id, k.number_id
-    order by k.number_id, k.contact_id
-    on conflict (whatsapp_number_id, contact_id) do update
+    group by k.org_id, k.contact_id, k.number_id, k.group_id
+    order by k.number_id, k.contact_id, k.group_id
+    on conflict (whatsapp_number_id, contact_id, group_id) do update
       set last_inbound_at = greatest(v.last_inbound_at, excluded.last_inbound_at),
-          last_message_at = greatest(v.last_message_at, excluded.last_message_at)
-    returning v.id, v.contact_id, v.whatsapp_number_id
+          last_message_at = greatest(v.last_message_at, excluded.last_message_at),
+          mode = case when excluded.human_until is not null then 'human' else v.mode end,
+          human_until = case
+            when excluded.human_until is null then v.human_until
+            when v.mode = 'human' and v.human_until is null then null
+            else greatest(v.human_until, excluded.human_until) end
+    returning v.id, v.contact_id, v.whatsapp_number_id, coalesce(v.group_id, '') as group_key
   ),
   inserted as (
     insert into public.messages
       (org_id, conversation_id, contact_id, direction, wa_message_id, type, body, payload,
        status, created_at)
-    select k.org_id, v.id, k.contact_id, 'inbound', k.wamid, k.type, k.body, coalesce(k.payload, '{}'),
-           'received', clock_timestamp()
+    select k.org_id, v.id, k.contact_id,
+           case when k.echo then 'outbound' else 'inbound' end, k.wamid, k.type, k.body,
+           case when k.echo
+             then jsonb_build_object('sent_by', 'business_app', 'message', coalesce(k.payload, '{}'))
+             else coalesce(k.payload, '{}') end,
+           case when k.echo then 'sent' else 'received' end, clock_timestamp()
     from keyed k
     join conversations_up v on v.contact_id = k.contact_id and v.whatsapp_number_id = k.number_id
+      and v.group_key = coalesce(k.group_id, '')
     order by k.ord
     on conflict (wa_message_id) do nothing
-    returning id, created_at
+    returning id, created_at, direction
   )
-  select coalesce(array_agg(id order by created_at), '{}') into v_new from inserted;
+  select coalesce(array_agg(id order by created_at) filter (where direction = 'inbound'), '{}')
+  into v_new from inserted;
   perform set_config('enable_nestloop', v_nestloop, true);
   perform private.count_inbound(v_new);
+  -- What is stored and never answered: identity changes, edits, revokes, group messages.
+  for x in
+    select m.*, n.org_id,
+           (v_contacts ->> concat_ws('|', n.org_id, m.wa_id, m.user_id))::uuid as contact_id
+    from jsonb_to_recordset(p_messages) as m(
+      phone_number_id text, wa_id text, user_id text, wamid text, type text, body text,
+      new_wa_id text, new_user_id text, target_wamid text, group_id text, echo boolean)
+    join public.whatsapp_numbers n on n.phone_number_id = m.phone_number_id
+    where (m.type in ('system', 'edit', 'revoke', 'reaction') or m.group_id is not null)
+      and not coalesce(m.echo, false)
+  loop
+    perform private.whatsapp_apply_notice(x.org_id, x.contact_id, x.wamid, x.type, x.body,
+                                          x.new_wa_id, x.new_user_id, x.target_wamid);
+  end loop;
+  if found then
+    v_new := array(select m.id from public.messages m
+                   where m.id = any(v_new) and m.status = 'received' order by m.created_at);
+  end if;
 
   v_applied := private.whatsapp_apply_statuses(p_statuses);
   perform private.whatsapp_apply_account_events(p_account_events);
@@ -896,6 +1158,11 @@ begin
 
   -- The conversation's row is the turn's lock: the checks below see every committed turn.
   select * into v from public.conversations where id = m.conversation_id for update;
+  -- Human mode from an echo ends once the staff has been idle long enough.
+  if v.human_until <= now() then
+    update public.conversations set mode = 'bot', human_until = null
+    where id = v.id returning * into v;
+  end if;
   if v.turn_lease_until > now() or exists (
     select 1 from public.messages r
     where r.conversation_id = v.id and r.status = 'sending' and r.reply_to is not null
@@ -972,7 +1239,8 @@ begin
                               order by x.created_at, x.id))
         from public.messages x where x.id = any(v_turn)),
       'contact', jsonb_build_object(
-        'id', c.id, 'wa_id', c.wa_id, 'name', c.name, 'locale', c.locale,
+        'id', c.id, 'wa_id', c.wa_id, 'user_id', c.user_id, 'username', c.username,
+        'name', c.name, 'locale', c.locale,
         'timezone', v_tz, 'opted_out', c.opted_out),
       'conversation', jsonb_build_object(
         'id', v.id, 'mode', v.mode,
@@ -983,6 +1251,7 @@ begin
         'enabled_tools', to_jsonb(s.enabled_tools), 'language', coalesce(s.language, 'en'),
         'timezone', coalesce(s.timezone, 'UTC'),
         'reply_template', private.usable_template(m.org_id, s.reply_template, s.template_language),
+        'welcome_message', s.welcome_message,
         'template_language', private.template_language(s.template_language),
         'fallback_first', exists (
           select 1 from public.alerts a
@@ -1006,6 +1275,8 @@ begin
             and x.id <> m.id
             and x.created_at <= m.created_at
             and x.body is not null
+            -- A system notice is no one's words, and an edit's text is its message's now.
+            and x.type not in ('system', 'edit')
           order by x.created_at desc, x.id desc
           limit greatest(p_history, 0)
         ) h), '[]'))
@@ -1289,6 +1560,10 @@ revoke execute on function private.outbound_status_rank(text) from public, anon,
 grant execute on function private.raise_alert(uuid, text, text, text), private.outbound_status_rank(text)
   to service_role;
 revoke execute on function
+  private.whatsapp_merge_contacts(uuid, uuid),
+  private.whatsapp_contact(uuid, text, text, text, text, text),
+  private.whatsapp_change_identity(uuid, text, text),
+  private.whatsapp_apply_notice(uuid, uuid, text, text, text, text, text, text),
   private.whatsapp_discard_message(uuid, text),
   private.count_inbound(uuid[]),
   private.local_day_start(text, timestamptz),
@@ -1296,6 +1571,10 @@ revoke execute on function
   private.record_ledger(public.messages, jsonb)
 from public, anon, authenticated;
 grant execute on function
+  private.whatsapp_merge_contacts(uuid, uuid),
+  private.whatsapp_contact(uuid, text, text, text, text, text),
+  private.whatsapp_change_identity(uuid, text, text),
+  private.whatsapp_apply_notice(uuid, uuid, text, text, text, text, text, text),
   private.whatsapp_discard_message(uuid, text),
   private.count_inbound(uuid[]),
   private.local_day_start(text, timestamptz),
@@ -1732,7 +2011,7 @@ begin
       'kind', case when m.reply_to is not null then 'reply'
                    when m.reminder_id is not null then 'reminder' else 'staff' end,
       'body', m.body, 'type', m.type, 'rich', m.payload -> 'rich',
-      'phone_number_id', n.phone_number_id, 'wa_id', c.wa_id,
+      'phone_number_id', n.phone_number_id, 'wa_id', c.wa_id, 'user_id', c.user_id,
       'window_open', private.window_open(v.last_inbound_at)
                      and m.payload ->> 'template_retry' is null,
       'template', private.usable_template(m.org_id,

@@ -81,7 +81,7 @@ as $$
   select jsonb_build_object(
     'id', r.id, 'token', r.lease_token, 'text', r.text, 'due_at', r.due_at,
     'recurrence', r.recurrence, 'timezone', r.timezone, 'attempts', r.attempts,
-    'wa_id', c.wa_id, 'conversation_id', v.id, 'phone_number_id', v.phone_number_id,
+    'wa_id', c.wa_id, 'user_id', c.user_id, 'conversation_id', v.id, 'phone_number_id', v.phone_number_id,
     'window_open', private.window_open(v.last_inbound_at),
     'reminder_template', private.usable_template(r.org_id, s.reminder_template, s.template_language),
     'template_language', private.template_language(s.template_language))
@@ -91,7 +91,7 @@ as $$
     select cv.id, cv.last_inbound_at, n.phone_number_id
     from public.conversations cv
     join public.whatsapp_numbers n on n.id = cv.whatsapp_number_id
-    where cv.contact_id = r.contact_id and cv.org_id = r.org_id
+    where cv.contact_id = r.contact_id and cv.org_id = r.org_id and cv.group_id is null
     order by cv.last_inbound_at desc nulls last, cv.created_at desc
     limit 1
   ) v on true

@@ -81,9 +81,12 @@ select
   c.contact_id,
   ct.name                                                            as contact_name,
   ct.wa_id                                                           as contact_wa_id,
+  ct.username                                                        as contact_username,
   ct.opted_out                                                       as contact_opted_out,
   c.whatsapp_number_id,
-  c.mode,
+  c.group_id,
+  -- Human mode from an echo ends when the staff has been idle long enough.
+  case when c.human_until <= now() then 'bot' else c.mode end       as mode,
   c.last_inbound_at,
   c.last_message_at,
   private.window_open(c.last_inbound_at)                             as window_open,
@@ -267,6 +270,7 @@ begin
   into v_contacts, v_exact
   from (
     select l.contact_id, ct.name as contact_name, ct.wa_id as contact_wa_id,
+           ct.username as contact_username,
            coalesce(e.requests, l.requests) as requests, coalesce(e.tokens, l.tokens) as tokens,
            coalesce(e.cost_usd, l.low) as cost_usd
     from listed l
@@ -323,7 +327,8 @@ begin
   if not v_keys <@ array[
     'system_prompt', 'model', 'fallback_model', 'enabled_tools', 'language', 'timezone',
     'reply_template', 'reminder_template', 'template_language', 'rate_limit_per_minute',
-    'contact_daily_token_cap', 'monthly_cost_budget_usd'] then
+    'contact_daily_token_cap', 'monthly_cost_budget_usd', 'welcome_message',
+    'staff_idle_minutes'] then
     raise exception 'settings: unknown field' using errcode = 'invalid_parameter_value';
   end if;
 
@@ -344,7 +349,10 @@ begin
       contact_daily_token_cap = case when p_settings ? 'contact_daily_token_cap'
         then (p_settings ->> 'contact_daily_token_cap')::bigint else s.contact_daily_token_cap end,
       monthly_cost_budget_usd = case when p_settings ? 'monthly_cost_budget_usd'
-        then (p_settings ->> 'monthly_cost_budget_usd')::numeric else s.monthly_cost_budget_usd end
+        then (p_settings ->> 'monthly_cost_budget_usd')::numeric else s.monthly_cost_budget_usd end,
+      welcome_message = case when p_settings ? 'welcome_message' then p_settings ->> 'welcome_message' else s.welcome_message end,
+      staff_idle_minutes = case when p_settings ? 'staff_idle_minutes'
+        then (p_settings ->> 'staff_idle_minutes')::int else s.staff_idle_minutes end
     where s.org_id = p_org_id
     returning * into v_row;
   exception when check_violation then
@@ -386,8 +394,9 @@ begin
     raise exception 'mode must be bot or human' using errcode = 'invalid_parameter_value';
   end if;
 
-  update public.conversations set mode = p_mode
-  where id = p_conversation_id and mode <> p_mode;
+  update public.conversations set mode = p_mode, human_until = null
+  where id = p_conversation_id
+    and (mode <> p_mode or human_until is not null);
   if found then
     perform private.audit(v_org, 'conversation.handoff', p_conversation_id::text,
       jsonb_build_object('from', v_old, 'to', p_mode));
@@ -674,7 +683,7 @@ declare
   v record;
   v_id uuid;
 begin
-  select c.id, c.org_id, c.contact_id, ct.wa_id, ct.opted_out, n.phone_number_id,
+  select c.id, c.org_id, c.contact_id, ct.wa_id, ct.user_id, ct.opted_out, n.phone_number_id,
          private.window_open(c.last_inbound_at) as window_open,
          private.usable_template(c.org_id, s.reply_template, s.template_language) as reply_template,
          private.template_language(s.template_language) as template_language
@@ -707,7 +716,7 @@ begin
   perform private.audit(v.org_id, 'message.send', p_conversation_id::text,
     jsonb_build_object('message_id', v_id));
   return jsonb_build_object(
-    'message_id', v_id, 'wa_id', v.wa_id, 'phone_number_id', v.phone_number_id,
+    'message_id', v_id, 'wa_id', v.wa_id, 'user_id', v.user_id, 'phone_number_id', v.phone_number_id,
     'window_open', v.window_open, 'reply_template', v.reply_template,
     'template_language', v.template_language);
 end;
@@ -840,7 +849,7 @@ begin
 
   if v_contact.opted_out then
     update public.contacts
-    set name = null, locale = null, timezone = null, erased_at = now()
+    set name = null, username = null, locale = null, timezone = null, erased_at = now()
     where id = p_contact_id;
   else
     delete from public.contacts where id = p_contact_id;

@@ -15,6 +15,7 @@ mod group_commit;
 mod health;
 mod hostile;
 mod keys;
+mod kinds;
 mod logs;
 mod migrations;
 mod models;

@@ -270,7 +270,11 @@ impl Assistant {
                     .map(text)
                     .unwrap_or(Input::Reply(replies::media_unsupported(lang))),
             },
-            (_, Some(body)) if ai || turn.message.kind == MessageKind::Image => text(body),
+            // Captions (and a document's name) are read without AI too.
+            (MessageKind::Image | MessageKind::Video | MessageKind::Document, Some(body)) => {
+                text(body)
+            }
+            (_, Some(body)) if ai => text(body),
             _ => Input::Reply(replies::media_unsupported(lang)),
         }
     }

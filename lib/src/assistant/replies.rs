@@ -62,6 +62,32 @@ pub fn rate_limited(lang: Lang) -> String {
     )
 }
 
+/// The answer to a contact's first open of the chat (`request_welcome`) when the org set no
+/// `welcome_message`.
+pub fn welcome(lang: Lang) -> String {
+    pick(
+        lang,
+        "Hi! 👋 I'm your assistant. I can set reminders, log expenses and answer questions. \
+         Just write to me. Reply STOP at any time to stop receiving messages.",
+        "¡Hola! 👋 Soy tu asistente. Puedo crear recordatorios, apuntar gastos y responder \
+         preguntas. Escríbeme sin más. Responde BAJA en cualquier momento para no recibir \
+         más mensajes.",
+    )
+}
+
+/// The acknowledgement of an order, with its summary (items and total).
+pub fn order_received(lang: Lang, summary: Option<&str>) -> String {
+    let intro = pick(
+        lang,
+        "Thank you, we received your order",
+        "Gracias, hemos recibido tu pedido",
+    );
+    match summary {
+        Some(summary) => format!("{intro} ({summary})."),
+        None => format!("{intro}."),
+    }
+}
+
 /// A message that is not a command, answered without AI.
 pub fn not_understood(lang: Lang, limited: bool) -> String {
     let intro = match (lang, limited) {

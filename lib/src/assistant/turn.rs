@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::parser::Lang;
-use crate::domain::{MessageKind, WaId, Wamid};
+use crate::domain::{MessageKind, UserId, WaId, Wamid};
 
 /// The claimed inbound message, and the org it belongs to.
 #[derive(Debug, Deserialize)]
@@ -27,7 +27,13 @@ pub struct ClaimedMessage {
 #[derive(Debug, Deserialize)]
 pub struct Contact {
     pub id: Uuid,
-    pub wa_id: WaId,
+    /// The phone number; `None` for a person known only by a BSUID.
+    pub wa_id: Option<WaId>,
+    #[serde(default)]
+    pub user_id: Option<UserId>,
+    /// The WhatsApp username, when they have one.
+    #[serde(default)]
+    pub username: Option<String>,
     pub name: Option<String>,
     pub locale: Option<String>,
     /// The contact's IANA zone, else the org's, else UTC.
@@ -44,6 +50,9 @@ pub struct OrgSettings {
     pub enabled_tools: Option<Vec<String>>,
     pub language: String,
     pub reply_template: Option<String>,
+    /// The answer to `request_welcome`; `None`: the built-in welcome.
+    #[serde(default)]
+    pub welcome_message: Option<String>,
     pub template_language: String,
     /// The org's `ai_latency` alert is open: the fallback model is tried first.
     #[serde(default)]

@@ -184,7 +184,12 @@ fn webhook(
     let url = url.to_string();
     let prefix = format!("wamid.bench.{run}.");
     let outcome = run_load(concurrency, seconds, move |worker, n| {
-        let from = format!("1777{worker:08}");
+        // Every fourth worker is a person with a username and no phone number (a BSUID).
+        let from = if worker % 4 == 3 && !statuses {
+            format!("US.1777{worker:08}")
+        } else {
+            format!("1777{worker:08}")
+        };
         let wamid = format!("{prefix}{worker}.{n}");
         let now = chrono::Utc::now().timestamp();
         let payload = if statuses {

@@ -1,7 +1,7 @@
 //! `scripts/simulate`: signs and posts a sample WhatsApp message (or the verification
 //! handshake) to a running server, then prints the reply as recorded in the database.
 //!
-//!   simulate [TEXT] [--type TYPE] [--from WA_ID] [--to PHONE_NUMBER_ID] [--url BASE]
+//!   simulate [TEXT] [--type TYPE] [--from WA_ID|BSUID] [--to PHONE_NUMBER_ID] [--url BASE]
 //!            [--wait SECONDS] [--verify]
 //!
 //! Reads WHATSAPP_APP_SECRET / WHATSAPP_VERIFY_TOKEN, and POSTGREST_URL (or SUPABASE_URL) with
@@ -62,7 +62,7 @@ async fn main() -> ExitCode {
     let options = match options() {
         Ok(options) => options,
         Err(error) => {
-            eprintln!("{error}\nusage: scripts/simulate [TEXT] [--type {}] [--from WA_ID] [--to PHONE_NUMBER_ID] [--url BASE] [--wait SECONDS] [--verify]", SAMPLE_TYPES.join("|"));
+            eprintln!("{error}\nusage: scripts/simulate [TEXT] [--type {}] [--from WA_ID|BSUID] [--to PHONE_NUMBER_ID] [--url BASE] [--wait SECONDS] [--verify]", SAMPLE_TYPES.join("|"));
             return ExitCode::from(2);
         }
     };

@@ -21,6 +21,47 @@ impl WaId {
     }
 }
 
+/// A business-scoped user id (BSUID, `US.13491208655302741918`; a parent BSUID has `ENT`
+/// after the country code): how Meta names a person, with or without a phone number.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Two capital letters (the ISO country code), a period, then letters, digits and periods
+    /// (Meta: up to 128 characters after the country code).
+    pub fn parse(value: &str) -> Option<Self> {
+        let (country, rest) = value.split_once('.')?;
+        (country.len() == 2
+            && country.bytes().all(|b| b.is_ascii_uppercase())
+            && (1..=150).contains(&rest.len())
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'))
+        .then(|| Self(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a message to a person goes: their phone number when known (Meta recommends it),
+/// else their BSUID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Address {
+    Phone(WaId),
+    User(UserId),
+}
+
+impl Address {
+    /// The phone number if it is valid, else the BSUID if it is; `None` when neither is.
+    pub fn parse(wa_id: Option<&str>, user_id: Option<&str>) -> Option<Self> {
+        wa_id
+            .and_then(WaId::parse)
+            .map(Self::Phone)
+            .or_else(|| user_id.and_then(UserId::parse).map(Self::User))
+    }
+}
+
 /// The Graph API id of a business phone number (how deliveries are routed to an org).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
@@ -72,7 +113,7 @@ macro_rules! parsed_from_text {
     )*};
 }
 
-parsed_from_text!(WaId: "wa_id", PhoneNumberId: "phone_number_id", Wamid: "wamid");
+parsed_from_text!(WaId: "wa_id", UserId: "user_id", PhoneNumberId: "phone_number_id", Wamid: "wamid");
 
 /// A message's type (`messages.type`): what Meta sent, or what we sent. Types this service does
 /// not read are stored as `unsupported`.
@@ -92,6 +133,17 @@ pub enum MessageKind {
     Sticker,
     /// Outbound only: an approved template (outside the 24 h window).
     Template,
+    /// A cart sent from the catalog: acknowledged with its summary.
+    Order,
+    /// A notice from WhatsApp (an identity change): stored, never answered.
+    System,
+    /// The person opened the chat for the first time: answered with the welcome.
+    #[serde(rename = "request_welcome")]
+    RequestWelcome,
+    /// The person edited an earlier message: the stored one takes the new text.
+    Edit,
+    /// The person deleted an earlier message: its content is cleared.
+    Revoke,
     #[serde(other)]
     Unsupported,
 }
@@ -104,6 +156,14 @@ impl MessageKind {
             Ok(Self::Template) | Err(_) => Self::Unsupported,
             Ok(kind) => kind,
         }
+    }
+
+    /// Stored and never answered: a reaction, a system notice, an edit or a revoke.
+    pub fn never_answered(self) -> bool {
+        matches!(
+            self,
+            Self::Reaction | Self::System | Self::Edit | Self::Revoke
+        )
     }
 
     /// The name stored in `messages.type`.
@@ -121,6 +181,11 @@ impl MessageKind {
             Self::Document => "document",
             Self::Sticker => "sticker",
             Self::Template => "template",
+            Self::Order => "order",
+            Self::System => "system",
+            Self::RequestWelcome => "request_welcome",
+            Self::Edit => "edit",
+            Self::Revoke => "revoke",
             Self::Unsupported => "unsupported",
         }
     }
@@ -152,5 +217,22 @@ mod tests {
             MessageKind::Unsupported
         );
         assert_eq!(MessageKind::Sticker.as_str(), "sticker");
+        assert_eq!(
+            MessageKind::of_inbound("request_welcome"),
+            MessageKind::RequestWelcome
+        );
+        assert!(UserId::parse("US.13491208655302741918").is_some());
+        assert!(UserId::parse("US.ENT.11815799212886844830").is_some());
+        assert!(UserId::parse("us.1349").is_none());
+        assert!(UserId::parse("US.").is_none());
+        assert!(UserId::parse("US.12 34").is_none());
+        assert_eq!(
+            Address::parse(None, Some("US.1349")),
+            UserId::parse("US.1349").map(Address::User)
+        );
+        assert!(matches!(
+            Address::parse(Some("15550001111"), Some("US.1349")),
+            Some(Address::Phone(_))
+        ));
     }
 }

@@ -78,8 +78,30 @@ pub fn decide(claim: &Claim) -> Plan {
             ..silent
         };
     }
-    if claim.contact.opted_out || message.kind == MessageKind::Reaction {
+    if claim.contact.opted_out || message.kind.never_answered() {
         return silent;
+    }
+    match message.kind {
+        MessageKind::RequestWelcome => {
+            let welcome = claim.settings.welcome_message.clone();
+            return Plan {
+                reply: Some(Reply::Fixed(
+                    welcome.unwrap_or_else(|| replies::welcome(lang)),
+                )),
+                ..silent
+            };
+        }
+        MessageKind::Order => {
+            return Plan {
+                reply: Some(Reply::Fixed(replies::order_received(
+                    lang,
+                    message.body.as_deref(),
+                ))),
+                mark_read: true,
+                ..silent
+            };
+        }
+        _ => {}
     }
     if claim.rate_limit.hits > claim.rate_limit.limit {
         // One notice when the limit is first passed, then silence until the window resets.

@@ -37,7 +37,7 @@ use super::isolate::isolated;
 use super::Pipeline;
 use crate::assistant::ledger::Ledger;
 use crate::assistant::{AssistantError, Turn};
-use crate::domain::{Alert, AlertKind, MessageKind, Wamid};
+use crate::domain::{Address, Alert, AlertKind, MessageKind, Wamid};
 use crate::send::{self, Content, SendError};
 use crate::supabase::{Caller, DbError, Postgrest};
 use crate::whatsapp::{Delivered, Recipient, SendStatus};
@@ -333,7 +333,7 @@ async fn answer(
     let Some((outbound, content)) = recorded? else {
         return Ok(finished);
     };
-    let to = recipient(claim);
+    let to = recipient(claim)?;
     let delivered = send::send(&pipeline.whatsapp, outbound, &to, content).await?;
     finished.sent(outbound, delivered);
     Ok(finished)
@@ -398,15 +398,22 @@ async fn record(
     }
 }
 
-/// The contact, from the org's number that received the message.
-fn recipient(claim: &Claim) -> Recipient {
-    send::recipient(
+/// The contact (by phone number, else by BSUID), from the org's number that received the
+/// message.
+fn recipient(claim: &Claim) -> Result<Recipient, SendError> {
+    let contact = &claim.contact;
+    let to = match (&contact.wa_id, &contact.user_id) {
+        (Some(number), _) => Address::Phone(number.clone()),
+        (None, Some(user)) => Address::User(user.clone()),
+        (None, None) => return Err(SendError::Recipient("the contact has no number or user id")),
+    };
+    Ok(send::recipient(
         claim.phone_number_id.clone(),
-        claim.contact.wa_id.clone(),
+        to,
         claim.conversation.window_open,
         claim.settings.reply_template.clone(),
         &claim.settings.template_language,
-    )
+    ))
 }
 
 async fn mark_read(pipeline: &Pipeline, claim: &Claim) {

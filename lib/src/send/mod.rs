@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::domain::{MessageKind, PhoneNumberId, WaId};
+use crate::domain::{Address, MessageKind, PhoneNumberId};
 use crate::supabase::{Caller, Postgrest, Query};
 use crate::whatsapp::{
     Delivered, DeliveryError, GraphAction, GraphError, Recipient, Rich, Template, WhatsApp,
@@ -118,7 +118,9 @@ impl SendError {
 pub struct StoredRecipient {
     /// The org's business number; `None` when the contact has no conversation with one.
     phone_number_id: Option<String>,
-    wa_id: String,
+    wa_id: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
     window_open: bool,
     #[serde(alias = "reply_template", alias = "reminder_template")]
     template: Option<String>,
@@ -134,8 +136,9 @@ impl StoredRecipient {
         let from = PhoneNumberId::parse(from).ok_or(SendError::Recipient(
             "the stored business number is invalid",
         ))?;
-        let to = WaId::parse(&self.wa_id)
-            .ok_or(SendError::Recipient("the stored contact number is invalid"))?;
+        let to = Address::parse(self.wa_id.as_deref(), self.user_id.as_deref()).ok_or(
+            SendError::Recipient("the stored contact has no valid number or user id"),
+        )?;
         let template = self.template.clone();
         Ok(recipient(
             from,
@@ -160,7 +163,7 @@ impl StoredRecipient {
 /// Who sends to whom: the one constructor of a [`Recipient`].
 pub fn recipient(
     from: PhoneNumberId,
-    to: WaId,
+    to: Address,
     window_open: bool,
     template: Option<String>,
     language: &str,

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::configuration::{Secret, WhatsAppSettings};
-use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
+use crate::domain::{Address, MessageKind, PhoneNumberId, Wamid};
 
 /// WhatsApp's limit for one text message.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -291,7 +291,7 @@ impl WhatsApp {
     pub async fn send(
         &self,
         from: &PhoneNumberId,
-        to: &WaId,
+        to: &Address,
         message: &Outgoing,
         callback: Uuid,
     ) -> Result<Sent, GraphError> {
@@ -452,12 +452,17 @@ async fn api_error(response: reqwest::Response) -> GraphError {
 /// The JSON bodies of `POST /{phone-number-id}/messages` for `message` (several for a long
 /// text), each with `callback` (our `messages.id`, 36 characters: Meta allows 512) as its
 /// `biz_opaque_callback_data`.
-pub fn request_bodies(to: &WaId, message: &Outgoing, callback: Uuid) -> Vec<Value> {
+pub fn request_bodies(to: &Address, message: &Outgoing, callback: Uuid) -> Vec<Value> {
+    // A phone number goes in `to`; a BSUID in `recipient` (Meta: `to` wins when both are set).
+    let (field, address) = match to {
+        Address::Phone(number) => ("to", number.as_str()),
+        Address::User(user) => ("recipient", user.as_str()),
+    };
     let envelope = |kind: &str, content: Value| {
         json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": to.as_str(),
+            field: address,
             "type": kind,
             kind: content,
             "biz_opaque_callback_data": callback,

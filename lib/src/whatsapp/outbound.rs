@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use super::{GraphAction, GraphError, Outgoing, Rich, Sent, WhatsApp};
-use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
+use crate::domain::{Address, MessageKind, PhoneNumberId, Wamid};
 
 /// An approved template whose one body parameter carries the text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,7 +25,8 @@ pub struct Template {
 pub struct Recipient {
     /// The org's business number.
     pub from: PhoneNumberId,
-    pub to: WaId,
+    /// The person's phone number, else their BSUID.
+    pub to: Address,
     /// Freeform is allowed: the contact wrote within the last 24 h.
     pub window_open: bool,
     /// Carries the text outside the window (and when Meta says the window closed).
@@ -157,7 +158,7 @@ impl WhatsApp {
     async fn send_retrying(
         &self,
         from: &PhoneNumberId,
-        to: &WaId,
+        to: &Address,
         message: &Outgoing,
         outbound: Uuid,
     ) -> Result<Sent, GraphError> {

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::account::{self, AccountEvent};
 use super::pricing::{self, PricingCategory};
-use crate::domain::{MessageKind, PhoneNumberId, WaId, Wamid};
+use crate::domain::{MessageKind, PhoneNumberId, UserId, WaId, Wamid};
 use crate::supabase::storable;
 
 /// The longest readable body stored, in characters (see the module's documentation).
@@ -52,7 +52,9 @@ pub struct Delivery {
 pub struct InboundMessage {
     pub ord: usize,
     pub phone_number_id: PhoneNumberId,
-    pub wa_id: WaId,
+    /// The sender: a phone number, a BSUID, or both (at least one).
+    #[serde(flatten)]
+    pub sender: Sender,
     pub profile_name: Option<String>,
     pub wamid: Wamid,
     #[serde(rename = "type")]
@@ -62,6 +64,38 @@ pub struct InboundMessage {
     /// The message as Meta sent it.
     pub payload: Value,
     pub sent_at: DateTime<Utc>,
+    /// A system notice's new identity (`user_changed_number`, `user_changed_user_id`).
+    pub new_wa_id: Option<WaId>,
+    pub new_user_id: Option<UserId>,
+    /// The message an edit, revoke or reaction is about.
+    pub target_wamid: Option<Wamid>,
+    /// A group message's group: stored, never answered privately.
+    pub group_id: Option<String>,
+    /// Sent by the owner from the WhatsApp Business app to this person (`smb_message_echoes`):
+    /// stored as a staff message, and the conversation goes to human mode for a while.
+    pub echo: bool,
+}
+
+/// Who sent a message: Meta names a person by phone number (`from`, `contacts[].wa_id`), by
+/// business-scoped user id (`from_user_id`, `contacts[].user_id`), or both; a user with a
+/// username may withhold the number.
+#[derive(Debug, Default, Serialize)]
+pub struct Sender {
+    pub wa_id: Option<WaId>,
+    pub user_id: Option<UserId>,
+    pub parent_user_id: Option<UserId>,
+    pub username: Option<String>,
+}
+
+/// The longest username stored, in characters (`contacts.username`).
+pub const MAX_USERNAME_CHARS: usize = 64;
+
+/// A group id as `conversations.group_id` stores it: 1 to 128 letters, digits, `@._-`.
+fn is_group_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@._-".contains(&b))
 }
 
 /// A status of an outbound message.
@@ -98,6 +132,8 @@ struct Entry {
 
 #[derive(Deserialize)]
 struct Change {
+    /// The webhook field (`messages`, `account_update`, …); absent: `messages`. Kept raw: a
+    /// value of an unexpected type is an unknown field, skipped.
     #[serde(default)]
     field: Option<Value>,
     /// Kept raw: a change of an unexpected shape is skipped, never failing the batch.
@@ -114,6 +150,9 @@ struct ChangeValue {
     messages: Vec<Value>,
     #[serde(default, deserialize_with = "list")]
     statuses: Vec<Value>,
+    /// `smb_message_echoes`: what the owner sent from the WhatsApp Business app.
+    #[serde(default, deserialize_with = "list")]
+    message_echoes: Vec<Value>,
 }
 
 /// A list that may also be absent or `null`.
@@ -133,12 +172,15 @@ struct Metadata {
 #[derive(Deserialize)]
 struct Contact {
     wa_id: Option<String>,
+    user_id: Option<String>,
+    parent_user_id: Option<String>,
     profile: Option<Profile>,
 }
 
 #[derive(Deserialize)]
 struct Profile {
     name: Option<String>,
+    username: Option<String>,
 }
 
 /// Why a body is not a WhatsApp delivery.
@@ -167,15 +209,19 @@ impl Delivery {
         for entry in payload.entry {
             let waba_id = entry.id.as_ref().and_then(Value::as_str);
             for change in entry.changes {
-                let field = change.field.as_ref().and_then(Value::as_str);
-                match (field, change.value) {
-                    (Some(field), Some(value)) if account::FIELDS.contains(&field) => {
+                let Some(value) = change.value else { continue };
+                match change
+                    .field
+                    .as_ref()
+                    .map_or(Some("messages"), Value::as_str)
+                {
+                    Some(field) if account::FIELDS.contains(&field) => {
                         let (events, skipped) = account::parse(field, waba_id, &value);
                         delivery.account_events.extend(events);
                         delivery.skipped += skipped;
                     }
-                    (_, Some(value)) => delivery.add_change(value),
-                    (_, None) => {}
+                    Some("messages" | "smb_message_echoes") => delivery.add_change(value),
+                    _ => delivery.skipped += 1,
                 }
             }
         }
@@ -187,7 +233,8 @@ impl Delivery {
         self.messages.is_empty() && self.statuses.is_empty() && self.account_events.is_empty()
     }
 
-    /// A `messages` change (or one without a field): its messages and statuses.
+    /// A `messages` or `smb_message_echoes` change (or one without a field): its messages,
+    /// echoes and statuses.
     fn add_change(&mut self, value: Value) {
         match serde_json::from_value::<ChangeValue>(value) {
             Ok(value) => self.add(value),
@@ -204,6 +251,13 @@ impl Delivery {
         for raw in value.messages {
             let ord = self.messages.len();
             match inbound(ord, &number, &value.contacts, raw) {
+                Some(message) => self.messages.push(message),
+                None => self.skipped += 1,
+            }
+        }
+        for raw in value.message_echoes {
+            let ord = self.messages.len();
+            match echo(ord, &number, raw) {
                 Some(message) => self.messages.push(message),
                 None => self.skipped += 1,
             }
@@ -249,19 +303,38 @@ fn inbound(
     contacts: &[Contact],
     raw: Value,
 ) -> Option<InboundMessage> {
-    let wa_id = WaId::parse(raw.get("from")?.as_str()?)?;
     let wamid = Wamid::parse(raw.get("id")?.as_str()?)?;
     let given = raw
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("unsupported");
     let kind = MessageKind::of_inbound(given);
-    let profile_name = contacts
-        .iter()
-        .find(|c| c.wa_id.as_deref() == Some(wa_id.as_str()))
+    let (sender, contact) = sender(&raw, contacts)?;
+    let profile_name = contact
         .and_then(|c| c.profile.as_ref()?.name.as_deref())
         .map(|name| storable::bounded(name, MAX_PROFILE_NAME_CHARS));
     let body = readable_body(kind, &raw).map(|body| storable::bounded(&body, MAX_BODY_CHARS));
+    let id_at = |pointer: &str| text(&raw, pointer);
+    let target_wamid = match kind {
+        MessageKind::Edit => id_at("/edit/original_message_id"),
+        MessageKind::Revoke => id_at("/revoke/original_message_id"),
+        MessageKind::Reaction => id_at("/reaction/message_id"),
+        _ => None,
+    }
+    .as_deref()
+    .and_then(Wamid::parse);
+    let (new_wa_id, new_user_id) = match kind {
+        MessageKind::System => (
+            id_at("/system/wa_id").as_deref().and_then(WaId::parse),
+            id_at("/system/user_id").as_deref().and_then(UserId::parse),
+        ),
+        _ => (None, None),
+    };
+    // A group message is never answered privately: one whose group id is unusable is skipped.
+    let group_id = match raw.get("group_id") {
+        None | Some(Value::Null) => None,
+        Some(id) => Some(id.as_str().filter(|id| is_group_id(id))?.to_owned()),
+    };
     let mut payload = raw;
     storable::json(&mut payload, MAX_PAYLOAD_STRING_CHARS);
     Some(InboundMessage {
@@ -270,11 +343,76 @@ fn inbound(
         body,
         kind,
         sent_at: timestamp(&payload),
-        wa_id,
+        sender,
         wamid,
         profile_name,
         payload,
+        new_wa_id,
+        new_user_id,
+        target_wamid,
+        group_id,
+        echo: false,
     })
+}
+
+/// An echo of what the business sent from the WhatsApp Business app to the person `to`
+/// (`to_user_id`); stored like an inbound message of that person, marked `echo`.
+fn echo(ord: usize, number: &PhoneNumberId, raw: Value) -> Option<InboundMessage> {
+    let mut person = raw.clone();
+    let object = person.as_object_mut()?;
+    for (from, to) in [("to", "from"), ("to_user_id", "from_user_id")] {
+        match object.remove(from) {
+            Some(id) => object.insert(to.into(), id),
+            None => object.remove(to),
+        };
+    }
+    let mut message = inbound(ord, number, &[], person)?;
+    let mut payload = raw;
+    storable::json(&mut payload, MAX_PAYLOAD_STRING_CHARS);
+    message.payload = payload;
+    message.echo = true;
+    message.new_wa_id = None;
+    message.new_user_id = None;
+    message.target_wamid = None;
+    Some(message)
+}
+
+/// The sender of `raw` (`from`, `from_user_id`; a system notice may name the old BSUID as
+/// `system.previous_user_id`), completed by its entry in `contacts` (matched by either id),
+/// and that entry. `None` when no usable id names the sender.
+fn sender<'a>(raw: &Value, contacts: &'a [Contact]) -> Option<(Sender, Option<&'a Contact>)> {
+    let wa_id = text(raw, "/from").as_deref().and_then(WaId::parse);
+    let user_id = text(raw, "/from_user_id")
+        .or_else(|| text(raw, "/system/previous_user_id"))
+        .as_deref()
+        .and_then(UserId::parse);
+    let contact = contacts.iter().find(|c| {
+        let same_number =
+            wa_id.is_some() && c.wa_id.as_deref().and_then(WaId::parse).as_ref() == wa_id.as_ref();
+        let same_user = user_id.is_some()
+            && c.user_id.as_deref().and_then(UserId::parse).as_ref() == user_id.as_ref();
+        same_number || same_user
+    });
+    let from_contact = |id: fn(&Contact) -> Option<&str>| contact.and_then(id);
+    let wa_id = wa_id.or_else(|| from_contact(|c| c.wa_id.as_deref()).and_then(WaId::parse));
+    let user_id =
+        user_id.or_else(|| from_contact(|c| c.user_id.as_deref()).and_then(UserId::parse));
+    if wa_id.is_none() && user_id.is_none() {
+        return None;
+    }
+    let sender = Sender {
+        wa_id,
+        user_id,
+        parent_user_id: text(raw, "/from_parent_user_id")
+            .or_else(|| from_contact(|c| c.parent_user_id.as_deref()).map(str::to_owned))
+            .as_deref()
+            .and_then(UserId::parse),
+        username: contact
+            .and_then(|c| c.profile.as_ref()?.username.as_deref())
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| storable::bounded(u, MAX_USERNAME_CHARS)),
+    };
+    Some((sender, contact))
 }
 
 /// What a person reads in the message, by type.
@@ -304,8 +442,46 @@ fn readable_body(kind: MessageKind, raw: &Value) -> Option<String> {
             let caption = format!("/{}/caption", kind.as_str());
             text(raw, &caption).or_else(|| text(raw, "/document/filename"))
         }
+        MessageKind::System => text(raw, "/system/body"),
+        MessageKind::Edit => {
+            let edited = raw.pointer("/edit/message")?;
+            let kind = MessageKind::of_inbound(edited.get("type")?.as_str()?);
+            readable_body(kind, edited)
+        }
+        MessageKind::Order => order_summary(raw),
         _ => None,
     }
+}
+
+/// An order's summary: its number of items and, when every item has the same currency, its
+/// total (`3 items, 45.50 USD`).
+fn order_summary(raw: &Value) -> Option<String> {
+    let items = raw.pointer("/order/product_items")?.as_array()?;
+    let quantity = |item: &Value| item.get("quantity").and_then(number).unwrap_or(1.0);
+    let count: f64 = items.iter().map(quantity).sum();
+    let currencies: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.get("currency")?.as_str())
+        .collect();
+    let total: Option<f64> = items
+        .iter()
+        .map(|i| Some(quantity(i) * i.get("item_price").and_then(number)?))
+        .sum();
+    let mut summary = format!("{count} items");
+    if let (Some(total), Some(first)) = (total, currencies.first()) {
+        if currencies.len() == items.len() && currencies.iter().all(|c| c == first) {
+            summary.push_str(&format!(", {total:.2} {first}"));
+        }
+    }
+    Some(summary)
+}
+
+/// A number Meta may send as a JSON number or a string; finite only.
+fn number(value: &Value) -> Option<f64> {
+    value
+        .as_f64()
+        .or_else(|| value.as_str()?.parse().ok())
+        .filter(|n: &f64| n.is_finite() && n.abs() < 1e15)
 }
 
 fn status(number: &PhoneNumberId, raw: Value) -> Option<StatusUpdate> {
@@ -392,6 +568,56 @@ mod tests {
         assert!(!json.contains("\\u0000") && !json.contains('\0'));
     }
 
+    #[test]
+    fn senders_are_named_by_number_bsuid_or_both_and_echoes_by_their_recipient() {
+        let body = serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"changes": [
+                {"field": "messages", "value": {"metadata": {"phone_number_id": "100000000000001"},
+                    "contacts": [{"profile": {"name": "Ana", "username": "@ana"},
+                                  "user_id": "US.1349", "parent_user_id": "US.ENT.1181"}],
+                    "messages": [
+                        {"from_user_id": "US.1349", "id": "wamid.A", "type": "order",
+                         "order": {"product_items": [
+                             {"quantity": "2", "item_price": "3.50", "currency": "EUR"},
+                             {"quantity": 1, "item_price": 1, "currency": "EUR"}]}},
+                        {"id": "wamid.B", "type": "text", "text": {"body": "nobody"}}
+                    ]}},
+                {"field": "smb_message_echoes", "value": {
+                    "metadata": {"phone_number_id": "100000000000001"},
+                    "message_echoes": [{"from": "15550100001", "to": "15550001111",
+                        "id": "wamid.C", "type": "text", "text": {"body": "from the app"}}]}},
+                {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}}
+            ]}]
+        });
+        let delivery = Delivery::parse(body.to_string().as_bytes()).expect("parsed");
+        let [order, echo] = delivery.messages.as_slice() else {
+            panic!("two messages: {:?}", delivery.messages);
+        };
+        assert!(order.sender.wa_id.is_none());
+        assert_eq!(
+            order.sender.user_id.as_ref().map(UserId::as_str),
+            Some("US.1349")
+        );
+        assert_eq!(
+            order.sender.parent_user_id.as_ref().map(UserId::as_str),
+            Some("US.ENT.1181")
+        );
+        assert_eq!(order.sender.username.as_deref(), Some("@ana"));
+        assert_eq!(order.profile_name.as_deref(), Some("Ana"));
+        assert_eq!(order.body.as_deref(), Some("3 items, 8.00 EUR"));
+        assert!(echo.echo && !order.echo);
+        assert_eq!(
+            echo.sender.wa_id.as_ref().map(WaId::as_str),
+            Some("15550001111")
+        );
+        assert_eq!(echo.payload["to"], "15550001111", "kept as Meta sent it");
+        assert_eq!(
+            delivery.skipped, 2,
+            "a message naming nobody, an account_update"
+        );
+    }
+
     /// Properties: no delivery makes the parser panic, and everything it keeps is storable
     /// (issue 11). Deliveries are shaped like Meta's, with hostile strings in every field a
     /// sender controls, lone surrogate escapes spliced into the JSON text, odd timestamps and
@@ -476,6 +702,11 @@ mod tests {
                     "audio",
                     "sticker",
                     "order",
+                    "video",
+                    "system",
+                    "request_welcome",
+                    "edit",
+                    "revoke",
                     "",
                 ][..],
             );
@@ -485,11 +716,16 @@ mod tests {
                 1 => hostile().prop_map(|h| format!("{h}{}", "é".repeat(MAX_BODY_CHARS))),
             ];
             (id("15550001111"), id("wamid.HBgLMTU1NTAwMDExMTEV"), kind, timestamp(),
-             body, hostile(), hostile())
-                .prop_map(|(from, wamid, kind, ts, long, b, c)| {
+             body, hostile(), hostile(), id("US.13491208655302741918"), timestamp())
+                .prop_map(|(from, wamid, kind, ts, long, b, c, user, n)| {
                     let a: String = long.chars().take(20).collect();
                     json!({
                         "from": from, "id": wamid, "type": kind, "timestamp": ts,
+                        "from_user_id": user, "group_id": b,
+                        "system": {"body": long, "wa_id": b, "user_id": c, "type": a},
+                        "edit": {"original_message_id": a, "message": {"type": kind, "text": {"body": long}}},
+                        "revoke": {"original_message_id": c},
+                        "order": {"product_items": [{"quantity": n, "item_price": ts, "currency": c}, {"item_price": n}]},
                         "text": {"body": long},
                         "interactive": {"button_reply": {"id": b, "title": c}},
                         "button": {"text": b, "payload": c},

@@ -320,7 +320,9 @@ mod tests {
     }
 
     fn sent(rich: Rich) -> Value {
-        let to = crate::domain::WaId::parse("15550001111").expect("wa_id");
+        let to = crate::domain::Address::Phone(
+            crate::domain::WaId::parse("15550001111").expect("wa_id"),
+        );
         let bodies = super::super::graph::request_bodies(
             &to,
             &super::super::Outgoing::Rich(rich),

@@ -26,10 +26,24 @@ pub struct Sample<'a> {
     pub timestamp: i64,
 }
 
-/// One delivery with one message.
+/// One delivery with one message. A `from` that is a BSUID (`US.…`) is a person with a
+/// username who withholds the number: `from_user_id` and `contacts[].user_id`, no phone number.
 pub fn delivery(sample: &Sample<'_>) -> Value {
+    let username_only = crate::domain::UserId::parse(sample.from).is_some();
+    let (from, contact) = if username_only {
+        (
+            "from_user_id",
+            json!({"profile": {"name": sample.profile_name, "username": "@sample"},
+                   "user_id": sample.from}),
+        )
+    } else {
+        (
+            "from",
+            json!({"profile": {"name": sample.profile_name}, "wa_id": sample.from}),
+        )
+    };
     let mut message = json!({
-        "from": sample.from,
+        from: sample.from,
         "id": sample.wamid,
         "timestamp": sample.timestamp.to_string(),
         "type": sample.kind,
@@ -46,7 +60,7 @@ pub fn delivery(sample: &Sample<'_>) -> Value {
                         "display_phone_number": "15550100001",
                         "phone_number_id": sample.phone_number_id,
                     },
-                    "contacts": [{"profile": {"name": sample.profile_name}, "wa_id": sample.from}],
+                    "contacts": [contact],
                     "messages": [message],
                 },
                 "field": "messages",

@@ -163,7 +163,7 @@ async fn the_documents_settings_limits_are_the_databases_constraints() {
     let properties = document["components"]["schemas"]["SettingsUpdate"]["properties"]
         .as_object()
         .expect("SettingsUpdate");
-    assert_eq!(properties.len(), 12, "every field the API takes");
+    assert_eq!(properties.len(), 14, "every field the API takes");
     let mut drift = Vec::new();
     for (name, schema) in properties {
         let probes = probes(name, schema);

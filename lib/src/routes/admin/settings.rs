@@ -27,7 +27,7 @@ pub const ROUTE: Route = Route {
 
 const COLUMNS: &str = "org_id,system_prompt,model,fallback_model,enabled_tools,language,timezone,\
     reply_template,reminder_template,template_language,rate_limit_per_minute,\
-    contact_daily_token_cap,monthly_cost_budget_usd,updated_at";
+    contact_daily_token_cap,monthly_cost_budget_usd,welcome_message,staff_idle_minutes,updated_at";
 
 /// A partial update: absent fields are unchanged; the templates may be set to `null`.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -65,6 +65,16 @@ struct Update {
     contact_daily_token_cap: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     monthly_cost_budget_usd: Option<f64>,
+    /// The answer to a contact's first open of the chat; `null`: the built-in welcome.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    welcome_message: Option<Option<String>>,
+    /// Minutes of staff silence (in the WhatsApp Business app) before the bot answers again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    staff_idle_minutes: Option<i32>,
 }
 
 /// A field that is present, even as `null`: `Some(None)`.

@@ -36,12 +36,13 @@ pub const HANDOFF: Route = Route {
     handler: |request, ctx| Box::pin(serve(request, ctx, &["POST"], |a| Box::pin(handoff(a)))),
 };
 
-const CONVERSATION_COLUMNS: &str = "id,org_id,contact_id,contact_name,contact_wa_id,\
-    contact_opted_out,mode,last_inbound_at,last_message_at,window_open,window_expires_at,\
+const CONVERSATION_COLUMNS: &str =
+    "id,org_id,contact_id,contact_name,contact_wa_id,contact_username,\
+    contact_opted_out,group_id,mode,last_inbound_at,last_message_at,window_open,window_expires_at,\
     activity_at,created_at";
 
 const MESSAGE_COLUMNS: &str =
-    "id,direction,type,body,status,error,wa_message_id,reply_to,created_at,status_at";
+    "id,direction,type,body,status,error,wa_message_id,reply_to,created_at,status_at,reaction";
 
 async fn list(admin: Admin) -> HandlerResult {
     let params = admin.params();
