@@ -398,28 +398,39 @@ async fn record(
     }
 }
 
-/// The contact (by phone number, else by BSUID), from the org's number that received the
-/// message.
+/// The contact (by phone number, else by BSUID), or the group of a group conversation, from
+/// the org's number that received the message.
 fn recipient(claim: &Claim) -> Result<Recipient, SendError> {
     let contact = &claim.contact;
-    let to = match (&contact.wa_id, &contact.user_id) {
-        (Some(number), _) => Address::Phone(number.clone()),
-        (None, Some(user)) => Address::User(user.clone()),
-        (None, None) => return Err(SendError::Recipient("the contact has no number or user id")),
+    let to = match (
+        &claim.conversation.group_id,
+        &contact.wa_id,
+        &contact.user_id,
+    ) {
+        (Some(group), _, _) => Address::Group(group.clone()),
+        (None, Some(number), _) => Address::Phone(number.clone()),
+        (None, None, Some(user)) => Address::User(user.clone()),
+        (None, None, None) => {
+            return Err(SendError::Recipient("the contact has no number or user id"))
+        }
     };
-    Ok(send::recipient(
+    send::recipient(
         claim.phone_number_id.clone(),
         to,
         claim.conversation.window_open,
         claim.settings.reply_template.clone(),
         &claim.settings.template_language,
-    ))
+    )
 }
 
+/// Not in a group: Meta does not support marking a group message as read.
 async fn mark_read(pipeline: &Pipeline, claim: &Claim) {
     let Some(wamid) = &claim.message.wamid else {
         return;
     };
+    if claim.conversation.group_id.is_some() {
+        return;
+    }
     if let Err(error) = pipeline
         .whatsapp
         .mark_read(&claim.phone_number_id, wamid)

@@ -453,15 +453,17 @@ async fn api_error(response: reqwest::Response) -> GraphError {
 /// text), each with `callback` (our `messages.id`, 36 characters: Meta allows 512) as its
 /// `biz_opaque_callback_data`.
 pub fn request_bodies(to: &Address, message: &Outgoing, callback: Uuid) -> Vec<Value> {
-    // A phone number goes in `to`; a BSUID in `recipient` (Meta: `to` wins when both are set).
-    let (field, address) = match to {
-        Address::Phone(number) => ("to", number.as_str()),
-        Address::User(user) => ("recipient", user.as_str()),
+    // A phone number goes in `to`; a BSUID in `recipient` (Meta: `to` wins when both are set);
+    // a group's id in `to`, with `recipient_type: group` (Groups API).
+    let (recipient_type, field, address) = match to {
+        Address::Phone(number) => ("individual", "to", number.as_str()),
+        Address::User(user) => ("individual", "recipient", user.as_str()),
+        Address::Group(group) => ("group", "to", group.as_str()),
     };
     let envelope = |kind: &str, content: Value| {
         json!({
             "messaging_product": "whatsapp",
-            "recipient_type": "individual",
+            "recipient_type": recipient_type,
             field: address,
             "type": kind,
             kind: content,
