@@ -373,6 +373,13 @@ async fn record(
             answer.reply
         }
     };
+    // Meta sends no interactive message to a group: a rich reply goes there as its text.
+    let content = match content {
+        Content::Rich(rich) if claim.conversation.group_id.is_some() => {
+            Content::Text(rich.readable())
+        }
+        content => content,
+    };
     let begun: Option<Begun> = db
         .rpc("whatsapp_begin_reply", Caller::Service)
         .args(&json!({

@@ -525,6 +525,21 @@ pub fn split_text(text: &str, max: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::GroupId;
+
+    #[test]
+    fn a_group_is_sent_to_with_recipient_type_group_and_its_id_in_to() {
+        // Meta's Groups API example: a group's id as `to`, `recipient_type: group`.
+        let group = GroupId::parse("Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD");
+        let to = Address::Group(group.expect("a documented group id"));
+        let bodies = request_bodies(&to, &Outgoing::Text("hi".into()), Uuid::nil());
+        assert_eq!(bodies[0]["recipient_type"], "group");
+        assert_eq!(
+            bodies[0]["to"],
+            "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
+        );
+        assert!(bodies[0].get("recipient").is_none());
+    }
 
     #[test]
     fn long_texts_split_at_breaks_within_the_limit() {
