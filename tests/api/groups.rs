@@ -27,6 +27,11 @@ async fn app_answering_groups() -> (wiremock::MockServer, TestApp, TestOrg) {
 
 /// `group_text.json` from `sender` to `org`, sent at `at` (unix seconds); its wamid.
 async fn group_text(app: &TestApp, org: &TestOrg, sender: &str, at: i64) -> String {
+    group_say(app, org, sender, at, "Who is bringing the cake?").await
+}
+
+/// `group_text.json` saying `text`.
+async fn group_say(app: &TestApp, org: &TestOrg, sender: &str, at: i64, text: &str) -> String {
     let mut payload = fixture("group_text.json");
     let value = &mut payload["entry"][0]["changes"][0]["value"];
     value["metadata"]["phone_number_id"] = json!(org.phone_number_id);
@@ -36,6 +41,7 @@ async fn group_text(app: &TestApp, org: &TestOrg, sender: &str, at: i64) -> Stri
     message["from"] = json!(sender);
     message["id"] = json!(wamid);
     message["timestamp"] = json!(at.to_string());
+    message["text"]["body"] = json!(text);
     assert_eq!(app.post_webhook_json(&payload).await.status(), 200);
     wamid
 }
@@ -70,6 +76,21 @@ async fn with_answer_groups_a_group_text_is_answered_in_the_group_never_privatel
     assert!(
         !conversation["last_inbound_at"].is_null(),
         "the group's window"
+    );
+}
+
+#[tokio::test]
+async fn in_a_group_the_persons_own_tools_are_off() {
+    let (graph, app, org) = app_answering_groups().await;
+    let sender = new_wa_id();
+    let now = chrono::Utc::now().timestamp();
+    let wamid = group_say(&app, &org, &sender, now, "spent 12.50 on lunch").await;
+    let reply = app.reply_to(&wamid).await.expect("answered");
+    let sent = sends_of(&graph, reply["id"].as_str().expect("id")).await;
+    assert_eq!(sent[0]["to"], GROUP, "{}", sent[0]);
+    assert!(
+        rows(&app, "expenses", &org).await.is_empty(),
+        "no expense logged from a group: {reply}"
     );
 }
 

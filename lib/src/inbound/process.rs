@@ -36,6 +36,7 @@ use super::decide::{decide, Reply};
 use super::isolate::isolated;
 use super::Pipeline;
 use crate::assistant::ledger::Ledger;
+use crate::assistant::turn::OrgSettings;
 use crate::assistant::{AssistantError, Turn};
 use crate::domain::{Address, Alert, AlertKind, MessageKind, Wamid};
 use crate::send::{self, Content, SendError};
@@ -356,10 +357,11 @@ async fn record(
             Content::from_stored(previous.body.clone(), previous.rich.as_ref())?
         }
         (Reply::Assistant { ai }, None) => {
+            let settings = turn_settings(claim);
             let turn = Turn {
                 message: &claim.message,
                 contact: &claim.contact,
-                settings: &claim.settings,
+                settings: &settings,
                 budget: &claim.budget,
                 history: &claim.history,
                 key: claim.turn.first_id(),
@@ -402,6 +404,19 @@ async fn record(
         // status or sends it again (jobs::outcomes), then settles this message.
         ReplyState::Sending => Err(Failure::OutcomeUnknown),
         ReplyState::Settled => Ok(None),
+    }
+}
+
+/// The org's settings for this turn. In a group the person's own tools (reminders, expenses,
+/// calendar) are off: what they read or change is private to the person, and the whole group
+/// would see the answer.
+fn turn_settings(claim: &Claim) -> std::borrow::Cow<'_, OrgSettings> {
+    match claim.conversation.group_id {
+        Some(_) => std::borrow::Cow::Owned(OrgSettings {
+            enabled_tools: Some(Vec::new()),
+            ..claim.settings.clone()
+        }),
+        None => std::borrow::Cow::Borrowed(&claim.settings),
     }
 }
 
