@@ -95,6 +95,27 @@ async fn in_a_group_the_persons_own_tools_are_off() {
 }
 
 #[tokio::test]
+async fn a_stop_in_a_group_opts_the_sender_out_confirmed_in_the_group() {
+    let (graph, app, org) = app_answering_groups().await;
+    let sender = new_wa_id();
+    let now = chrono::Utc::now().timestamp();
+    let stop = group_say(&app, &org, &sender, now, "STOP").await;
+    let confirmation = app.reply_to(&stop).await.expect("one confirmation");
+    let sent = sends_of(&graph, confirmation["id"].as_str().expect("id")).await;
+    assert_eq!(sent[0]["to"], GROUP, "{}", sent[0]);
+    let contact = &org
+        .rows(app.db(), "contacts", &[("wa_id", eq(&sender))])
+        .await[0];
+    assert_eq!(contact["opted_out"], true);
+    let later = group_say(&app, &org, &sender, now, "hello?").await;
+    assert!(
+        app.reply_to(&later).await.is_none(),
+        "not answered after STOP"
+    );
+    assert!(sent_to(&graph, &sender).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_group_whose_window_closed_gets_no_template_and_the_sender_nothing() {
     let (graph, app, org) = app_answering_groups().await;
     let sender = new_wa_id();
