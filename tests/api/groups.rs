@@ -190,3 +190,34 @@ async fn a_reaction_on_a_reply_is_feedback_in_the_overview_and_a_change_moves_it
         "another org sees none"
     );
 }
+
+#[tokio::test]
+async fn a_staff_reply_in_a_group_conversation_goes_to_the_group_inside_its_window_only() {
+    let graph = fake_graph(FakeGraph::ok()).await;
+    let w = World::with_graph(&graph).await;
+    let conversation = ("id", w.a.conversation.as_str());
+    let now = chrono::Utc::now();
+    let group = json!({"group_id": GROUP, "last_inbound_at": now});
+    update(w.db(), "conversations", conversation, group).await;
+    let path = format!("/api/admin/conversations/{}/messages", w.a.conversation);
+    let token = w.token(w.admin_a);
+
+    let (status, body) = w
+        .admin_post(&path, &token, &json!({"text": "See you all at 3."}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let texts = sends(&graph, "text").await;
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(texts[0]["recipient_type"], "group");
+    assert_eq!(texts[0]["to"], GROUP);
+    assert!(sent_to(&graph, &w.a.wa_id).await.is_empty());
+
+    let closed = json!({"last_inbound_at": now - chrono::Duration::days(2)});
+    update(w.db(), "conversations", conversation, closed).await;
+    let (status, body) = w
+        .admin_post(&path, &token, &json!({"text": "Anyone?"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("never sent to a group"), "{body}");
+    assert!(sends(&graph, "template").await.is_empty(), "no template");
+}
