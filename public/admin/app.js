@@ -264,6 +264,8 @@ async function overview() {
         h("div", { class: "figure" }, h("span", { "data-testid": "inbound" }, number(o.messages.inbound)), ` ${t("inbound")} · `,
           h("span", { "data-testid": "outbound" }, number(o.messages.outbound)), ` ${t("outbound")}`)),
       card(t("activeContacts"), "active-contacts", number(o.active_contacts)),
+      card(t("feedback"), "feedback", `👍 ${number(o.feedback.positive)} · 👎 ${number(o.feedback.negative)}`,
+        h("div", { class: "muted" }, t("feedbackHint"))),
       card(t("aiCost"), "ai-cost", usd(o.ai.cost_usd),
         h("div", { class: "muted" }, `${number(o.ai.requests)} ${t("requests")} · ${number(o.ai.tokens)} ${t("tokens")}`)),
       card(t("whatsappCost"), "whatsapp-cost", usd(o.whatsapp.cost_usd),
@@ -493,6 +495,7 @@ const SETTINGS = [
   ["contact_daily_token_cap", "dailyCap", { type: "number", required: true, kind: "integer" }],
   ["welcome_message", "welcomeMessage", { tag: "textarea", kind: "nullable", rows: 3 }],
   ["staff_idle_minutes", "staffIdle", { type: "number", required: true, kind: "integer" }],
+  ["answer_groups", "answerGroups", { type: "checkbox", kind: "boolean" }],
 ];
 
 let settingsSchema = null;
@@ -572,7 +575,8 @@ async function settings() {
       ...attrs,
       step: attrs.type === "number" ? 1 : null,
     });
-    input.value = fieldText(current[name], kind);
+    if (kind === "boolean") input.checked = current[name] === true;
+    else input.value = fieldText(current[name], kind);
     if (kind === "timezone") {
       input.addEventListener("input", () => input.setCustomValidity(validTimezone(input.value) ? "" : t("invalid")));
     }
@@ -591,7 +595,8 @@ async function settings() {
       }
       const changes = {};
       for (const [name, , { kind }] of SETTINGS) {
-        const value = fieldValue(form.elements[name].value, kind);
+        const element = form.elements[name];
+        const value = kind === "boolean" ? element.checked : fieldValue(element.value, kind);
         if (JSON.stringify(value) !== JSON.stringify(current[name])) changes[name] = value;
       }
       act(e.submitter, async () => {

@@ -359,6 +359,8 @@ create table public.assistant_settings (
   -- After the owner answers from the WhatsApp Business app, the conversation stays in human
   -- mode until they have been idle this long.
   staff_idle_minutes      int not null default 30 check (staff_idle_minutes between 1 and 10080),
+  -- Group messages are answered in the group (never privately); off: stored, never answered.
+  answer_groups           boolean not null default false,
   -- Messages older than this many days are deleted by the retention cron; null keeps them.
   message_retention_days  int check (message_retention_days between 1 and 36500),
   -- The monitor (/api/cron/monitor) opens an ai_cost alert once the budget period's AI cost is over it.

@@ -265,7 +265,8 @@ create trigger ai_requests_count_usage after insert on public.ai_requests
 -- on a counter row (a month of an org has as many rows as connections wrote it).
 -- active_contacts counts a contact once per UTC month, with its first inbound message of it
 -- (private.contact_months remembers who was counted). Traffic counts: an erased or purged
--- message stays counted.
+-- message stays counted. positive / negative: the 👍 / 👎 reactions on the assistant's replies
+-- sent in the month (private.count_feedback; a changed or removed reaction moves its count).
 create table private.message_totals (
   org_id          uuid not null references public.orgs (id) on delete cascade,
   starts_at       timestamptz not null,
@@ -273,7 +274,10 @@ create table private.message_totals (
   inbound         bigint not null default 0,
   outbound        bigint not null default 0,
   active_contacts bigint not null default 0,
-  primary key (org_id, starts_at, writer) include (inbound, outbound, active_contacts)
+  positive        bigint not null default 0,
+  negative        bigint not null default 0,
+  primary key (org_id, starts_at, writer)
+    include (inbound, outbound, active_contacts, positive, negative)
 );
 
 create table private.contact_months (
@@ -341,6 +345,33 @@ end;
 $$;
 
 revoke all on function private.count_messages() from public, anon, authenticated;
+
+-- A reaction on a reply of org p_org sent at p_sent_at went from p_old to p_new (either null:
+-- none): moves the reply's month's feedback counts (👍 positive, 👎 negative, any skin tone).
+create or replace function private.count_feedback(
+  p_org uuid, p_sent_at timestamptz, p_old text, p_new text)
+returns void
+language plpgsql
+security definer  -- writes private.message_totals, which the service role only reads
+set search_path = ''
+as $$
+declare
+  v_positive int := (coalesce(p_new, '') like '👍%')::int - (coalesce(p_old, '') like '👍%')::int;
+  v_negative int := (coalesce(p_new, '') like '👎%')::int - (coalesce(p_old, '') like '👎%')::int;
+begin
+  if v_positive = 0 and v_negative = 0 then
+    return;
+  end if;
+  insert into private.message_totals as t (org_id, starts_at, writer, positive, negative)
+  values (p_org, date_trunc('month', p_sent_at, 'UTC'), pg_backend_pid(), v_positive, v_negative)
+  on conflict (org_id, starts_at, writer) do update
+    set positive = t.positive + excluded.positive, negative = t.negative + excluded.negative;
+end;
+$$;
+
+revoke all on function private.count_feedback(uuid, timestamptz, text, text)
+  from public, anon, authenticated;
+grant execute on function private.count_feedback(uuid, timestamptz, text, text) to service_role;
 
 create trigger messages_count_messages after insert on public.messages
   referencing new table as new_rows
@@ -882,6 +913,8 @@ returns void
 language plpgsql
 set search_path = ''
 as $$
+declare
+  v_target public.messages;
 begin
   if p_type = 'system' and (p_new_wa_id is not null or p_new_user_id is not null) then
     perform private.whatsapp_change_identity(p_contact, p_new_wa_id, p_new_user_id);
@@ -891,11 +924,21 @@ begin
     where m.wa_message_id = p_target and m.org_id = p_org and m.contact_id = p_contact
       and m.direction = 'inbound' and m.payload <> '{}'::jsonb;
   elsif p_type = 'reaction' and p_target is not null then
-    update public.messages m set reaction = nullif(left(p_body, 32), '')
+    select * into v_target from public.messages m
     where m.org_id = p_org and m.id = coalesce(
       (select x.id from public.messages x where x.wa_message_id = p_target),
       (select p.message_id from private.whatsapp_message_parts p where p.wamid = p_target))
-      and (m.contact_id = p_contact);
+      and (m.contact_id = p_contact)
+    for update;
+    if found then
+      update public.messages m set reaction = nullif(left(p_body, 32), '')
+      where m.id = v_target.id;
+      -- A reaction on an assistant's reply is feedback (admin_overview).
+      if v_target.reply_to is not null then
+        perform private.count_feedback(p_org, v_target.created_at, v_target.reaction,
+                                       nullif(left(p_body, 32), ''));
+      end if;
+    end if;
   elsif p_type = 'revoke' and p_target is not null then
     update public.messages m
     set body = null, payload = '{}',
@@ -993,7 +1036,8 @@ begin
            m.group_id,
            n.id as number_id, n.org_id,
            (v_contacts ->> concat_ws('|', n.org_id, m.wa_id, m.user_id))::uuid as contact_id,
-           make_interval(mins => coalesce(s.staff_idle_minutes, 30)) as staff_idle
+           make_interval(mins => coalesce(s.staff_idle_minutes, 30)) as staff_idle,
+           coalesce(s.answer_groups, false) as answer_groups
     from jsonb_to_recordset(p_messages) as m(
       ord int, phone_number_id text, wa_id text, user_id text, wamid text, type text,
       body text, payload jsonb, sent_at timestamptz, echo boolean, group_id text)
@@ -1006,7 +1050,8 @@ begin
     select i.* from incoming i
   ),
   -- System notices (an identity change) and echoes do not open the 24 h window: the person
-  -- wrote nothing (a group message has a conversation of its own, which opens none either).
+  -- wrote nothing. A group message has a conversation of its own, whose window it opens only
+  -- when the org answers groups (assistant_settings.answer_groups).
   -- An echo puts the conversation in human mode until human_until; a handoff made through the
   -- admin API (human, no end) stays as it is.
   conversations_up as (
@@ -1015,7 +1060,8 @@ begin
        human_until)
     select k.org_id, k.contact_id, k.number_id, k.group_id,
            max(least(k.sent_at, now()))
-             filter (where k.type <> 'system' and not k.echo and k.group_id is null),
+             filter (where k.type <> 'system' and not k.echo
+                             and (k.group_id is null or k.answer_groups)),
            max(least(k.sent_at, now())),
            case when bool_or(k.echo) then 'human' else 'bot' end,
            max(least(k.sent_at, now()) + k.staff_idle) filter (where k.echo)
@@ -1053,7 +1099,8 @@ begin
   into v_new from inserted;
   perform set_config('enable_nestloop', v_nestloop, true);
   perform private.count_inbound(v_new);
-  -- What is stored and never answered: identity changes, edits, revokes, group messages.
+  -- What is stored and never answered: identity changes, edits, revokes, reactions, group
+  -- messages of an org that does not answer groups.
   for x in
     select m.*, n.org_id,
            (v_contacts ->> concat_ws('|', n.org_id, m.wa_id, m.user_id))::uuid as contact_id
@@ -1061,7 +1108,9 @@ begin
       phone_number_id text, wa_id text, user_id text, wamid text, type text, body text,
       new_wa_id text, new_user_id text, target_wamid text, group_id text, echo boolean)
     join public.whatsapp_numbers n on n.phone_number_id = m.phone_number_id
-    where (m.type in ('system', 'edit', 'revoke', 'reaction') or m.group_id is not null)
+    left join public.assistant_settings s on s.org_id = n.org_id
+    where (m.type in ('system', 'edit', 'revoke', 'reaction')
+           or (m.group_id is not null and not coalesce(s.answer_groups, false)))
       and not coalesce(m.echo, false)
   loop
     perform private.whatsapp_apply_notice(x.org_id, x.contact_id, x.wamid, x.type, x.body,
@@ -1243,7 +1292,7 @@ begin
         'name', c.name, 'locale', c.locale,
         'timezone', v_tz, 'opted_out', c.opted_out),
       'conversation', jsonb_build_object(
-        'id', v.id, 'mode', v.mode,
+        'id', v.id, 'mode', v.mode, 'group_id', v.group_id,
         'window_open', private.window_open(v.last_inbound_at)),
       'phone_number_id', n.phone_number_id,
       'settings', jsonb_build_object(
@@ -1956,7 +2005,7 @@ $$;
 -- of the number arrived since, it is left as it is, and past p_alert_seconds an
 -- `outcome_unresolved` alert is raised. Texts marked template_retry (failed with 131047) are
 -- claimed too, once. Returns [{id, kind: reply|reminder|staff, body, type, phone_number_id,
--- wa_id, window_open, template, template_language, opted_out, template_retry}].
+-- wa_id, user_id, group_id, window_open, template, template_language, opted_out, template_retry}].
 create or replace function public.whatsapp_claim_unresolved(
   p_grace_seconds int, p_alert_seconds int, p_limit int)
 returns jsonb
@@ -2012,6 +2061,7 @@ begin
                    when m.reminder_id is not null then 'reminder' else 'staff' end,
       'body', m.body, 'type', m.type, 'rich', m.payload -> 'rich',
       'phone_number_id', n.phone_number_id, 'wa_id', c.wa_id, 'user_id', c.user_id,
+      'group_id', v.group_id,
       'window_open', private.window_open(v.last_inbound_at)
                      and m.payload ->> 'template_retry' is null,
       'template', private.usable_template(m.org_id,

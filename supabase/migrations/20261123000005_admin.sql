@@ -106,7 +106,8 @@ revoke insert, update, delete, truncate, references, trigger on public.conversat
 -- Reads that aggregate (security invoker: RLS applies to every row they count)
 -- =============================================================================================
 
--- The dashboard of one org: this calendar month's (UTC) traffic (private.message_totals), AI
+-- The dashboard of one org: this calendar month's (UTC) traffic and the feedback (👍 / 👎) on
+-- its replies (private.message_totals), AI
 -- cost and Meta's charges (whatsapp: billable messages and their cost; total_cost_usd is both),
 -- the token budget of the current budget period (all from private.usage_totals), open alerts,
 -- dead letters, the health summary and each WhatsApp number's health.
@@ -128,7 +129,8 @@ begin
   select * into v_org from public.orgs where id = p_org_id;
   v_period := private.token_period_start(v_org.token_period_started_at);
   select coalesce(sum(t.inbound), 0) as inbound, coalesce(sum(t.outbound), 0) as outbound,
-         coalesce(sum(t.active_contacts), 0) as active_contacts
+         coalesce(sum(t.active_contacts), 0) as active_contacts,
+         coalesce(sum(t.positive), 0) as positive, coalesce(sum(t.negative), 0) as negative
   into v_traffic
   from private.message_totals t
   where t.org_id = p_org_id and t.starts_at = v_month;
@@ -153,6 +155,7 @@ begin
     'month_started_at', v_month,
     'messages', jsonb_build_object('inbound', v_traffic.inbound, 'outbound', v_traffic.outbound),
     'active_contacts', v_traffic.active_contacts,
+    'feedback', jsonb_build_object('positive', v_traffic.positive, 'negative', v_traffic.negative),
     'ai', jsonb_build_object(
       'requests', v_month_usage.requests, 'tokens', v_month_usage.tokens,
       'cost_usd', v_month_usage.cost_usd),
@@ -328,7 +331,7 @@ begin
     'system_prompt', 'model', 'fallback_model', 'enabled_tools', 'language', 'timezone',
     'reply_template', 'reminder_template', 'template_language', 'rate_limit_per_minute',
     'contact_daily_token_cap', 'monthly_cost_budget_usd', 'welcome_message',
-    'staff_idle_minutes'] then
+    'staff_idle_minutes', 'answer_groups'] then
     raise exception 'settings: unknown field' using errcode = 'invalid_parameter_value';
   end if;
 
@@ -352,7 +355,9 @@ begin
         then (p_settings ->> 'monthly_cost_budget_usd')::numeric else s.monthly_cost_budget_usd end,
       welcome_message = case when p_settings ? 'welcome_message' then p_settings ->> 'welcome_message' else s.welcome_message end,
       staff_idle_minutes = case when p_settings ? 'staff_idle_minutes'
-        then (p_settings ->> 'staff_idle_minutes')::int else s.staff_idle_minutes end
+        then (p_settings ->> 'staff_idle_minutes')::int else s.staff_idle_minutes end,
+      answer_groups = case when p_settings ? 'answer_groups'
+        then (p_settings ->> 'answer_groups')::boolean else s.answer_groups end
     where s.org_id = p_org_id
     returning * into v_row;
   exception when check_violation then
@@ -684,6 +689,7 @@ declare
   v_id uuid;
 begin
   select c.id, c.org_id, c.contact_id, ct.wa_id, ct.user_id, ct.opted_out, n.phone_number_id,
+         c.group_id,
          private.window_open(c.last_inbound_at) as window_open,
          private.usable_template(c.org_id, s.reply_template, s.template_language) as reply_template,
          private.template_language(s.template_language) as template_language
@@ -703,6 +709,10 @@ begin
   if v.opted_out then
     raise exception 'the contact opted out of messages' using errcode = 'object_not_in_prerequisite_state';
   end if;
+  if not v.window_open and v.group_id is not null then
+    raise exception 'the group''s 24-hour window is closed (templates are never sent to a group)'
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
   if not v.window_open and v.reply_template is null then
     raise exception 'the 24-hour window is closed and the org has no approved reply template'
       using errcode = 'object_not_in_prerequisite_state';
@@ -716,7 +726,8 @@ begin
   perform private.audit(v.org_id, 'message.send', p_conversation_id::text,
     jsonb_build_object('message_id', v_id));
   return jsonb_build_object(
-    'message_id', v_id, 'wa_id', v.wa_id, 'user_id', v.user_id, 'phone_number_id', v.phone_number_id,
+    'message_id', v_id, 'wa_id', v.wa_id, 'user_id', v.user_id, 'group_id', v.group_id,
+    'phone_number_id', v.phone_number_id,
     'window_open', v.window_open, 'reply_template', v.reply_template,
     'template_language', v.template_language);
 end;

@@ -3,7 +3,7 @@
 -- totals that differ from the messages' count, so an overview that counts messages fails.
 begin;
 create extension if not exists pgtap;
-select plan(7);
+select plan(12);
 
 insert into public.orgs (id, name) values
   ('f3000000-0000-4000-8000-000000000000', 'Message totals org'),
@@ -51,6 +51,25 @@ select is(pg_temp.month(true), array[1, 0, 1], 'last month: A counted active the
 select is((select count(*)::int from private.contact_months where contact_id = 'f3000000-0000-4000-8000-00000000000a'),
   2, 'a contact''s months are remembered once each');
 
+-- Feedback: a reaction on a reply moves the counts of the reply's month.
+create function pg_temp.feedback() returns int[] language sql as $$
+  select array[sum(positive), sum(negative)]::int[] from private.message_totals
+  where org_id = 'f3000000-0000-4000-8000-000000000000'
+    and starts_at = date_trunc('month', now(), 'UTC')
+$$;
+select private.count_feedback('f3000000-0000-4000-8000-000000000000', now(), null, '👍');
+select is(pg_temp.feedback(), array[1, 0], 'a 👍 is positive');
+select private.count_feedback('f3000000-0000-4000-8000-000000000000', now(), '👍', '👎🏽');
+select is(pg_temp.feedback(), array[0, 1], 'changed to 👎 (any skin tone): the count moves');
+select private.count_feedback('f3000000-0000-4000-8000-000000000000', now(), '👎🏽', '❤️');
+select private.count_feedback('f3000000-0000-4000-8000-000000000000', now(), null, '😂');
+select is(pg_temp.feedback(), array[0, 0], 'other emoji and removals count nothing');
+select private.count_feedback('f3000000-0000-4000-8000-000000000000',
+  date_trunc('month', now(), 'UTC') - interval '1 hour', null, '👎');
+select is(pg_temp.feedback(), array[0, 0], 'feedback on last month''s reply counts there');
+update private.message_totals set positive = positive + 7, negative = negative + 5
+where org_id = 'f3000000-0000-4000-8000-000000000000' and starts_at >= date_trunc('month', now(), 'UTC');
+
 -- From here the totals differ from the messages: an overview that counts messages sees 3 / 2 / 2.
 update private.message_totals set inbound = inbound + 1000, outbound = outbound + 100, active_contacts = active_contacts + 10
 where org_id = 'f3000000-0000-4000-8000-000000000000' and starts_at >= date_trunc('month', now(), 'UTC');
@@ -61,6 +80,8 @@ create temp table overview as select public.admin_overview('f3000000-0000-4000-8
 select is((select array[(o -> 'messages' ->> 'inbound')::int, (o -> 'messages' ->> 'outbound')::int] from overview),
   array[1003, 102], 'admin_overview''s month traffic reads the message totals');
 select is((select (o ->> 'active_contacts')::int from overview), 12, 'admin_overview''s active contacts read the message totals');
+select is((select o -> 'feedback' from overview), '{"positive": 7, "negative": 5}'::jsonb,
+  'admin_overview''s feedback reads the message totals');
 select is((select count(*)::int from private.message_totals), 2, 'a member reads its org''s totals');
 
 set local request.jwt.claims to '{"sub":"f3000000-0000-4000-8000-0000000000bb","role":"authenticated"}';

@@ -12,6 +12,7 @@ mod charges;
 mod cron;
 mod erasure;
 mod group_commit;
+mod groups;
 mod health;
 mod hostile;
 mod keys;

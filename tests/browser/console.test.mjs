@@ -139,7 +139,9 @@ function expectedOverview() {
   const cost = Number(psql(`select coalesce(sum(cost_usd), 0) from public.ai_requests where org_id = '${ACME}' and created_at >= ${month}`));
   const whatsapp = Number(psql(`select coalesce(sum(whatsapp_cost_usd), 0) from private.usage_totals where org_id = '${ACME}' and bucket = 'day' and contact_id is null and starts_at >= ${month}`));
   const numbers = Number(psql(`select count(*) from public.whatsapp_numbers where org_id = '${ACME}'`));
-  return { inbound, outbound, contacts, alerts, deadLetters, cost, whatsapp, numbers };
+  const [positive, negative] = psql(`select count(*) filter (where reaction like '👍%'), count(*) filter (where reaction like '👎%')
+    from public.messages where org_id = '${ACME}' and reply_to is not null and created_at >= ${month}`).split("|").map(Number);
+  return { inbound, outbound, contacts, alerts, deadLetters, cost, whatsapp, numbers, feedback: `👍 ${positive} · 👎 ${negative}` };
 }
 
 async function shot(page, name) {
@@ -216,6 +218,7 @@ async function main() {
       assert.equal(digits(await text("inbound")), want.inbound);
       assert.equal(digits(await text("outbound")), want.outbound);
       assert.equal(digits(await text("active-contacts")), want.contacts);
+      assert.equal(await text("feedback"), want.feedback);
       assert.equal(digits(await text("open-alerts")), want.alerts);
       assert.equal(digits(await text("dead-letters")), want.deadLetters);
       assert.equal(digits(await text("ai-cost")), Math.round(want.cost * 10000) / 10000);
@@ -305,9 +308,11 @@ async function main() {
       await owner.waitForSelector("#flash >> text=Check the highlighted fields.");
       const value = 11 + Math.floor(Math.random() * 80);
       await owner.fill("#f-rate_limit_per_minute", String(value));
+      await owner.check("#f-answer_groups");
       await owner.click('form.settings button[type="submit"]');
       await owner.waitForSelector("#flash >> text=Saved.");
       assert.equal(psql(`select rate_limit_per_minute from public.assistant_settings where org_id = '${ACME}'`), String(value));
+      assert.equal(psql(`select answer_groups from public.assistant_settings where org_id = '${ACME}'`), "t");
       assert.match(psql(`select details::text from public.audit_log_entries where org_id = '${ACME}' and action = 'settings.update' order by created_at desc limit 1`), /rate_limit_per_minute/);
       await owner.fill("#f-model", "gpt-5");
       await owner.click('form.settings button[type="submit"]');

@@ -42,7 +42,7 @@ pub struct Contact {
 }
 
 /// The org's `assistant_settings` (defaults when the org has none).
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct OrgSettings {
     pub system_prompt: Option<String>,
     pub model: Option<String>,

@@ -10,4 +10,4 @@ pub use admin::{ConversationMode, Id, Role};
 pub use alert::{Alert, AlertKind, Severity};
 pub use assistant::{Amount, Currency};
 pub use reminder::{resolve_local, Recurrence};
-pub use whatsapp::{Address, MessageKind, PhoneNumberId, UserId, WaId, Wamid};
+pub use whatsapp::{Address, GroupId, MessageKind, PhoneNumberId, UserId, WaId, Wamid};

@@ -44,12 +44,33 @@ impl UserId {
     }
 }
 
-/// Where a message to a person goes: their phone number when known (Meta recommends it),
-/// else their BSUID.
+/// A WhatsApp group's id (`messages[].group_id`, the `to` of a group send): 1 to 128 letters,
+/// digits and `@._-`, as `conversations.group_id` stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct GroupId(String);
+
+impl GroupId {
+    pub fn parse(value: &str) -> Option<Self> {
+        ((1..=128).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"@._-".contains(&b)))
+        .then(|| Self(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a message goes: a person's phone number when known (Meta recommends it), else their
+/// BSUID; or a group (Groups API: `recipient_type: group`), never a person privately.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Address {
     Phone(WaId),
     User(UserId),
+    Group(GroupId),
 }
 
 impl Address {
@@ -113,7 +134,13 @@ macro_rules! parsed_from_text {
     )*};
 }
 
-parsed_from_text!(WaId: "wa_id", UserId: "user_id", PhoneNumberId: "phone_number_id", Wamid: "wamid");
+parsed_from_text!(
+    WaId: "wa_id",
+    UserId: "user_id",
+    GroupId: "group_id",
+    PhoneNumberId: "phone_number_id",
+    Wamid: "wamid"
+);
 
 /// A message's type (`messages.type`): what Meta sent, or what we sent. Types this service does
 /// not read are stored as `unsupported`.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::Pipeline;
 use crate::assistant::turn::{Budget, ClaimedMessage, Contact, HistoryItem, OrgSettings};
-use crate::domain::{ConversationMode, MessageKind, PhoneNumberId};
+use crate::domain::{ConversationMode, GroupId, MessageKind, PhoneNumberId};
 use crate::supabase::{Caller, DbError, Postgrest};
 
 /// A claimed turn: its token, its last message (the one the reply answers) and all its
@@ -73,6 +73,9 @@ pub struct ClaimedConversation {
     pub id: Option<Uuid>,
     pub mode: ConversationMode,
     pub window_open: bool,
+    /// A group conversation's group: its replies go to the group, never to the person.
+    #[serde(default)]
+    pub group_id: Option<GroupId>,
 }
 
 /// The number of the turn's first message in its contact's rate-limit window (counted once,

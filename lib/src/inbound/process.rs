@@ -36,6 +36,7 @@ use super::decide::{decide, Reply};
 use super::isolate::isolated;
 use super::Pipeline;
 use crate::assistant::ledger::Ledger;
+use crate::assistant::turn::OrgSettings;
 use crate::assistant::{AssistantError, Turn};
 use crate::domain::{Address, Alert, AlertKind, MessageKind, Wamid};
 use crate::send::{self, Content, SendError};
@@ -356,10 +357,11 @@ async fn record(
             Content::from_stored(previous.body.clone(), previous.rich.as_ref())?
         }
         (Reply::Assistant { ai }, None) => {
+            let settings = turn_settings(claim);
             let turn = Turn {
                 message: &claim.message,
                 contact: &claim.contact,
-                settings: &claim.settings,
+                settings: &settings,
                 budget: &claim.budget,
                 history: &claim.history,
                 key: claim.turn.first_id(),
@@ -372,6 +374,13 @@ async fn record(
             *transcript = answer.transcript;
             answer.reply
         }
+    };
+    // Meta sends no interactive message to a group: a rich reply goes there as its text.
+    let content = match content {
+        Content::Rich(rich) if claim.conversation.group_id.is_some() => {
+            Content::Text(rich.readable())
+        }
+        content => content,
     };
     let begun: Option<Begun> = db
         .rpc("whatsapp_begin_reply", Caller::Service)
@@ -398,28 +407,52 @@ async fn record(
     }
 }
 
-/// The contact (by phone number, else by BSUID), from the org's number that received the
-/// message.
+/// The org's settings for this turn. In a group the person's own tools (reminders, expenses,
+/// calendar) are off: what they read or change is private to the person, and the whole group
+/// would see the answer.
+fn turn_settings(claim: &Claim) -> std::borrow::Cow<'_, OrgSettings> {
+    match claim.conversation.group_id {
+        Some(_) => std::borrow::Cow::Owned(OrgSettings {
+            enabled_tools: Some(Vec::new()),
+            ..claim.settings.clone()
+        }),
+        None => std::borrow::Cow::Borrowed(&claim.settings),
+    }
+}
+
+/// The contact (by phone number, else by BSUID), or the group of a group conversation, from
+/// the org's number that received the message.
 fn recipient(claim: &Claim) -> Result<Recipient, SendError> {
     let contact = &claim.contact;
-    let to = match (&contact.wa_id, &contact.user_id) {
-        (Some(number), _) => Address::Phone(number.clone()),
-        (None, Some(user)) => Address::User(user.clone()),
-        (None, None) => return Err(SendError::Recipient("the contact has no number or user id")),
+    let to = match (
+        &claim.conversation.group_id,
+        &contact.wa_id,
+        &contact.user_id,
+    ) {
+        (Some(group), _, _) => Address::Group(group.clone()),
+        (None, Some(number), _) => Address::Phone(number.clone()),
+        (None, None, Some(user)) => Address::User(user.clone()),
+        (None, None, None) => {
+            return Err(SendError::Recipient("the contact has no number or user id"))
+        }
     };
-    Ok(send::recipient(
+    send::recipient(
         claim.phone_number_id.clone(),
         to,
         claim.conversation.window_open,
         claim.settings.reply_template.clone(),
         &claim.settings.template_language,
-    ))
+    )
 }
 
+/// Not in a group: Meta does not support marking a group message as read.
 async fn mark_read(pipeline: &Pipeline, claim: &Claim) {
     let Some(wamid) = &claim.message.wamid else {
         return;
     };
+    if claim.conversation.group_id.is_some() {
+        return;
+    }
     if let Err(error) = pipeline
         .whatsapp
         .mark_read(&claim.phone_number_id, wamid)

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::domain::{Address, MessageKind, PhoneNumberId};
+use crate::domain::{Address, GroupId, MessageKind, PhoneNumberId};
 use crate::supabase::{Caller, Postgrest, Query};
 use crate::whatsapp::{
     Delivered, DeliveryError, GraphAction, GraphError, Recipient, Rich, Template, WhatsApp,
@@ -121,6 +121,9 @@ pub struct StoredRecipient {
     wa_id: Option<String>,
     #[serde(default)]
     user_id: Option<String>,
+    /// A group conversation's group: sent there, never to the person.
+    #[serde(default)]
+    group_id: Option<String>,
     window_open: bool,
     #[serde(alias = "reply_template", alias = "reminder_template")]
     template: Option<String>,
@@ -136,17 +139,22 @@ impl StoredRecipient {
         let from = PhoneNumberId::parse(from).ok_or(SendError::Recipient(
             "the stored business number is invalid",
         ))?;
-        let to = Address::parse(self.wa_id.as_deref(), self.user_id.as_deref()).ok_or(
-            SendError::Recipient("the stored contact has no valid number or user id"),
-        )?;
+        let to = match self.group_id.as_deref() {
+            Some(group) => GroupId::parse(group)
+                .map(Address::Group)
+                .ok_or(SendError::Recipient("the stored group id is invalid"))?,
+            None => Address::parse(self.wa_id.as_deref(), self.user_id.as_deref()).ok_or(
+                SendError::Recipient("the stored contact has no valid number or user id"),
+            )?,
+        };
         let template = self.template.clone();
-        Ok(recipient(
+        recipient(
             from,
             to,
             self.window_open,
             template,
             &self.template_language,
-        ))
+        )
     }
 
     /// Freeform is allowed (the contact wrote within the last 24 h).
@@ -160,15 +168,21 @@ impl StoredRecipient {
     }
 }
 
-/// Who sends to whom: the one constructor of a [`Recipient`].
+/// Who sends to whom: the one constructor of a [`Recipient`]. A group is sent to only inside
+/// its window (its last message within 24 h): a template is never sent to a group.
 pub fn recipient(
     from: PhoneNumberId,
     to: Address,
     window_open: bool,
     template: Option<String>,
     language: &str,
-) -> Recipient {
-    Recipient {
+) -> Result<Recipient, SendError> {
+    if matches!(to, Address::Group(_)) && !window_open {
+        return Err(SendError::Recipient(
+            "the group's 24-hour window is closed (templates are never sent to a group)",
+        ));
+    }
+    Ok(Recipient {
         from,
         to,
         window_open,
@@ -176,7 +190,7 @@ pub fn recipient(
             name,
             language: language.to_owned(),
         }),
-    }
+    })
 }
 
 /// Sends `content` to `to` as the message `id` (recorded `sending` before): its id goes out as

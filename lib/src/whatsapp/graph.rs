@@ -453,15 +453,17 @@ async fn api_error(response: reqwest::Response) -> GraphError {
 /// text), each with `callback` (our `messages.id`, 36 characters: Meta allows 512) as its
 /// `biz_opaque_callback_data`.
 pub fn request_bodies(to: &Address, message: &Outgoing, callback: Uuid) -> Vec<Value> {
-    // A phone number goes in `to`; a BSUID in `recipient` (Meta: `to` wins when both are set).
-    let (field, address) = match to {
-        Address::Phone(number) => ("to", number.as_str()),
-        Address::User(user) => ("recipient", user.as_str()),
+    // A phone number goes in `to`; a BSUID in `recipient` (Meta: `to` wins when both are set);
+    // a group's id in `to`, with `recipient_type: group` (Groups API).
+    let (recipient_type, field, address) = match to {
+        Address::Phone(number) => ("individual", "to", number.as_str()),
+        Address::User(user) => ("individual", "recipient", user.as_str()),
+        Address::Group(group) => ("group", "to", group.as_str()),
     };
     let envelope = |kind: &str, content: Value| {
         json!({
             "messaging_product": "whatsapp",
-            "recipient_type": "individual",
+            "recipient_type": recipient_type,
             field: address,
             "type": kind,
             kind: content,
@@ -523,6 +525,21 @@ pub fn split_text(text: &str, max: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::GroupId;
+
+    #[test]
+    fn a_group_is_sent_to_with_recipient_type_group_and_its_id_in_to() {
+        // Meta's Groups API example: a group's id as `to`, `recipient_type: group`.
+        let group = GroupId::parse("Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD");
+        let to = Address::Group(group.expect("a documented group id"));
+        let bodies = request_bodies(&to, &Outgoing::Text("hi".into()), Uuid::nil());
+        assert_eq!(bodies[0]["recipient_type"], "group");
+        assert_eq!(
+            bodies[0]["to"],
+            "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
+        );
+        assert!(bodies[0].get("recipient").is_none());
+    }
 
     #[test]
     fn long_texts_split_at_breaks_within_the_limit() {

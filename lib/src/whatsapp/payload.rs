@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::account::{self, AccountEvent};
 use super::pricing::{self, PricingCategory};
-use crate::domain::{MessageKind, PhoneNumberId, UserId, WaId, Wamid};
+use crate::domain::{GroupId, MessageKind, PhoneNumberId, UserId, WaId, Wamid};
 use crate::supabase::storable;
 
 /// The longest readable body stored, in characters (see the module's documentation).
@@ -70,7 +70,7 @@ pub struct InboundMessage {
     /// The message an edit, revoke or reaction is about.
     pub target_wamid: Option<Wamid>,
     /// A group message's group: stored, never answered privately.
-    pub group_id: Option<String>,
+    pub group_id: Option<GroupId>,
     /// Sent by the owner from the WhatsApp Business app to this person (`smb_message_echoes`):
     /// stored as a staff message, and the conversation goes to human mode for a while.
     pub echo: bool,
@@ -89,14 +89,6 @@ pub struct Sender {
 
 /// The longest username stored, in characters (`contacts.username`).
 pub const MAX_USERNAME_CHARS: usize = 64;
-
-/// A group id as `conversations.group_id` stores it: 1 to 128 letters, digits, `@._-`.
-fn is_group_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@._-".contains(&b))
-}
 
 /// A status of an outbound message.
 #[derive(Debug, Serialize)]
@@ -333,7 +325,7 @@ fn inbound(
     // A group message is never answered privately: one whose group id is unusable is skipped.
     let group_id = match raw.get("group_id") {
         None | Some(Value::Null) => None,
-        Some(id) => Some(id.as_str().filter(|id| is_group_id(id))?.to_owned()),
+        Some(id) => Some(id.as_str().and_then(GroupId::parse)?),
     };
     let mut payload = raw;
     storable::json(&mut payload, MAX_PAYLOAD_STRING_CHARS);

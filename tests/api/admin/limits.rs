@@ -163,9 +163,13 @@ async fn the_documents_settings_limits_are_the_databases_constraints() {
     let properties = document["components"]["schemas"]["SettingsUpdate"]["properties"]
         .as_object()
         .expect("SettingsUpdate");
-    assert_eq!(properties.len(), 14, "every field the API takes");
+    assert_eq!(properties.len(), 15, "every field the API takes");
     let mut drift = Vec::new();
     for (name, schema) in properties {
+        // A boolean's type is its bound (no CHECK to compare).
+        if schema["type"] == "boolean" {
+            continue;
+        }
         let probes = probes(name, schema);
         let values: Vec<Value> = probes.iter().map(|(v, _)| v.clone()).collect();
         let answers = accepted(name, &values);

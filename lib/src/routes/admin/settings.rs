@@ -27,7 +27,8 @@ pub const ROUTE: Route = Route {
 
 const COLUMNS: &str = "org_id,system_prompt,model,fallback_model,enabled_tools,language,timezone,\
     reply_template,reminder_template,template_language,rate_limit_per_minute,\
-    contact_daily_token_cap,monthly_cost_budget_usd,welcome_message,staff_idle_minutes,updated_at";
+    contact_daily_token_cap,monthly_cost_budget_usd,welcome_message,staff_idle_minutes,answer_groups,\
+    updated_at";
 
 /// A partial update: absent fields are unchanged; the templates may be set to `null`.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -75,6 +76,9 @@ struct Update {
     /// Minutes of staff silence (in the WhatsApp Business app) before the bot answers again.
     #[serde(skip_serializing_if = "Option::is_none")]
     staff_idle_minutes: Option<i32>,
+    /// Group messages answered in the group (never privately); `false`: stored, unanswered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer_groups: Option<bool>,
 }
 
 /// A field that is present, even as `null`: `Some(None)`.
