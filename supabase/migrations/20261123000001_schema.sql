@@ -238,6 +238,9 @@ create policy org_members_select_member on public.org_members
 revoke insert, update, delete, truncate, references, trigger on public.org_members from anon, authenticated;
 
 -- Users cannot leave an org without an owner (service_role and cascades are not restricted).
+-- Removing or demoting an owner first locks the org's row (no key update: inserts referencing
+-- the org are not blocked), so two owners removing each other at once serialize: the second
+-- counts the owners after the first has committed, under READ COMMITTED too.
 create or replace function private.keep_an_owner()
 returns trigger
 language plpgsql
@@ -247,14 +250,15 @@ as $$
 begin
   if coalesce(auth.role(), '') = 'authenticated'
      and old.role = 'owner'
-     and (tg_op = 'DELETE' or new.role <> 'owner')
-     and not exists (
-       select 1 from public.org_members m
-       where m.org_id = old.org_id and m.role = 'owner' and m.user_id <> old.user_id
-     )
-  then
-    raise exception 'an org must keep at least one owner'
-      using errcode = 'check_violation';
+     and (tg_op = 'DELETE' or new.role <> 'owner') then
+    perform 1 from public.orgs o where o.id = old.org_id for no key update;
+    if not exists (
+      select 1 from public.org_members m
+      where m.org_id = old.org_id and m.role = 'owner' and m.user_id <> old.user_id
+    ) then
+      raise exception 'an org must keep at least one owner'
+        using errcode = 'check_violation';
+    end if;
   end if;
   if tg_op = 'DELETE' then
     return old;
@@ -840,7 +844,9 @@ revoke insert, update, delete, truncate, references, trigger on public.reminders
 grant update (text, due_at, recurrence, timezone, status) on public.reminders to authenticated;
 
 -- Users may reschedule, reword, re-arm or cancel a reminder, but the delivery states (sending,
--- sent, failed) are the cron's: a user sets status only to pending or cancelled.
+-- sent, failed) are the cron's: a user sets status only to pending or cancelled, re-arms
+-- (back to pending) only a cancelled reminder, and never moves due_at into the past (a minute
+-- of slack for the browser's clock): a sent reminder is not sent again, nor one back-dated.
 create or replace function private.reminder_user_rules()
 returns trigger
 language plpgsql
@@ -849,10 +855,23 @@ as $$
 begin
   -- The user's own direct write (current_user, not the JWT: the cron's functions run as the
   -- service role or as their owner).
-  if current_user = 'authenticated'
-     and new.status is distinct from old.status
-     and new.status not in ('pending', 'cancelled') then
-    raise exception 'status: a reminder may only be set to pending or cancelled'
+  if current_user <> 'authenticated' then
+    return new;
+  end if;
+  if new.status is distinct from old.status then
+    if new.status not in ('pending', 'cancelled') then
+      raise exception 'status: a reminder may only be set to pending or cancelled'
+        using errcode = 'check_violation';
+    end if;
+    if new.status = 'pending' and old.status <> 'cancelled' then
+      raise exception 'status: only a cancelled reminder may be set back to pending'
+        using errcode = 'check_violation';
+    end if;
+  end if;
+  if (new.due_at is distinct from old.due_at
+      or (new.status = 'pending' and old.status <> 'pending'))
+     and new.due_at < now() - interval '1 minute' then
+    raise exception 'due_at: a reminder may not be moved or re-armed into the past'
       using errcode = 'check_violation';
   end if;
   return new;

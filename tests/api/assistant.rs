@@ -698,13 +698,16 @@ async fn calendar_events_go_to_google_when_the_org_connected_it() {
     let start = (Utc::now() + Days::days(1))
         .format("%Y-%m-%dT10:00")
         .to_string();
+    // Already in the org's calendar: a staff event, and another contact's.
     let google = fake_google(json!([{
-        "kind": "calendar#event", "id": "evt0123456789abcdef", "status": "confirmed",
-        "summary": "Dentist", "start": {"dateTime": format!("{start}:00Z"), "timeZone": "UTC"},
+        "kind": "calendar#event", "id": "evtstaffmeeting", "status": "confirmed",
+        "summary": "Staff meeting", "start": {"dateTime": format!("{start}:00Z"), "timeZone": "UTC"},
         "end": {"dateTime": format!("{start}:00Z"), "timeZone": "UTC"},
     }, {
         "kind": "calendar#event", "id": "evtallday", "status": "confirmed",
-        "summary": "Holiday", "start": {"date": "2030-01-01"}, "end": {"date": "2030-01-02"},
+        "summary": "Other contact's holiday", "start": {"date": "2030-01-01"},
+        "end": {"date": "2030-01-02"},
+        "extendedProperties": {"private": {"assistant_contact_id": uuid::Uuid::new_v4().to_string()}},
     }]))
     .await;
     let chat = Script::new(vec![
@@ -801,6 +804,11 @@ async fn calendar_events_go_to_google_when_the_org_connected_it() {
     );
     let inserted: Value = serde_json::from_slice(&insert_request.body).expect("json");
     assert_eq!(inserted["summary"], "Dentist");
+    let contact_id = events[0]["contact_id"].as_str().expect("contact");
+    assert_eq!(
+        inserted["extendedProperties"]["private"]["assistant_contact_id"], contact_id,
+        "the event names its contact"
+    );
     assert_eq!(
         inserted["id"], external_id,
         "the event id is ours, derived from the call's key"
@@ -813,15 +821,25 @@ async fn calendar_events_go_to_google_when_the_org_connected_it() {
         .url
         .query()
         .is_some_and(|q| q.contains("singleEvents=true") && q.contains("timeMin=")));
+    assert!(
+        listing
+            .url
+            .query_pairs()
+            .any(|(k, v)| k == "privateExtendedProperty"
+                && v == format!("assistant_contact_id={contact_id}")),
+        "the listing asks for the contact's events only"
+    );
     let result = last_message(&bodies(&openai).await[3])["content"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     assert!(
-        result.contains("google_calendar")
-            && result.contains("Dentist")
-            && result.contains("Holiday"),
+        result.contains("google_calendar") && result.contains("Dentist"),
         "{result}"
+    );
+    assert!(
+        !result.contains("Staff meeting") && !result.contains("holiday"),
+        "another contact's and the staff's events are not the contact's: {result}"
     );
 }
 

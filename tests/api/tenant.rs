@@ -137,15 +137,32 @@ async fn an_org_admin_cannot_give_a_reminder_an_odd_date() {
     let stored: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(row["due_at"].clone()).expect("a finite date");
     assert_eq!(stored.to_rfc3339(), due);
-    // The bounds themselves are dates a user may choose.
+    // The upper bound is a date a user may choose; the lower one is in the past (refused).
     let owner = w.token(w.owner_a);
-    for date in ["2000-01-01 00:00:00+00", "2099-12-31 23:59:59+00"] {
-        assert_eq!(
-            patch(db, &owner, "reminders", &reminder, json!({"due_at": date})).await,
-            None,
-            "{date} is in range"
-        );
-    }
+    assert_eq!(
+        patch(
+            db,
+            &owner,
+            "reminders",
+            &reminder,
+            json!({"due_at": "2099-12-31 23:59:59+00"})
+        )
+        .await,
+        None,
+        "the upper bound is in range"
+    );
+    assert_eq!(
+        patch(
+            db,
+            &owner,
+            "reminders",
+            &reminder,
+            json!({"due_at": "2000-01-01 00:00:00+00"})
+        )
+        .await,
+        Some("23514".into()),
+        "a reminder is not back-dated"
+    );
     assert_eq!(
         patch(
             db,
@@ -560,4 +577,117 @@ async fn after_hostile_writes_another_orgs_due_reminders_are_still_sent() {
     );
     let row = &select(db, "reminders", &[("id", format!("eq.{own}"))]).await[0];
     assert_eq!(row["status"], "sent", "org A's own reminder, undamaged");
+}
+
+#[tokio::test]
+async fn an_owner_cannot_resend_a_sent_reminder_only_re_arm_a_cancelled_one() {
+    let w = World::new().await;
+    let db = w.db();
+    let owner = w.token(w.owner_a);
+    let (_, sent) = contact_with_reminder(db, &w.a.org, "2030-06-01T09:00:00+00:00").await;
+    let (_, cancelled) = contact_with_reminder(db, &w.a.org, "2030-06-01T09:00:00+00:00").await;
+    for (id, status) in [(&sent, "sent"), (&cancelled, "cancelled")] {
+        db.from("reminders", Caller::Service)
+            .eq("id", id)
+            .update(&json!({"status": status, "due_at": "2020-01-01T00:00:00Z"}))
+            .execute()
+            .await
+            .expect("arranged");
+    }
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+
+    let re_arm = json!({"status": "pending", "due_at": future});
+    assert_eq!(
+        patch(db, &owner, "reminders", &sent, re_arm.clone()).await,
+        Some("23514".into()),
+        "a sent reminder is not re-armed"
+    );
+    assert_eq!(
+        patch(
+            db,
+            &owner,
+            "reminders",
+            &cancelled,
+            json!({"status": "pending"})
+        )
+        .await,
+        Some("23514".into()),
+        "a cancelled reminder is not re-armed at its past due time"
+    );
+    assert_eq!(
+        patch(db, &owner, "reminders", &cancelled, re_arm).await,
+        None,
+        "a cancelled reminder is re-armed for a future time"
+    );
+    let status = |id: &str| format!("eq.{id}");
+    assert_eq!(
+        select(db, "reminders", &[("id", status(&sent))]).await[0]["status"],
+        "sent"
+    );
+    assert_eq!(
+        select(db, "reminders", &[("id", status(&cancelled))]).await[0]["status"],
+        "pending"
+    );
+}
+
+/// Runs `sql` as `user` (role authenticated) in its own psql session; the error text if any.
+async fn psql_as(user: uuid::Uuid, sql: &str) -> Option<String> {
+    let url = crate::helpers::stack_var("DATABASE_URL");
+    let script = format!(
+        "begin; set local role authenticated; \
+         set local request.jwt.claims to '{{\"sub\":\"{user}\",\"role\":\"authenticated\"}}'; \
+         {sql}; commit;"
+    );
+    let output = tokio::process::Command::new("psql")
+        .args([
+            url.as_str(),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &script,
+        ])
+        .output()
+        .await
+        .expect("psql");
+    (!output.status.success()).then(|| String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn two_owners_removing_each_other_at_once_leave_one_owner() {
+    let w = World::new().await;
+    let db = w.db();
+    let org = &w.a.org.id;
+    let other = crate::helpers::create_users(1).await[0];
+    crate::helpers::psql(&format!(
+        "insert into public.org_members (org_id, user_id, role) values ('{org}', '{other}', 'owner')"
+    ))
+    .await;
+    let (a, b) = (w.owner_a, other);
+
+    // The first removal holds its transaction open while the second one starts.
+    let hold = format!("select public.admin_remove_member('{org}', '{b}'); select pg_sleep(1.5)");
+    let first = psql_as(a, &hold);
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        psql_as(
+            b,
+            &format!("select public.admin_remove_member('{org}', '{a}')"),
+        )
+        .await
+    };
+    let (first, second) = tokio::join!(first, second);
+
+    assert_eq!(first, None, "the first removal succeeds");
+    let error = second.expect("the second removal is refused");
+    assert!(error.contains("at least one owner"), "{error}");
+    let owners = select(
+        db,
+        "org_members",
+        &[("org_id", format!("eq.{org}")), ("role", "eq.owner".into())],
+    )
+    .await;
+    assert_eq!(owners.len(), 1, "the org keeps an owner");
+    assert_eq!(owners[0]["user_id"], a.to_string());
 }

@@ -486,9 +486,12 @@ pub async fn mount_transcription(server: &MockServer, text: &str) {
         .await;
 }
 
-/// A fake Google: OAuth token endpoint and Calendar v3 events of calendar `primary`.
+/// A fake Google: OAuth token endpoint and Calendar v3 events of calendar `primary`: the
+/// events inserted and `listed` are listed, filtered as Google filters
+/// `privateExtendedProperty=key=value` (events whose private property `key` is `value`).
 pub async fn fake_google(listed: Value) -> MockServer {
     let server = MockServer::start().await;
+    let calendar = Arc::new(Mutex::new(listed.as_array().cloned().unwrap_or_default()));
     Mock::given(method("POST"))
         .and(path("/token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -499,9 +502,10 @@ pub async fn fake_google(listed: Value) -> MockServer {
         })))
         .mount(&server)
         .await;
+    let inserted = calendar.clone();
     Mock::given(method("POST"))
         .and(path("/calendar/v3/calendars/primary/events"))
-        .respond_with(|request: &Request| {
+        .respond_with(move |request: &Request| {
             let mut event: Value = serde_json::from_slice(&request.body).unwrap_or_default();
             event["kind"] = json!("calendar#event");
             // Google keeps an id the client chose (ours are derived from the call's key).
@@ -510,18 +514,37 @@ pub async fn fake_google(listed: Value) -> MockServer {
             }
             event["status"] = json!("confirmed");
             event["htmlLink"] = json!("https://www.google.com/calendar/event?eid=ZXZ0MDEyMw");
+            inserted.lock().expect("calendar").push(event.clone());
             ResponseTemplate::new(200).set_body_json(event)
         })
         .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path("/calendar/v3/calendars/primary/events"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "kind": "calendar#events",
-            "summary": "primary",
-            "timeZone": "UTC",
-            "items": listed,
-        })))
+        .respond_with(move |request: &Request| {
+            let wanted: Vec<(String, String)> = request
+                .url
+                .query_pairs()
+                .filter(|(name, _)| name == "privateExtendedProperty")
+                .filter_map(|(_, v)| v.split_once('=').map(|(k, v)| (k.into(), v.into())))
+                .collect();
+            let items: Vec<Value> = calendar
+                .lock()
+                .expect("calendar")
+                .iter()
+                .filter(|event| {
+                    let private = &event["extendedProperties"]["private"];
+                    wanted.iter().all(|(k, v)| private[k] == json!(v))
+                })
+                .cloned()
+                .collect();
+            ResponseTemplate::new(200).set_body_json(json!({
+                "kind": "calendar#events",
+                "summary": "primary",
+                "timeZone": "UTC",
+                "items": items,
+            }))
+        })
         .mount(&server)
         .await;
     server

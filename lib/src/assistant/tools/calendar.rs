@@ -1,5 +1,6 @@
 //! `create_calendar_event` and `list_calendar_events`: in the org's Google Calendar when it
 //! connected one (and the service has a Google OAuth client), always in `calendar_events`.
+//! Either way a contact lists only their own events (see `google` for how).
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Deserialize;
@@ -96,8 +97,17 @@ pub async fn create(scope: &Scope<'_>, input: &Value, key: &str) -> Result<Value
             let span = (start, end);
             let tz = scope.tz.name();
             let id = event_id(key);
+            let contact = scope.contact_id.to_string();
             google
-                .insert(&token, &connection.calendar_id, &id, title, span, tz)
+                .insert(
+                    &token,
+                    &connection.calendar_id,
+                    &id,
+                    &contact,
+                    title,
+                    span,
+                    tz,
+                )
                 .await?;
             Some(id)
         }
@@ -141,7 +151,10 @@ pub async fn list(scope: &Scope<'_>, input: &Value) -> Result<Value, ToolError> 
     let (events, source) = match google(scope).await? {
         Some((google, connection)) => {
             let token = google.access_token(&connection).await?;
-            let listed = google.list(&token, &connection.calendar_id, span).await?;
+            let contact = scope.contact_id.to_string();
+            let listed = google
+                .list(&token, &connection.calendar_id, &contact, span)
+                .await?;
             let events: Vec<Value> = listed
                 .into_iter()
                 .map(|event| match (event.start, event.day) {

@@ -1,6 +1,12 @@
 //! Google Calendar for orgs that connected one (`calendar_connections`): an OAuth access
 //! token from the org's refresh token, then the Calendar API v3 `events` insert and list.
 //! Tokens are never logged.
+//!
+//! A contact sees only their own events: each event we insert carries the contact's id as a
+//! private extended property ([`CONTACT_PROPERTY`]), and a listing asks Google for that
+//! property only (`privateExtendedProperty=key=value`, see
+//! <https://developers.google.com/calendar/api/guides/extended-properties>) and drops any
+//! event without it: the org's own (staff) events and other contacts' are never listed.
 
 use std::time::Duration;
 
@@ -11,6 +17,9 @@ use serde_json::json;
 use crate::configuration::{GoogleSettings, Secret};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The private extended property naming the contact an event was created for.
+pub const CONTACT_PROPERTY: &str = "assistant_contact_id";
 
 /// Why Google Calendar could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +76,23 @@ struct EventResource {
     start: Option<EventTime>,
     #[serde(default)]
     end: Option<EventTime>,
+    #[serde(default, rename = "extendedProperties")]
+    extended_properties: Option<ExtendedProperties>,
+}
+
+#[derive(Deserialize)]
+struct ExtendedProperties {
+    #[serde(default)]
+    private: std::collections::HashMap<String, String>,
+}
+
+impl EventResource {
+    fn is_of(&self, contact_id: &str) -> bool {
+        self.extended_properties
+            .as_ref()
+            .and_then(|p| p.private.get(CONTACT_PROPERTY))
+            .is_some_and(|c| c == contact_id)
+    }
 }
 
 #[derive(Deserialize)]
@@ -106,12 +132,14 @@ impl GoogleCalendar {
     }
 
     /// Creates the event `id` (chosen by us, so a retry cannot create it twice: Google answers
-    /// 409 for an id that exists, which means it was created before).
+    /// 409 for an id that exists, which means it was created before) of contact `contact_id`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert(
         &self,
         token: &Secret,
         calendar_id: &str,
         id: &str,
+        contact_id: &str,
         title: &str,
         (start, end): (DateTime<Utc>, DateTime<Utc>),
         time_zone: &str,
@@ -121,6 +149,7 @@ impl GoogleCalendar {
             "summary": title,
             "start": {"dateTime": start.to_rfc3339(), "timeZone": time_zone},
             "end": {"dateTime": end.to_rfc3339(), "timeZone": time_zone},
+            "extendedProperties": {"private": {CONTACT_PROPERTY: contact_id}},
         });
         let response = self
             .http
@@ -136,11 +165,13 @@ impl GoogleCalendar {
         decode::<EventResource>(response).await.map(drop)
     }
 
-    /// Events between `from` and `to`, recurring ones expanded, in start order.
+    /// The events of contact `contact_id` between `from` and `to`, recurring ones expanded, in
+    /// start order.
     pub async fn list(
         &self,
         token: &Secret,
         calendar_id: &str,
+        contact_id: &str,
         (from, to): (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<Vec<GoogleEvent>, CalendarError> {
         let response = self
@@ -154,6 +185,10 @@ impl GoogleCalendar {
                 ("singleEvents", "true".into()),
                 ("orderBy", "startTime".into()),
                 ("maxResults", "50".into()),
+                (
+                    "privateExtendedProperty",
+                    format!("{CONTACT_PROPERTY}={contact_id}"),
+                ),
             ])
             .send()
             .await?;
@@ -161,6 +196,7 @@ impl GoogleCalendar {
         Ok(list
             .items
             .into_iter()
+            .filter(|item| item.is_of(contact_id))
             .map(|item| GoogleEvent {
                 id: item.id,
                 title: item.summary.unwrap_or_default(),
@@ -206,4 +242,23 @@ async fn decode<T: serde::de::DeserializeOwned>(
         return Err(CalendarError::Api { status, message });
     }
     serde_json::from_slice(&bytes).map_err(|e| CalendarError::Decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(properties: serde_json::Value) -> EventResource {
+        serde_json::from_value(json!({"id": "evt1", "extendedProperties": properties}))
+            .expect("an event")
+    }
+
+    #[test]
+    fn an_event_is_the_contacts_only_when_its_private_property_names_them() {
+        let mine = json!({"private": {CONTACT_PROPERTY: "c1"}});
+        assert!(event(mine).is_of("c1"));
+        assert!(!event(json!({"private": {CONTACT_PROPERTY: "c2"}})).is_of("c1"));
+        assert!(!event(json!({"shared": {CONTACT_PROPERTY: "c1"}})).is_of("c1"));
+        assert!(!event(json!(null)).is_of("c1"), "a staff event");
+    }
 }
