@@ -11,11 +11,13 @@ const state = { session: null, me: null, orgId: null, view: null, generation: 0 
 
 // DOM ------------------------------------------------------------------------------------------
 
-/** An element: `attrs` are attributes (`on…` are listeners; false/null are left out). */
+/** An element: `attrs` are attributes (`on…` are listeners; `style` an object of properties,
+ * set through CSSOM, which the CSP's `style-src 'self'` allows; false/null are left out). */
 function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name === "style") Object.assign(element.style, value);
     else if (value === true) element.setAttribute(name, "");
     else if (value !== false && value !== null && value !== undefined) element.setAttribute(name, value);
   }
@@ -274,7 +276,7 @@ async function overview() {
       card(t("pendingDeadLetters"), "dead-letters", number(o.dead_letters))),
     h("div", { class: "card wide" }, h("div", { class: "muted" }, t("budget")),
       h("div", { class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct },
-        h("div", { style: `width:${pct}%`, class: pct >= 90 ? "over" : "" })),
+        h("div", { style: { width: `${pct}%` }, class: pct >= 90 ? "over" : "" })),
       h("div", { "data-testid": "budget" }, t("budgetUsed", { used: number(used), total: number(total), pct }))),
     h("div", { class: "card wide" }, h("h2", {}, t("health")),
       h("dl", { class: "pairs" },

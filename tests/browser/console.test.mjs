@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +25,13 @@ const RUN = Date.now().toString(36);
 
 let steps = 0;
 const pageErrors = [];
+/** Collects the page's uncaught errors and its Content-Security-Policy violations. */
+function watch(page) {
+  page.on("pageerror", (error) => pageErrors.push(error));
+  page.on("console", (message) => {
+    if (message.type() === "error" && /Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
+  });
+}
 async function step(name, work) {
   const started = Date.now();
   await work();
@@ -157,7 +164,7 @@ async function open(page, screen) {
 async function signInWithForm(browser, user, locale = "en-US") {
   const context = await browser.newContext({ locale, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
-  page.on("pageerror", (error) => pageErrors.push(error));
+  watch(page);
   await page.goto(`${BASE}/admin`);
   await page.fill('[data-testid="local-token"]', token(user));
   await page.click('button[type="submit"]');
@@ -184,10 +191,23 @@ async function main() {
       assert.deepEqual(config, { supabase_url: auth.url, supabase_key: process.env.SUPABASE_ANON_KEY });
     });
 
+    await step("the console's security headers are vercel.json's (connect-src: the local Supabase URL too)", async () => {
+      const vercel = JSON.parse(readFileSync(path.join(ROOT, "vercel.json"), "utf8"));
+      const wanted = vercel.headers.find((h) => h.source === "/admin").headers;
+      for (const page of ["/admin", "/admin/app.js"]) {
+        const response = await fetch(`${BASE}${page}`);
+        for (const { key, value } of wanted) {
+          const local = key === "Content-Security-Policy" ? value.replace(/(connect-src [^;]*)/, `$1 ${auth.url}`) : value;
+          assert.equal(response.headers.get(key), local, `${page} ${key}`);
+        }
+      }
+      assert.match(wanted.find((h) => h.key === "Content-Security-Policy").value, /frame-ancestors 'none'/);
+    });
+
     await step("as deployed (no local path): Supabase Auth sign-in, a refreshed token, sign-out", async () => {
       const context = await browser.newContext({ locale: "en-US" });
       const page = await context.newPage();
-      page.on("pageerror", (error) => pageErrors.push(error));
+      watch(page);
       await page.route("**/admin/local-session", (route) => route.fulfill({ status: 404, body: "" }));
       await page.goto(`${BASE}/admin`);
       await page.fill('input[name="email"]', ACME_OWNER[1]);
@@ -225,6 +245,9 @@ async function main() {
       assert.equal(digits(await text("whatsapp-cost")), Math.round(want.whatsapp * 10000) / 10000);
       assert.equal(await owner.locator('[data-testid="number"]').count(), want.numbers);
       assert.match(await text("budget"), /tokens used/);
+      // The budget bar's width (set through CSSOM: the CSP refuses style attributes).
+      const pct = await owner.getAttribute('[role="progressbar"]', "aria-valuenow");
+      assert.equal(await owner.$eval('[role="progressbar"] > div', (bar) => bar.style.width), `${pct}%`);
       await shot(owner, "overview");
     });
 
@@ -333,7 +356,7 @@ async function main() {
     await step("viewer (signed in through #local-token=): no action anywhere", async () => {
       const context = await browser.newContext({ locale: "en-US", viewport: { width: 390, height: 844 }, isMobile: true });
       const viewer = await context.newPage();
-      viewer.on("pageerror", (error) => pageErrors.push(error));
+      watch(viewer);
       await viewer.goto(`${BASE}/admin/#local-token=${token(ACME_VIEWER)}`);
       await viewer.waitForSelector('#view[data-screen="overview"] h1');
       assert.equal(await viewer.evaluate(() => location.hash), "#/overview", "the token left the address bar");

@@ -15,7 +15,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let console = Console::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../public"));
+    let console = Console::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../public"))
+        .connecting_to(state.settings.admin.supabase_url.as_deref());
     let serving = serve_on_port(assistant::routes::ROUTES, Some(console), state);
     tokio::select! {
         result = serving => match result {

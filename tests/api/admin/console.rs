@@ -64,6 +64,28 @@ async fn only_the_dev_servers_console_serves_the_local_session_path() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("text").contains("/admin/app.js"));
 
+    // The security headers vercel.json gives /admin on Vercel, sent by the dev server too.
+    let vercel: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/vercel.json"))
+            .expect("vercel.json"),
+    )
+    .expect("json");
+    let wanted = vercel["headers"]
+        .as_array()
+        .and_then(|all| all.iter().find(|h| h["source"] == "/admin"))
+        .expect("vercel.json's headers for /admin");
+    for path in ["/admin", "/admin/app.js", "/admin/style.css"] {
+        let response = get(format!("{dev}{path}")).await;
+        for header in wanted["headers"].as_array().expect("list") {
+            let key = header["key"].as_str().expect("key");
+            assert_eq!(
+                response.headers().get(key).map(|v| v.to_str().ok()),
+                Some(header["value"].as_str()),
+                "{path} {key}"
+            );
+        }
+    }
+
     // The routes as every deployed binary hosts them: no console, no local session.
     for path in [LOCAL_SESSION_PATH, "/admin"] {
         let response = get(format!("{routes_alone}{path}")).await;
