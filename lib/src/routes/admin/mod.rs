@@ -305,6 +305,10 @@ mod tests {
             let error = db_error(postgrest(401, code));
             assert!(matches!(error, ApiError::InvalidToken), "{code}: {error:?}");
         }
+        assert!(
+            matches!(db_error(postgrest(400, "22P05")), ApiError::BadRequest(_)),
+            "text PostgreSQL cannot store"
+        );
         assert!(matches!(
             db_error(postgrest(500, "PGRST000")),
             ApiError::Database(_)
