@@ -605,7 +605,9 @@ create table public.messages (
   direction       text not null check (direction in ('inbound', 'outbound')),
   wa_message_id   text unique,
   type            text not null,
-  body            text,
+  -- Inbound bodies are cut at 8192 (payload.rs MAX_BODY_CHARS), staff texts at 4096; an
+  -- assistant answer (split into 4096-character parts when sent) stays far below 65536.
+  body            text check (char_length(body) <= 65536),
   payload         jsonb not null default '{}'::jsonb,
   status          text not null check (status in (
                     'received', 'processing', 'processed', 'sending', 'sent', 'delivered', 'read',

@@ -1449,7 +1449,7 @@ begin
   set status = 'processed', lease_until = null, error = null
   where conversation_id = m.conversation_id and claim_token = p_token and status = 'processing';
   update public.messages
-  set body = coalesce(body, p_result ->> 'transcript')
+  set body = coalesce(body, left(p_result ->> 'transcript', 8192))
   where id = p_message_id;
 
   if p_result ? 'outbound_id' then
@@ -2054,6 +2054,14 @@ begin
   )
   select coalesce(array_agg(id), '{}') into v_claimed from claimed;
 
+  -- A staff text past WhatsApp's 4096 characters (never begun so: admin_begin_staff_message
+  -- refuses it) fails on its own, with its reason; the others are returned.
+  perform private.record_send_outcome(m.id, jsonb_build_object('status', 'failed',
+            'error', jsonb_build_object('message', 'the text is longer than 4096 characters')))
+  from public.messages m
+  where m.id = any (v_claimed) and m.reply_to is null and m.reminder_id is null
+    and char_length(m.body) > 4096;
+
   return coalesce((
     select jsonb_agg(jsonb_build_object(
       'id', m.id,
@@ -2074,7 +2082,7 @@ begin
     join public.whatsapp_numbers n on n.id = v.whatsapp_number_id
     join public.contacts c on c.id = m.contact_id
     left join public.assistant_settings s on s.org_id = m.org_id
-    where m.id = any (v_claimed)), '[]');
+    where m.id = any (v_claimed) and m.status = 'sending'), '[]');
 end;
 $$;
 

@@ -706,6 +706,9 @@ begin
   if p_text is null or btrim(p_text) = '' then
     raise exception 'text is required' using errcode = 'invalid_parameter_value';
   end if;
+  if char_length(p_text) > 4096 then
+    raise exception 'text is longer than 4096 characters' using errcode = 'invalid_parameter_value';
+  end if;
   if v.opted_out then
     raise exception 'the contact opted out of messages' using errcode = 'object_not_in_prerequisite_state';
   end if;

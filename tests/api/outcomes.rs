@@ -238,3 +238,49 @@ async fn a_staff_message_whose_send_timed_out_is_sent_again_once_if_never_accept
     assert_eq!(resent[0]["text"]["body"], "We are on it");
     assert_eq!(row(w.db(), "messages", &staff).await["status"], "sent");
 }
+
+/// A staff message of `seeded`'s conversation, `sending` since 10 minutes ago, written
+/// straight to the table (as no route would); its id.
+async fn staff_sending(seeded: &crate::helpers::admin::Seeded, body: &str) -> String {
+    let id = uuid::Uuid::new_v4().to_string();
+    psql(&format!(
+        "insert into public.messages (id, org_id, conversation_id, contact_id, direction, type, \
+           body, status) \
+         select '{id}', org_id, id, contact_id, 'outbound', 'text', $b${body}$b$, 'sending' \
+         from public.conversations where id = '{}'",
+        seeded.conversation
+    ))
+    .await;
+    began_minutes_ago(&id, 10).await;
+    id
+}
+
+#[tokio::test]
+async fn a_staff_text_past_the_send_limit_fails_alone_and_other_orgs_are_resolved() {
+    let _turn = TURN.lock().await;
+    let w = World::new().await;
+    let poison = staff_sending(&w.a, &"x".repeat(5000)).await;
+    let other = staff_sending(&w.b, "We are on it").await;
+    stream_works(&w.app, &w.a.org).await;
+    stream_works(&w.app, &w.b.org).await;
+
+    let fast = fake_graph(FakeGraph::ok()).await;
+    let resolver = spawn_app_with_graph(&fast, &[]).await;
+    resolver.cron(RETRY_FAILED).await;
+    let failed = row(w.db(), "messages", &poison).await;
+    assert_eq!(failed["status"], "failed", "failed on its own");
+    assert_eq!(
+        failed["error"]["message"],
+        "the text is longer than 4096 characters"
+    );
+    assert!(
+        sends_of(&fast, &poison).await.is_empty(),
+        "never split and sent"
+    );
+    assert_eq!(
+        sends_of(&fast, &other).await.len(),
+        1,
+        "org B resolved in the same run"
+    );
+    assert_eq!(row(w.db(), "messages", &other).await["status"], "sent");
+}

@@ -79,8 +79,10 @@ pub async fn resolve(jobs: &Jobs, db: &Postgrest, budget: &TimeBudget) -> Result
             if budget.spent() {
                 return false;
             }
+            let id = row.get("id").cloned();
             let Ok(message) = serde_json::from_value::<Unresolved>(row) else {
                 tracing::error!("an unresolved message that does not decode");
+                fail_undecodable(db, id).await;
                 return false;
             };
             let span = tracing::info_span!("resend", message_id = %message.id);
@@ -121,6 +123,22 @@ async fn resend(whatsapp: &WhatsApp, db: &Postgrest, message: Unresolved) -> boo
         Err(error) => tracing::warn!(error = %error, "resend refused"),
     }
     outcome.is_ok()
+}
+
+/// A claimed message that does not decode fails on its own (claimed again, it would come back
+/// every run): recorded `failed` with the reason.
+async fn fail_undecodable(db: &Postgrest, id: Option<serde_json::Value>) {
+    let Some(id) = id else { return };
+    let failed =
+        json!({"status": "failed", "error": {"message": "the stored message does not decode"}});
+    let recorded = db
+        .rpc("whatsapp_record_outcome", Caller::Service)
+        .args(&json!({"p_message_id": id, "p_result": failed}))
+        .execute()
+        .await;
+    if let Err(error) = recorded {
+        tracing::error!(error = %error, "an undecodable message not recorded as failed");
+    }
 }
 
 const REFUSED_OPTED_OUT: SendError =

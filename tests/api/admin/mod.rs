@@ -2,6 +2,7 @@
 //! stack's secret, ES256 with the test-only key, served by a fake JWKS), and two orgs of each
 //! test's own (`helpers::admin::World`).
 
+mod bounds;
 mod console;
 mod cors;
 mod flows;

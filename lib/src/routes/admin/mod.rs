@@ -38,7 +38,7 @@ use crate::auth::{AuthError, User};
 use crate::domain::Id;
 use crate::error::ApiError;
 use crate::host::{Ctx, HandlerResult};
-use crate::supabase::{Caller, DbError, Postgrest, Query};
+use crate::supabase::{storable, Caller, DbError, Postgrest, Query};
 
 pub use page::Page;
 
@@ -157,10 +157,14 @@ impl Admin {
         Params::from_query(self.request.uri().query())
     }
 
-    /// The JSON body as `T`; anything else is 400 with the reason.
+    /// The JSON body as `T`; anything else is 400 with the reason. Its strings are made
+    /// storable first (a NUL becomes U+FFFD, [`storable::json`]): PostgreSQL refuses NUL, and
+    /// the database, which checks the caller's role first, is the one to answer.
     pub fn body<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        serde_json::from_slice(self.request.body())
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        let bad = |e: serde_json::Error| ApiError::BadRequest(format!("invalid JSON body: {e}"));
+        let mut value: Value = serde_json::from_slice(self.request.body()).map_err(bad)?;
+        storable::json(&mut value, usize::MAX);
+        serde_json::from_value(value).map_err(bad)
     }
 
     /// Calls a Postgres function as this user.
@@ -202,7 +206,7 @@ pub fn db_error(error: DbError) -> ApiError {
     match error.code() {
         Some("P0002") => ApiError::NotFound,
         Some("42501") => ApiError::Forbidden,
-        Some("22023" | "22P02" | "22007" | "22008" | "22001" | "23502") => {
+        Some("22023" | "22P02" | "22P05" | "22007" | "22008" | "22001" | "23502") => {
             ApiError::BadRequest(message)
         }
         Some("55000" | "23505" | "23514") => ApiError::Conflict(message),
@@ -301,6 +305,10 @@ mod tests {
             let error = db_error(postgrest(401, code));
             assert!(matches!(error, ApiError::InvalidToken), "{code}: {error:?}");
         }
+        assert!(
+            matches!(db_error(postgrest(400, "22P05")), ApiError::BadRequest(_)),
+            "text PostgreSQL cannot store"
+        );
         assert!(matches!(
             db_error(postgrest(500, "PGRST000")),
             ApiError::Database(_)
