@@ -445,6 +445,17 @@ as $$ select coalesce(p_template_language, 'en_US') $$;
 revoke execute on function private.template_language(text) from public;
 grant execute on function private.template_language(text) to anon, authenticated, service_role;
 
+-- Whether a staff text fits one WhatsApp text message (4096 characters, graph.rs
+-- MAX_TEXT_CHARS): admin_begin_staff_message refuses a longer one, and the outcome resolver
+-- fails one that got past it. Written once; inlinable like private.window_open.
+create function private.staff_text_fits(p_text text)
+returns boolean
+language sql immutable parallel safe
+as $$ select char_length(p_text) <= 4096 $$;
+
+revoke execute on function private.staff_text_fits(text) from public;
+grant execute on function private.staff_text_fits(text) to service_role;
+
 -- =============================================================================================
 -- contacts: people who chat with an org's assistant
 -- =============================================================================================

@@ -2060,7 +2060,7 @@ begin
             'error', jsonb_build_object('message', 'the text is longer than 4096 characters')))
   from public.messages m
   where m.id = any (v_claimed) and m.reply_to is null and m.reminder_id is null
-    and char_length(m.body) > 4096;
+    and not private.staff_text_fits(m.body);
 
   return coalesce((
     select jsonb_agg(jsonb_build_object(

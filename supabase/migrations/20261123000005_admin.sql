@@ -706,7 +706,7 @@ begin
   if p_text is null or btrim(p_text) = '' then
     raise exception 'text is required' using errcode = 'invalid_parameter_value';
   end if;
-  if char_length(p_text) > 4096 then
+  if not private.staff_text_fits(p_text) then
     raise exception 'text is longer than 4096 characters' using errcode = 'invalid_parameter_value';
   end if;
   if v.opted_out then
