@@ -76,10 +76,17 @@ pub enum Address {
 impl Address {
     /// The phone number if it is valid, else the BSUID if it is; `None` when neither is.
     pub fn parse(wa_id: Option<&str>, user_id: Option<&str>) -> Option<Self> {
-        wa_id
-            .and_then(WaId::parse)
-            .map(Self::Phone)
-            .or_else(|| user_id.and_then(UserId::parse).map(Self::User))
+        let phone = wa_id.and_then(WaId::parse);
+        Self::of(None, phone, user_id.and_then(UserId::parse))
+    }
+
+    /// Where a conversation's messages go: its group, else the person's phone number, else
+    /// their BSUID (the one rule, for stored and claimed recipients alike).
+    pub fn of(group: Option<GroupId>, phone: Option<WaId>, user: Option<UserId>) -> Option<Self> {
+        group
+            .map(Self::Group)
+            .or(phone.map(Self::Phone))
+            .or(user.map(Self::User))
     }
 }
 

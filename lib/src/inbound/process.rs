@@ -424,18 +424,9 @@ fn turn_settings(claim: &Claim) -> std::borrow::Cow<'_, OrgSettings> {
 /// the org's number that received the message.
 fn recipient(claim: &Claim) -> Result<Recipient, SendError> {
     let contact = &claim.contact;
-    let to = match (
-        &claim.conversation.group_id,
-        &contact.wa_id,
-        &contact.user_id,
-    ) {
-        (Some(group), _, _) => Address::Group(group.clone()),
-        (None, Some(number), _) => Address::Phone(number.clone()),
-        (None, None, Some(user)) => Address::User(user.clone()),
-        (None, None, None) => {
-            return Err(SendError::Recipient("the contact has no number or user id"))
-        }
-    };
+    let group = claim.conversation.group_id.clone();
+    let to = Address::of(group, contact.wa_id.clone(), contact.user_id.clone())
+        .ok_or(SendError::Recipient("the contact has no number or user id"))?;
     send::recipient(
         claim.phone_number_id.clone(),
         to,
